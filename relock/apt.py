@@ -1,0 +1,259 @@
+"""APT and dpkg facts read from an image's files: packages, sources, dates."""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import posixpath
+import re
+import shlex
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from debian.deb822 import Deb822
+
+from relock.errors import InventoryError
+from relock.lockfile import AptPackage, AptSource
+from relock.rootfs import RootFS
+
+STATUS = "/var/lib/dpkg/status"
+STATUS_D = "/var/lib/dpkg/status.d"
+EXTENDED_STATES = "/var/lib/apt/extended_states"
+LISTS = "/var/lib/apt/lists"
+SOURCES_LIST = "/etc/apt/sources.list"
+SOURCES_D = "/etc/apt/sources.list.d"
+DPKG_INFO = "/var/lib/dpkg/info"
+
+
+def _paragraphs(data: bytes, where: str) -> Iterator[Deb822]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InventoryError(f"{where}: not a text file (corrupt dpkg database?)") from None
+    yield from Deb822.iter_paragraphs(text.splitlines(keepends=True))
+
+
+def _status_entries(fs: RootFS) -> list[tuple[str, Deb822]]:
+    entries: list[tuple[str, Deb822]] = []
+    data = fs.read_bytes(STATUS)
+    if data is not None:
+        entries += [(STATUS, p) for p in _paragraphs(data, STATUS)]
+    # Distroless-style images keep one status file per package in status.d/.
+    for name in fs.listdir(STATUS_D) or []:
+        if name.endswith(".md5sums"):
+            continue
+        path = posixpath.join(STATUS_D, name)
+        blob = fs.read_bytes(path)
+        if blob is not None:
+            entries += [(path, p) for p in _paragraphs(blob, path)]
+    return entries
+
+
+def has_dpkg(fs: RootFS) -> bool:
+    """Whether the image has a dpkg database at all."""
+    return fs.read_bytes(STATUS) is not None or bool(fs.listdir(STATUS_D))
+
+
+def installed_packages(fs: RootFS) -> list[AptPackage]:
+    """Every package dpkg records as installed, with its auto-installed flag."""
+    auto = _auto_installed(fs)
+    packages: dict[tuple[str, str], AptPackage] = {}
+    for where, para in _status_entries(fs):
+        name = para.get("Package")
+        version = para.get("Version")
+        arch = para.get("Architecture")
+        status = para.get("Status", "install ok installed")
+        if not name or not status:
+            raise InventoryError(f"{where}: corrupt dpkg status: a paragraph has no Package")
+        words = status.split()
+        if len(words) != 3:
+            raise InventoryError(f"{where}: corrupt dpkg status: bad Status of {name}: {status!r}")
+        if words[2] not in ("installed", "half-configured", "unpacked", "triggers-awaited",
+                            "triggers-pending", "half-installed"):
+            continue  # config-files or not-installed: nothing of it is in the image
+        if not version or not arch:
+            raise InventoryError(
+                f"{where}: corrupt dpkg status: {name} has no Version/Architecture"
+            )
+        src, src_version = _source(para.get("Source", ""))
+        packages[(name, arch)] = AptPackage(
+            name=name,
+            version=version,
+            arch=arch,
+            source=src if src != name else "",
+            source_version=src_version if src_version != version else "",
+            auto=(name, arch) in auto or (name, "") in auto,
+        )
+    return list(packages.values())
+
+
+def _source(field: str) -> tuple[str, str]:
+    m = re.fullmatch(r"\s*(\S+)(?:\s+\((\S+)\))?\s*", field)
+    return (m.group(1), m.group(2) or "") if m else ("", "")
+
+
+def _auto_installed(fs: RootFS) -> set[tuple[str, str]]:
+    data = fs.read_bytes(EXTENDED_STATES)
+    if data is None:
+        return set()
+    out: set[tuple[str, str]] = set()
+    for para in _paragraphs(data, EXTENDED_STATES):
+        if para.get("Auto-Installed", "0").strip() == "1" and para.get("Package"):
+            out.add((para["Package"], para.get("Architecture", "")))
+    return out
+
+
+def dpkg_owned_paths(fs: RootFS, needle: str) -> set[str]:
+    """Paths listed in dpkg's file lists that contain ``needle``."""
+    owned: set[str] = set()
+    for name in fs.listdir(DPKG_INFO) or []:
+        if not name.endswith(".list"):
+            continue
+        data = fs.read_bytes(posixpath.join(DPKG_INFO, name)) or b""
+        if needle.encode() not in data:
+            continue
+        for line in data.decode("utf-8", "replace").splitlines():
+            if needle in line:
+                owned.add(line.rstrip("/"))
+    return owned
+
+
+# -- sources ---------------------------------------------------------------
+
+def sources(fs: RootFS) -> list[AptSource]:
+    """The image's APT sources, one-line and deb822 files alike."""
+    out: list[AptSource] = []
+    data = fs.read_bytes(SOURCES_LIST)
+    if data is not None:
+        out += parse_one_line(data.decode("utf-8", "replace"), SOURCES_LIST)
+    for name in fs.listdir(SOURCES_D) or []:
+        path = posixpath.join(SOURCES_D, name)
+        blob = fs.read_bytes(path)
+        if blob is None:
+            continue
+        text = blob.decode("utf-8", "replace")
+        if name.endswith(".list"):
+            out += parse_one_line(text, path)
+        elif name.endswith(".sources"):
+            out += parse_deb822(text, path)
+    return out
+
+
+def parse_one_line(text: str, file: str) -> list[AptSource]:
+    """Parse sources.list(5) one-line entries: ``deb [opts] uri suite comp...``."""
+    out: list[AptSource] = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        kind, _, rest = line.partition(" ")
+        if kind not in ("deb", "deb-src"):
+            continue
+        options: dict[str, str] = {}
+        rest = rest.strip()
+        if rest.startswith("["):
+            opts, _, rest = rest[1:].partition("]")
+            for word in opts.split():
+                key, _, value = word.partition("=")
+                options[key] = value
+        words = shlex.split(rest)
+        if len(words) < 2:
+            raise InventoryError(f"{file}: malformed APT source line: {raw.strip()!r}")
+        out.append(
+            AptSource(
+                file=file,
+                types=(kind,),
+                uris=(words[0],),
+                suites=(words[1],),
+                components=tuple(words[2:]),
+                options=options,
+            )
+        )
+    return out
+
+
+_DEB822_KEYS = {"types", "uris", "suites", "components", "enabled"}
+
+
+def parse_deb822(text: str, file: str) -> list[AptSource]:
+    """Parse sources.list(5) deb822 stanzas (``.sources`` files)."""
+    out: list[AptSource] = []
+    for para in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+        fields = {k.lower(): v for k, v in para.items()}
+        if not fields:
+            continue
+        if fields.get("enabled", "yes").strip().lower() == "no":
+            continue
+        if not fields.get("uris") or not fields.get("suites") or not fields.get("types"):
+            raise InventoryError(f"{file}: a deb822 stanza lacks Types, URIs or Suites")
+        options = {
+            k: " ".join(v.split()) for k, v in fields.items() if k not in _DEB822_KEYS
+        }
+        out.append(
+            AptSource(
+                file=file,
+                types=tuple(fields["types"].split()),
+                uris=tuple(fields["uris"].split()),
+                suites=tuple(fields["suites"].split()),
+                components=tuple(fields.get("components", "").split()),
+                options=options,
+            )
+        )
+    return out
+
+
+# -- the lists apt downloaded: dates and .deb hashes -------------------------
+
+def release_date(fs: RootFS) -> datetime | None:
+    """The newest ``Date`` among the Release files apt downloaded, if any remain."""
+    newest: datetime | None = None
+    for name in fs.listdir(LISTS) or []:
+        if not (name.endswith("_InRelease") or name.endswith("_Release")):
+            continue
+        data = fs.read_bytes(posixpath.join(LISTS, name)) or b""
+        m = re.search(rb"^Date:\s*(.+)$", data, re.MULTILINE)
+        if not m:
+            continue
+        try:
+            when = parsedate_to_datetime(m.group(1).decode().strip()).astimezone(UTC)
+        except (TypeError, ValueError):
+            continue
+        newest = when if newest is None or when > newest else newest
+    return newest
+
+
+def deb_hashes(fs: RootFS) -> dict[tuple[str, str, str], str]:
+    """SHA256 of each .deb in the Packages indexes apt left, by (name, version, arch)."""
+    out: dict[tuple[str, str, str], str] = {}
+    for name in fs.listdir(LISTS) or []:
+        if "_Packages" not in name:
+            continue
+        data = fs.read_bytes(posixpath.join(LISTS, name))
+        if data is None:
+            continue
+        try:
+            if name.endswith(".gz"):
+                data = gzip.decompress(data)
+            elif name.endswith(".xz"):
+                data = lzma.decompress(data)
+            elif not name.endswith("_Packages"):
+                continue  # lz4, zstd: no decoder in the standard library
+        except (OSError, lzma.LZMAError, EOFError):
+            continue
+        for para in Deb822.iter_paragraphs(data.decode("utf-8", "replace").splitlines(True),
+                                           fields=["Package", "Version", "Architecture",
+                                                   "SHA256"]):
+            if all(k in para for k in ("Package", "Version", "Architecture", "SHA256")):
+                out[(para["Package"], para["Version"], para["Architecture"])] = para["SHA256"]
+    return out
+
+
+def format_snapshot(when: datetime) -> str:
+    """A snapshot id as the snapshot services spell it: ``YYYYMMDDTHHMMSSZ``."""
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_snapshot(text: str) -> datetime:
+    """Parse ``YYYYMMDDTHHMMSSZ``; raise ValueError otherwise."""
+    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

@@ -1,0 +1,130 @@
+"""Reading Dockerfile.in: its instructions, stages and base images.
+
+Instructions come from dockerfile-parse; heredocs (``RUN <<EOF``), which it
+does not know, are folded back into the instruction that opens them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockerfile_parse import DockerfileParser
+
+from relock.errors import DockerfileError
+
+_HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction, with its 0-based line span in the file."""
+
+    instruction: str
+    startline: int
+    endline: int
+    content: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One FROM: its position, the image it starts from, its name."""
+
+    index: int
+    ref: str
+    name: str
+    instruction: int  # index into Dockerfile.instructions
+    external: bool  # False for FROM <earlier stage> and FROM scratch
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    """A parsed Dockerfile."""
+
+    path: str
+    text: str
+    instructions: tuple[Instruction, ...]
+    stages: tuple[Stage, ...]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def load(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
+    """Read and parse ``path``; a missing file or one with no FROM is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DockerfileError(f"{path}: no such file (pass -f to name the Dockerfile.in)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DockerfileError(f"{path}: cannot read: {e}") from None
+    return parse(text, str(path), build_args)
+
+
+def parse(text: str, path: str = "Dockerfile.in",
+          build_args: dict[str, str] | None = None) -> Dockerfile:
+    """Parse Dockerfile text."""
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")),
+                              build_args=build_args or {})
+    instructions = _fold_heredocs(
+        [Instruction(s["instruction"], s["startline"], s["endline"], s["content"], s["value"])
+         for s in parser.structure],
+        text.splitlines(keepends=True),
+    )
+    froms = [i for i, ins in enumerate(instructions) if ins.instruction == "FROM"]
+    if not froms:
+        raise DockerfileError(f"{path}: has no FROM instruction")
+    parents = _parent_images(parser, len(froms), path)
+    stages: list[Stage] = []
+    names: set[str] = set()
+    for index, (at, ref) in enumerate(zip(froms, parents, strict=True)):
+        words = instructions[at].value.split()
+        name = words[-1] if len(words) >= 3 and words[-2].lower() == "as" else ""
+        external = ref.lower() != "scratch" and ref not in names
+        stages.append(Stage(index, ref, name, at, external))
+        if name:
+            names.add(name)
+    return Dockerfile(path, text, tuple(instructions), tuple(stages))
+
+
+def _parent_images(parser: DockerfileParser, count: int, path: str) -> list[str]:
+    try:
+        parents = [str(p) for p in parser.parent_images]
+    except Exception as e:  # dockerfile-parse raises bare errors on odd input
+        raise DockerfileError(f"{path}: cannot read its FROM lines: {e}") from None
+    if len(parents) != count or any(not p or "$" in p for p in parents):
+        bad = next((p for p in parents if not p or "$" in p), "?")
+        raise DockerfileError(
+            f"{path}: FROM {bad!r} uses an ARG with no default; give it a default or pass "
+            "--build-arg"
+        )
+    # FROM --platform=... ref: dockerfile-parse keeps the flag out already.
+    return parents
+
+
+def _fold_heredocs(items: list[Instruction], lines: list[str]) -> list[Instruction]:
+    out: list[Instruction] = []
+    skip_until = -1
+    for ins in items:
+        if ins.startline <= skip_until:
+            continue
+        terminators = [m.group(2) for m in _HEREDOC.finditer(ins.content)]
+        if not terminators or ins.instruction not in ("RUN", "COPY", "ADD"):
+            out.append(ins)
+            continue
+        end = ins.endline
+        for word in terminators:
+            end += 1
+            while end < len(lines) and lines[end].strip() != word:
+                end += 1
+        end = min(end, len(lines) - 1)
+        content = "".join(lines[ins.startline:end + 1])
+        out.append(Instruction(ins.instruction, ins.startline, end, content,
+                               content.split(None, 1)[1] if " " in content else ""))
+        skip_until = end
+    return out

@@ -1,0 +1,69 @@
+"""relock's exceptions and exit codes.
+
+Every failure a user can cause or fix is a ``RelockError`` whose message says
+what went wrong and what to do; the CLI prints it as one line and exits with
+its ``exit_code``. Exit codes follow diff(1): 0 ok/same, 1 differs/drift,
+2 trouble.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DIFFERS = 1
+EXIT_ERROR = 2
+
+
+class RelockError(Exception):
+    """A failure with a message a user can act on."""
+
+    exit_code = EXIT_ERROR
+
+
+class LockfileError(RelockError):
+    """A lock file is missing, unreadable or not of relock's schema."""
+
+
+class DockerfileError(RelockError):
+    """Dockerfile.in is missing or cannot be used."""
+
+
+class EngineError(RelockError):
+    """The container engine cannot be reached or refused a request."""
+
+
+class ImageNotFoundError(EngineError):
+    """The named image is not in the engine."""
+
+
+class BaseImageError(RelockError):
+    """A base image cannot be pinned to a registry digest."""
+
+
+class InventoryError(RelockError):
+    """An image's files (dpkg database, dist-info, ...) cannot be read."""
+
+
+class IndexError_(RelockError):
+    """The Python package index cannot answer for a locked distribution."""
+
+
+class RenderError(RelockError):
+    """Dockerfile.in and the lock cannot be turned into a pinned Dockerfile."""
+
+
+class StaleLockError(RelockError):
+    """The lock was made from another Dockerfile.in."""
+
+
+class BuildError(RelockError):
+    """The engine failed to build the pinned Dockerfile."""
+
+    exit_code = EXIT_DIFFERS
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class GitRevisionError(RelockError):
+    """A ``REV:PATH`` lock reference cannot be read with git."""

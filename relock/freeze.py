@@ -1,0 +1,252 @@
+"""Freezing: an image's (or a folder tree's) files into a ``Lock``.
+
+Nothing in the image is run: the dpkg database, APT sources, os-release and
+dist-info folders are read as files (see ``relock.rootfs``). Hashes of pip
+distributions come from the package index pip is configured to use.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from relock import apt, pyenv
+from relock.dockerfile import Dockerfile
+from relock.errors import BaseImageError, RelockError
+from relock.index import Index
+from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.rootfs import LayeredFS, RootFS
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What an image's files say, before the index is asked anything."""
+
+    distro: Distro
+    sources: tuple[Any, ...]
+    apt: tuple[AptPackage, ...]
+    envs: tuple[PythonEnv, ...]
+    dists: tuple[pyenv.Distribution, ...]
+    release_date: datetime | None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class FreezeOptions:
+    """Choices a user makes when freezing."""
+
+    snapshot: str | None = None
+    allow_local_base: bool = False
+    index: Index | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    """A lock and what the user should hear about it."""
+
+    lock: Lock
+    warnings: tuple[str, ...]
+
+
+def os_release(fs: RootFS) -> Distro | None:
+    """The image's distro from os-release, or None if it has none."""
+    data = fs.read_bytes("/etc/os-release") or fs.read_bytes("/usr/lib/os-release")
+    if data is None:
+        return None
+    fields: dict[str, str] = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().isidentifier():
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                words = [value.strip()]
+            fields[key.strip()] = words[0] if words else ""
+    codename = fields.get("VERSION_CODENAME", "")
+    if not codename and fields.get("ID") == "debian":
+        # Debian testing/sid leave VERSION_CODENAME out of some releases.
+        codename = fields.get("DEBIAN_CODENAME", "")
+    return Distro(id=fields.get("ID", "linux"), version_id=fields.get("VERSION_ID", ""),
+                  codename=codename)
+
+
+def take_inventory(fs: RootFS, progress: Progress = _quiet) -> Inventory:
+    """Read distro, APT and Python facts from a file tree."""
+    warnings: list[str] = []
+    distro = os_release(fs)
+    if distro is None:
+        warnings.append("no /etc/os-release: the distro is unknown")
+        distro = Distro(id="unknown")
+    packages: list[AptPackage] = []
+    sources: list[Any] = []
+    release_date = None
+    if apt.has_dpkg(fs):
+        progress("reading the dpkg database")
+        packages = apt.installed_packages(fs)
+        sources = apt.sources(fs)
+        release_date = apt.release_date(fs)
+        debs = apt.deb_hashes(fs)
+        if debs:
+            packages = [
+                AptPackage(**{**p.__dict__, "sha256": debs.get((p.name, p.version, p.arch), "")})
+                for p in packages
+            ]
+    else:
+        warnings.append("no dpkg database: no APT packages recorded")
+    progress("looking for Python environments")
+    envs, dists = pyenv.pip_installed(fs)
+    return Inventory(
+        distro=distro,
+        sources=tuple(sources),
+        apt=tuple(packages),
+        envs=tuple(envs),
+        dists=tuple(dists),
+        release_date=release_date,
+        warnings=tuple(warnings),
+    )
+
+
+def _snapshot(options: FreezeOptions, inv: Inventory,
+              created: datetime | None) -> tuple[str, str]:
+    if options.snapshot:
+        try:
+            apt.parse_snapshot(options.snapshot)
+        except ValueError:
+            raise RelockError(
+                f"--snapshot {options.snapshot!r} is not of the form YYYYMMDDTHHMMSSZ"
+            ) from None
+        return options.snapshot, "user"
+    if not inv.apt:
+        return "", ""
+    if inv.release_date is not None:
+        return apt.format_snapshot(inv.release_date), "release-date"
+    if created is not None:
+        return apt.format_snapshot(created), "image-created"
+    return "", ""
+
+
+def _pip_entries(inv: Inventory, index: Index | None,
+                 progress: Progress) -> tuple[PipPackage, ...]:
+    hashes: dict[tuple[str, str], tuple[str, ...]] = {}
+    if index is not None and inv.dists:
+        wanted = {(d.name, d.version) for d in inv.dists}
+        progress(f"asking the package index for hashes of {len(wanted)} distributions")
+        hashes = index.hashes_many(wanted)
+    return tuple(
+        PipPackage(name=d.name, version=d.version, env=d.env, requested=d.requested,
+                   hashes=hashes.get((d.name, d.version), ()))
+        for d in inv.dists
+    )
+
+
+def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
+                        bases: tuple[Base, ...], platform: str, options: FreezeOptions,
+                        created: datetime | None = None,
+                        progress: Progress = _quiet) -> Lock:
+    """Combine an inventory, base pins and index hashes into a lock."""
+    snapshot, snapshot_from = _snapshot(options, inv, created)
+    return Lock(
+        input=Input(dockerfile=dockerfile.path if dockerfile else "",
+                    sha256=dockerfile.sha256 if dockerfile else ""),
+        distro=inv.distro,
+        platform=platform,
+        snapshot=snapshot,
+        snapshot_from=snapshot_from,
+        base=bases,
+        apt_sources=inv.sources,
+        python=inv.envs,
+        apt=inv.apt,
+        pip=_pip_entries(inv, options.index, progress),
+    ).sorted()
+
+
+def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOptions,
+                  progress: Progress = _quiet) -> FreezeResult:
+    """Freeze a plain folder tree (a debootstrap output, an unpacked image)."""
+    if not root.is_dir():
+        raise RelockError(f"{root}: not a folder")
+    inv = take_inventory(LayeredFS([root]), progress)
+    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=_host_platform(),
+                               options=options, progress=progress)
+    return FreezeResult(lock, inv.warnings)
+
+
+def _host_platform() -> str:
+    import platform
+
+    machine = platform.machine()
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+def pin_bases(client: Any, dockerfile: Dockerfile,
+              allow_local: bool) -> tuple[tuple[Base, ...], list[str]]:
+    """The registry digest of every external FROM of ``dockerfile``."""
+    from relock import engine
+
+    bases: list[Base] = []
+    warnings: list[str] = []
+    for stage in dockerfile.stages:
+        if not stage.external:
+            continue
+        if "@sha256:" in stage.ref:
+            bases.append(Base(stage.index, stage.ref, stage.ref.split("@", 1)[1], name=stage.name))
+            continue
+        image = engine.get_image(client, stage.ref)
+        digests = engine.repo_digests(image, stage.ref)
+        if digests:
+            bases.append(Base(stage.index, stage.ref, digests[0], name=stage.name))
+        elif allow_local:
+            warnings.append(
+                f"base image {stage.ref} has no registry digest; locked by image ID "
+                f"{image.id[:19]}, which other hosts cannot pull"
+            )
+            bases.append(Base(stage.index, stage.ref, image_id=image.id, name=stage.name))
+        else:
+            raise BaseImageError(
+                f"base image {stage.ref} ({image.id[:19]}) has no registry digest: it was "
+                "built or imported locally. Push it to a registry and pull it back, or pass "
+                "--allow-local-base to lock it by image ID (other hosts cannot reproduce that)"
+            )
+    return tuple(bases), warnings
+
+
+def _created(image: Any) -> datetime | None:
+    text = image.attrs.get("Created", "")
+    if not text:
+        return None
+    # The engine gives nanoseconds; datetime takes microseconds.
+    main = text.rstrip("Z").partition(".")[0]
+    try:
+        from datetime import UTC
+
+        return datetime.fromisoformat(main).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def freeze_image(client: Any, ref: str, dockerfile: Dockerfile, options: FreezeOptions,
+                 progress: Progress = _quiet) -> FreezeResult:
+    """Freeze the engine's image ``ref``, built from ``dockerfile``."""
+    from relock import engine
+
+    image = engine.get_image(client, ref)
+    bases, warnings = pin_bases(client, dockerfile, options.allow_local_base)
+    progress(f"reading the files of {ref} ({image.id[:19]})")
+    with engine.image_rootfs(client, image) as fs:
+        inv = take_inventory(fs, progress)
+    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
+                               platform=engine.platform(image), options=options,
+                               created=_created(image), progress=progress)
+    return FreezeResult(lock, (*warnings, *inv.warnings))
