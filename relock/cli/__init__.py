@@ -1,0 +1,8 @@
+"""relock's command line (see ``relock.cli.common`` for the shared parts)."""
+
+from __future__ import annotations
+
+from relock.cli import freeze as _freeze  # noqa: F401  (registers the command)
+from relock.cli.common import cli, main
+
+__all__ = ["cli", "main"]
