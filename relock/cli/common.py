@@ -114,3 +114,41 @@ def cli() -> None:
 def main() -> None:
     """Console entry point."""
     cli.main(prog_name="relock")
+
+
+def lock_option(f: F) -> F:
+    return click.option(
+        "--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="The lock file. [default: the only *.lock in locks/]",
+    )(f)
+
+
+def default_lock(lock_path: Path | None) -> Path:
+    """``--lock`` or the only lock in ``locks/``."""
+    if lock_path is not None:
+        return lock_path
+    found = sorted(Path("locks").glob("*.lock"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise click.UsageError("no --lock given and no locks/*.lock here")
+    names = ", ".join(str(p) for p in found)
+    raise click.UsageError(f"several locks in locks/ ({names}); name one with --lock")
+
+
+def apt_options(f: F) -> F:
+    f = click.option(
+        "--apt-live", is_flag=True,
+        help="Keep the image's own APT sources (with exact version pins) instead of the "
+             "dated snapshot; for mirrors without time travel.",
+    )(f)
+    f = click.option(
+        "--apt-snapshot-url", metavar="URL",
+        help="Base URL of the snapshot archive; the archive name (debian, "
+             "debian-security, ubuntu) and snapshot id are appended. "
+             "[default: the distro's snapshot service]",
+    )(f)
+    return click.option(
+        "--force", is_flag=True,
+        help="Render even if the lock was frozen from another Dockerfile.in.",
+    )(f)

@@ -1,0 +1,111 @@
+"""Building the pinned Dockerfile through the engine, and reading its failures.
+
+The build log is streamed to a callback as it comes; when the build fails,
+the tail of the log is kept and known failures (a locked APT version missing
+from the archive, a wheel whose hash differs from the lock) are turned into
+one line that names the package.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relock.errors import BuildError, EngineError
+
+LogSink = Callable[[str], None]
+TAIL_LINES = 25
+
+_APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
+_APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
+_HASH_MISMATCH = re.compile(
+    r"^\s*(\S+?)==(\S+) from (\S+):\s*\n\s*Expected sha256 (\w+)\s*\n\s*Got\s+(\w+)",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class BuildResult:
+    """The image a build made, and the log it wrote."""
+
+    image_id: str
+    log: list[str] = field(default_factory=list)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None,
+          build_args: dict[str, str] | None = None, platform: str | None = None,
+          nocache: bool = False, log: LogSink = _quiet, snapshot: str = "") -> BuildResult:
+    """Build ``dockerfile`` (relative to ``context``) with host networking."""
+    from docker.errors import APIError, DockerException
+
+    tail: collections.deque[str] = collections.deque(maxlen=400)
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
+            platform=platform, network_mode="host", rm=True, forcerm=True, decode=True,
+            nocache=nocache, pull=False,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                for line in str(chunk["stream"]).splitlines():
+                    tail.append(line)
+                    log(line)
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                text = str(chunk.get("error", "")).strip()
+                tail.append(text)
+                raise BuildError(explain_failure("\n".join(tail), snapshot) or
+                                 f"the build failed: {text.splitlines()[-1] if text else '?'}",
+                                 _tail(tail))
+    except APIError as e:
+        raise BuildError(f"the engine refused the build: {e.explanation or e}",
+                         _tail(tail)) from None
+    except DockerException as e:
+        raise EngineError(f"lost the engine during the build: {e}") from None
+    if not image_id:
+        m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
+                  if "Successfully built" in line), None)
+        image_id = m.group(1) if m else ""
+    if not image_id:
+        raise BuildError("the build ended without an image", _tail(tail))
+    return BuildResult(image_id=image_id, log=list(tail))
+
+
+def _tail(lines: collections.deque[str]) -> str:
+    return "\n".join(list(lines)[-TAIL_LINES:])
+
+
+def explain_failure(log: str, snapshot: str = "") -> str | None:
+    """One line for a known build failure in ``log``, or None."""
+    where = f"the snapshot {snapshot}" if snapshot else "the archive"
+    missing = _APT_MISSING.findall(log)
+    if missing:
+        listed = ", ".join(f"{name} {version}" for version, name in missing)
+        return (f"locked APT package version not in {where}: {listed}; re-freeze, or "
+                "render against a snapshot that has it (--apt-snapshot-url)")
+    no_candidate = _APT_NO_CANDIDATE.findall(log)
+    if no_candidate:
+        return (f"locked APT package not in {where}: {', '.join(no_candidate)}; re-freeze, "
+                "or check the APT sources")
+    mismatches = _HASH_MISMATCH.findall(log)
+    if mismatches:
+        name, version, _url, want, got = mismatches[0]
+        return (f"{name}=={version} downloaded from the index does not match the lock "
+                f"(expected sha256 {want[:16]}..., got {got[:16]}...): the file on the index "
+                "changed; refusing to install it")
+    if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
+        return "a downloaded Python package does not match the hashes in the lock"
+    m = re.search(r"No matching distribution found for (\S+)", log)
+    if m:
+        return f"{m.group(1)} is not on the package index any more; re-freeze"
+    return None
