@@ -1,0 +1,81 @@
+"""Shared fixtures: the engine of the test bed, and image builds.
+
+Engine tests are marked ``engine``. Outside CI they are skipped when no
+engine answers; with ``CI`` set a missing engine fails the run loudly, so a
+green CI always means they ran.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def client() -> Any:
+    """A docker SDK client of the test bed's engine (scripts/testbed)."""
+    from relock import engine
+    from relock.errors import EngineError
+
+    try:
+        c = engine.connect()
+        engine.get_image(c, "debian:trixie-slim")
+        engine.get_image(c, "debian:bookworm-slim")
+    except EngineError as e:
+        message = f"the test bed is not up ({e}); run scripts/testbed"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return c
+
+
+BuildImage = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def build_image(client: Any) -> Iterator[BuildImage]:
+    """Build a Dockerfile text (with optional extra files) into a tagged image.
+
+    Returns the tag; every image made this way is removed at the end.
+    """
+    from relock.build import build
+
+    made: list[str] = []
+
+    def _build(context: Path, dockerfile_text: str, name: str = "img",
+               files: dict[str, str] | None = None, dockerfile: str = "Dockerfile.in",
+               nocache: bool = False) -> str:
+        context.mkdir(parents=True, exist_ok=True)
+        (context / dockerfile).write_text(dockerfile_text)
+        for rel, text in (files or {}).items():
+            (context / rel).parent.mkdir(parents=True, exist_ok=True)
+            (context / rel).write_text(text)
+        tag = f"relock-test-{name}:{uuid.uuid4().hex[:8]}"
+        build(client, context, dockerfile, tag=tag, nocache=nocache)
+        made.append(tag)
+        return tag
+
+    yield _build
+    for tag in made:
+        try:
+            client.images.remove(tag, force=True)
+        except Exception:  # an image already gone is fine
+            pass
+
+
+def run_in(client: Any, image: str, command: list[str]) -> str:
+    """Run ``command`` in ``image`` (host network, removed after) and return stdout.
+
+    Tests use this to take the truth independently of relock; relock itself
+    never runs anything in an image.
+    """
+    out = client.containers.run(image, command, remove=True, network_mode="host",
+                                entrypoint=[], stdout=True, stderr=False)
+    return str(out.decode("utf-8"))
