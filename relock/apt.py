@@ -83,7 +83,9 @@ def installed_packages(fs: RootFS) -> list[AptPackage]:
             arch=arch,
             source=src if src != name else "",
             source_version=src_version if src_version != version else "",
-            auto=(name, arch) in auto or (name, "") in auto,
+            # apt records arch-all packages under the native architecture.
+            auto=bool(auto.get(name, set()) & {arch, "", "*"})
+            or (arch == "all" and bool(auto.get(name))),
         )
     return list(packages.values())
 
@@ -93,14 +95,15 @@ def _source(field: str) -> tuple[str, str]:
     return (m.group(1), m.group(2) or "") if m else ("", "")
 
 
-def _auto_installed(fs: RootFS) -> set[tuple[str, str]]:
+def _auto_installed(fs: RootFS) -> dict[str, set[str]]:
+    """Architectures of each package apt marked as automatically installed."""
     data = fs.read_bytes(EXTENDED_STATES)
     if data is None:
-        return set()
-    out: set[tuple[str, str]] = set()
+        return {}
+    out: dict[str, set[str]] = {}
     for para in _paragraphs(data, EXTENDED_STATES):
         if para.get("Auto-Installed", "0").strip() == "1" and para.get("Package"):
-            out.add((para["Package"], para.get("Architecture", "")))
+            out.setdefault(para["Package"], set()).add(para.get("Architecture", ""))
     return out
 
 
