@@ -9,15 +9,20 @@ The schema is documented in docs/lockfile.md; tests keep both in step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, cast, get_type_hints
 
 import tomli_w
+
+try:  # tomli is the standard library's tomllib, compiled: 3-4x faster on big locks
+    import tomli as tomllib
+except ImportError:  # pragma: no cover - tomli is a declared dependency
+    import tomllib  # type: ignore[no-redef]
 
 from relock.errors import LockfileError
 
@@ -300,11 +305,15 @@ def loads(text: str, source: str = "<lock>") -> Lock:
 T = TypeVar("T")
 
 
+@functools.cache
+def _schema(cls: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise LockfileError(f"{where}: must be a table")
-    hints = get_type_hints(cls)
-    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, names = _schema(cast(Any, cls))
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise LockfileError(f"{where}: unknown key {unknown[0]!r}")

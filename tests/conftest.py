@@ -7,6 +7,7 @@ green CI always means they ran.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,10 +65,8 @@ def build_image(client: Any) -> Iterator[BuildImage]:
 
     yield _build
     for tag in made:
-        try:
+        with contextlib.suppress(Exception):  # an image already gone is fine
             client.images.remove(tag, force=True)
-        except Exception:  # an image already gone is fine
-            pass
 
 
 def run_in(client: Any, image: str, command: list[str]) -> str:

@@ -130,7 +130,7 @@ def test_stale_lock_is_refused_unless_forced() -> None:
 def test_pip_package_without_hashes_is_an_error() -> None:
     lock = lock_for("system", pip=(PipPackage("attrs", "25.4.0", "/usr/local"),))
     df = dockerfile.parse((GOLDEN / "system.Dockerfile.in").read_text())
-    with pytest.raises(RenderError, match="attrs==25.4.0 in /usr/local has no hashes"):
+    with pytest.raises(RenderError, match=r"attrs==25\.4\.0 in /usr/local has no hashes"):
         render.render(df, lock)
 
 

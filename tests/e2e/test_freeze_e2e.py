@@ -20,7 +20,6 @@ from relock import engine, lockfile
 from relock.cli import cli
 from relock.dockerfile import load
 from relock.freeze import FreezeOptions, freeze_image, take_inventory
-
 from tests.conftest import BuildImage, run_in
 
 pytestmark = pytest.mark.engine
@@ -98,7 +97,7 @@ def test_two_freezes_give_identical_bytes(sci: tuple[str, Path], tmp_path: Path)
 
 def test_export_fallback_reads_the_same_as_overlay_layers(client: Any,
                                                           sci: tuple[str, Path]) -> None:
-    tag, ctx = sci
+    tag, _ = sci
     image = engine.get_image(client, tag)
     assert engine._overlay_layers(image) is not None  # the fast path is what ran above
     with engine.image_rootfs(client, image) as fs:
@@ -116,6 +115,7 @@ def test_export_fallback_reads_the_same_as_overlay_layers(client: Any,
 
 def test_freeze_reads_only_files(client: Any, sci: tuple[str, Path]) -> None:
     tag, ctx = sci
+    assert (ctx / "Dockerfile.in").exists()
     before = {c.id for c in client.containers.list(all=True)}
     freeze_image(client, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=None))
     assert {c.id for c in client.containers.list(all=True)} == before
