@@ -17,7 +17,6 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -415,8 +414,10 @@ def _image_side(ref: str, dockerfile: Path | None, build_args: dict[str, str],
     if dockerfile is not None and dockerfile.exists():
         lock, warnings = freeze_image(client, ref, dockerfile, build_args, progress)
         return Side(ref, "image", lock, warnings=warnings)
-    lock, warnings = freeze_without_bases(client, image, progress)
-    return Side(ref, "image", lock, has_bases=False, warnings=warnings)
+    from relock import freeze as fz
+
+    result = fz.freeze_image(client, image.id, None, fz.FreezeOptions(index=None), progress)
+    return Side(ref, "image", result.lock, has_bases=False, warnings=result.warnings)
 
 
 def freeze_image(client: Any, ref: str, dockerfile: Path, build_args: dict[str, str],
@@ -429,32 +430,3 @@ def freeze_image(client: Any, ref: str, dockerfile: Path, build_args: dict[str, 
     parsed = df.load(dockerfile, build_args)
     result = fz.freeze_image(client, ref, parsed, options, progress)
     return result.lock, result.warnings
-
-
-def freeze_without_bases(client: Any, image: Any,
-                         progress: Progress = _quiet) -> tuple[Lock, tuple[str, ...]]:
-    """Freeze an image in memory when its Dockerfile.in is not at hand.
-
-    ``relock.freeze.freeze_image`` needs the Dockerfile for base pins; this
-    reads the same inventory and leaves the base pins out.
-    """
-    from relock import engine
-    from relock import freeze as fz
-
-    progress(f"reading the files of {image.id[:19]}")
-    with engine.image_rootfs(client, image) as fs:
-        inv = fz.take_inventory(fs, progress)
-    lock = fz.lock_from_inventory(inv, dockerfile=None, bases=(),
-                                  platform=engine.platform(image),
-                                  options=fz.FreezeOptions(index=None),
-                                  created=_created(image), progress=progress)
-    return lock, inv.warnings
-
-
-def _created(image: Any) -> datetime | None:
-    # The engine gives nanoseconds; datetime takes microseconds.
-    text = str(image.attrs.get("Created", "")).rstrip("Z").partition(".")[0]
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
-    except ValueError:
-        return None

@@ -236,13 +236,20 @@ def _created(image: Any) -> datetime | None:
         return None
 
 
-def freeze_image(client: Any, ref: str, dockerfile: Dockerfile, options: FreezeOptions,
+def freeze_image(client: Any, ref: str, dockerfile: Dockerfile | None, options: FreezeOptions,
                  progress: Progress = _quiet) -> FreezeResult:
-    """Freeze the engine's image ``ref``, built from ``dockerfile``."""
+    """Freeze the engine's image ``ref``, built from ``dockerfile``.
+
+    Without a Dockerfile there are no FROM lines to pin: the lock has no
+    ``base`` entries (``relock verify`` and ``relock diff`` of an image).
+    """
     from relock import engine
 
     image = engine.get_image(client, ref)
-    bases, warnings = pin_bases(client, dockerfile, options.allow_local_base)
+    bases: tuple[Base, ...] = ()
+    warnings: list[str] = []
+    if dockerfile is not None:
+        bases, warnings = pin_bases(client, dockerfile, options.allow_local_base)
     progress(f"reading the files of {ref} ({image.id[:19]})")
     with engine.image_rootfs(client, image) as fs:
         inv = take_inventory(fs, progress)

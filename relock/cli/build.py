@@ -143,7 +143,7 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
         if no_verify:
             click.echo(tag or result.image_id)
             return
-        drift = _verify(client, result.image_id, lock)
+        drift = _verify(client, tag or result.image_id, lock)
     _report(drift, tag or result.image_id, str(lock_path), as_json=False)
 
 
@@ -152,14 +152,9 @@ def _verify(client: Any, ref: str, lock: Any) -> list[Any]:
     from relock import freeze as fz
     from relock.verify import check_base, compare
 
-    progress(f"verifying {ref[:30]} against the lock")
-    image = engine.get_image(client, ref)
-    with engine.image_rootfs(client, image) as fs:
-        inv = fz.take_inventory(fs)
-    found = fz.lock_from_inventory(inv, dockerfile=None, bases=(),
-                                   platform=engine.platform(image),
-                                   options=fz.FreezeOptions(index=None))
-    return [*check_base(client, image, lock), *compare(lock, found)]
+    progress(f"verifying {ref[:40]} against the lock")
+    found = fz.freeze_image(client, ref, None, fz.FreezeOptions(index=None)).lock
+    return [*check_base(client, engine.get_image(client, ref), lock), *compare(lock, found)]
 
 
 def _report(drift: list[Any], image: str, lock_path: str, as_json: bool) -> None:
