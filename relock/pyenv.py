@@ -67,16 +67,10 @@ def find_site_dirs(fs: RootFS) -> list[str]:
                 continue
             if name.startswith(".") and name not in (".venv", ".local"):
                 continue
-            if fs.is_dir(child) and not _is_symlink_dir(fs, folder, name):
+            # /lib -> usr/lib on merged-/usr systems: follow only the real folder.
+            if fs.is_dir(child) and not fs.is_symlink(child):
                 stack.append((child, depth + 1))
     return sorted(set(found))
-
-
-def _is_symlink_dir(fs: RootFS, folder: str, name: str) -> bool:
-    # /lib -> usr/lib on merged-/usr systems: follow only the real folder.
-    from relock.rootfs import _is_link
-
-    return _is_link(fs, posixpath.join(folder, name))
 
 
 def env_for_site(fs: RootFS, site: str) -> PythonEnv:

@@ -14,7 +14,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +34,10 @@ class RootFS(Protocol):
 
     def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a folder (after symlinks)."""
+        ...
+
+    def is_symlink(self, path: str) -> bool:
+        """Whether ``path`` itself is a symlink."""
         ...
 
 
@@ -123,6 +127,13 @@ class LayeredFS:
     def is_dir(self, path: str) -> bool:
         found = self._stat(path)
         return found is not None and stat.S_ISDIR(found[1].st_mode)
+
+    def is_symlink(self, path: str) -> bool:
+        parts = self._resolve(posixpath.dirname(path))
+        if parts is None:
+            return False
+        found = self._lookup([*parts, posixpath.basename(path)])
+        return found is not None and stat.S_ISLNK(found[1].st_mode)
 
     def listdir(self, path: str) -> list[str] | None:
         parts = self._resolve(path)
@@ -247,30 +258,12 @@ class TarFS:
         key = self._resolve(path)
         return key is not None and key in self._dirs
 
+    def is_symlink(self, path: str) -> bool:
+        parent = self._resolve(posixpath.dirname(path))
+        if parent is None:
+            return False
+        return "/".join([*_parts(parent), posixpath.basename(path)]) in self._links
+
 
 def _wanted(name: str, keep: tuple[str, ...]) -> bool:
     return any(name.startswith(k) or k in name for k in keep)
-
-
-def walk(fs: RootFS, top: str, prune: frozenset[str] = frozenset()) -> Iterator[str]:
-    """Every folder below ``top`` (depth first, sorted), skipping ``prune``."""
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        yield folder
-        names = fs.listdir(folder) or []
-        for name in reversed(names):
-            child = posixpath.join(folder, name)
-            if child in prune:
-                continue
-            if fs.is_dir(child) and not _is_link(fs, child):
-                stack.append(child)
-
-
-def _is_link(fs: RootFS, path: str) -> bool:
-    if isinstance(fs, LayeredFS):
-        found = fs._lookup(_parts(path))
-        return found is not None and stat.S_ISLNK(found[1].st_mode)
-    if isinstance(fs, TarFS):
-        return "/".join(_parts(path)) in fs._links
-    return False

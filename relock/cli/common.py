@@ -91,7 +91,7 @@ def lock_name(image: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="relock", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="relock")
 def cli() -> None:
     """Lock a built container image and rebuild it the same way later.

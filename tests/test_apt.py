@@ -1,0 +1,158 @@
+"""Reading dpkg and APT files: status, extended_states, sources, Release dates."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relock import apt
+from relock.errors import InventoryError
+from relock.lockfile import AptSource
+from relock.rootfs import LayeredFS
+
+STATUS = """\
+Package: libc6
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Source: glibc
+Version: 2.41-12
+
+Package: tzdata
+Status: install ok installed
+Architecture: all
+Version: 2025b-4
+
+Package: oldpkg
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+
+Package: zlib1g
+Status: install ok installed
+Architecture: amd64
+Source: zlib (1:1.3.dfsg-3.1)
+Version: 1:1.3.dfsg-3.1+b1
+"""
+
+EXTENDED = """\
+Package: libc6
+Architecture: amd64
+Auto-Installed: 1
+
+Package: tzdata
+Architecture: amd64
+Auto-Installed: 1
+
+Package: zlib1g
+Architecture: amd64
+Auto-Installed: 0
+"""
+
+
+def tree(tmp_path: Path, files: dict[str, str | bytes]) -> LayeredFS:
+    for rel, content in files.items():
+        path = tmp_path / rel.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return LayeredFS([tmp_path])
+
+
+def test_installed_packages(tmp_path: Path) -> None:
+    fs = tree(tmp_path, {apt.STATUS: STATUS, apt.EXTENDED_STATES: EXTENDED})
+    got = {p.name: p for p in apt.installed_packages(fs)}
+    assert sorted(got) == ["libc6", "tzdata", "zlib1g"]  # config-files is not installed
+    assert got["libc6"].source == "glibc" and got["libc6"].source_version == ""
+    assert got["zlib1g"].source == "zlib" and got["zlib1g"].source_version == "1:1.3.dfsg-3.1"
+    # apt records arch-all packages under the native architecture
+    assert got["tzdata"].auto and got["libc6"].auto and not got["zlib1g"].auto
+
+
+def test_distroless_status_d(tmp_path: Path) -> None:
+    fs = tree(tmp_path, {
+        "/var/lib/dpkg/status.d/base": "Package: base-files\nArchitecture: amd64\n"
+                                       "Version: 12.4\n",
+        "/var/lib/dpkg/status.d/base.md5sums": "ignored",
+    })
+    assert apt.has_dpkg(fs)
+    assert [(p.name, p.version) for p in apt.installed_packages(fs)] == [("base-files", "12.4")]
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (b"Package: x\nStatus: install ok\nVersion: 1\n", "bad Status of x"),
+    (b"Status: install ok installed\nVersion: 1\n", "has no Package"),
+    (b"Package: x\nStatus: install ok installed\n", "x has no Version"),
+    (b"\xff\xfe\x00\x01garbage", "not a text file"),
+])
+def test_corrupt_status(tmp_path: Path, status: bytes, message: str) -> None:
+    fs = tree(tmp_path, {apt.STATUS: status})
+    with pytest.raises(InventoryError, match=message):
+        apt.installed_packages(fs)
+
+
+def test_one_line_sources() -> None:
+    text = ("# comment\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://m/debian bookworm main contrib\n"
+            "deb-src http://m/debian bookworm main\n"
+            "deb http://m/ubuntu noble-security main # trailing\n")
+    got = apt.parse_one_line(text, "/etc/apt/sources.list")
+    assert got[0] == AptSource("/etc/apt/sources.list", ("deb",), ("http://m/debian",),
+                               ("bookworm",), ("main", "contrib"),
+                               {"arch": "amd64", "signed-by": "/k.gpg"})
+    assert got[1].types == ("deb-src",)
+    assert got[2].suites == ("noble-security",) and got[2].components == ("main",)
+
+
+def test_malformed_one_line_source() -> None:
+    with pytest.raises(InventoryError, match="malformed APT source line"):
+        apt.parse_one_line("deb http://m/debian\n", "f.list")
+
+
+def test_deb822_sources() -> None:
+    text = ("Types: deb\nURIs: http://m/debian\nSuites: trixie trixie-updates\n"
+            "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n\n"
+            "Types: deb\nURIs: http://m/x\nSuites: y\nEnabled: no\n")
+    got = apt.parse_deb822(text, "d.sources")
+    assert len(got) == 1
+    assert got[0].suites == ("trixie", "trixie-updates")
+    assert got[0].options == {"signed-by": "/usr/share/keyrings/debian-archive-keyring.pgp"}
+
+
+def test_sources_from_every_file(tmp_path: Path) -> None:
+    fs = tree(tmp_path, {
+        apt.SOURCES_LIST: "deb http://m/debian bookworm main\n",
+        "/etc/apt/sources.list.d/a.list": "deb http://m/a stable main\n",
+        "/etc/apt/sources.list.d/b.sources": "Types: deb\nURIs: http://m/b\nSuites: s\n",
+        "/etc/apt/sources.list.d/c.disabled": "deb http://m/c stable main\n",
+    })
+    assert [s.uris[0] for s in apt.sources(fs)] == ["http://m/debian", "http://m/a",
+                                                    "http://m/b"]
+
+
+def test_release_date_and_deb_hashes(tmp_path: Path) -> None:
+    packages = "Package: tini\nVersion: 0.19\nArchitecture: amd64\nSHA256: abc\n\n"
+    fs = tree(tmp_path, {
+        "/var/lib/apt/lists/m_debian_dists_trixie_InRelease":
+            "-----BEGIN PGP SIGNED MESSAGE-----\n\nOrigin: Debian\n"
+            "Date: Sat, 08 Nov 2025 09:24:33 UTC\n",
+        "/var/lib/apt/lists/m_debian_dists_trixie-updates_InRelease":
+            "Date: Mon, 10 Nov 2025 20:21:55 UTC\n",
+        "/var/lib/apt/lists/m_debian_dists_trixie_main_binary-amd64_Packages.gz":
+            gzip.compress(packages.encode()),
+    })
+    assert apt.release_date(fs) == datetime(2025, 11, 10, 20, 21, 55, tzinfo=UTC)
+    assert apt.deb_hashes(fs) == {("tini", "0.19", "amd64"): "abc"}
+
+
+def test_snapshot_ids_round_trip() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert apt.format_snapshot(when) == "20260102T030405Z"
+    assert apt.parse_snapshot("20260102T030405Z") == when
+    with pytest.raises(ValueError):
+        apt.parse_snapshot("2026-01-02")
