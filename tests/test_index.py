@@ -55,5 +55,6 @@ def test_cache_answers_the_second_time(tmp_path: Path) -> None:
 
 def test_unreachable_index_is_one_line() -> None:
     index = Index(IndexConfig(urls=("http://127.0.0.1:9/simple",), timeout=2))
-    with pytest.raises(IndexError_, match=r"package index http://127\.0\.0\.1:9/simple is unreachable"):
+    with pytest.raises(IndexError_,
+                       match=r"package index http://127\.0\.0\.1:9/simple is unreachable"):
         index.hashes("six", "1.0")
