@@ -46,38 +46,76 @@ def _parts(path: str) -> list[str]:
 
 
 class LayeredFS:
-    """A merged view of overlay layer folders, the top layer first."""
+    """A merged view of overlay layer folders, the top layer first.
+
+    Folders are merged once, on first use, and remembered: each name maps to
+    the top layer that has it, the kind of file it is there, and the layer
+    below which it does not reach (a whiteout or an opaque folder stops it).
+    """
 
     def __init__(self, layers: Iterable[Path | str]) -> None:
-        self.layers = [Path(x) for x in layers]
+        self.layers = [os.fspath(x) for x in layers]
+        # folder parts -> {name: (top layer, stop layer, kind)}
+        self._dirs: dict[tuple[str, ...], dict[str, tuple[int, int, str]] | None] = {}
 
-    # -- one name in the merged tree, without following a final symlink --
-    def _lookup(self, parts: list[str]) -> tuple[Path, os.stat_result] | None:
-        rel = "/".join(parts)
-        for layer in self.layers:
-            host = layer / rel if rel else layer
+    def _host(self, layer: int, parts: tuple[str, ...]) -> str:
+        return os.path.join(self.layers[layer], *parts)
+
+    def _merge(self, parts: tuple[str, ...], top: int,
+               stop: int) -> dict[str, tuple[int, int, str]]:
+        found: dict[str, tuple[int, int, str]] = {}
+        ends: dict[str, int] = {}  # names hidden from this layer down
+        for layer in range(top, stop):
+            host = self._host(layer, parts)
             try:
-                st = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                if self._hidden_below(layer, parts):
-                    return None
+                entries = list(os.scandir(host))
+            except FileNotFoundError:
                 continue
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                return None  # overlay whiteout: deleted in this layer
-            return host, st
-        return None
+            except NotADirectoryError:
+                break  # a file here: the folder above replaced it and all below
+            opaque = False
+            for entry in entries:
+                name = entry.name
+                if name == ".wh..wh..opq":
+                    opaque = True
+                    continue
+                if name.startswith(".wh."):
+                    ends.setdefault(name[4:], layer)
+                    continue
+                kind = _kind(entry)
+                if kind == "whiteout":
+                    ends.setdefault(name, layer)
+                    continue
+                if name in found or name in ends:
+                    continue
+                found[name] = (layer, stop, kind)
+            if opaque or _is_opaque(host):
+                for name in found:
+                    ends.setdefault(name, layer + 1)
+                break
+        return {name: (t, min(s, ends.get(name, s)), k) for name, (t, s, k) in found.items()}
 
-    def _hidden_below(self, layer: Path, parts: list[str]) -> bool:
-        """Whether a parent of ``parts`` in ``layer`` hides lower layers."""
-        for i in range(len(parts)):
-            host = layer.joinpath(*parts[:i]) if i else layer
-            if (host / (".wh." + parts[i])).exists():
-                return True
-            if i and _is_opaque(host):
-                return True
-        return False
+    def _dir(self, parts: tuple[str, ...]) -> dict[str, tuple[int, int, str]] | None:
+        if parts in self._dirs:
+            return self._dirs[parts]
+        if not parts:
+            merged: dict[str, tuple[int, int, str]] | None = self._merge((), 0, len(self.layers))
+        else:
+            parent = self._dir(parts[:-1])
+            entry = parent.get(parts[-1]) if parent is not None else None
+            merged = None
+            if entry is not None and entry[2] == "dir":
+                merged = self._merge(parts, entry[0], entry[1])
+        self._dirs[parts] = merged
+        return merged
 
-    def _resolve(self, path: str, follow_last: bool = True) -> list[str] | None:
+    def _entry(self, parts: tuple[str, ...]) -> tuple[int, int, str] | None:
+        if not parts:
+            return (0, len(self.layers), "dir")
+        folder = self._dir(parts[:-1])
+        return folder.get(parts[-1]) if folder is not None else None
+
+    def _resolve(self, path: str, follow_last: bool = True) -> tuple[str, ...] | None:
         """Resolve symlinks inside the image; the path as parts, or None."""
         todo = _parts(path)
         done: list[str] = []
@@ -88,97 +126,64 @@ class LayeredFS:
                 if done:
                     done.pop()
                 continue
-            found = self._lookup([*done, name])
-            if found is None:
+            entry = self._entry((*done, name))
+            if entry is None:
                 return None
-            host, st = found
-            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+            if entry[2] == "link" and (todo or follow_last):
                 hops += 1
                 if hops > _MAX_LINKS:
                     return None
-                target = os.readlink(host)
+                target = os.readlink(self._host(entry[0], (*done, name)))
                 if target.startswith("/"):
                     done = []
-                todo = _parts(target) + todo if target.startswith("/") else [
-                    *[p for p in target.split("/") if p and p != "."],
-                    *todo,
-                ]
+                todo = [p for p in target.split("/") if p and p != "."] + todo
                 continue
             done.append(name)
-        return done
-
-    def _stat(self, path: str) -> tuple[Path, os.stat_result] | None:
-        parts = self._resolve(path)
-        if parts is None:
-            return None
-        if not parts:
-            return self.layers[0], os.stat(self.layers[0])
-        return self._lookup(parts)
+        return tuple(done)
 
     def read_bytes(self, path: str) -> bytes | None:
-        found = self._stat(path)
-        if found is None or not stat.S_ISREG(found[1].st_mode):
+        parts = self._resolve(path)
+        entry = self._entry(parts) if parts is not None else None
+        if parts is None or entry is None or entry[2] != "file":
             return None
         try:
-            return found[0].read_bytes()
+            with open(self._host(entry[0], parts), "rb") as f:
+                return f.read()
         except OSError:
             return None
 
     def is_dir(self, path: str) -> bool:
-        found = self._stat(path)
-        return found is not None and stat.S_ISDIR(found[1].st_mode)
+        parts = self._resolve(path)
+        return parts is not None and self._dir(parts) is not None
 
     def is_symlink(self, path: str) -> bool:
-        parts = self._resolve(posixpath.dirname(path))
-        if parts is None:
+        parent = self._resolve(posixpath.dirname(path))
+        if parent is None:
             return False
-        found = self._lookup([*parts, posixpath.basename(path)])
-        return found is not None and stat.S_ISLNK(found[1].st_mode)
+        entry = self._entry((*parent, posixpath.basename(path)))
+        return entry is not None and entry[2] == "link"
 
     def listdir(self, path: str) -> list[str] | None:
         parts = self._resolve(path)
-        if parts is None:
-            return None
-        rel = "/".join(parts)
-        names: set[str] = set()
-        hidden: set[str] = set()
-        seen_dir = False
-        for layer in self.layers:
-            host = layer / rel if rel else layer
-            if self._hidden_below(layer, parts) and not host.exists():
-                break
-            try:
-                st = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                if seen_dir:
-                    break
-                return None
-            seen_dir = True
-            with os.scandir(host) as it:
-                for entry in it:
-                    name = entry.name
-                    if name.startswith(".wh."):
-                        if name != ".wh..wh..opq":
-                            hidden.add(name[4:])
-                        continue
-                    if name in hidden or name in names:
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                        hidden.add(name)  # overlay whiteout
-                        continue
-                    names.add(name)
-            if _is_opaque(host) or (host / ".wh..wh..opq").exists():
-                break
-        return sorted(names) if seen_dir else None
+        folder = self._dir(parts) if parts is not None else None
+        return None if folder is None else sorted(folder)
 
 
-def _is_opaque(folder: Path) -> bool:
+def _kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "link"
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    if entry.is_file(follow_symlinks=False):
+        return "file"
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return "other"
+    return "whiteout" if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 else "other"
+
+
+def _is_opaque(folder: str) -> bool:
     try:
         return os.getxattr(folder, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
     except OSError:
