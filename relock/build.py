@@ -22,8 +22,11 @@ TAIL_LINES = 25
 
 _APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 _APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
+# pip writes "name==version from URL (from -r FILE (line N)):", then one
+# "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
 _HASH_MISMATCH = re.compile(
-    r"^\s*(\S+?)==(\S+) from (\S+):\s*\n\s*Expected sha256 (\w+)\s*\n\s*Got\s+(\w+)",
+    r"^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
+    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)",
     re.MULTILINE,
 )
 
