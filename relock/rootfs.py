@@ -14,7 +14,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +43,37 @@ class RootFS(Protocol):
 
 def _parts(path: str) -> list[str]:
     return [p for p in posixpath.normpath("/" + path).split("/") if p and p != "."]
+
+
+def resolve(path: str, link_of: Callable[[tuple[str, ...]], str | None]) -> tuple[str, ...] | None:
+    """Resolve ``path`` inside an image, one component at a time.
+
+    ``link_of(parts)`` says what stands at ``parts``: None when nothing does,
+    "" for a file or folder, the target for a symlink. Absolute targets start
+    again at the image's root and ``..`` stops there, as in a chroot.
+    """
+    todo = _parts(path)
+    done: list[str] = []
+    hops = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        target = link_of((*done, name))
+        if target is None:
+            return None
+        if not target:
+            done.append(name)
+            continue
+        hops += 1
+        if hops > _MAX_LINKS:
+            return None
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p and p != "."] + todo
+    return tuple(done)
 
 
 class LayeredFS:
@@ -115,31 +146,14 @@ class LayeredFS:
         folder = self._dir(parts[:-1])
         return folder.get(parts[-1]) if folder is not None else None
 
-    def _resolve(self, path: str, follow_last: bool = True) -> tuple[str, ...] | None:
-        """Resolve symlinks inside the image; the path as parts, or None."""
-        todo = _parts(path)
-        done: list[str] = []
-        hops = 0
-        while todo:
-            name = todo.pop(0)
-            if name == "..":
-                if done:
-                    done.pop()
-                continue
-            entry = self._entry((*done, name))
-            if entry is None:
-                return None
-            if entry[2] == "link" and (todo or follow_last):
-                hops += 1
-                if hops > _MAX_LINKS:
-                    return None
-                target = os.readlink(self._host(entry[0], (*done, name)))
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in target.split("/") if p and p != "."] + todo
-                continue
-            done.append(name)
-        return tuple(done)
+    def _link_of(self, parts: tuple[str, ...]) -> str | None:
+        entry = self._entry(parts)
+        if entry is None:
+            return None
+        return os.readlink(self._host(entry[0], parts)) if entry[2] == "link" else ""
+
+    def _resolve(self, path: str) -> tuple[str, ...] | None:
+        return resolve(path, self._link_of)
 
     def read_bytes(self, path: str) -> bytes | None:
         parts = self._resolve(path)
@@ -226,28 +240,15 @@ class TarFS:
             parent = "/".join(parts[:i])
             self._dirs.setdefault(parent, set()).add(parts[i])
 
+    def _link_of(self, parts: tuple[str, ...]) -> str | None:
+        key = "/".join(parts)
+        if key in self._links:
+            return self._links[key]
+        return "" if key in self._files or key in self._dirs else None
+
     def _resolve(self, path: str) -> str | None:
-        todo = _parts(path)
-        done: list[str] = []
-        hops = 0
-        while todo:
-            name = todo.pop(0)
-            if name == "..":
-                if done:
-                    done.pop()
-                continue
-            here = "/".join([*done, name])
-            if here in self._links:
-                hops += 1
-                if hops > _MAX_LINKS:
-                    return None
-                target = self._links[here]
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in target.split("/") if p and p != "."] + todo
-                continue
-            done.append(name)
-        return "/".join(done)
+        parts = resolve(path, self._link_of)
+        return None if parts is None else "/".join(parts)
 
     def read_bytes(self, path: str) -> bytes | None:
         key = self._resolve(path)
