@@ -156,3 +156,17 @@ def test_snapshot_ids_round_trip() -> None:
     assert apt.parse_snapshot("20260102T030405Z") == when
     with pytest.raises(ValueError):
         apt.parse_snapshot("2026-01-02")
+
+
+def test_os_release_of_ubuntu_and_debian(tmp_path: Path) -> None:
+    from relock.freeze import os_release
+
+    fs = tree(tmp_path / "u", {"/usr/lib/os-release":
+                               'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\n'
+                               "VERSION_CODENAME=noble\n"})
+    (tmp_path / "u/etc").mkdir()
+    (tmp_path / "u/etc/os-release").symlink_to("../usr/lib/os-release")
+    distro = os_release(fs)
+    assert distro is not None and (distro.id, distro.version_id, distro.codename) == (
+        "ubuntu", "24.04", "noble")
+    assert os_release(tree(tmp_path / "none", {"/etc/hostname": "x"})) is None

@@ -139,3 +139,16 @@ def test_unknown_distro_needs_a_snapshot_url() -> None:
     df = dockerfile.parse((GOLDEN / "system.Dockerfile.in").read_text())
     with pytest.raises(RenderError, match="no snapshot service known for distro 'alpine'"):
         render.render(df, lock)
+
+
+def test_ubuntu_sources_go_to_ubuntus_snapshot_service() -> None:
+    lock = lock_for("system", distro=Distro("ubuntu", "24.04", "noble"), apt_sources=(
+        AptSource("/etc/apt/sources.list.d/ubuntu.sources", ("deb",),
+                  ("http://mirror.test/ubuntu/",), ("noble", "noble-updates"), ("main",)),
+        AptSource("/etc/apt/sources.list.d/ubuntu.sources", ("deb",),
+                  ("http://security.mirror.test/ubuntu/",), ("noble-security",), ("main",)),
+    ))
+    df = dockerfile.parse((GOLDEN / "system.Dockerfile.in").read_text())
+    sources = render.render(df, lock).files["apt/sources.list.d/relock.sources"]
+    url = render.SNAPSHOT_URLS["ubuntu"]
+    assert sources.count(f"URIs: {url}/ubuntu/20261101T120000Z/\n") == 2
