@@ -48,6 +48,8 @@ def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None
           nocache: bool = False, log: LogSink = _quiet, snapshot: str = "") -> BuildResult:
     """Build ``dockerfile`` (relative to ``context``) with host networking."""
     from docker.errors import APIError, DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError
 
     tail: collections.deque[str] = collections.deque(maxlen=400)
     image_id = ""
@@ -73,7 +75,8 @@ def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None
     except APIError as e:
         raise BuildError(f"the engine refused the build: {e.explanation or e}",
                          _tail(tail)) from None
-    except DockerException as e:
+    except (DockerException, RequestException, HTTPError) as e:
+        # A connection that breaks while the log streams is not wrapped by the SDK.
         raise EngineError(f"lost the engine during the build: {e}") from None
     if not image_id:
         m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
