@@ -1,0 +1,132 @@
+"""Benchmark: a pinned rebuild (``relock build``) against the unpinned build.
+
+Both build the same Dockerfile.in (APT packages from Debian's archive, pip
+packages into a venv from the Python index), cache-cold: ``--no-cache`` for
+both, with the base image already in the engine for both. The image is built
+and frozen once first; then the unpinned ``docker build`` and the pinned
+``relock build --apt-live`` (Debian's snapshot service is not reachable from
+the test bed) run interleaved, alternating which goes first, for N rounds.
+The pinned time is the whole command a user runs: render, build, and the
+verification of the image against the lock.
+
+Prints each round, the medians and the overhead ratio against the 1.10 target.
+
+    .venv/bin/python benchmarks/build_bench.py [--rounds 2] [--base trixie] [--keep]
+
+Needs the test bed (scripts/testbed). Exit 0 when the target is met, 1 when
+it is not or a build failed (as benchmarks/run.py expects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TARGET = 1.10
+
+DOCKERFILE_IN = """\
+FROM debian:{codename}-slim
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends ca-certificates python3-venv tini \\
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv \\
+ && /opt/venv/bin/pip install --no-cache-dir six idna
+ENV PATH=/opt/venv/bin:$PATH
+"""
+
+
+def relock_exe() -> str:
+    beside = Path(sys.executable).with_name("relock")
+    return str(beside) if beside.exists() else (shutil.which("relock") or "relock")
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Run ``cmd`` with its output in ``log``; its wall time in seconds."""
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder, as relock uses
+    start = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
+        raise SystemExit(f"build_bench: `{' '.join(cmd)}` failed "
+                         f"(exit {done.returncode}); last lines of {log}:\n{tail}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of each build (default 2)")
+    parser.add_argument("--base", default="trixie", choices=["trixie", "bookworm"],
+                        help="debian:<base>-slim (default trixie)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the images and the work folder")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="relock-bench-"))
+    context = work / "ctx"
+    context.mkdir()
+    (context / "Dockerfile.in").write_text(DOCKERFILE_IN.format(codename=args.base))
+    lock = work / "bench.lock"
+    run_id = uuid.uuid4().hex[:8]
+    tags: list[str] = []
+
+    def tag(kind: str, n: int) -> str:
+        tags.append(f"relock-bench-{kind}:{run_id}-{n}")
+        return tags[-1]
+
+    def unpinned(n: int) -> float:
+        return run(["docker", "build", "--no-cache", "--network", "host", "-q",
+                    "-f", str(context / "Dockerfile.in"), "-t", tag("unpinned", n),
+                    str(context)], work / f"unpinned-{n}.log")
+
+    def pinned(n: int) -> float:
+        return run([relock_exe(), "build", "-f", str(context / "Dockerfile.in"),
+                    "--lock", str(lock), "--apt-live", "--no-cache", "-q",
+                    "-t", tag("pinned", n)], work / f"pinned-{n}.log")
+
+    try:
+        print(f"build_bench: debian:{args.base}-slim, {args.rounds} round(s), "
+              f"cache-cold (--no-cache); work folder {work}", flush=True)
+        first = unpinned(0)
+        run([relock_exe(), "freeze", tags[-1], "-f", str(context / "Dockerfile.in"),
+             "-o", str(lock)], work / "freeze.log")
+        print(f"  first build {first:.1f} s, frozen to {lock.name}", flush=True)
+        times: dict[str, list[float]] = {"unpinned": [], "pinned": []}
+        for n in range(1, args.rounds + 1):
+            order = [("unpinned", unpinned), ("pinned", pinned)]
+            if n % 2 == 0:
+                order.reverse()
+            for kind, fn in order:
+                times[kind].append(fn(n))
+            print(f"  round {n}: unpinned {times['unpinned'][-1]:6.1f} s   "
+                  f"pinned {times['pinned'][-1]:6.1f} s", flush=True)
+        last_pinned = next(t for t in reversed(tags) if t.startswith("relock-bench-pinned"))
+        verify = run([relock_exe(), "verify", last_pinned, "--lock", str(lock)],
+                     work / "verify.log")
+        u = statistics.median(times["unpinned"])
+        p = statistics.median(times["pinned"])
+        ratio = p / u
+        print(f"  median:  unpinned {u:6.1f} s   pinned {p:6.1f} s   "
+              f"(of which verify about {verify:.1f} s)")
+        verdict = "met" if ratio <= TARGET else "NOT met"
+        print(f"overhead ratio pinned/unpinned: {ratio:.3f} (target <= {TARGET:.2f}: {verdict})")
+        return 0 if ratio <= TARGET else 1
+    finally:
+        if not args.keep:
+            for t in tags:
+                subprocess.run(["docker", "rmi", "-f", t], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
