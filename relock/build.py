@@ -22,6 +22,7 @@ TAIL_LINES = 25
 
 _APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 _APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
+_APT_UNKNOWN = re.compile(r"E: Unable to locate package (\S+)")
 # pip writes "name==version from URL (from -r FILE (line N)):", then one
 # "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
 _HASH_MISMATCH = re.compile(
@@ -99,7 +100,8 @@ def explain_failure(log: str, snapshot: str = "") -> str | None:
         listed = ", ".join(f"{name} {version}" for version, name in missing)
         return (f"locked APT package version not in {where}: {listed}; re-freeze, or "
                 "render against a snapshot that has it (--apt-snapshot-url)")
-    no_candidate = _APT_NO_CANDIDATE.findall(log)
+    no_candidate = _APT_NO_CANDIDATE.findall(log) + [
+        name.split("=", 1)[0] for name in _APT_UNKNOWN.findall(log)]
     if no_candidate:
         return (f"locked APT package not in {where}: {', '.join(no_candidate)}; re-freeze, "
                 "or check the APT sources")

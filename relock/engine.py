@@ -30,12 +30,13 @@ def _where() -> str:
 def connect(timeout: int = 600) -> Any:
     """A docker SDK client that has answered a ping."""
     import docker
+    import requests
     from docker.errors import DockerException
 
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
-    except DockerException as e:
+    except (DockerException, requests.RequestException) as e:
         raise EngineError(
             f"cannot reach the container engine at {_where()}: {_first_line(e)} "
             "(is dockerd running? `scripts/testbed` starts one)"
@@ -50,10 +51,14 @@ def _first_line(e: BaseException) -> str:
 
 def get_image(client: Any, ref: str) -> Any:
     """The engine's image named ``ref`` (a tag, a digest reference or an ID)."""
+    import requests
     from docker.errors import APIError, DockerException, ImageNotFound
 
     try:
         return client.images.get(ref)
+    except requests.RequestException as e:
+        raise EngineError(f"the engine did not answer about image {ref!r}: {_first_line(e)}"
+                          ) from None
     except ImageNotFound:
         raise ImageNotFoundError(
             f"image {ref!r} not found in the engine; build or pull it first"

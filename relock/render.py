@@ -470,7 +470,7 @@ def _apt_files(lock: Lock, options: RenderOptions) -> dict[str, str]:
         f'Dir::Etc::SourceList "{IMAGE_DIR}/apt/sources.list";\n'
         f'Dir::Etc::SourceParts "{IMAGE_DIR}/apt/sources.list.d";\n'
         f'Dir::Etc::Preferences "{IMAGE_DIR}/apt/preferences";\n'
-        # No such folder: the image's own preferences.d must not undo the pins.
+        # An empty folder of ours: the image's own preferences.d must not undo the pins.
         f'Dir::Etc::PreferencesParts "{IMAGE_DIR}/apt/preferences.d";\n'
         # Snapshots keep their old Valid-Until dates.
         'Acquire::Check-Valid-Until "false";\n'
@@ -487,6 +487,7 @@ def _apt_files(lock: Lock, options: RenderOptions) -> dict[str, str]:
         "apt/sources.list": "# relock: see sources.list.d/relock.sources\n",
         "apt/sources.list.d/relock.sources": "\n".join(stanzas),
         "apt/preferences": "\n".join(prefs),
+        "apt/preferences.d/relock.pref": "",
     }
 
 

@@ -24,6 +24,8 @@ class Drift:
     found: str
 
     def describe(self) -> str:
+        if self.kind == "base":
+            return f"base {self.name}: locked {self.locked}, but {self.found}"
         if not self.found:
             return f"{self.kind} {self.name}: locked {self.locked}, not in the image"
         if not self.locked:
@@ -85,4 +87,4 @@ def check_base(client: Any, image: Any, locked: Lock) -> list[Drift]:
     if not refs:
         return []
     return [Drift("base", " / ".join(b.ref for b in locked.base), ", ".join(refs),
-                  "image is built on none of them")]
+                  "the image is built on none of them")]

@@ -75,6 +75,14 @@ def run_in(client: Any, image: str, command: list[str]) -> str:
     Tests use this to take the truth independently of relock; relock itself
     never runs anything in an image.
     """
-    out = client.containers.run(image, command, remove=True, network_mode="host",
-                                entrypoint=[], stdout=True, stderr=False)
+    container = client.containers.create(image, command, network_mode="host", entrypoint=[])
+    try:
+        container.start()
+        status = container.wait(timeout=300)
+        out = container.logs(stdout=True, stderr=False)
+        if status.get("StatusCode") != 0:
+            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+            raise AssertionError(f"{command} failed in {image}: {err[-2000:]}")
+    finally:
+        container.remove(force=True)
     return str(out.decode("utf-8"))
