@@ -56,15 +56,15 @@ def get_image(client: Any, ref: str) -> Any:
 
     try:
         return client.images.get(ref)
-    except requests.RequestException as e:
-        raise EngineError(f"the engine did not answer about image {ref!r}: {_first_line(e)}"
-                          ) from None
     except ImageNotFound:
         raise ImageNotFoundError(
             f"image {ref!r} not found in the engine; build or pull it first"
         ) from None
     except (APIError, DockerException) as e:
         raise EngineError(f"engine error looking up image {ref!r}: {_first_line(e)}") from None
+    except requests.RequestException as e:  # after APIError, which is one too
+        raise EngineError(f"the engine did not answer about image {ref!r}: {_first_line(e)}"
+                          ) from None
 
 
 def platform(image: Any) -> str:
