@@ -240,9 +240,14 @@ def deb_hashes(fs: RootFS) -> dict[tuple[str, str, str], str]:
                 data = gzip.decompress(data)
             elif name.endswith(".xz"):
                 data = lzma.decompress(data)
+            elif name.endswith(".lz4"):
+                # Debian's official images keep their lists lz4-compressed.
+                import lz4.frame
+
+                data = lz4.frame.decompress(data)
             elif not name.endswith("_Packages"):
-                continue  # lz4, zstd: no decoder in the standard library
-        except (OSError, lzma.LZMAError, EOFError):
+                continue
+        except (OSError, lzma.LZMAError, EOFError, RuntimeError):
             continue
         for para in Deb822.iter_paragraphs(data.decode("utf-8", "replace").splitlines(True),
                                            fields=["Package", "Version", "Architecture",

@@ -6,6 +6,7 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lz4.frame
 import pytest
 
 from relock import apt
@@ -145,9 +146,12 @@ def test_release_date_and_deb_hashes(tmp_path: Path) -> None:
             "Date: Mon, 10 Nov 2025 20:21:55 UTC\n",
         "/var/lib/apt/lists/m_debian_dists_trixie_main_binary-amd64_Packages.gz":
             gzip.compress(packages.encode()),
+        "/var/lib/apt/lists/m_debian_dists_trixie-updates_main_binary-amd64_Packages.lz4":
+            lz4.frame.compress(packages.replace("tini", "less").encode()),
     })
     assert apt.release_date(fs) == datetime(2025, 11, 10, 20, 21, 55, tzinfo=UTC)
-    assert apt.deb_hashes(fs) == {("tini", "0.19", "amd64"): "abc"}
+    assert apt.deb_hashes(fs) == {("tini", "0.19", "amd64"): "abc",
+                                  ("less", "0.19", "amd64"): "abc"}
 
 
 def test_snapshot_ids_round_trip() -> None:

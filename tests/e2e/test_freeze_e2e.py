@@ -132,6 +132,8 @@ def test_bookworm_image(build_image: BuildImage, tmp_path: Path, client: Any) ->
     # apt's lists are still in this image, so the snapshot comes from their Date.
     assert lock.snapshot_from == "release-date"
     assert any(p.name == "less" and not p.auto for p in lock.apt)
+    # ... and the .deb hashes from the (lz4-compressed) Packages indexes.
+    assert all(len(p.sha256) == 64 for p in lock.apt if p.name == "less")
     dpkg = run_in(client, tag, ["dpkg-query", "-W", "-f", "${Package}\n"])
     assert {p.name for p in lock.apt} == set(dpkg.split())
 
