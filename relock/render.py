@@ -6,8 +6,10 @@ read the two side by side. Only these change:
 * every ``FROM`` names its locked digest (``ref@sha256:...``);
 * stages that run APT get the lock's support files (``COPY relock.d/ ...``)
   and ``ARG APT_CONFIG=...``, which points apt at the dated snapshot of the
-  image's own sources (or the live ones, ``apt_mode="live"``) and pins every
-  locked package to its exact version, so dependencies resolve the same way;
+  image's own sources (through apt's own deb822 ``Snapshot:`` field where the
+  image's apt has it, else by rewriting the URIs; or the live sources,
+  ``apt_mode="live"``) and pins every locked package to its exact version, so
+  dependencies resolve the same way;
   names given to ``apt-get install`` get ``=version`` so that a missing
   version fails loudly;
 * every ``pip install`` into a locked environment installs that environment's
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,6 +65,9 @@ class RenderOptions:
 
     apt_mode: str = "snapshot"  # or "live": the image's own sources, exact pins
     snapshot_url: str | None = None
+    # "native": the deb822 Snapshot field; "rewrite": snapshot URIs; "auto": the
+    # first where the image's apt supports it (see uses_native_snapshots).
+    snapshot_style: str = "auto"
     force: bool = False
     lock_path: str = "LOCK"
 
@@ -457,14 +463,26 @@ def _apt_files(lock: Lock, options: RenderOptions) -> dict[str, str]:
                 f"no snapshot service known for distro {lock.distro.id!r}; pass "
                 "--apt-snapshot-url or --apt-live"
             )
+    native = options.apt_mode == "snapshot" and uses_native_snapshots(lock, options)
     stanzas = []
+    hosts: set[str] = set()
     for src in lock.apt_sources:
         if "deb" not in src.types:
             continue
-        uris = src.uris
-        if options.apt_mode == "snapshot":
-            uris = tuple(snapshot_uri(u, lock.snapshot, base_url) for u in uris)
-        stanzas.append(_deb822(src, uris))
+        if native:
+            stanzas.append(_deb822(src, src.uris, snapshot=lock.snapshot))
+            hosts |= {urllib.parse.urlsplit(u).hostname or "" for u in src.uris}
+        elif options.apt_mode == "snapshot":
+            uris = tuple(snapshot_uri(u, lock.snapshot, base_url) for u in src.uris)
+            stanzas.append(_deb822(src, uris))
+        else:
+            stanzas.append(_deb822(src, src.uris))
+    # apt's own snapshot support maps each host to a snapshot server; say
+    # which, so that any mirror the image names works, not only those apt knows.
+    snapshot_hosts = "".join(
+        f'Acquire::Snapshots::URI::Host::{host} "{base_url.rstrip("/")}/@PATH@/@SNAPSHOTID@/";\n'
+        for host in sorted(hosts - {""})
+    )
     conf = (
         "// relock: apt reads only these sources and pins; the image's own stay as they are.\n"
         f'Dir::Etc::SourceList "{IMAGE_DIR}/apt/sources.list";\n'
@@ -474,6 +492,7 @@ def _apt_files(lock: Lock, options: RenderOptions) -> dict[str, str]:
         f'Dir::Etc::PreferencesParts "{IMAGE_DIR}/apt/preferences.d";\n'
         # Snapshots keep their old Valid-Until dates.
         'Acquire::Check-Valid-Until "false";\n'
+        + snapshot_hosts
     )
     prefs = []
     seen: set[tuple[str, str]] = set()
@@ -491,15 +510,39 @@ def _apt_files(lock: Lock, options: RenderOptions) -> dict[str, str]:
     }
 
 
-def _deb822(src: AptSource, uris: tuple[str, ...]) -> str:
+def uses_native_snapshots(lock: Lock, options: RenderOptions) -> bool:
+    """Whether the image's apt reads dated snapshots itself (deb822 ``Snapshot:``).
+
+    apt 2.7 and later can (Debian 13, Ubuntu 23.10 on); it maps a source's host
+    to ``<snapshot-url>/<path>/<id>/``, which is the snapshot services' layout
+    when the source's path is the archive's name (``/debian``, ``/ubuntu``).
+    Otherwise, and for older releases, relock rewrites the source URIs.
+    """
+    if options.snapshot_style != "auto":
+        return options.snapshot_style == "native"
+    version = tuple(int(x) for x in re.findall(r"\d+", lock.distro.version_id)[:2])
+    supported = ((lock.distro.id == "debian" and version >= (13,))
+                 or (lock.distro.id == "ubuntu" and version >= (23, 10)))
+    single = all(
+        len([p for p in urllib.parse.urlsplit(u).path.split("/") if p]) == 1
+        for src in lock.apt_sources for u in src.uris
+    )
+    return supported and single
+
+
+def _deb822(src: AptSource, uris: tuple[str, ...], snapshot: str = "") -> str:
     fields = [
         ("Types", " ".join(src.types)),
         ("URIs", " ".join(uris)),
         ("Suites", " ".join(src.suites)),
     ]
+    if snapshot:
+        fields.append(("Snapshot", snapshot))
     if src.components:
         fields.append(("Components", " ".join(src.components)))
     for key, value in sorted(src.options.items()):
+        if snapshot and key == "snapshot":
+            continue
         key = _ONE_LINE_OPTIONS.get(key, key)
         name = "-".join(part.capitalize() for part in key.split("-"))
         fields.append((name.replace("Uris", "URIs").replace("Pdiffs", "PDiffs"), value))

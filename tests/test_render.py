@@ -109,13 +109,39 @@ def test_live_mode_keeps_the_image_sources() -> None:
     assert "snapshot" not in sources
 
 
-def test_snapshot_url_override() -> None:
+def test_snapshot_url_override_rewrites_uris() -> None:
     out = rendered("multistage", render.RenderOptions(snapshot_url="http://127.0.0.1:9/archive",
-                                                      lock_path="x"))
+                                                      snapshot_style="rewrite", lock_path="x"))
     sources = out.files["apt/sources.list.d/relock.sources"]
     assert "URIs: http://127.0.0.1:9/archive/debian/20261101T120000Z/\n" in sources
     assert "URIs: http://127.0.0.1:9/archive/debian-security/20261101T120000Z/\n" in sources
     assert "Trusted: yes\n" in sources and "Architectures: amd64\n" in sources
+
+
+def test_trixie_uses_apts_own_snapshot_field() -> None:
+    out = rendered("multistage", render.RenderOptions(snapshot_url="http://127.0.0.1:9/archive",
+                                                      lock_path="x"))
+    sources = out.files["apt/sources.list.d/relock.sources"]
+    assert "URIs: http://mirror.test/debian\n" in sources
+    assert sources.count("Snapshot: 20261101T120000Z\n") == 3
+    conf = out.files["apt/apt.conf"]
+    assert ('Acquire::Snapshots::URI::Host::mirror.test '
+            '"http://127.0.0.1:9/archive/@PATH@/@SNAPSHOTID@/";') in conf
+    assert "Acquire::Snapshots::URI::Host::127.0.0.1 " in conf
+
+
+@pytest.mark.parametrize(("distro", "uri", "native"), [
+    (Distro("debian", "12", "bookworm"), "http://mirror.test/debian", False),
+    (Distro("debian", "13", "trixie"), "http://mirror.test/pub/debian", False),
+    (Distro("ubuntu", "22.04", "jammy"), "http://mirror.test/ubuntu", False),
+    (Distro("ubuntu", "24.04", "noble"), "http://mirror.test/ubuntu", True),
+    (Distro("debian", "13", "trixie"), "http://mirror.test/debian/", True),
+])
+def test_native_snapshots_only_where_apt_has_them(distro: Distro, uri: str,
+                                                  native: bool) -> None:
+    lock = lock_for("system", distro=distro, apt_sources=(
+        AptSource("/etc/apt/sources.list", ("deb",), (uri,), ("s",), ("main",)),))
+    assert render.uses_native_snapshots(lock, render.RenderOptions()) is native
 
 
 def test_stale_lock_is_refused_unless_forced() -> None:
@@ -149,6 +175,9 @@ def test_ubuntu_sources_go_to_ubuntus_snapshot_service() -> None:
                   ("http://security.mirror.test/ubuntu/",), ("noble-security",), ("main",)),
     ))
     df = dockerfile.parse((GOLDEN / "system.Dockerfile.in").read_text())
-    sources = render.render(df, lock).files["apt/sources.list.d/relock.sources"]
     url = render.SNAPSHOT_URLS["ubuntu"]
+    rewritten = render.render(df, lock, render.RenderOptions(snapshot_style="rewrite"))
+    sources = rewritten.files["apt/sources.list.d/relock.sources"]
     assert sources.count(f"URIs: {url}/ubuntu/20261101T120000Z/\n") == 2
+    native = render.render(df, lock).files["apt/apt.conf"]
+    assert f'Host::security.mirror.test "{url}/@PATH@/@SNAPSHOTID@/";' in native

@@ -22,14 +22,15 @@ from relock.errors import EXIT_DIFFERS, BuildError
 
 
 def _render(dockerfile: Path, lock_path: Path, build_args: dict[str, str], apt_live: bool,
-            apt_snapshot_url: str | None, force: bool) -> Any:
+            apt_snapshot_url: str | None, apt_snapshot_style: str, force: bool) -> Any:
     from relock import dockerfile as df
     from relock import lockfile, render
 
     lock = lockfile.read(lock_path)
     parsed = df.load(dockerfile, build_args)
     options = render.RenderOptions(apt_mode="live" if apt_live else "snapshot",
-                                   snapshot_url=apt_snapshot_url, force=force,
+                                   snapshot_url=apt_snapshot_url,
+                                   snapshot_style=apt_snapshot_style, force=force,
                                    lock_path=str(lock_path))
     return lock, render.render(parsed, lock, options)
 
@@ -62,8 +63,8 @@ def _write_rendered(rendered: Any, output: Path) -> None:
 @apt_options
 @build_arg_option
 def render_cmd(dockerfile: Path, lock_path: Path | None, output: Path | None,
-               apt_live: bool, apt_snapshot_url: str | None, force: bool,
-               build_args: dict[str, str]) -> None:
+               apt_live: bool, apt_snapshot_url: str | None, apt_snapshot_style: str,
+               force: bool, build_args: dict[str, str]) -> None:
     """Write the pinned Dockerfile for Dockerfile.in and a lock.
 
     Every FROM is pinned to its locked digest; APT reads the dated snapshot
@@ -81,7 +82,7 @@ def render_cmd(dockerfile: Path, lock_path: Path | None, output: Path | None,
     out = output or dockerfile.parent / "Dockerfile"
     with user_errors():
         _, rendered = _render(dockerfile, lock_path, build_args, apt_live, apt_snapshot_url,
-                              force)
+                              apt_snapshot_style, force)
         _write_rendered(rendered, out)
     click.echo(f"wrote {out} and {out.parent / 'relock.d'}/")
 
@@ -100,8 +101,8 @@ def render_cmd(dockerfile: Path, lock_path: Path | None, output: Path | None,
 @build_arg_option
 def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platform: str | None,
               context: Path | None, no_cache: bool, no_verify: bool, quiet: bool,
-              apt_live: bool, apt_snapshot_url: str | None, force: bool,
-              build_args: dict[str, str]) -> None:
+              apt_live: bool, apt_snapshot_url: str | None, apt_snapshot_style: str,
+              force: bool, build_args: dict[str, str]) -> None:
     """Render the pinned Dockerfile, build it, and verify the image.
 
     The build runs through the engine with host networking; its log streams
@@ -121,7 +122,7 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
     out = ctx / "Dockerfile"
     with user_errors():
         lock, rendered = _render(dockerfile, lock_path, build_args, apt_live, apt_snapshot_url,
-                                 force)
+                                 apt_snapshot_style, force)
         _write_rendered(rendered, out)
         progress(f"wrote {out}; building")
         client = engine.connect()

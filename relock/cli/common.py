@@ -143,6 +143,13 @@ def apt_options(f: F) -> F:
              "dated snapshot; for mirrors without time travel.",
     )(f)
     f = click.option(
+        "--apt-snapshot-style", type=click.Choice(["auto", "native", "rewrite"]),
+        default="auto", show_default=True,
+        help="How apt reaches the snapshot: 'native' uses apt's deb822 Snapshot: field "
+             "(apt >= 2.7: Debian 13, Ubuntu 23.10 on), 'rewrite' rewrites the source "
+             "URIs (any apt); 'auto' picks native where the image's apt has it.",
+    )(f)
+    f = click.option(
         "--apt-snapshot-url", metavar="URL",
         help="Base URL of the snapshot archive; the archive name (debian, "
              "debian-security, ubuntu) and snapshot id are appended. "

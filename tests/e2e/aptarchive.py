@@ -7,6 +7,7 @@ and serves two views of one archive from a threaded HTTP server on
 127.0.0.1::
 
     /live/<name>/dists/<suite>/...             the archive as it is now
+    /<name>/dists/<suite>/...                  the same, where a mirror keeps it
     /archive/<name>/<YYYYMMDDTHHMMSSZ>/...     a dated snapshot
 
 Like the snapshot service, ``/archive/<name>/<ts>/`` answers from the newest
@@ -190,9 +191,14 @@ class AptArchive:
         """What ``relock build --apt-snapshot-url`` takes for this server."""
         return f"{self.url}/archive"
 
-    def source_line(self) -> str:
+    @property
+    def mirror_url(self) -> str:
+        """The live archive at ``/<name>``, the path layout of Debian's mirrors."""
+        return f"{self.url}/{self.name}"
+
+    def source_line(self, uri: str | None = None) -> str:
         """A one-line APT source for the live archive (unsigned, so trusted)."""
-        return f"deb [trusted=yes] {self.live_url} {self.suite} {self.component}"
+        return f"deb [trusted=yes] {uri or self.live_url} {self.suite} {self.component}"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -207,6 +213,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             if not at or parts[1] != self.archive.name:
                 return str(self.archive.root / ".missing")
             parts[2] = at[-1]
+        elif parts and parts[0] == self.archive.name:
+            parts = ["live", *parts]
         return str(self.archive.root.joinpath(*parts))
 
     def list_directory(self, path: Any) -> None:

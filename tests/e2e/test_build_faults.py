@@ -246,6 +246,34 @@ def test_archive_moved_on_pinned_build_keeps_the_locked_version(
     assert "apt relock-hello:all: locked 1.0, image has 1.1" in drift.stdout
 
 
+@pytest.mark.parametrize(("codename", "native"), [("trixie", True), ("bookworm", False)])
+def test_snapshot_through_apts_own_field_or_rewritten_uris(
+        client: Any, images: Images, tmp_path: Path, codename: str, native: bool) -> None:
+    # A source laid out like Debian's mirrors (http://host/<archive>): trixie's
+    # apt reads the snapshot itself (deb822 Snapshot:), bookworm's gets URIs
+    # rewritten to the snapshot service. Both must install the locked 1.0.
+    with serve(tmp_path / "apt") as archive:
+        archive.publish(T1, [HELLO_10])
+        text = hello_dockerfile(archive).replace(
+            "debian:trixie-slim", f"debian:{codename}-slim").replace(
+            archive.source_line(), archive.source_line(archive.mirror_url))
+        frozen = Frozen(tmp_path / "ctx", images.build(tmp_path / "ctx", text, codename),
+                        tmp_path / "x.lock")
+        freeze(frozen)
+        archive.publish(T2, [HELLO_11])
+        tag = images.tag(f"{codename}-snapshot")
+        result = relock("build", "-f", frozen.dockerfile, "--lock", frozen.lock_path,
+                        "--apt-snapshot-url", archive.snapshot_url, "-t", tag, "-q")
+        assert result.exit_code == 0, result.output
+        sources = (frozen.context / "relock.d/apt/sources.list.d/relock.sources").read_text()
+        if native:
+            assert f"URIs: {archive.mirror_url}\nSuites: stable\nSnapshot: {T1}\n" in sources
+        else:
+            assert f"URIs: {archive.snapshot_url}/relocktest/{T1}/\n" in sources
+            assert "Snapshot:" not in sources
+    assert read_version(client, tag) == ("1.0", "1.0")
+
+
 def test_version_withdrawn_from_snapshot_names_package_and_version(
         client: Any, images: Images, hello: tuple[AptArchive, Frozen],
         tmp_path: Path) -> None:
