@@ -3,6 +3,9 @@
 Builds the current Dockerfile.in and the one of release 1.0 (taken from git
 history), freezes both, diffs them, and rebuilds the current one pinned.
 The committed locks are checked too: parseable, not stale, and their diff.
+A release keeps the template it was frozen from beside its lock
+(``locks/sci-1.0.Dockerfile.in``), so it can be rebuilt with
+``relock build -f locks/sci-1.0.Dockerfile.in --lock locks/sci-1.0.lock``.
 """
 
 from __future__ import annotations
@@ -47,16 +50,12 @@ def docker_build(context: Path, tag: str, dockerfile: str = "Dockerfile.in") -> 
 
 
 def template_of(lock: Path) -> str:
-    """The Dockerfile.in a lock was frozen from, found in git history by its hash."""
+    """The Dockerfile.in a release was frozen from, kept beside its lock."""
+    template = lock.with_suffix(".Dockerfile.in")
     want = lockfile.read(lock).input.sha256
-    revs = subprocess.run(["git", "log", "--format=%H", "--", "Dockerfile.in"], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout.split()
-    for rev in revs:
-        text = subprocess.run(["git", "show", f"{rev}:Dockerfile.in"], cwd=ROOT,
-                              capture_output=True, check=True).stdout
-        if hashlib.sha256(text).hexdigest() == want:
-            return text.decode()
-    pytest.fail(f"no Dockerfile.in in git history has the sha256 {lock.name} records")
+    assert hashlib.sha256(template.read_bytes()).hexdigest() == want, (
+        f"{template.name} is not the template {lock.name} was frozen from")
+    return template.read_text()
 
 
 @pytest.fixture(scope="module")
