@@ -108,7 +108,8 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
             continue
         if meta is None:
             continue
-        headers = parser.parsebytes(meta)
+        # Only the header block: the description after it can be long.
+        headers = parser.parsebytes(meta.split(b"\n\n", 1)[0])
         dist_name, version = headers.get("Name"), headers.get("Version")
         if not dist_name or not version:
             continue
