@@ -106,7 +106,6 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     stage_of = _stage_of_instruction(df)
     stage_env: dict[int, dict[str, str]] = {}
     used_pip_envs: set[str] = set()
-    uses_apt = False
     for n, ins in enumerate(df.instructions):
         pieces.append("".join(lines[cursor:ins.startline]))
         cursor = ins.endline + 1
@@ -125,9 +124,9 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
         if ins.instruction != "RUN" or _is_exec_form(ins):
             pieces.append(original)
             continue
-        text, apt_used, pip_used = _rewrite_run(original, env, envs, pip_by_env, apt_versions,
-                                                df.path, ins)
-        uses_apt |= apt_used
+        # apt is pinned only in stages on the final image's base (_apt_stages).
+        versions = apt_versions if stage.index in apt_stages else {}
+        text, pip_used = _rewrite_run(original, env, envs, versions, df.path, ins)
         used_pip_envs |= pip_used
         pieces.append(text)
     pieces.append("".join(lines[cursor:]))
@@ -135,8 +134,6 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     body = "".join(pieces)
     out.dockerfile = _with_header(body, df.path, options.lock_path)
     if apt_stages:
-        uses_apt = True
-    if uses_apt:
         out.files.update(_apt_files(lock, options))
     for prefix in sorted(used_pip_envs):
         out.files[f"pip/{_slug(prefix)}.txt"] = requirements(pip_by_env.get(prefix, []),
@@ -301,20 +298,17 @@ def _pip_call(cmd: list[Word]) -> tuple[str, int] | None:
 
 
 def _rewrite_run(original: str, env: dict[str, str], envs: Mapping[str, PythonEnv],
-                 pip_by_env: Mapping[str, list[PipPackage]],
                  apt_versions: Mapping[str, str], path: str,
-                 ins: Instruction) -> tuple[str, bool, set[str]]:
+                 ins: Instruction) -> tuple[str, set[str]]:
+    """Pin the apt and pip installs of one RUN; the new text and the pip envs it uses."""
     body = _run_body(original)
     edits: list[tuple[int, int, str]] = []
-    uses_apt = False
     pip_envs: set[str] = set()
     for cmd in commands(body):
         words = strip_assignments(cmd)
         if not words:
             continue
-        tool = posixpath.basename(words[0].text)
-        if tool in ("apt-get", "apt"):
-            uses_apt = True
+        if posixpath.basename(words[0].text) in ("apt-get", "apt"):
             edits += _pin_apt_install(words, apt_versions)
             continue
         call = _pip_call(words)
@@ -326,7 +320,7 @@ def _rewrite_run(original: str, env: dict[str, str], envs: Mapping[str, PythonEn
             continue
         pip_envs.add(prefix)
         edits += _pin_pip_install(words, at, prefix)
-    return replace(original, edits), uses_apt, pip_envs
+    return replace(original, edits), pip_envs
 
 
 def _pin_apt_install(words: list[Word], versions: Mapping[str, str]) -> list[tuple[int, int, str]]:

@@ -181,3 +181,18 @@ def test_ubuntu_sources_go_to_ubuntus_snapshot_service() -> None:
     assert sources.count(f"URIs: {url}/ubuntu/20261101T120000Z/\n") == 2
     native = render.render(df, lock).files["apt/apt.conf"]
     assert f'Host::security.mirror.test "{url}/@PATH@/@SNAPSHOTID@/";' in native
+
+
+def test_stage_on_another_base_is_left_to_float() -> None:
+    text = ("FROM ubuntu:24.04 AS other\n"
+            "RUN apt-get update && apt-get install -y python3 tini\n"
+            "FROM debian:bookworm-slim\n"
+            "COPY --from=other /usr/bin/tini /tini\n"
+            "RUN apt-get update && apt-get install -y tini\n")
+    lock = lock_for("system", input=Input("Dockerfile.in", dockerfile.parse(text).sha256),
+                    base=(Base(0, "ubuntu:24.04", DIGEST_T), Base(1, "debian:bookworm-slim",
+                                                                  DIGEST_B)))
+    out = render.render(dockerfile.parse(text), lock).dockerfile
+    other, final = out.split("FROM debian:bookworm-slim@")
+    assert "apt-get install -y python3 tini\n" in other and "APT_CONFIG" not in other
+    assert "apt-get install -y tini=0.19.0-3+b8\n" in final and "ARG APT_CONFIG" in final
