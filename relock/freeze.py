@@ -142,7 +142,10 @@ def _pip_entries(inv: Inventory, index: Index | None,
     if index is not None and inv.dists:
         wanted = {(d.name, d.version) for d in inv.dists}
         progress(f"asking the package index for hashes of {len(wanted)} distributions")
+        hits, asked = index.cache_hits, index.requests_made
         hashes = index.hashes_many(wanted)
+        progress(f"hashes of {len(wanted)} distributions: {index.cache_hits - hits} from the "
+                 f"cache, {index.requests_made - asked} index requests")
     return tuple(
         PipPackage(name=d.name, version=d.version, env=d.env, requested=d.requested,
                    hashes=hashes.get((d.name, d.version), ()))

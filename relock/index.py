@@ -117,6 +117,7 @@ class Index:
         self.cache_dir = cache_dir
         self.workers = workers
         self.requests_made = 0
+        self.cache_hits = 0
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -168,6 +169,8 @@ class Index:
         name = str(canonicalize_name(name))
         cached = self._cache_get(name, version)
         if cached is not None:
+            with self._lock:
+                self.cache_hits += 1
             return cached
         want = Version(version)
         found: set[str] = set()
