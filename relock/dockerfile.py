@@ -54,6 +54,15 @@ class Dockerfile:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    def root(self, stage: Stage) -> Stage:
+        """The stage whose FROM names the image ``stage`` is ultimately built on."""
+        by_name = {s.name: s for s in self.stages if s.name}
+        seen = 0
+        while not stage.external and stage.ref in by_name and seen < len(self.stages):
+            stage = by_name[stage.ref]
+            seen += 1
+        return stage
+
 
 def load(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
     """Read and parse ``path``; a missing file or one with no FROM is an error."""

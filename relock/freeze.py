@@ -193,13 +193,18 @@ def _host_platform() -> str:
     return f"linux/{arch}"
 
 
-def pin_bases(client: Any, dockerfile: Dockerfile,
-              allow_local: bool) -> tuple[tuple[Base, ...], list[str]]:
-    """The registry digest of every external FROM of ``dockerfile``."""
+def pin_bases(client: Any, dockerfile: Dockerfile, allow_local: bool,
+              built: Any = None) -> tuple[tuple[Base, ...], list[str]]:
+    """The registry digest of every external FROM of ``dockerfile``.
+
+    With ``built`` (the image frozen), the final stage's base is the one that
+    image sits on, even if the tag has moved since the build.
+    """
     from relock import engine
 
     bases: list[Base] = []
     warnings: list[str] = []
+    final_root = dockerfile.root(dockerfile.stages[-1])
     for stage in dockerfile.stages:
         if not stage.external:
             continue
@@ -207,6 +212,8 @@ def pin_bases(client: Any, dockerfile: Dockerfile,
             bases.append(Base(stage.index, stage.ref, stage.ref.split("@", 1)[1], name=stage.name))
             continue
         image = engine.get_image(client, stage.ref)
+        if built is not None and stage == final_root:
+            image = _base_under(client, built, stage.ref, image, warnings)
         digests = engine.repo_digests(image, stage.ref)
         if digests:
             bases.append(Base(stage.index, stage.ref, digests[0], name=stage.name))
@@ -223,6 +230,37 @@ def pin_bases(client: Any, dockerfile: Dockerfile,
                 "--allow-local-base to lock it by image ID (other hosts cannot reproduce that)"
             )
     return tuple(bases), warnings
+
+
+def _layers(image: Any) -> list[str]:
+    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
+
+
+def _base_under(client: Any, built: Any, ref: str, tagged: Any, warnings: list[str]) -> Any:
+    """The image of ``ref``'s repository that ``built`` sits on.
+
+    Usually that is what ``ref`` names now; after a pull that moved the tag it
+    is an older image of the same repository, still in the engine.
+    """
+    from relock import engine
+
+    have = _layers(built)
+    if have[: len(_layers(tagged))] == _layers(tagged):
+        return tagged
+    candidates = [
+        img for img in client.images.list()
+        if engine.repo_digests(img, ref) and _layers(img)
+        and have[: len(_layers(img))] == _layers(img)
+    ]
+    if not candidates:
+        raise BaseImageError(
+            f"the image was not built on {ref} as the engine has it now ({tagged.id[:19]}): "
+            "the tag has moved since the build and the base it was built on is gone; "
+            "rebuild the image, or pull that base by digest"
+        )
+    found = max(candidates, key=lambda img: len(_layers(img)))
+    warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
+    return found
 
 
 def _created(image: Any) -> datetime | None:
@@ -252,7 +290,7 @@ def freeze_image(client: Any, ref: str, dockerfile: Dockerfile | None, options: 
     bases: tuple[Base, ...] = ()
     warnings: list[str] = []
     if dockerfile is not None:
-        bases, warnings = pin_bases(client, dockerfile, options.allow_local_base)
+        bases, warnings = pin_bases(client, dockerfile, options.allow_local_base, built=image)
     progress(f"reading the files of {ref} ({image.id[:19]})")
     with engine.image_rootfs(client, image) as fs:
         inv = take_inventory(fs, progress)

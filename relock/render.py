@@ -196,29 +196,20 @@ def _stage_of_instruction(df: Dockerfile) -> list[Stage]:
     return out
 
 
-def _root_ref(df: Dockerfile, stage: Stage) -> str:
-    by_name = {s.name: s for s in df.stages if s.name}
-    seen = 0
-    while not stage.external and stage.ref in by_name and seen < len(df.stages):
-        stage = by_name[stage.ref]
-        seen += 1
-    return stage.ref
-
-
 def _apt_stages(df: Dockerfile) -> set[int]:
     """Stages that run apt and start from the final stage's base image.
 
     The lock describes the final image; a stage built on another base (another
     distro, say) is left to float rather than pointed at the wrong archive.
     """
-    final_root = _root_ref(df, df.stages[-1]).split("@")[0]
+    final_root = df.root(df.stages[-1]).ref.split("@")[0]
     stage_of = _stage_of_instruction(df)
     out: set[int] = set()
     for n, ins in enumerate(df.instructions):
         if ins.instruction != "RUN":
             continue
         stage = stage_of[n]
-        if _root_ref(df, stage).split("@")[0] != final_root:
+        if df.root(stage).ref.split("@")[0] != final_root:
             continue
         for cmd in commands(_run_body(ins.content)):
             words = strip_assignments(cmd)

@@ -377,6 +377,18 @@ def moved_tag(tmp_path_factory: pytest.TempPathFactory, client: Any,
             delete_from_registry(name, digest)
 
 
+def test_tag_moved_refreeze_records_the_digest_the_image_sits_on(
+        moved_tag: MovedTag, tmp_path: Path) -> None:
+    # The tag now names the new base, but the app image was built on the old
+    # one: a freeze made now must still lock the old digest.
+    out = tmp_path / "again.lock"
+    result = relock("freeze", moved_tag.frozen.image, "-f", moved_tag.frozen.dockerfile,
+                    "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "has moved since the build" in result.stderr
+    assert [b.digest for b in read(out).base] == [moved_tag.old_digest]
+
+
 def test_tag_moved_pinned_build_stays_on_the_locked_digest(
         client: Any, images: Images, moved_tag: MovedTag, tmp_path: Path) -> None:
     frozen = moved_tag.frozen
