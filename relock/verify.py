@@ -26,6 +26,8 @@ class Drift:
     def describe(self) -> str:
         if self.kind == "base":
             return f"base {self.name}: locked {self.locked}, but {self.found}"
+        if self.locked == self.found:
+            return f"{self.kind} {self.name}: {self.locked}, but other bytes than locked"
         if not self.found:
             return f"{self.kind} {self.name}: locked {self.locked}, not in the image"
         if not self.locked:
@@ -37,27 +39,24 @@ class Drift:
 
 
 def compare(locked: Lock, found: Lock) -> list[Drift]:
-    """Every difference in distro, APT and pip contents between two locks."""
+    """Every difference in distro, platform, APT and pip contents between two locks.
+
+    The comparison is ``relock diff``'s; the snapshot time is left out, since a
+    rebuilt image is younger than its lock by nature.
+    """
+    from relock.diff import diff_locks
+
+    result = diff_locks(locked, found, only=("apt", "pip"), compare_base=False)
     drift: list[Drift] = []
-    if (locked.distro.id, locked.distro.version_id) != (found.distro.id, found.distro.version_id):
-        drift.append(Drift("distro", "os-release",
-                           f"{locked.distro.id} {locked.distro.version_id}",
-                           f"{found.distro.id} {found.distro.version_id}"))
-    want_apt = {f"{p.name}:{p.arch}": p.version for p in locked.apt}
-    have_apt = {f"{p.name}:{p.arch}": p.version for p in found.apt}
-    drift += _versions("apt", want_apt, have_apt)
-    want_pip = {f"{p.name} ({p.env})": p.version for p in locked.pip}
-    have_pip = {f"{p.name} ({p.env})": p.version for p in found.pip}
-    drift += _versions("pip", want_pip, have_pip)
+    for label, value in (("distro", result.distro), ("platform", result.platform)):
+        if value is not None:
+            drift.append(Drift(label, "os-release" if label == "distro" else "image",
+                               value.old, value.new))
+    for row in result.apt or ():
+        drift.append(Drift("apt", f"{row.name}:{row.where}", row.old, row.new))
+    for row in result.pip or ():
+        drift.append(Drift("pip", f"{row.name} ({row.where})", row.old, row.new))
     return drift
-
-
-def _versions(kind: str, want: dict[str, str], have: dict[str, str]) -> list[Drift]:
-    return [
-        Drift(kind, key, want.get(key, ""), have.get(key, ""))
-        for key in sorted(set(want) | set(have))
-        if want.get(key) != have.get(key)
-    ]
 
 
 def check_base(client: Any, image: Any, locked: Lock) -> list[Drift]:

@@ -1,0 +1,43 @@
+"""What counts as drift between a lock and the image frozen again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from relock.lockfile import AptPackage, Distro, Input, Lock, PipPackage
+from relock.verify import compare
+
+LOCKED = Lock(
+    input=Input("Dockerfile.in", "ab"),
+    distro=Distro("debian", "13", "trixie"),
+    snapshot="20261101T000000Z",
+    apt=(AptPackage("tini", "0.19.0-3+b8", "amd64", sha256="1" * 64),
+         AptPackage("less", "668-1", "amd64")),
+    pip=(PipPackage("numpy", "2.3.5", "/opt/venv", hashes=("sha256:aa",)),),
+)
+
+
+def test_a_faithful_rebuild_has_no_drift() -> None:
+    # Younger, and frozen without the index: neither is drift.
+    found = dataclasses.replace(LOCKED, snapshot="20261201T000000Z",
+                                pip=(PipPackage("numpy", "2.3.5", "/opt/venv"),))
+    assert compare(LOCKED, found) == []
+
+
+def test_every_kind_of_drift_is_one_line() -> None:
+    found = dataclasses.replace(
+        LOCKED,
+        distro=Distro("debian", "12", "bookworm"),
+        platform="linux/arm64",
+        apt=(AptPackage("tini", "0.19.0-3+b8", "amd64", sha256="2" * 64),
+             AptPackage("curl", "8.14.1-2", "amd64")),
+        pip=(PipPackage("numpy", "2.3.4", "/opt/venv"),),
+    )
+    assert [d.describe() for d in compare(LOCKED, found)] == [
+        "distro os-release: locked debian 13 (trixie), image has debian 12 (bookworm)",
+        "platform image: locked linux/amd64, image has linux/arm64",
+        "apt curl:amd64: 8.14.1-2 in the image, not in the lock",
+        "apt less:amd64: locked 668-1, not in the image",
+        "apt tini:amd64: 0.19.0-3+b8, but other bytes than locked",
+        "pip numpy (/opt/venv): locked 2.3.5, image has 2.3.4",
+    ]
