@@ -96,7 +96,6 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     for p in lock.pip:
         pip_by_env.setdefault(p.env, []).append(p)
     apt_versions = _apt_versions(lock)
-    apt_stages = _apt_stages(df)
 
     lines = df.text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -104,6 +103,7 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     pieces: list[str] = []
     cursor = 0
     stage_of = _stage_of_instruction(df)
+    apt_stages = _apt_stages(df, stage_of)
     stage_env: dict[int, dict[str, str]] = {}
     used_pip_envs: set[str] = set()
     for n, ins in enumerate(df.instructions):
@@ -196,14 +196,13 @@ def _stage_of_instruction(df: Dockerfile) -> list[Stage]:
     return out
 
 
-def _apt_stages(df: Dockerfile) -> set[int]:
+def _apt_stages(df: Dockerfile, stage_of: list[Stage]) -> set[int]:
     """Stages that run apt and start from the final stage's base image.
 
     The lock describes the final image; a stage built on another base (another
     distro, say) is left to float rather than pointed at the wrong archive.
     """
     final_root = df.root(df.stages[-1]).ref.split("@")[0]
-    stage_of = _stage_of_instruction(df)
     out: set[int] = set()
     for n, ins in enumerate(df.instructions):
         if ins.instruction != "RUN":
