@@ -426,7 +426,7 @@ def freeze_image(client: Any, ref: str, dockerfile: Path, build_args: dict[str, 
     from relock import dockerfile as df
     from relock import freeze as fz
 
-    options = fz.FreezeOptions(index=None, build_args=build_args)
+    options = fz.FreezeOptions(index=None)
     parsed = df.load(dockerfile, build_args)
     result = fz.freeze_image(client, ref, parsed, options, progress)
     return result.lock, result.warnings

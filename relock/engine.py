@@ -67,6 +67,17 @@ def get_image(client: Any, ref: str) -> Any:
                           ) from None
 
 
+def layers(image: Any) -> list[str]:
+    """The diff IDs of an image's layers, bottom first."""
+    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
+
+
+def sits_on(image: Any, base: Any) -> bool:
+    """Whether ``base``'s layers are the bottom layers of ``image``."""
+    want = layers(base)
+    return bool(want) and layers(image)[: len(want)] == want
+
+
 def platform(image: Any) -> str:
     """``os/arch[/variant]`` of an image."""
     attrs = image.attrs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ class FreezeOptions:
     snapshot: str | None = None
     allow_local_base: bool = False
     index: Index | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -232,10 +231,6 @@ def pin_bases(client: Any, dockerfile: Dockerfile, allow_local: bool,
     return tuple(bases), warnings
 
 
-def _layers(image: Any) -> list[str]:
-    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
-
-
 def _base_under(client: Any, built: Any, ref: str, tagged: Any, warnings: list[str]) -> Any:
     """The image of ``ref``'s repository that ``built`` sits on.
 
@@ -244,13 +239,11 @@ def _base_under(client: Any, built: Any, ref: str, tagged: Any, warnings: list[s
     """
     from relock import engine
 
-    have = _layers(built)
-    if have[: len(_layers(tagged))] == _layers(tagged):
+    if engine.sits_on(built, tagged):
         return tagged
     candidates = [
         img for img in client.images.list()
-        if engine.repo_digests(img, ref) and _layers(img)
-        and have[: len(_layers(img))] == _layers(img)
+        if engine.repo_digests(img, ref) and engine.sits_on(built, img)
     ]
     if not candidates:
         raise BaseImageError(
@@ -258,7 +251,7 @@ def _base_under(client: Any, built: Any, ref: str, tagged: Any, warnings: list[s
             "the tag has moved since the build and the base it was built on is gone; "
             "rebuild the image, or pull that base by digest"
         )
-    found = max(candidates, key=lambda img: len(_layers(img)))
+    found = max(candidates, key=lambda img: len(engine.layers(img)))
     warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
     return found
 

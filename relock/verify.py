@@ -69,7 +69,6 @@ def check_base(client: Any, image: Any, locked: Lock) -> list[Drift]:
     from relock import engine
     from relock.errors import EngineError
 
-    have = image.attrs.get("RootFS", {}).get("Layers", [])
     refs = []
     for base in sorted(locked.base, key=lambda b: -b.stage):
         ref = f"{base.ref.split('@', 1)[0]}@{base.digest}" if base.digest else base.image_id
@@ -80,8 +79,7 @@ def check_base(client: Any, image: Any, locked: Lock) -> list[Drift]:
             if not base.digest:
                 continue
             found = engine.pull(client, ref)
-        want = found.attrs.get("RootFS", {}).get("Layers", [])
-        if want and have[: len(want)] == want:
+        if engine.sits_on(image, found):
             return []
     if not refs:
         return []

@@ -69,7 +69,7 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             parsed = None
         index = None if no_index else Index(pip_config(), default_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
-                                   index=index, build_args=build_args)
+                                   index=index)
         label = image or str(rootfs)
         out = output or Path("locks") / f"{name or lock_name(label)}.lock"
         if rootfs is not None:
