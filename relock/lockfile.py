@@ -41,6 +41,8 @@ class Input:
 
     dockerfile: str
     sha256: str
+    # --build-arg values the image was built with; render/build/verify reuse them.
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ class AptPackage:
     source_version: str = ""
     auto: bool = False
     sha256: str = ""
+    # Where the .deb lies in its archive (the Packages index's Filename field).
+    filename: str = ""
+    # The build stage that installed it ("" for the final image).
+    stage: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -100,6 +106,7 @@ class PythonEnv:
     python: str
     site: str
     venv: bool = False
+    stage: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ class PipPackage:
     env: str
     requested: bool = False
     hashes: tuple[str, ...] = ()
+    stage: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -139,11 +147,11 @@ class Lock:
             self,
             base=tuple(sorted(self.base, key=lambda b: (b.stage, b.ref))),
             apt_sources=tuple(sorted(self.apt_sources, key=_source_key)),
-            python=tuple(sorted(self.python, key=lambda e: e.prefix)),
-            apt=tuple(sorted(self.apt, key=lambda p: (p.name, p.arch, p.version))),
+            python=tuple(sorted(self.python, key=lambda e: (e.stage, e.prefix))),
+            apt=tuple(sorted(self.apt, key=lambda p: (p.stage, p.name, p.arch, p.version))),
             pip=tuple(
                 dataclasses.replace(p, hashes=tuple(sorted(set(p.hashes))))
-                for p in sorted(self.pip, key=lambda p: (p.env, p.name))
+                for p in sorted(self.pip, key=lambda p: (p.stage, p.env, p.name))
             ),
         )
 
@@ -180,7 +188,13 @@ def to_toml(lock: Lock) -> str:
         "snapshot_from": lock.snapshot_from,
     }
     chunks = [_dumps(head)]
-    chunks += [f"[input]\n{_dumps(_table(lock.input))}", f"[distro]\n{_dumps(_table(lock.distro))}"]
+    for name, table in (("input", lock.input), ("distro", lock.distro)):
+        body = _table(table)
+        nested = {k: body.pop(k) for k in list(body) if isinstance(body[k], dict)}
+        chunk = f"[{name}]\n{_dumps(body)}"
+        for key, sub in nested.items():
+            chunk += f"[{name}.{key}]\n{_dumps(sub)}"
+        chunks.append(chunk)
     for name, items in (
         ("base", lock.base),
         ("apt_sources", lock.apt_sources),
