@@ -198,7 +198,11 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         # (or two platforms). A name on two rows also needs its arch shown.
         multi_arch = len(arches - {"all"}) > 1 or len({r.name for r in apt}) < len(apt)
         distro = _value(_distro_text(old.distro), _distro_text(new.distro))
-        snapshot = _value(old.snapshot, new.snapshot)
+        # A snapshot guessed from an image's creation time says when it was
+        # built, not what it holds: two builds of the same packages differ
+        # there by nature. Only dated snapshots (Release files, --snapshot) count.
+        guessed = "image-created" in (old.snapshot_from, new.snapshot_from)
+        snapshot = None if guessed else _value(old.snapshot, new.snapshot)
         platform = _value(old.platform, new.platform)
     if "pip" in only:
         pip = _diff_pip(old.pip, new.pip)

@@ -160,7 +160,8 @@ def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
     snapshot, snapshot_from = _snapshot(options, inv, created)
     return Lock(
         input=Input(dockerfile=dockerfile.path if dockerfile else "",
-                    sha256=dockerfile.sha256 if dockerfile else ""),
+                    sha256=dockerfile.sha256 if dockerfile else "",
+                    build_args=dict(dockerfile.build_args) if dockerfile else {}),
         distro=inv.distro,
         platform=platform,
         snapshot=snapshot,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -206,6 +206,59 @@ class Index:
                     progress(done, len(todo))
         return out
 
+    def links(self, name: str) -> list[IndexLink]:
+        """Every file of project ``name`` on the configured indexes, with its URL."""
+        import requests
+
+        name = str(canonicalize_name(name))
+        out: list[IndexLink] = []
+        for index in self.config.urls:
+            url = index.rstrip("/") + "/" + name + "/"
+            with self._lock:
+                self.requests_made += 1
+            if url.startswith("file://"):
+                page = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)) / "index.html"
+                if page.is_file():
+                    out += _html_links(page.read_text("utf-8", "replace"), url)
+                continue
+            try:
+                resp = self._session().get(url, headers={"Accept": _ACCEPT},
+                                           timeout=self.config.timeout)
+            except requests.RequestException as e:
+                raise IndexError_(f"package index {_redact(index)} is unreachable: "
+                                  f"{_short(e)}") from None
+            if resp.status_code == 404:
+                continue
+            if resp.status_code >= 400:
+                raise IndexError_(f"package index {_redact(index)} answered HTTP "
+                                  f"{resp.status_code} for {name}")
+            if "json" in resp.headers.get("Content-Type", ""):
+                out += _json_links(resp.json(), resp.url)
+            else:
+                out += _html_links(resp.text, resp.url)
+        return out
+
+    def open(self, url: str) -> tuple[BinaryIO, int | None]:
+        """A stream of the file at ``url`` (from ``links``) and its length if known."""
+        import requests
+
+        if url.startswith("file://"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+            try:
+                return path.open("rb"), path.stat().st_size
+            except OSError as e:
+                raise IndexError_(f"{path}: cannot read: {e.strerror}") from None
+        try:
+            resp = self._session().get(url, stream=True, timeout=self.config.timeout)
+        except requests.RequestException as e:
+            raise IndexError_(f"cannot download {_redact(url)}: {_short(e)}") from None
+        if resp.status_code >= 400:
+            resp.close()
+            raise IndexError_(f"cannot download {_redact(url)}: HTTP {resp.status_code}")
+        length = resp.headers.get("Content-Length")
+        resp.raw.decode_content = True
+        return resp.raw, int(length) if length and length.isdigit() else None
+
     # -- cache -----------------------------------------------------------
     def _cache_path(self, name: str, version: str) -> Path | None:
         if self.cache_dir is None:
@@ -251,6 +304,52 @@ def _parse_html(text: str) -> list[tuple[str, str]]:
             if algo == "sha256":
                 digest = value
         out.append((filename, digest))
+    return out
+
+
+@dataclass(frozen=True)
+class IndexLink:
+    """One file on an index page."""
+
+    filename: str
+    url: str
+    sha256: str
+    requires_python: str = ""
+
+
+def _json_links(data: Any, page: str) -> list[IndexLink]:
+    files = data.get("files", []) if isinstance(data, dict) else []
+    out = []
+    for f in files if isinstance(files, list) else []:
+        if not isinstance(f, dict) or f.get("yanked") or not isinstance(f.get("filename"), str):
+            continue
+        hashes: dict[str, Any] = f["hashes"] if isinstance(f.get("hashes"), dict) else {}
+        out.append(IndexLink(f["filename"], urllib.parse.urljoin(page, str(f.get("url", ""))),
+                             str(hashes.get("sha256", "")), str(f.get("requires-python") or "")))
+    return out
+
+
+class _FileLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            found = dict(attrs)
+            if found.get("href") and found.get("data-yanked") is None:
+                self.links.append((found["href"] or "", found.get("data-requires-python") or ""))
+
+
+def _html_links(text: str, page: str) -> list[IndexLink]:
+    parser = _FileLinks()
+    parser.feed(text)
+    out = []
+    for href, requires in parser.links:
+        url, _, fragment = href.partition("#")
+        digest = dict(p.partition("=")[::2] for p in fragment.split("&")).get("sha256", "")
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        out.append(IndexLink(filename, urllib.parse.urljoin(page, url), digest, requires))
     return out
 
 
