@@ -51,8 +51,8 @@ def _quiet(_: str) -> None:
 
 def build(client: Any, context: Path | BinaryIO, dockerfile: str, *, tag: str | None = None,
           build_args: dict[str, str] | None = None, platform: str | None = None,
-          nocache: bool = False, log: LogSink = _quiet, misses: Misses | None = None
-          ) -> BuildResult:
+          nocache: bool = False, log: LogSink = _quiet, misses: Misses | None = None,
+          target: str | None = None) -> BuildResult:
     """Build ``dockerfile`` (in ``context``: a folder or a ready tar) with host networking."""
     from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
@@ -67,7 +67,7 @@ def build(client: Any, context: Path | BinaryIO, dockerfile: str, *, tag: str | 
         stream = client.api.build(
             **where, dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
             platform=platform, network_mode="host", rm=True, forcerm=True, decode=True,
-            nocache=nocache, pull=False,
+            nocache=nocache, pull=False, target=target,
         )
         for chunk in stream:
             if "stream" in chunk:

@@ -185,6 +185,8 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     ``compare_base=False`` skips base pins, for a side that cannot have them
     (an image frozen without its Dockerfile.in).
     """
+    # Build stages' entries feed the locked view; the images compared are final stages.
+    old, new = old.final(), new.final()
     sizes: dict[str, int] = {}
     apt = pip = None
     base = None

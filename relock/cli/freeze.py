@@ -36,18 +36,28 @@ from relock.cli.common import (
 @click.option("--no-index", is_flag=True,
               help="Do not ask the package index for hashes (the lock then cannot "
                    "drive a --require-hashes build).")
+@click.option("--context", type=click.Path(file_okay=False, path_type=Path),
+              help="The build context IMAGE was built from, to read its build stages "
+                   "from the build cache. [default: the template's folder]")
+@click.option("--final-only", is_flag=True,
+              help="Do not record what build stages installed (a pinned build of a "
+                   "template whose stages install packages then fails).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @build_arg_option
 def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str | None,
            rootfs: Path | None, snapshot: str | None, allow_local_base: bool,
-           no_index: bool, as_json: bool, build_args: dict[str, str]) -> None:
+           no_index: bool, context: Path | None, final_only: bool, as_json: bool,
+           build_args: dict[str, str]) -> None:
     """Read IMAGE's files into a lock file.
 
     Records the base image digests of Dockerfile.in's FROM lines, the distro,
     the APT sources and snapshot time, every dpkg package (name, version,
     arch) and every pip-installed distribution with the sha256 of its files
-    on the package index pip is configured to use. Nothing in the image is
-    run. The lock is written atomically: on any error the old one stays.
+    on the package index pip is configured to use. Build stages that run
+    something are built again from the engine's build cache (--target) and
+    what they hold beyond the final image is recorded too, so that a pinned
+    build can offer it. Nothing in the image is run. The lock is written
+    atomically: on any error the old one stays.
 
     \b
     Examples:
@@ -78,7 +88,14 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             from relock import engine
 
             assert parsed is not None and image is not None
-            result = fz.freeze_image(engine.connect(), image, parsed, options, progress)
+            client = engine.connect()
+            result = fz.freeze_image(client, image, parsed, options, progress)
+            if not final_only:
+                from relock.stages import freeze_stages
+
+                staged = freeze_stages(client, parsed, context or dockerfile.parent,
+                                       result.lock, options, progress)
+                result = fz.FreezeResult(staged, result.warnings)
         for line in result.warnings:
             warn(line)
         write(result.lock, out, image=image or f"--rootfs {rootfs}")
