@@ -252,7 +252,8 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
         text = " ".join(shlex.quote(w) for w in words)
         return "".join(c if c.isprintable() else "?" for c in text)
 
-    args = [w for k, v in sorted(lock.input.build_args.items()) for w in ("--build-arg", f"{k}={v}")]
+    args = [w for k, v in sorted(lock.input.build_args.items())
+            for w in ("--build-arg", f"{k}={v}")]
     template = ["-f", lock.input.dockerfile] if lock.input.dockerfile else []
     image_words = image.split(" ", 1) if image.startswith("--rootfs ") else [image]
     header = HEADER.format(
