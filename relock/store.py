@@ -407,7 +407,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def _chunks(source: Path | BinaryIO | bytes | IO[bytes]) -> Iterator[bytes]:
     if isinstance(source, bytes):
-        yield source
+        view = memoryview(source)
+        for start in range(0, len(view), _CHUNK):
+            yield bytes(view[start:start + _CHUNK])
         return
     if isinstance(source, Path):
         with source.open("rb") as f:
