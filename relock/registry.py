@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ CHUNK = 1 << 20
 # Blobs above this size are uploaded in PATCH chunks of this size.
 UPLOAD_CHUNK = 64 << 20
 TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
+# Rate limits and overload: retried after Retry-After (capped) or these waits.
+BUSY = (429, 502, 503, 504)
+BACKOFF = (1.0, 2.0, 4.0, 8.0)
+MAX_WAIT = 60.0
 
 
 def check_digest(value: str, where: str = "digest") -> str:
@@ -165,8 +170,12 @@ class VerifiedStream:
     def _next(self) -> bool:
         if self._done:
             return False
+        import requests
+
         try:
             chunk = next(self._chunks)
+        except requests.RequestException as e:
+            raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
         except StopIteration:
             self._done = True
             got = "sha256:" + self._hash.hexdigest()
@@ -231,8 +240,10 @@ class Registry:
     """One registry host; thread-safe (one requests session per thread)."""
 
     def __init__(self, host: str, *, timeout: tuple[float, float] = TIMEOUT,
-                 auth: tuple[str, str] | None = None) -> None:
+                 auth: tuple[str, str] | None = None,
+                 backoff: tuple[float, ...] = BACKOFF) -> None:
         self.host = host
+        self.backoff = backoff
         api = DOCKER_HUB_API if host == DOCKER_HUB else host
         self.base = ("http" if is_loopback(host) else "https") + f"://{api}"
         self.timeout = timeout
@@ -320,15 +331,23 @@ class Registry:
         # scope have already been through the challenge.
         replayable = isinstance(kwargs.get("data"), bytes | None)
         extra = kwargs.pop("headers", {})
-        for _attempt in range(3):
+        auth_tries, busy_tries = 0, 0
+        while True:
             kwargs["headers"] = {**extra, **self._headers(scope)}
             try:
                 resp = self._session().request(method, url, timeout=self.timeout, **kwargs)
             except requests.RequestException as e:
                 raise RegistryError(f"{self.host}: {what or method} failed: {_short(e)}") from None
-            if resp.status_code == 401 and replayable and self._authenticate(
+            if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
+                auth_tries += 1
                 resp.close()
+                continue
+            if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
+                wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
+                busy_tries += 1
+                resp.close()
+                time.sleep(wait)
                 continue
             break
         if resp.status_code in ok or resp.status_code == 404:
@@ -510,6 +529,23 @@ def _with_query(url: str, **params: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _retry_after(header: str | None, default: float) -> float:
+    """Seconds to wait: a Retry-After in seconds or as an HTTP date, capped."""
+    if not header:
+        return default
+    try:
+        seconds = float(header)
+    except ValueError:
+        import email.utils
+
+        try:
+            when = email.utils.parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError):
+            return default
+        seconds = when - time.time()
+    return max(0.0, min(seconds, MAX_WAIT))
 
 
 def _error_detail(resp: Any) -> str:

@@ -539,8 +539,11 @@ def copy_blob(src: Store, dst: Store, desc: Descriptor) -> bool:
         return dst.put(desc.digest, src.path(desc.digest), desc.size)
     if (isinstance(src, RegistryStore) and isinstance(dst, RegistryStore)
             and src.registry.host == dst.registry.host):
-        lazy = cast(BinaryIO, _Lazy(src, desc.digest))
-        return dst.put(desc.digest, lazy, desc.size, mount_from=src.repo)
+        lazy = _Lazy(src, desc.digest)
+        try:
+            return dst.put(desc.digest, cast(BinaryIO, lazy), desc.size, mount_from=src.repo)
+        finally:
+            lazy.close()
     stream = src.open(desc.digest)
     try:
         return dst.put(desc.digest, stream, desc.size)  # type: ignore[arg-type]
@@ -560,26 +563,51 @@ class _Lazy:
             self._stream = self._src.open(self._digest)
         return self._stream.read(size)
 
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
-def copy_image(src: Store, dst: Store, digest: str) -> CopyStats:
-    """Copy manifest ``digest`` and all it points to, children first, bytes unchanged."""
+
+def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4) -> CopyStats:
+    """Copy manifest ``digest`` and all it points to, bytes unchanged.
+
+    Blobs go first (``workers`` at a time), then the manifests, children
+    before parents: a manifest in ``dst`` means all below it is there, so a
+    copy that was cut off is finished by running it again.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     stats = CopyStats()
-    manifest = src.manifest(digest)
-    if dst.has_manifest(manifest.digest):
-        stats.skipped += 1
-        return stats
-    manifests, blobs = children(manifest)
-    for child in manifests:
-        stats += copy_image(src, dst, child.digest)
-    for blob in blobs:
-        if copy_blob(src, dst, blob):
+    order: list[Manifest] = []
+    blobs: dict[str, Descriptor] = {}
+
+    def walk(d: str) -> None:
+        manifest = src.manifest(d)
+        if any(m.digest == manifest.digest for m in order):
+            return
+        if dst.has_manifest(manifest.digest):
+            stats.skipped += 1
+            return
+        manifests, layers = children(manifest)
+        for child in manifests:
+            walk(child.digest)
+        for blob in layers:
+            blobs.setdefault(blob.digest, blob)
+        order.append(manifest)
+
+    walk(digest)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = list(pool.map(lambda b: copy_blob(src, dst, b), blobs.values()))
+    for blob, copied in zip(blobs.values(), done, strict=True):
+        if copied:
             stats.blobs += 1
             stats.bytes += blob.size
         else:
             stats.skipped += 1
-    dst.put_manifest(manifest)
-    stats.manifests += 1
-    stats.bytes += len(manifest.data)
+    for manifest in order:
+        dst.put_manifest(manifest)
+        stats.manifests += 1
+        stats.bytes += len(manifest.data)
     return stats
 
 

@@ -173,3 +173,24 @@ def test_unreachable_registry_is_one_line() -> None:
     client = reg.Registry("127.0.0.1:9", timeout=(2, 2))
     with pytest.raises(RegistryError, match=r"^127\.0\.0\.1:9: HEAD blob failed: "):
         client.has_blob("x", D)
+
+
+def test_rate_limits_are_waited_out(fake: Any) -> None:
+    host, routes, log = fake
+    data = b"layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    answers = [answer(429, Retry_After="0"), answer(503, Retry_After="0"), answer(200, data)]
+    routes[f"/v2/x/blobs/{digest}"] = lambda h: answers.pop(0)(h)
+    assert reg.Registry(host, backoff=(0.0, 0.0)).blob("x", digest).read() == data
+    assert len(log) == 3
+    answers[:] = [answer(429, Retry_After="0")] * 3
+    with pytest.raises(RegistryError, match=r"GET blob sha256:\w+ answered HTTP 429$"):
+        reg.Registry(host, backoff=(0.0, 0.0)).blob("x", digest)
+
+
+def test_retry_after_is_read_and_capped() -> None:
+    assert reg._retry_after(None, 2.0) == 2.0
+    assert reg._retry_after("3", 2.0) == 3.0
+    assert reg._retry_after("100000", 2.0) == reg.MAX_WAIT
+    assert reg._retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 2.0) == 0.0
+    assert reg._retry_after("soon", 2.0) == 2.0
