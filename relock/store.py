@@ -712,6 +712,49 @@ def read_lock(store: Store, ref: str) -> tuple[bytes, list[StoredFile]]:
     return lock_bytes, files
 
 
+# -- looking -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    """What a tag names: a lock, an image or an index, with its blob count and bytes."""
+
+    kind: str
+    manifests: int
+    blobs: int
+    bytes: int
+
+
+def summarize(store: Store, digest: str) -> Summary:
+    """Walk the manifests under ``digest`` (reading no blob) and count what they name."""
+    seen: set[str] = set()
+    counts = {"manifests": 0, "blobs": 0, "bytes": 0}
+
+    def walk(d: str) -> None:
+        manifest = store.manifest(d)
+        counts["manifests"] += 1
+        counts["bytes"] += len(manifest.data)
+        manifests, blobs = children(manifest)
+        for child in manifests:
+            if child.digest not in seen:
+                seen.add(child.digest)
+                walk(child.digest)
+        for b in blobs:
+            if b.digest not in seen:
+                seen.add(b.digest)
+                counts["blobs"] += 1
+                counts["bytes"] += b.size
+
+    top = store.manifest(digest)
+    if top.json().get("artifactType") == LOCK_ARTIFACT:
+        kind = "lock"
+    elif top.media_type in reg.INDEX_TYPES:
+        kind = "index"
+    else:
+        kind = "image"
+    walk(digest)
+    return Summary(kind=kind, **counts)
+
+
 # -- checking ----------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -295,3 +295,31 @@ def test_copy_between_layouts_keeps_every_byte(tmp_path: Path) -> None:
     assert (stats.blobs, stats.manifests) == (2, 2)
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     assert st.copy_store(a, b).blobs == 0
+
+
+def test_cli_store_ls_and_verify(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from relock.cli import cli
+
+    s = st.DirStore.open_layout(tmp_path / "s", create=True)
+    deb = b"deb bytes"
+    s.put(digest_of(deb), deb)
+    lock = b"version = 1\n"
+    desc = st.put_lock(s, lock, [st.StoredFile("deb", "hello", "1", "hello_1_all.deb",
+                                               digest_of(deb), len(deb))])
+    runner = CliRunner()
+    r = runner.invoke(cli, ["store", "ls", str(tmp_path / "s")], catch_exceptions=False)
+    assert r.exit_code == 0
+    size = len(s.path(desc.digest).read_bytes()) + len(lock) + len(deb)
+    assert r.stdout == f"{st.lock_tag(lock)}\t{desc.digest}\tlock\t2 blobs\t{size} bytes\n"
+    r = runner.invoke(cli, ["store", "verify", str(tmp_path / "s")], catch_exceptions=False)
+    assert (r.exit_code, r.stdout) == (0, "")
+    assert "3 blobs and manifests checked, 0 problems" in r.stderr
+    s.path(digest_of(deb)).write_bytes(b"DEB bytes")
+    r = runner.invoke(cli, ["store", "verify", str(tmp_path / "s")], catch_exceptions=False)
+    assert r.exit_code == 1 and r.stdout.startswith(f"{digest_of(deb)}\t")
+    r = runner.invoke(cli, ["store", "ls", str(tmp_path)], catch_exceptions=False)
+    assert r.exit_code == 2
+    assert r.stderr.strip().endswith("not an OCI image layout (no oci-layout file); "
+                                     "make it with `relock vendor`")
