@@ -11,17 +11,31 @@ an engine holds is an error, never a new digest.
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Sequence
+
 from relock import registry as reg
 from relock.errors import BaseImageError, RegistryError, StoreError
 from relock.store import CopyStats, Descriptor, RegistryStore, Store, base_tag, copy_image
 
 
-def vendor_base(ref: str, store: Store, *, registry: reg.Registry | None = None,
-                tag: str = "") -> tuple[Descriptor, CopyStats]:
-    """Copy ``ref`` (which must carry ``@sha256:``) from its registry into ``store``.
+def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
+    """Registry hosts from the engine's ``registry-mirrors`` URLs (``http://127.0.0.1:5000/``)."""
+    out = []
+    for url in mirrors:
+        host = urllib.parse.urlsplit(url if "://" in url else f"https://{url}").netloc
+        if host and host not in out:
+            out.append(host)
+    return out
 
-    ``registry`` overrides where it is fetched from (e.g. the engine's mirror
-    for a Docker Hub name). The manifest is tagged ``base-<hex>`` (or ``tag``).
+
+def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = (),
+                mirrors: Sequence[str] = (), tag: str = "") -> tuple[Descriptor, CopyStats]:
+    """Copy ``ref`` (which must carry ``@sha256:``) from a registry into ``store``.
+
+    A Docker Hub name is asked of the engine's ``mirrors`` first, as the
+    engine itself does, then of Docker Hub; ``registries``, if given, are
+    asked instead, in order. The manifest is tagged ``base-<hex>`` (or ``tag``).
     """
     try:
         parsed = reg.parse_reference(ref)
@@ -30,25 +44,35 @@ def vendor_base(ref: str, store: Store, *, registry: reg.Registry | None = None,
     if not parsed.digest:
         raise BaseImageError(f"{ref}: a base image is vendored by digest; pin it "
                              "(NAME@sha256:...) or freeze first")
-    client = registry or reg.registry_for(parsed.host)
-    src = RegistryStore(client, parsed.repo)
-    try:
-        stats = copy_image(src, store, parsed.digest)
+    if registries:
+        clients = list(registries)
+    else:
+        hosts = mirror_hosts(mirrors) if parsed.host == reg.DOCKER_HUB else []
+        clients = [reg.registry_for(h) for h in [*hosts, parsed.host]]
+    asked: list[str] = []
+    for client in clients:
+        src = RegistryStore(client, parsed.repo)
+        try:
+            stats = copy_image(src, store, parsed.digest)
+        except reg.ManifestUnknown:
+            asked.append(f"{client.host}: no such manifest")
+            continue
+        except reg.RegistryUnreachable:
+            asked.append(f"{client.host}: unreachable")
+            continue
+        except RegistryError as e:
+            raise BaseImageError(f"{ref}: cannot vendor the base image: {e}") from None
         manifest = store.manifest(parsed.digest)
-    except reg.ManifestUnknown:
-        raise BaseImageError(
-            f"{ref}: no registry answers for this digest ({client.host}/{parsed.repo} has no "
-            "such manifest); if only the engine has the image, relock cannot keep its digest "
-            "(an engine does not give back a registry's manifest bytes): push it to a "
-            "registry, or vendor from one that has it"
-        ) from None
-    except RegistryError as e:
-        raise BaseImageError(f"{ref}: cannot vendor the base image: {e}") from None
-    desc = Descriptor(media_type=manifest.media_type, digest=manifest.digest,
-                      size=len(manifest.data),
-                      annotations={"org.opencontainers.image.base.name": str(parsed)})
-    store.tag(tag or base_tag(parsed.digest), desc)
-    return desc, stats
+        desc = Descriptor(media_type=manifest.media_type, digest=manifest.digest,
+                          size=len(manifest.data),
+                          annotations={"org.opencontainers.image.base.name": str(parsed)})
+        store.tag(tag or base_tag(parsed.digest), desc)
+        return desc, stats
+    raise BaseImageError(
+        f"{ref}: no registry answers for this digest ({'; '.join(asked)}); if only the "
+        "engine has the image, relock cannot keep its digest (an engine does not give back "
+        "a registry's manifest bytes): push it to a registry, or vendor from one that has it"
+    )
 
 
 def publish_base(store: Store, digest: str, registry: reg.Registry | str, repo: str, *,

@@ -337,7 +337,8 @@ class Registry:
             try:
                 resp = self._session().request(method, url, timeout=self.timeout, **kwargs)
             except requests.RequestException as e:
-                raise RegistryError(f"{self.host}: {what or method} failed: {_short(e)}") from None
+                raise RegistryUnreachable(f"{self.host}: {what or method} failed: {_short(e)}"
+                                          ) from None
             if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
                 auth_tries += 1
@@ -500,6 +501,10 @@ class Registry:
 
 class ManifestUnknown(RegistryError):
     """The registry has no such manifest."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No answer from the registry (refused, timed out, TLS failed)."""
 
 
 class BlobUnknown(RegistryError):

@@ -114,12 +114,28 @@ def test_vendor_the_trixie_base_byte_for_byte(tmp_path: Path, trixie: str) -> No
     assert (again.blobs, again.manifests) == (0, 0)
 
 
+def test_a_docker_hub_name_comes_through_the_engines_mirror(tmp_path: Path, trixie: str,
+                                                             client: Any) -> None:
+    from relock import engine
+
+    mirrors = engine.registry_mirrors(client)
+    assert baseimage.mirror_hosts(mirrors) == [REGISTRY]
+    s = store.open_store(tmp_path / "s", create=True)
+    desc, _ = baseimage.vendor_base(f"debian:trixie-slim@{trixie}", s, mirrors=mirrors)
+    assert desc.annotations["org.opencontainers.image.base.name"] == (
+        f"docker.io/library/debian:trixie-slim@{trixie}")
+    assert list(s.tags()) == [f"base-{trixie[7:]}"]
+
+
 def test_a_base_no_registry_has_is_an_error_not_a_new_digest(tmp_path: Path) -> None:
     s = store.open_store(tmp_path / "s", create=True)
     ghost = "sha256:" + hashlib.sha256(uuid.uuid4().bytes).hexdigest()
-    with pytest.raises(BaseImageError, match=r"no registry answers for this digest .*relock "
-                                             r"cannot keep its digest"):
-        baseimage.vendor_base(f"{REGISTRY}/library/debian@{ghost}", s)
+    down = registry.Registry("127.0.0.1:9", timeout=(2, 2))
+    with pytest.raises(BaseImageError, match=rf"no registry answers for this digest \({REGISTRY}: "
+                                             r"no such manifest; 127\.0\.0\.1:9: unreachable\)"
+                                             r".*relock cannot keep its digest"):
+        baseimage.vendor_base(f"debian@{ghost}", s,
+                              registries=[registry.Registry(REGISTRY), down])
     with pytest.raises(BaseImageError, match="vendored by digest"):
         baseimage.vendor_base(f"{REGISTRY}/library/debian:trixie-slim", s)
     assert s.tags() == {}
@@ -276,3 +292,27 @@ def test_copy_between_two_registries(tmp_path: Path, trixie: str, prefix: str,
     back = store.open_store(tmp_path / "back", create=True)
     store.copy_store(second, back)
     assert layout_files(tmp_path / "back") == layout_files(tmp_path / "s")
+
+
+def test_an_independent_oci_tool_agrees(tmp_path: Path, trixie: str, prefix: str) -> None:
+    """skopeo writes the same layout from the registry, and copies relock's lock manifest."""
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+    s = store.open_store(tmp_path / "s", create=True)
+    baseimage.vendor_base(f"{REGISTRY}/library/debian@{trixie}", s)
+    subprocess.run([skopeo, "copy", "--quiet", "--src-tls-verify=false", "--preserve-digests",
+                    f"docker://{REGISTRY}/library/debian@{trixie}", f"oci:{tmp_path / 'sk'}:t"],
+                   check=True)
+    assert layout_files(tmp_path / "sk") == layout_files(tmp_path / "s")
+    assert store.verify(store.open_store(tmp_path / "sk")) == (3, [])
+
+    lock, files = lock_content(s)
+    desc = store.put_lock(s, lock, files, tag="mylock")
+    subprocess.run([skopeo, "copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{tmp_path / 's'}:mylock", f"docker://{REGISTRY}/{prefix}/store:mylock"],
+                   check=True)
+    _, headers = get(f"http://{REGISTRY}/v2/{prefix}/store/manifests/mylock", "HEAD")
+    assert headers["Docker-Content-Digest"] == desc.digest
+    remote = store.open_store(f"oci://{REGISTRY}/{prefix}/store")
+    assert store.read_lock(remote, "mylock")[0] == lock
