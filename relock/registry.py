@@ -299,8 +299,10 @@ class Registry:
                 return False
             self._basic = True
             return True
-        if scheme != "bearer" or "realm" not in params or scope in self._tokens:
+        if scheme != "bearer" or "realm" not in params:
             return False
+        # A token we hold was refused: it has expired; ask for a new one.
+        self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}
         try:
             resp = self._session().get(params["realm"], params=query, auth=login,

@@ -194,3 +194,29 @@ def test_retry_after_is_read_and_capped() -> None:
     assert reg._retry_after("100000", 2.0) == reg.MAX_WAIT
     assert reg._retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 2.0) == 0.0
     assert reg._retry_after("soon", 2.0) == 2.0
+
+
+def test_an_expired_token_is_renewed(fake: Any, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    host, routes, _ = fake
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    issued = iter(["T1", "T2", "T3"])
+    valid = {"token": ""}
+
+    def token(h: http.server.BaseHTTPRequestHandler) -> None:
+        valid["token"] = next(issued)
+        answer(200, json.dumps({"token": valid["token"]}).encode())(h)
+
+    def blob(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.headers.get("Authorization") == f"Bearer {valid['token']}" and valid["token"]:
+            answer(200)(h)
+        else:
+            answer(401, WWW_Authenticate=f'Bearer realm="http://{host}/token"')(h)
+
+    routes[f"/v2/x/blobs/{D}"] = blob
+    routes["/token"] = token
+    client = reg.Registry(host)
+    assert client.has_blob("x", D)
+    valid["token"] = "expired"  # the server no longer takes T1
+    assert client.has_blob("x", D)
+    assert valid["token"] == "T2"
