@@ -323,3 +323,17 @@ def test_cli_store_ls_and_verify(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert r.stderr.strip().endswith("not an OCI image layout (no oci-layout file); "
                                      "make it with `relock vendor`")
+
+
+def test_a_copy_cut_off_before_its_manifest_fetches_only_what_is_missing(tmp_path: Path) -> None:
+    a = st.DirStore.open_layout(tmp_path / "a", create=True)
+    layers = [blob_desc(a, os.urandom(1000), "application/octet-stream") for _ in range(3)]
+    m = a.put_manifest(manifest_of({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                    "config": blob_desc(a, b"{}"), "layers": layers}))
+    b = st.DirStore.open_layout(tmp_path / "b", create=True)
+    assert st.copy_image(a, b, m.digest).blobs == 4
+    b.path(m.digest).unlink()  # as if cut off before the manifest, the commit point
+    b.path(layers[1]["digest"]).unlink()
+    stats = st.copy_image(a, b, m.digest)
+    assert (stats.blobs, stats.manifests, stats.skipped) == (1, 1, 3)
+    assert st.copy_image(a, b, m.digest).manifests == 0
