@@ -272,6 +272,7 @@ class DirStore:
         tmpdir = self.root / ".tmp"
         try:
             tmpdir.mkdir(exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=final.name[:16] + ".", dir=tmpdir)
         except OSError as e:
             raise StoreError(f"{self.root}: cannot write here: {e.strerror or e}") from None
