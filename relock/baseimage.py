@@ -12,11 +12,20 @@ an engine holds is an error, never a new digest.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from relock import registry as reg
 from relock.errors import BaseImageError, RegistryError, StoreError
-from relock.store import CopyStats, Descriptor, RegistryStore, Store, base_tag, copy_image
+from relock.store import (
+    PLATFORMS,
+    CopyStats,
+    Descriptor,
+    RegistryStore,
+    Store,
+    base_tag,
+    copy_image,
+    tag_platforms,
+)
 
 
 def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
@@ -30,7 +39,8 @@ def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
 
 
 def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = (),
-                mirrors: Sequence[str] = (), tag: str = "") -> tuple[Descriptor, CopyStats]:
+                mirrors: Sequence[str] = (), tag: str = "",
+                platforms: Collection[str] | None = None) -> tuple[Descriptor, CopyStats]:
     """Copy ``ref`` (which must carry ``@sha256:``) from a registry into ``store``.
 
     A Docker Hub name is asked of the engine's ``mirrors`` first, as the
@@ -53,7 +63,7 @@ def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = 
     for client in clients:
         src = RegistryStore(client, parsed.repo)
         try:
-            stats = copy_image(src, store, parsed.digest)
+            stats = copy_image(src, store, parsed.digest, platforms=platforms)
         except reg.ManifestUnknown:
             asked.append(f"{client.host}: no such manifest")
             continue
@@ -63,9 +73,11 @@ def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = 
         except RegistryError as e:
             raise BaseImageError(f"{ref}: cannot vendor the base image: {e}") from None
         manifest = store.manifest(parsed.digest)
+        annotations = {"org.opencontainers.image.base.name": str(parsed)}
+        if platforms is not None and manifest.media_type in reg.INDEX_TYPES:
+            annotations[PLATFORMS] = ",".join(sorted(platforms))
         desc = Descriptor(media_type=manifest.media_type, digest=manifest.digest,
-                          size=len(manifest.data),
-                          annotations={"org.opencontainers.image.base.name": str(parsed)})
+                          size=len(manifest.data), annotations=annotations)
         store.tag(tag or base_tag(parsed.digest), desc)
         return desc, stats
     raise BaseImageError(
@@ -80,16 +92,25 @@ def publish_base(store: Store, digest: str, registry: reg.Registry | str, repo: 
     """Copy base image ``digest`` from ``store`` into ``registry``/``repo`` (and tag it)."""
     client = reg.registry_for(registry) if isinstance(registry, str) else registry
     dst = RegistryStore(client, repo)
+    kept = None
     try:
         if not store.has_manifest(digest):
             raise BaseImageError(f"{store.url}: base image {digest} is not in the store; "
                                  "run `relock vendor` first")
-        stats = copy_image(store, dst, digest)
+        for desc in store.tags().values():
+            if desc.digest == digest:
+                kept = tag_platforms(desc)
+        stats = copy_image(store, dst, digest, platforms=kept)
         if tag:
             manifest = store.manifest(digest)
             dst.tag(tag, Descriptor(media_type=manifest.media_type, digest=digest,
                                     size=len(manifest.data)))
     except (RegistryError, StoreError) as e:
-        raise BaseImageError(f"cannot publish base image {digest} to {client.host}/{repo}: {e}"
-                             ) from None
+        hint = ""
+        if kept is not None:
+            hint = (f" (the store keeps only {', '.join(sorted(kept))} of this index; a "
+                    "registry that wants every entry of an index needs the base vendored "
+                    "for all platforms)")
+        raise BaseImageError(f"cannot publish base image {digest} to {client.host}/{repo}: "
+                             f"{e}{hint}") from None
     return stats

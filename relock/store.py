@@ -25,7 +25,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
@@ -37,6 +37,8 @@ from relock.registry import Manifest, check_digest, sha256_digest
 LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
+# On a tag in index.json: the platforms of an index that were kept (comma-separated).
+PLATFORMS = "dev.relock.platforms"
 LOCK_ARTIFACT = "application/vnd.relock.lock.v1"
 LOCK_CONFIG = "application/vnd.relock.lock.v1+toml"
 FILE_TYPES = {
@@ -569,12 +571,28 @@ class _Lazy:
             self._stream.close()
 
 
-def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4) -> CopyStats:
+def platform_of(desc: Descriptor) -> str:
+    """``os/arch[/variant]`` of an index entry, or "" if it names none."""
+    p = desc.platform
+    if not p.get("os") or not p.get("architecture"):
+        return ""
+    text = f"{p['os']}/{p['architecture']}"
+    return text + (f"/{p['variant']}" if p.get("variant") else "")
+
+
+def _wanted(desc: Descriptor, platforms: Collection[str] | None) -> bool:
+    return platforms is None or platform_of(desc) in platforms
+
+
+def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,
+               platforms: Collection[str] | None = None) -> CopyStats:
     """Copy manifest ``digest`` and all it points to, bytes unchanged.
 
     Blobs go first (``workers`` at a time), then the manifests, children
-    before parents: a manifest in ``dst`` means all below it is there, so a
-    copy that was cut off is finished by running it again.
+    before parents: an image manifest in ``dst`` means all below it is
+    there, so a copy that was cut off is finished by running it again. With
+    ``platforms`` (``linux/amd64``, ...) an index is copied whole but only
+    the entries for those platforms are followed.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -586,15 +604,21 @@ def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4) -> Copy
         manifest = src.manifest(d)
         if any(m.digest == manifest.digest for m in order):
             return
-        if dst.has_manifest(manifest.digest):
+        manifests, layers = children(manifest)
+        there = dst.has_manifest(manifest.digest)
+        if there and not manifests:
             stats.skipped += 1
             return
-        manifests, layers = children(manifest)
+        # An index is small and may have been copied for fewer platforms: look inside.
         for child in manifests:
-            walk(child.digest)
+            if _wanted(child, platforms):
+                walk(child.digest)
         for blob in layers:
             blobs.setdefault(blob.digest, blob)
-        order.append(manifest)
+        if there:
+            stats.skipped += 1
+        else:
+            order.append(manifest)
 
     walk(digest)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -612,6 +636,12 @@ def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4) -> Copy
     return stats
 
 
+def tag_platforms(desc: Descriptor) -> frozenset[str] | None:
+    """The platforms a tag was copied for (``dev.relock.platforms``), or None for all."""
+    text = desc.annotations.get(PLATFORMS)
+    return frozenset(text.split(",")) if text else None
+
+
 def copy_store(src: Store, dst: Store, names: Iterable[str] | None = None) -> CopyStats:
     """Copy every tag of ``src`` (or those named) with its content into ``dst``."""
     stats = CopyStats()
@@ -619,7 +649,7 @@ def copy_store(src: Store, dst: Store, names: Iterable[str] | None = None) -> Co
     for name in sorted(tags if names is None else names):
         if name not in tags:
             raise StoreError(f"{src.url}: no tag {name!r}")
-        stats += copy_image(src, dst, tags[name].digest)
+        stats += copy_image(src, dst, tags[name].digest, platforms=tag_platforms(tags[name]))
         dst.tag(name, tags[name])
     return stats
 
@@ -725,7 +755,7 @@ class Summary:
     bytes: int
 
 
-def summarize(store: Store, digest: str) -> Summary:
+def summarize(store: Store, digest: str, platforms: Collection[str] | None = None) -> Summary:
     """Walk the manifests under ``digest`` (reading no blob) and count what they name."""
     seen: set[str] = set()
     counts = {"manifests": 0, "blobs": 0, "bytes": 0}
@@ -736,7 +766,7 @@ def summarize(store: Store, digest: str) -> Summary:
         counts["bytes"] += len(manifest.data)
         manifests, blobs = children(manifest)
         for child in manifests:
-            if child.digest not in seen:
+            if child.digest not in seen and _wanted(child, platforms):
                 seen.add(child.digest)
                 walk(child.digest)
         for b in blobs:
@@ -783,7 +813,7 @@ def verify(store: Store) -> tuple[int, list[Problem]]:
         except (StoreError, RegistryError) as e:
             problems.append(Problem(d.digest, str(e)))
 
-    def walk(digest: str) -> None:
+    def walk(digest: str, platforms: frozenset[str] | None) -> None:
         if digest in seen:
             return
         seen.add(digest)
@@ -794,10 +824,11 @@ def verify(store: Store) -> tuple[int, list[Problem]]:
             problems.append(Problem(digest, str(e)))
             return
         for child in manifests:
-            walk(child.digest)
+            if _wanted(child, platforms):
+                walk(child.digest, platforms)
         for b in blobs:
             blob(b)
 
     for desc in store.tags().values():
-        walk(desc.digest)
+        walk(desc.digest, tag_platforms(desc))
     return len(seen), problems

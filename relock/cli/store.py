@@ -32,7 +32,7 @@ def ls(where: str) -> None:
     with user_errors():
         s = core.open_store(where)
         for name, desc in sorted(s.tags().items()):
-            summary = core.summarize(s, desc.digest)
+            summary = core.summarize(s, desc.digest, core.tag_platforms(desc))
             click.echo(f"{name}\t{desc.digest}\t{summary.kind}\t{summary.blobs} blobs\t"
                        f"{summary.bytes} bytes")
 

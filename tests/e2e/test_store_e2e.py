@@ -316,3 +316,48 @@ def test_an_independent_oci_tool_agrees(tmp_path: Path, trixie: str, prefix: str
     assert headers["Docker-Content-Digest"] == desc.digest
     remote = store.open_store(f"oci://{REGISTRY}/{prefix}/store")
     assert store.read_lock(remote, "mylock")[0] == lock
+
+
+def test_one_platform_of_a_multi_platform_base(tmp_path: Path, trixie: str, prefix: str) -> None:
+    # A two-platform index in the registry: trixie for amd64, a small stand-in for arm64.
+    full = store.open_store(tmp_path / "full", create=True)
+    baseimage.vendor_base(f"{REGISTRY}/library/debian@{trixie}", full)
+    config, layer = b'{"architecture":"arm64","os":"linux"}', os.urandom(2000)
+    for data in (config, layer):
+        full.put(registry.sha256_digest(data), data)
+    arm = json.dumps({"schemaVersion": 2, "mediaType": registry.OCI_MANIFEST,
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": registry.sha256_digest(config), "size": len(config)},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                  "digest": registry.sha256_digest(layer),
+                                  "size": len(layer)}]}).encode()
+    arm_m = registry.Manifest(registry.OCI_MANIFEST, arm, registry.sha256_digest(arm))
+    full.put_manifest(arm_m)
+    amd = full.manifest(trixie)
+    index = json.dumps({"schemaVersion": 2, "mediaType": registry.OCI_INDEX, "manifests": [
+        {"mediaType": amd.media_type, "digest": trixie, "size": len(amd.data),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": registry.OCI_MANIFEST, "digest": arm_m.digest, "size": len(arm),
+         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}]}).encode()
+    index_m = registry.Manifest(registry.OCI_INDEX, index, registry.sha256_digest(index))
+    full.tag("multi", full.put_manifest(index_m))
+    store.copy_store(full, store.open_store(f"oci://{REGISTRY}/{prefix}/store"))
+
+    ref = f"{REGISTRY}/{prefix}/store@{index_m.digest}"
+    one = store.open_store(tmp_path / "one", create=True)
+    desc, stats = baseimage.vendor_base(ref, one, platforms={"linux/amd64"})
+    assert (stats.manifests, stats.blobs) == (2, 2)
+    assert desc.annotations[store.PLATFORMS] == "linux/amd64"
+    assert one.manifest(index_m.digest).data == index  # the index, byte for byte
+    assert not one.has(arm_m.digest) and not one.has(registry.sha256_digest(layer))
+    assert store.verify(one) == (4, [])
+    # A registry that wants every entry of an index refuses the partial copy, and says why.
+    with pytest.raises(BaseImageError, match=r"answered HTTP 400 .*the store keeps only "
+                                             r"linux/amd64 of this index"):
+        baseimage.publish_base(one, index_m.digest, REGISTRY, f"{prefix}/debian")
+    # Vendoring all platforms later fetches only the missing one.
+    _, stats = baseimage.vendor_base(ref, one)
+    assert (stats.manifests, stats.blobs) == (1, 2)
+    assert store.PLATFORMS not in one.tags()[f"base-{index_m.digest[7:]}"].annotations
+    assert store.verify(one) == (7, [])
+    baseimage.publish_base(one, index_m.digest, REGISTRY, f"{prefix}/debian")
