@@ -67,3 +67,11 @@ class BuildError(RelockError):
 
 class GitRevisionError(RelockError):
     """A ``REV:PATH`` lock reference cannot be read with git."""
+
+
+class RegistryError(RelockError):
+    """An OCI/Docker registry cannot be reached, refused a request or sent bad bytes."""
+
+
+class StoreError(RelockError):
+    """A content store (an OCI layout or a registry repository) cannot be used."""
