@@ -67,3 +67,19 @@ class BuildError(RelockError):
 
 class GitRevisionError(RelockError):
     """A ``REV:PATH`` lock reference cannot be read with git."""
+
+
+class HashMismatchError(RelockError):
+    """Bytes fetched for a locked file do not have the sha256 the lock names."""
+
+
+class StoreError(RelockError):
+    """The blob cache (or a store) cannot be read or written."""
+
+
+class ArchiveError(RelockError):
+    """An APT archive cannot give a locked ``.deb`` or its index entry."""
+
+
+class DebNotFoundError(ArchiveError):
+    """No source has the locked version of a package."""
