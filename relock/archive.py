@@ -165,7 +165,7 @@ class Archive:
             release = self._release(dist)
         except _SourceFailed as e:
             if e.host:
-                self._warn(f"{dist.label} APT sources on {_redact(e.host)} were not asked: {e}")
+                self._warn(f"APT indexes on {_redact(e.host)} were not read: {e}")
             else:
                 self._warn(f"cannot read the {dist.label} APT source "
                            f"{_redact(dist.url(''))}: {e}")

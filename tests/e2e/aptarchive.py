@@ -13,6 +13,11 @@ and serves two views of one archive from a threaded HTTP server on
 Like the snapshot service, ``/archive/<name>/<ts>/`` answers from the newest
 snapshot whose id is at or before ``ts``. Release files are not signed: the
 sources that use them say ``[trusted=yes]``.
+
+Faults for tests of clients: ``archive.faults`` answers requests under a path
+with an error status (429 with ``Retry-After``, 503, ...) a number of times
+before the real answer, and ``closed_url()`` is a loopback URL nothing
+listens on (connection refused). ``archive.requests`` logs every path asked.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import gzip
 import http.server
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -45,6 +51,26 @@ class Deb:
     @property
     def filename(self) -> str:
         return f"{self.name}_{self.version}_all.deb"
+
+
+@dataclass
+class Fault:
+    """Answer ``times`` requests whose path starts with ``prefix`` with ``status``."""
+
+    prefix: str
+    status: int = 429
+    times: int = 1
+    retry_after: str | None = None
+    hits: int = 0
+    answered: list[str] = field(default_factory=list)
+
+
+def closed_url() -> str:
+    """An http URL on loopback where nothing listens: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def build_deb(deb: Deb, out_dir: Path) -> Path:
@@ -95,6 +121,26 @@ class AptArchive:
         self.debs = root / "debs"
         self.debs.mkdir(parents=True, exist_ok=True)
         self.server: ArchiveServer | None = None
+        self.faults: list[Fault] = []
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+
+    def fault(self, prefix: str, status: int = 429, times: int = 1,
+              retry_after: str | None = None) -> Fault:
+        """Make the next ``times`` requests under ``prefix`` answer ``status``."""
+        fault = Fault(prefix, status, times, retry_after)
+        self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            self.requests.append(path)
+            for fault in self.faults:
+                if path.startswith(fault.prefix) and fault.hits < fault.times:
+                    fault.hits += 1
+                    fault.answered.append(path)
+                    return fault
+        return None
 
     # -- layout -----------------------------------------------------------
     @property
@@ -203,6 +249,17 @@ class AptArchive:
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     archive: AptArchive
+
+    def do_GET(self) -> None:
+        fault = self.archive._take_fault(urllib.parse.urlsplit(self.path).path)
+        if fault is None:
+            super().do_GET()
+            return
+        self.send_response(fault.status)
+        if fault.retry_after is not None:
+            self.send_header("Retry-After", fault.retry_after)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def translate_path(self, path: str) -> str:
         parts = urllib.parse.unquote(urllib.parse.urlsplit(path).path).split("/")
