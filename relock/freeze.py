@@ -171,7 +171,7 @@ def locate_debs(inv: Inventory, options: FreezeOptions, created: datetime | None
     if unknown:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more"
                                            if len(unknown) > 10 else "")
-        why = ("the archive was not asked (--no-archive)" if options.archive is None
+        why = ("--no-archive: the archive was not asked" if options.archive is None
                else "in no package index of the image's sources")
         warnings.append(f"no .deb sha256 for {len(unknown)} APT packages ({why}): {shown}")
     return dataclasses.replace(inv, apt=tuple(packages.values()), warnings=tuple(warnings))
