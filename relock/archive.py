@@ -83,6 +83,10 @@ class _Dist:
 class _Release:
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     architectures: frozenset[str] = frozenset()
+    by_hash: bool = False
+    # "No-Support-for-Architecture-all: Packages": binary-<arch> lists the
+    # arch-all packages too, and apt does not read binary-all.
+    all_in_arch: bool = False
 
 
 class Archive:
@@ -171,7 +175,7 @@ class Archive:
                            f"{_redact(dist.url(''))}: {e}")
             return {}
         arches = [arch]
-        if "all" in release.architectures and arch != "all":
+        if "all" in release.architectures and arch != "all" and not release.all_in_arch:
             arches.append("all")
         found: dict[Key, DebEntry] = {}
         for component in dist.components or ("",):
@@ -215,8 +219,7 @@ class Archive:
         if cached is not None:
             return cached
         problems = []
-        for path in listed:
-            url = dist.url(path)
+        for path, url in self._index_urls(dist, listed, release):
             resp = self._request(url)
             if resp.status_code == 404:
                 resp.close()
@@ -229,6 +232,7 @@ class Archive:
             data = resp.content
             expected = release.files.get(path)
             if expected and hashlib.sha256(data).hexdigest() != expected:
+                # A mirror caught mid-sync; the next form (or by-hash) may be whole.
                 problems.append(f"{path}: its sha256 is not the one its Release gives")
                 continue
             try:
@@ -241,6 +245,17 @@ class Archive:
                 self._answers_put(content_id, names, stanzas)
             return {k: e for k, e in stanzas}
         raise _SourceFailed("; ".join(problems))
+
+    @staticmethod
+    def _index_urls(dist: _Dist, listed: list[str],
+                    release: _Release) -> Iterator[tuple[str, str]]:
+        """Where each form of an index may be fetched: by-hash first, as apt does."""
+        for path in listed:
+            digest = release.files.get(path)
+            if release.by_hash and digest:
+                folder = path.rpartition("/")[0]
+                yield path, dist.url(f"{folder}/by-hash/SHA256/{digest}".lstrip("/"))
+            yield path, dist.url(path)
 
     # -- the .deb files ----------------------------------------------------
     def fetch_deb(self, pkg: AptPackage, sources: Sequence[AptSource], snapshot: str,
@@ -446,6 +461,10 @@ def _parse_release(text: str) -> _Release:
             section = key.strip()
             if section == "Architectures":
                 release.architectures = frozenset(value.split())
+            elif section == "Acquire-By-Hash":
+                release.by_hash = value.strip().lower() == "yes"
+            elif section == "No-Support-for-Architecture-all":
+                release.all_in_arch = value.strip() == "Packages"
             continue
         if section == "SHA256":
             words = line.split()

@@ -201,3 +201,28 @@ def test_an_entry_without_hash_is_named(archive: AptArchive, tmp_path: Path) -> 
     pkg = AptPackage(name="local", version="1", arch="amd64")
     with pytest.raises(ArchiveError, match=r"local 1 \(amd64\) has no \.deb sha256"):
         Archive().fetch_deb(pkg, [source(archive.live_url)], "", BlobCache(tmp_path))
+
+
+def test_a_damaged_index_form_falls_back_to_the_next(archive: AptArchive,
+                                                     tmp_path: Path) -> None:
+    # An empty 200 for Packages.gz, like a mirror caught mid-sync.
+    archive.fault(f"/live/{archive.name}/dists/stable/main/binary-{archive.arch}/Packages.gz",
+                  200, times=1)
+    client = Archive(tmp_path)
+    found = client.deb_entries([source(archive.live_url)], archive.arch, [key(BAR)])
+    assert found == {key(BAR): entry_of(archive, BAR)}
+    assert [p for p in archive.requests if p.endswith("/Packages")]
+
+
+def test_release_fields() -> None:
+    from relock.archive import _parse_release
+
+    release = _parse_release(
+        "Origin: Debian\nAcquire-By-Hash: yes\nNo-Support-for-Architecture-all: Packages\n"
+        "Architectures: all amd64\nMD5Sum:\n 0123 10 main/binary-amd64/Packages.xz\n"
+        f"SHA256:\n {'a' * 64} 10 main/binary-amd64/Packages.xz\n"
+        f" {'b' * 64}   200 main/binary-amd64/Packages\n")
+    assert release.files == {"main/binary-amd64/Packages.xz": "a" * 64,
+                             "main/binary-amd64/Packages": "b" * 64}
+    assert release.architectures == {"all", "amd64"}
+    assert release.by_hash and release.all_in_arch
