@@ -122,9 +122,21 @@ class Archive:
         ``snapshot_url``, else the Archive's); the live sources answer for
         what is still missing. Entries found nowhere are left out; a source
         that cannot be reached adds a line to ``self.warnings``.
+
+        An entry once found is remembered for the same sources: an archive
+        never publishes other bytes under a version it has published, so a
+        re-freeze needs no request, even after the live archive dropped it.
         """
         todo = set(wanted)
-        found: dict[Key, DebEntry] = {}
+        known = self._known(sources)
+        found = {k: known[k] for k in todo if k in known}
+        todo -= found.keys()
+        if found:
+            with self._lock:
+                self.cache_hits += 1
+        if not todo:
+            return found
+        before = len(found)
         service = snapshot_url or self.snapshot_url
         phases = []
         if snapshot and service:
@@ -142,6 +154,8 @@ class Archive:
                     if key in todo:
                         found[key] = entry
                 todo -= found.keys()
+        if len(found) > before:
+            self._remember(sources, found)
         return found
 
     def _dists(self, sources: Sequence[AptSource], label: str, snapshot: str,
@@ -412,6 +426,27 @@ class Archive:
             return None
         name = hashlib.sha256(key.encode()).hexdigest()
         return self.cache_dir / kind / name[:2] / f"{name}.json"
+
+    def _known_file(self, sources: Sequence[AptSource]) -> Path | None:
+        uris = sorted({u for s in sources if "deb" in s.types for u in s.uris})
+        return self._cache_file("known", "\n".join(uris))
+
+    def _known(self, sources: Sequence[AptSource]) -> dict[Key, DebEntry]:
+        path = self._known_file(sources)
+        if path is None:
+            return {}
+        try:
+            rows = json.loads(path.read_text())
+            return {(n, v, a): DebEntry(f, s, int(z)) for n, v, a, f, s, z in rows}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def _remember(self, sources: Sequence[AptSource], found: dict[Key, DebEntry]) -> None:
+        path = self._known_file(sources)
+        if path is None:
+            return
+        merged = {**self._known(sources), **found}
+        _write_json(path, sorted((*k, e.filename, e.sha256, e.size) for k, e in merged.items()))
 
     def _answers_get(self, content_id: str, names: set[str]) -> dict[Key, DebEntry] | None:
         path = self._cache_file("answers", content_id) if content_id else None

@@ -83,7 +83,7 @@ def test_the_snapshot_answers_first(archive: AptArchive, tmp_path: Path) -> None
                for p in archive.requests)
 
 
-def test_answers_are_cached_by_the_index_hash(archive: AptArchive, tmp_path: Path) -> None:
+def test_found_entries_are_remembered(archive: AptArchive, tmp_path: Path) -> None:
     wanted = [key(FOO2)]
     Archive(tmp_path).deb_entries([source(archive.live_url)], archive.arch, wanted)
     assert any("/Packages" in p for p in archive.requests)
@@ -91,13 +91,24 @@ def test_answers_are_cached_by_the_index_hash(archive: AptArchive, tmp_path: Pat
     again = Archive(tmp_path)
     found = again.deb_entries([source(archive.live_url)], archive.arch, wanted)
     assert found == {key(FOO2): entry_of(archive, FOO2)}
-    assert not [p for p in archive.requests if "/Packages" in p]
-    assert again.cache_hits >= 1
+    assert archive.requests == [] and again.requests_made == 0
     # A name not asked before is looked up in the index again.
-    archive.requests.clear()
     assert Archive(tmp_path).deb_entries([source(archive.live_url)], archive.arch,
                                          [key(BAR)]) == {key(BAR): entry_of(archive, BAR)}
     assert [p for p in archive.requests if "/Packages" in p]
+
+
+def test_a_miss_is_cached_by_the_index_hash(archive: AptArchive, tmp_path: Path) -> None:
+    local = ("local", "1", "all")  # installed from a file: in no index
+    assert Archive(tmp_path).deb_entries([source(archive.live_url)], archive.arch,
+                                         [local]) == {}
+    assert [p for p in archive.requests if "/Packages" in p]
+    archive.requests.clear()
+    again = Archive(tmp_path)
+    assert again.deb_entries([source(archive.live_url)], archive.arch, [local]) == {}
+    # Only the Release is asked again (it may have moved); the index is not read.
+    assert archive.requests and not [p for p in archive.requests if "/Packages" in p]
+    assert again.cache_hits >= 1
 
 
 def test_an_unreachable_source_is_a_warning(archive: AptArchive, tmp_path: Path) -> None:
@@ -226,3 +237,14 @@ def test_release_fields() -> None:
                              "main/binary-amd64/Packages": "b" * 64}
     assert release.architectures == {"all", "amd64"}
     assert release.by_hash and release.all_in_arch
+
+
+def test_an_entry_outlives_its_removal_from_live(tmp_path: Path) -> None:
+    with serve(tmp_path / "apt") as moving:
+        moving.publish(OLD, [FOO1])
+        src = [source(moving.live_url)]
+        first = Archive(tmp_path / "cache").deb_entries(src, moving.arch, [key(FOO1)])
+        moving.publish(NEW, [FOO2])  # a point release: live has only foo 2.0 now
+        assert Archive().deb_entries(src, moving.arch, [key(FOO1)]) == {}
+        assert Archive(tmp_path / "cache").deb_entries(src, moving.arch, [key(FOO1)]) == first
+        assert first == {key(FOO1): entry_of(moving, FOO1)}
