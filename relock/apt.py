@@ -23,6 +23,8 @@ LISTS = "/var/lib/apt/lists"
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_D = "/etc/apt/sources.list.d"
 DPKG_INFO = "/var/lib/dpkg/info"
+TRUSTED = "/etc/apt/trusted.gpg"
+TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
 def _paragraphs(data: bytes, where: str) -> Iterator[Deb822]:
@@ -203,6 +205,25 @@ def parse_deb822(text: str, file: str) -> list[AptSource]:
             )
         )
     return out
+
+
+def signed_by_paths(src: AptSource) -> list[str]:
+    """The keyring files a source's ``Signed-By`` names (not inline keys or fingerprints)."""
+    value = src.options.get("signed-by", "")
+    if "BEGIN PGP" in value:
+        return []
+    return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
+
+
+def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:
+    """The keyring files apt in the image checks the sources' signatures with, by path."""
+    paths = {TRUSTED}
+    paths |= {posixpath.join(TRUSTED_D, n) for n in fs.listdir(TRUSTED_D) or []
+              if n.endswith((".gpg", ".asc"))}
+    for src in sources:
+        paths.update(signed_by_paths(src))
+    found = {p: fs.read_bytes(p) for p in sorted(paths)}
+    return {p: data for p, data in found.items() if data}
 
 
 # -- the lists apt downloaded: dates and .deb hashes -------------------------

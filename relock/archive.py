@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -69,6 +69,8 @@ class _Dist:
     base: str  # the source's URI (or its snapshot URI), with a trailing slash
     suite: str
     components: tuple[str, ...]
+    # The keys its Release must be signed with; None: not checked.
+    keys: tuple[bytes, ...] | None = None
 
     @property
     def flat(self) -> bool:
@@ -115,13 +117,19 @@ class Archive:
     # -- index entries -----------------------------------------------------
     def deb_entries(self, sources: Sequence[AptSource], arch: str,
                     wanted: Collection[Key], snapshot: str = "",
-                    snapshot_url: str | None = None) -> dict[Key, DebEntry]:
+                    snapshot_url: str | None = None,
+                    keyrings: Mapping[str, bytes] | None = None) -> dict[Key, DebEntry]:
         """Filename, sha256 and size of each wanted (name, version, arch) the sources list.
 
         With ``snapshot``, the sources as they stood then are asked first (on
         ``snapshot_url``, else the Archive's); the live sources answer for
         what is still missing. Entries found nowhere are left out; a source
         that cannot be reached adds a line to ``self.warnings``.
+
+        With ``keyrings`` (the image's keyring files by path, see
+        ``apt.keyrings``), each suite's Release must carry a good signature by
+        a key of the source's ``Signed-By`` (else of apt's trusted.gpg.d), as
+        apt would demand; sources marked ``trusted=yes`` are not checked.
 
         An entry once found is remembered for the same sources: an archive
         never publishes other bytes under a version it has published, so a
@@ -140,8 +148,8 @@ class Archive:
         service = snapshot_url or self.snapshot_url
         phases = []
         if snapshot and service:
-            phases.append(self._dists(sources, "snapshot", snapshot, service))
-        phases.append(self._dists(sources, "live", "", ""))
+            phases.append(self._dists(sources, "snapshot", snapshot, service, keyrings))
+        phases.append(self._dists(sources, "live", "", "", keyrings))
         for dists in phases:
             if not todo:
                 break
@@ -159,12 +167,13 @@ class Archive:
         return found
 
     def _dists(self, sources: Sequence[AptSource], label: str, snapshot: str,
-               service: str) -> list[_Dist]:
+               service: str, keyrings: Mapping[str, bytes] | None) -> list[_Dist]:
         out: list[_Dist] = []
         seen: set[tuple[str, str]] = set()
         for src in sources:
             if "deb" not in src.types:
                 continue
+            keys = self._keys(src, keyrings)
             for uri in src.uris:
                 if not uri.startswith(("http://", "https://")):
                     self._warn(f"APT source {uri} ({src.file}) is not served over HTTP; "
@@ -175,8 +184,28 @@ class Archive:
                 for suite in src.suites:
                     if (base, suite) not in seen:
                         seen.add((base, suite))
-                        out.append(_Dist(label, base, suite, src.components))
+                        out.append(_Dist(label, base, suite, src.components, keys))
         return out
+
+    def _keys(self, src: AptSource,
+              keyrings: Mapping[str, bytes] | None) -> tuple[bytes, ...] | None:
+        """The keys ``src``'s Release must be signed with, as apt in the image picks them."""
+        if keyrings is None or src.options.get("trusted", "").lower() == "yes":
+            return None
+        from relock.apt import TRUSTED, TRUSTED_D, signed_by_paths
+        from relock.aptsig import dearmor
+
+        signed_by = src.options.get("signed-by", "")
+        if "BEGIN PGP" in signed_by:
+            try:
+                return (dearmor(signed_by),)
+            except ValueError:
+                return ()
+        paths = signed_by_paths(src)
+        if paths:
+            return tuple(keyrings[p] for p in paths if p in keyrings)
+        return tuple(v for p, v in sorted(keyrings.items())
+                     if p == TRUSTED or p.startswith(TRUSTED_D + "/"))
 
     def _dist_entries(self, dist: _Dist, arch: str, names: set[str]) -> dict[Key, DebEntry]:
         try:
@@ -209,6 +238,8 @@ class Archive:
 
     def _release(self, dist: _Dist) -> _Release:
         """The suite's Release (or InRelease): its architectures and index hashes."""
+        from relock.aptsig import GpgvMissing, SignatureError, verify_clearsigned, verify_detached
+
         problems = []
         for name in ("InRelease", "Release"):
             url = dist.url(name)
@@ -216,7 +247,22 @@ class Archive:
             if text is None:
                 problems.append(f"{name}: not found")
                 continue
-            return _parse_release(text)
+            if dist.keys is None:
+                return _parse_release(text)
+            try:
+                if name == "InRelease":
+                    signed = verify_clearsigned(_raw(text), dist.keys)
+                else:
+                    signature = self._cached_get(dist.url("Release.gpg"))
+                    if signature is None:
+                        raise SignatureError("it is not signed (no Release.gpg)")
+                    signed = verify_detached(_raw(text), _raw(signature), dist.keys)
+            except GpgvMissing as e:
+                self._warn(f"{e}; the hashes of the image's sources are taken unchecked")
+                return _parse_release(text)
+            except SignatureError as e:
+                raise _SourceFailed(f"{name}: {e}") from None
+            return _parse_release(signed.decode("utf-8", "replace"))
         raise _SourceFailed("; ".join(problems))
 
     def _index_entries(self, dist: _Dist, stem: str, release: _Release,
@@ -412,7 +458,8 @@ class Archive:
                 return None
             if resp.status_code >= 400:
                 raise _SourceFailed(f"HTTP {resp.status_code} for {_redact(url)}")
-            text = str(resp.content.decode("utf-8", "replace"))
+            # Exact bytes survive the round trip (a signature is checked on them).
+            text = str(resp.content.decode("utf-8", "surrogateescape"))
             if path is not None:
                 _write_json(path, {"text": text, "etag": resp.headers.get("ETag", ""),
                                    "last_modified": resp.headers.get("Last-Modified", "")})
@@ -485,6 +532,10 @@ class Archive:
         with self._lock:
             if line not in self.warnings:
                 self.warnings.append(line)
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _parse_release(text: str) -> _Release:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,8 @@ class Inventory:
     dists: tuple[pyenv.Distribution, ...]
     release_date: datetime | None
     warnings: tuple[str, ...] = ()
+    # The keyring files apt in the image trusts, by path (read with deb_lists).
+    keyrings: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +108,7 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet,
     packages: list[AptPackage] = []
     sources: list[Any] = []
     release_date = None
+    keyrings: dict[str, bytes] = {}
     if apt.has_dpkg(fs):
         progress("reading the dpkg database")
         packages = apt.installed_packages(fs)
@@ -114,6 +117,7 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet,
         if deb_lists:
             debs = apt.deb_entries(fs, [(p.name, p.version, p.arch) for p in packages])
             packages = [_with_deb(p, debs.get((p.name, p.version, p.arch))) for p in packages]
+            keyrings = apt.keyrings(fs, sources)
     else:
         warnings.append("no dpkg database: no APT packages recorded")
     progress("looking for Python environments")
@@ -126,6 +130,7 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet,
         dists=tuple(dists),
         release_date=release_date,
         warnings=tuple(warnings),
+        keyrings=keyrings,
     )
 
 
@@ -161,7 +166,7 @@ def locate_debs(inv: Inventory, options: FreezeOptions, created: datetime | None
                       if p.arch == arch or (p.arch == "all" and arch == native)]
             found = options.archive.deb_entries(
                 inv.sources, arch, wanted, snapshot=snapshot,
-                snapshot_url=SNAPSHOT_URLS.get(inv.distro.id))
+                snapshot_url=SNAPSHOT_URLS.get(inv.distro.id), keyrings=inv.keyrings)
             for p in missing:
                 entry = found.get((p.name, p.version, p.arch))
                 if entry is not None:

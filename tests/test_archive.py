@@ -18,7 +18,7 @@ from relock.archive import Archive, DebEntry
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
 from relock.lockfile import AptPackage, AptSource
-from tests.e2e.aptarchive import AptArchive, Deb, closed_url, serve
+from tests.e2e.aptarchive import AptArchive, Deb, closed_url, make_key, serve
 
 OLD = "20260101T000000Z"
 NEW = "20260201T000000Z"
@@ -248,3 +248,67 @@ def test_an_entry_outlives_its_removal_from_live(tmp_path: Path) -> None:
         assert Archive().deb_entries(src, moving.arch, [key(FOO1)]) == {}
         assert Archive(tmp_path / "cache").deb_entries(src, moving.arch, [key(FOO1)]) == first
         assert first == {key(FOO1): entry_of(moving, FOO1)}
+
+
+# -- Release signatures (the image's keys, as apt in it would check) ------------
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AptArchive, bytes]]:
+    home = tmp_path_factory.mktemp("gnupg")
+    key = make_key(home)
+    with serve(tmp_path_factory.mktemp("signed"), gnupghome=home) as served:
+        served.publish(OLD, [FOO1, BAR])
+        yield served, key
+
+
+def unsigned_source(uri: str, signed_by: str = "") -> AptSource:
+    options = {"signed-by": signed_by} if signed_by else {}
+    return AptSource(file="/etc/apt/sources.list.d/t.sources", types=("deb",), uris=(uri,),
+                     suites=("stable",), components=("main",), options=options)
+
+
+def test_a_release_signed_by_an_image_key(signed: tuple[AptArchive, bytes],
+                                         tmp_path: Path) -> None:
+    archive, key = signed
+    trusted = {"/etc/apt/trusted.gpg.d/test.gpg": key}
+    client = Archive(tmp_path)
+    assert client.deb_entries([unsigned_source(archive.live_url)], archive.arch,
+                              [("bar", "0.5", "all")],
+                              keyrings=trusted) == {("bar", "0.5", "all"): entry_of(archive, BAR)}
+    assert client.warnings == []
+    # Signed-By names the keyring to use; one the image lacks fails closed.
+    ring = {"/usr/share/keyrings/t.gpg": key}
+    assert Archive().deb_entries([unsigned_source(archive.live_url, "/usr/share/keyrings/t.gpg")],
+                                 archive.arch, [("bar", "0.5", "all")], keyrings=ring)
+    lacking = Archive()
+    assert lacking.deb_entries([unsigned_source(archive.live_url, "/usr/share/keyrings/x.gpg")],
+                               archive.arch, [("bar", "0.5", "all")], keyrings=ring) == {}
+    assert "none of the keyrings" in lacking.warnings[0]
+
+
+def test_a_release_signed_by_another_key_is_not_read(signed: tuple[AptArchive, bytes],
+                                                    tmp_path: Path) -> None:
+    archive, _ = signed
+    other = make_key(tmp_path / "other", "someone else")
+    client = Archive()
+    found = client.deb_entries([unsigned_source(archive.live_url)], archive.arch,
+                               [("bar", "0.5", "all")],
+                               keyrings={"/etc/apt/trusted.gpg.d/o.gpg": other})
+    assert found == {}
+    assert len(client.warnings) == 1
+    assert "no key of the image's keyrings signed it" in client.warnings[0]
+
+
+def test_a_changed_release_is_not_read(signed: tuple[AptArchive, bytes], tmp_path: Path) -> None:
+    archive, key = signed
+    inrelease = archive.live_dir / "dists" / "stable" / "InRelease"
+    original = inrelease.read_text()
+    try:
+        inrelease.write_text(original.replace("Suite: stable", "Suite: stab1e"))
+        client = Archive()
+        assert client.deb_entries([unsigned_source(archive.live_url)], archive.arch,
+                                  [("bar", "0.5", "all")],
+                                  keyrings={"/etc/apt/trusted.gpg": key}) == {}
+        assert "bad signature" in client.warnings[0]
+    finally:
+        inrelease.write_text(original)

@@ -14,6 +14,9 @@ Like the snapshot service, ``/archive/<name>/<ts>/`` answers from the newest
 snapshot whose id is at or before ``ts``. Release files are not signed: the
 sources that use them say ``[trusted=yes]``.
 
+With ``gnupghome`` (see ``make_key``), each Release is also signed, as
+``InRelease`` and ``Release.gpg``.
+
 Faults for tests of clients: ``archive.faults`` answers requests under a path
 with an error status (429 with ``Retry-After``, 503, ...) a number of times
 before the real answer, and ``closed_url()`` is a loopback URL nothing
@@ -73,6 +76,16 @@ def closed_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def make_key(home: Path, name: str = "relock test archive") -> bytes:
+    """A new signing key in the GnuPG home ``home``; returns its public key (binary)."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback",
+           "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", name, "ed25519", "sign", "never"], check=True,
+                   capture_output=True)
+    return subprocess.run([*gpg, "--export", name], check=True, capture_output=True).stdout
+
+
 def build_deb(deb: Deb, out_dir: Path) -> Path:
     """Build ``deb`` with dpkg-deb into ``out_dir`` and return its path."""
     tree = out_dir / f".{deb.name}-{deb.version}"
@@ -111,8 +124,9 @@ class AptArchive:
     """One archive (``name``, one suite, one component) with dated snapshots."""
 
     def __init__(self, root: Path, name: str = "relocktest", suite: str = "stable",
-                 component: str = "main") -> None:
+                 component: str = "main", gnupghome: Path | None = None) -> None:
         self.root = root
+        self.gnupghome = gnupghome
         self.name = name
         self.suite = suite
         self.component = component
@@ -213,6 +227,12 @@ class AptArchive:
         release = re.sub(r"^Date: .*$", f"Date: {format_datetime(date, usegmt=True)}",
                          release, count=1, flags=re.MULTILINE)
         (dist / "Release").write_text(release)
+        if self.gnupghome is not None:
+            gpg = ["gpg", "--homedir", str(self.gnupghome), "--batch", "--yes", "--quiet"]
+            subprocess.run([*gpg, "--clearsign", "-o", "InRelease", "Release"], cwd=dist,
+                           check=True, capture_output=True)
+            subprocess.run([*gpg, "--armor", "--detach-sign", "-o", "Release.gpg", "Release"],
+                           cwd=dist, check=True, capture_output=True)
         old = top.with_name(f".{top.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         top.parent.mkdir(parents=True, exist_ok=True)
@@ -302,13 +322,14 @@ class ArchiveServer:
 
 
 @contextlib.contextmanager
-def serve(root: Path, name: str = "relocktest") -> Iterator[AptArchive]:
+def serve(root: Path, name: str = "relocktest",
+          gnupghome: Path | None = None) -> Iterator[AptArchive]:
     """An empty archive under ``root``, served until the block ends.
 
     Use it as a context manager in a fixture of the scope the archive should
     live for (tests/e2e/test_build_faults.py keeps one per module).
     """
-    archive = AptArchive(root, name=name)
+    archive = AptArchive(root, name=name, gnupghome=gnupghome)
     server = ArchiveServer(archive)
     archive.server = server
     server.start()
