@@ -161,17 +161,23 @@ def locate_debs(inv: Inventory, options: FreezeOptions, created: datetime | None
         arches = Counter(p.arch for p in inv.apt if p.arch != "all")
         native = arches.most_common(1)[0][0] if arches else "all"
         progress(f"asking the image's APT sources for {len(missing)} .deb hashes")
+        archive = options.archive
+        hits, asked = archive.cache_hits, archive.requests_made
         for arch in sorted({p.arch for p in missing} - {"all"} | {native}):
             wanted = [(p.name, p.version, p.arch) for p in missing
                       if p.arch == arch or (p.arch == "all" and arch == native)]
-            found = options.archive.deb_entries(
+            found = archive.deb_entries(
                 inv.sources, arch, wanted, snapshot=snapshot,
                 snapshot_url=SNAPSHOT_URLS.get(inv.distro.id), keyrings=inv.keyrings)
             for p in missing:
                 entry = found.get((p.name, p.version, p.arch))
                 if entry is not None:
                     packages[p.key] = _with_deb(p, entry)
-        warnings += [w for w in options.archive.warnings if w not in warnings]
+        located = sum(1 for p in missing if packages[p.key].sha256)
+        progress(f".deb hashes of {located}/{len(missing)} packages: "
+                 f"{archive.cache_hits - hits} cached answers, "
+                 f"{archive.requests_made - asked} archive requests")
+        warnings += [w for w in archive.warnings if w not in warnings]
     unknown = sorted(f"{p.name}={p.version}" for p in packages.values() if not p.sha256)
     if unknown:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more"

@@ -56,7 +56,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
 
     The .deb hashes come from the APT lists the image kept; without them,
     from the Packages indexes of the image's own sources (at the snapshot
-    when the snapshot service answers, else live), cached under
+    when the snapshot service answers, else live), each Release checked
+    with the image's own keys (gpgv) as apt would, cached under
     ~/.cache/relock/apt. Packages found in no index (a local .deb) keep
     empty fields and are named in a warning. --no-index and --no-archive are
     independent: one is about the Python index, the other about APT.
