@@ -10,12 +10,16 @@ leaves at most a hidden ``.*.part`` file, which the cache never serves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 
 from relock.errors import HashMismatchError, StoreError
 
@@ -95,6 +99,27 @@ class BlobCache:
     def put_file(self, sha256: str, source: Path, where: str | None = None) -> Path:
         """Store a copy of the file ``source`` if its bytes hash to ``sha256``."""
         return self.put_stream(sha256, _read_chunks(source), where or str(source))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt, so half-written blobs are removed.
+
+    For commands that fill a cache or store (``relock vendor``); outside the
+    main thread it does nothing (signals are only delivered there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _read_chunks(path: Path) -> Iterator[bytes]:

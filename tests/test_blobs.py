@@ -76,14 +76,17 @@ def test_sigterm_turned_into_an_exception_leaves_nothing(tmp_path: Path) -> None
     script = f"""
 import signal, sys, time
 from pathlib import Path
-from relock.blobs import BlobCache
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+from relock.blobs import BlobCache, sigterm_as_interrupt
 def slow():
     yield b"x" * 100_000
     print("writing", flush=True)
     time.sleep(60)
     yield b"y"
-BlobCache(Path({str(tmp_path)!r})).put_stream({SHA!r}, slow(), "test")
+try:
+    with sigterm_as_interrupt():
+        BlobCache(Path({str(tmp_path)!r})).put_stream({SHA!r}, slow(), "test")
+except KeyboardInterrupt:
+    sys.exit(143)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
