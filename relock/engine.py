@@ -19,7 +19,7 @@ from relock.rootfs import LayeredFS, RootFS, TarFS
 # What the inventory reads; an exported tree keeps only these files in memory.
 INVENTORY_PATHS = (
     "var/lib/dpkg/", "var/lib/apt/", "etc/apt/", "etc/os-release", "usr/lib/os-release",
-    ".dist-info/", ".egg-info", "pyvenv.cfg",
+    ".dist-info/", ".egg-info", "pyvenv.cfg", "usr/share/keyrings/",
 )
 
 

@@ -74,4 +74,16 @@ class RegistryError(RelockError):
 
 
 class StoreError(RelockError):
-    """A content store (an OCI layout or a registry repository) cannot be used."""
+    """A content store (an OCI layout, a registry repository, the blob cache) cannot be used."""
+
+
+class HashMismatchError(RelockError):
+    """Bytes fetched for a locked file do not have the sha256 the lock names."""
+
+
+class ArchiveError(RelockError):
+    """An APT archive cannot give a locked ``.deb`` or its index entry."""
+
+
+class DebNotFoundError(ArchiveError):
+    """No source has the locked version of a package."""

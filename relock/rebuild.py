@@ -108,22 +108,32 @@ def needed_debs(lock: Lock, installed: set[tuple[str, str, str]]) -> list[AptPac
 def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
                progress: Progress) -> list[AptFile]:
     """Each package's .deb, checked against the lock, with its control paragraph."""
-    from relock.archive import Archive
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relock.archive import SNAPSHOT_URLS, Archive
+    from relock.archive import default_cache_dir as apt_cache_dir
     from relock.blobs import BlobCache
     from relock.view import deb_control
 
     if not packages:
         return []
     cache = BlobCache(options.cache_dir)
-    archive = Archive(snapshot_url=options.snapshot_url, mirrors=options.mirrors)
+    archive = Archive(apt_cache_dir(), mirrors=options.mirrors)
     snapshot = lock.snapshot if options.use_snapshot else ""
+    snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
     progress(f"fetching {len(packages)} locked .deb files the base images do not hold")
+
+    def one(p: AptPackage) -> tuple[AptFile, str]:
+        path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache,
+                                        snapshot_url=snapshot_url)
+        return AptFile(p, path, deb_control(path)), where
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(one, packages))
     counts: dict[str, int] = {}
-    out = []
-    for p in packages:
-        path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache)
+    for _, where in done:
         counts[where] = counts.get(where, 0) + 1
-        out.append(AptFile(p, path, deb_control(path)))
+    out = [f for f, _ in done]
     size = sum(f.path.stat().st_size for f in out)
     sources = ", ".join(f"{n} from {w}" for w, n in sorted(counts.items()))
     progress(f"{len(out)} .deb files ({size / 1e6:.1f} MB) checked against the lock: {sources}")
@@ -185,6 +195,6 @@ def rebuild(client: Any, df: Dockerfile, lock: Lock, context: Path, options: Reb
 
 
 def _pip_cache(options: RebuildOptions) -> Path:
-    from relock.blobs import default_root
+    from relock.blobs import default_blob_dir
 
-    return options.cache_dir or default_root()
+    return options.cache_dir or default_blob_dir()
