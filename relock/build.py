@@ -109,6 +109,11 @@ def explain_failure(log: str, misses: Misses | None = None) -> str | None:
     """
     if misses is not None and misses.mismatches:
         return f"{misses.mismatches[0]}: the file changed upstream; refusing to install it"
+    if misses is not None and misses.foreign and "Tunnel connection failed: 403" in log:
+        return (f"the build asked for {misses.foreign[0]}, which is not the locked view: a "
+                "pip option in the template names another index or link page over https; "
+                "relock serves the lock's files from the index pip is configured with here, "
+                "so drop that option from the template")
     if misses is not None and misses.upstream:
         return f"the locked view could not reach upstream: {misses.upstream[0]}"
     m = _PIP_NO_VERSION.search(log)

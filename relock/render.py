@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -107,8 +108,10 @@ def view_prefix(view_url: str) -> str:
     if not _VIEW_URL.fullmatch(view_url):
         raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
     url = view_url.rstrip("/")
+    host = urllib.parse.urlsplit(url).hostname or "127.0.0.1"
     apt_conf = (f'Dir::Etc::SourceList "{SCRATCH}/sources.list"; '
-                f'Dir::Etc::SourceParts "{SCRATCH}/parts";')
+                f'Dir::Etc::SourceParts "{SCRATCH}/parts"; '
+                f'Acquire::http::Proxy::{host} "DIRECT";')
     source = f"deb [trusted=yes] {url}/apt/ ./"
     index = f"{url}/pypi/simple/"
     return (
@@ -116,7 +119,8 @@ def view_prefix(view_url: str) -> str:
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
         f" && echo {quote(source)} >{SCRATCH}/sources.list"
         f" && export APT_CONFIG={SCRATCH}/apt.conf PIP_INDEX_URL={index}"
-        f" PIP_EXTRA_INDEX_URL= UV_INDEX_URL={index}"
+        f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
+        f" UV_INDEX_URL={index}"
         " || exit 1;"
     )
 

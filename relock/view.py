@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from packaging.utils import canonicalize_name
 
-from relock.errors import RelockError
+from relock.errors import HashMismatchError, RelockError
 from relock.lockfile import AptPackage, Lock
 
 if TYPE_CHECKING:
@@ -97,13 +97,30 @@ class IndexSource:
         self.index = index
 
     def files(self, name: str, versions: Mapping[str, frozenset[str]]) -> list[PipFile]:
+        from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
         version_of = {h: v for v, hashes in versions.items() for h in hashes}
         out: dict[str, PipFile] = {}
+        changed: list[str] = []
         for link in self.index.links(name):
             version = version_of.get(link.sha256)
             if version is not None and link.sha256 not in out:
                 out[link.sha256] = PipFile(name, version, link.filename, link.sha256, link.url,
                                            link.requires_python)
+                continue
+            try:
+                parsed = (parse_wheel_filename(link.filename)[1]
+                          if link.filename.endswith(".whl")
+                          else parse_sdist_filename(link.filename)[1])
+            except ValueError:
+                continue
+            locked = [h for v, hs in versions.items() if str(parsed) == v for h in hs]
+            if locked and link.sha256:
+                changed.append(f"{link.filename} from the index does not match the lock "
+                               f"(expected sha256 {sorted(locked)[0][:16]}..., "
+                               f"got {link.sha256[:16]}...)")
+        if not out and changed:
+            raise HashMismatchError(changed[0])
         return sorted(out.values(), key=lambda f: f.filename)
 
     def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
@@ -117,6 +134,7 @@ class Misses:
     pip: set[str] = field(default_factory=set)
     mismatches: list[str] = field(default_factory=list)
     upstream: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_pip(self, name: str) -> None:
@@ -130,6 +148,10 @@ class Misses:
     def add_upstream(self, text: str) -> None:
         with self.lock:
             self.upstream.append(text)
+
+    def add_foreign(self, url: str) -> None:
+        with self.lock:
+            self.foreign.append(url)
 
 
 # -- the APT side ------------------------------------------------------------------
@@ -190,6 +212,7 @@ class LockedView:
         self.source = source
         self.cache_dir = cache_dir
         self.misses = Misses()
+        self.base_url = ""  # set while served: file links point back at the view
         self._pages: dict[str, list[PipFile]] = {}
         self._files: dict[str, PipFile] = {}
         self._lock = threading.Lock()
@@ -225,6 +248,7 @@ class LockedView:
         except OSError as e:
             raise ViewError(f"cannot serve the locked view on {host}:{port}: "
                             f"{e.strerror or e}") from None
+        self.base_url = server.url
         thread = threading.Thread(target=server.serve_forever, name="relock-view", daemon=True)
         thread.start()
         try:
@@ -273,19 +297,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-        parts = [p for p in path.split("/") if p and p != "."]
+        # pip reaches the view as its proxy (PIP_PROXY), so requests may name
+        # any index (`pip install --index-url http://other/simple ...`): every
+        # index is answered with the locked view's pages and files.
+        url = urllib.parse.urlsplit(self.path)
+        parts = [p for p in urllib.parse.unquote(url.path).split("/") if p and p != "."]
         try:
             if parts[:1] == ["apt"]:
                 self._apt(parts[1:])
-            elif parts[:2] == ["pypi", "simple"]:
-                self._simple(parts[2:])
-            elif parts[:2] == ["pypi", "files"] and len(parts) == 4:
-                self._pip_file(parts[2], parts[3])
+            elif len(parts) >= 3 and parts[-3] == "files" and "pypi" in parts[:-3]:
+                self._pip_file(parts[-2], parts[-1])
+            elif "simple" in parts:
+                self._simple(parts[parts.index("simple") + 1:])
             else:
-                self._send(404, b"not in the lock\n")
+                if url.netloc:
+                    self.server.view.misses.add_foreign(self.path)
+                self._send(404, b"relock's locked view does not serve this\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def do_CONNECT(self) -> None:
+        # An https index named in the template itself: relock cannot answer for
+        # it, and lets no bytes through that it has not checked.
+        self.server.view.misses.add_foreign(f"https://{self.path}")
+        self._send(403, b"relock: only the lock's packages are served during a pinned build\n")
 
     # -- APT ----------------------------------------------------------------
     def _apt(self, parts: list[str]) -> None:
@@ -314,6 +349,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             files = view.pip_files(name)
+        except HashMismatchError as e:
+            view.misses.add_mismatch(str(e))
+            self._send(502, f"{e}\n".encode())
+            return
         except RelockError as e:
             view.misses.add_upstream(str(e))
             self._send(502, f"{e}\n".encode())
@@ -324,7 +363,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         rows = []
         for f in files:
-            href = f"/pypi/files/{f.sha256}/{urllib.parse.quote(f.filename)}#sha256={f.sha256}"
+            href = (f"{view.base_url}/pypi/files/{f.sha256}/{urllib.parse.quote(f.filename)}"
+                    f"#sha256={f.sha256}")
             extra = (f' data-requires-python="{html.escape(f.requires_python)}"'
                      if f.requires_python else "")
             rows.append(f'<a href="{html.escape(href)}"{extra}>{html.escape(f.filename)}</a>\n')

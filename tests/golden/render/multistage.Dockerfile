@@ -7,14 +7,14 @@ ARG VENV=/opt/venv
 
 FROM debian:trixie-slim@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa AS builder
 ARG VENV
-RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update \
+RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y \
       --no-install-recommends \
       -o Dpkg::Options::=--force-confnew \
       python3-venv python3-dev \
       gcc \
  && rm -rf /var/lib/apt/lists/*
-RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; python3 -m venv $VENV && \
+RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; python3 -m venv $VENV && \
     /opt/venv/bin/pip install --no-cache-dir --upgrade \
         numpy==2.* \
         "six>=1.16"
@@ -22,12 +22,12 @@ RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/reloc
 FROM --platform=linux/amd64 debian:trixie-slim@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update && apt-get install -y --no-install-recommends python3 tini \
+RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update && apt-get install -y --no-install-recommends python3 tini \
     && rm -rf /var/lib/apt/lists/*
 # Installs into the venv, found through PATH.
-RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; pip install -r requirements.txt --no-cache-dir
+RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; pip install -r requirements.txt --no-cache-dir
 RUN <<EOT
-mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1;
+mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1;
 set -e
 echo "apt-get install is not rewritten inside a heredoc"
 EOT
