@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO
 
-from relock.errors import BuildError, EngineError
+from relock.engine import BuildRequest, ImageBuilder
+from relock.errors import BuildError
+from relock.progress import Progress, quiet
 
-LogSink = Callable[[str], None]
 TAIL_LINES = 25
 
 _APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
@@ -40,45 +41,39 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
-def _quiet(_: str) -> None:
-    pass
+def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
+          tag: str | None = None, build_args: Mapping[str, str] | None = None,
+          platform: str | None = None, nocache: bool = False, log: Progress = quiet,
+          snapshot: str = "", network_mode: str = "host",
+          extra_hosts: Mapping[str, str] | None = None) -> BuildResult:
+    """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
-
-def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None,
-          build_args: dict[str, str] | None = None, platform: str | None = None,
-          nocache: bool = False, log: LogSink = _quiet, snapshot: str = "") -> BuildResult:
-    """Build ``dockerfile`` (relative to ``context``) with host networking."""
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
-    from urllib3.exceptions import HTTPError
-
+    ``context`` is a folder, or a file object of a ready tar of the context
+    (which must hold ``dockerfile``).
+    """
+    request = BuildRequest(
+        dockerfile=dockerfile,
+        context=context if isinstance(context, Path) else None,
+        context_tar=None if isinstance(context, Path) else context,
+        tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
+        network_mode=network_mode, extra_hosts=dict(extra_hosts or {}),
+    )
     tail: collections.deque[str] = collections.deque(maxlen=400)
     image_id = ""
-    try:
-        stream = client.api.build(
-            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
-            platform=platform, network_mode="host", rm=True, forcerm=True, decode=True,
-            nocache=nocache, pull=False,
-        )
-        for chunk in stream:
-            if "stream" in chunk:
-                for line in str(chunk["stream"]).splitlines():
-                    tail.append(line)
-                    log(line)
-            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-            if "error" in chunk:
-                text = str(chunk.get("error", "")).strip()
-                tail.append(text)
-                raise BuildError(explain_failure("\n".join(tail), snapshot) or
-                                 f"the build failed: {text.splitlines()[-1] if text else '?'}",
-                                 _tail(tail))
-    except APIError as e:
-        raise BuildError(f"the engine refused the build: {e.explanation or e}",
-                         _tail(tail)) from None
-    except (DockerException, RequestException, HTTPError) as e:
-        # A connection that breaks while the log streams is not wrapped by the SDK.
-        raise EngineError(f"lost the engine during the build: {e}") from None
+    for event in builder.build(request):
+        if event.kind == "log":
+            tail.append(event.text)
+            log(event.text)
+        elif event.kind == "image":
+            image_id = event.text
+        elif event.kind == "error":
+            text = event.text.strip()
+            tail.append(text)
+            raise BuildError(explain_failure("\n".join(tail), snapshot) or
+                             f"the build failed: {text.splitlines()[-1] if text else '?'}",
+                             _tail(tail))
+        else:
+            raise BuildError(f"the engine refused the build: {event.text}", _tail(tail))
     if not image_id:
         m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
                   if "Successfully built" in line), None)

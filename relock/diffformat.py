@@ -20,9 +20,9 @@ from relock.diff import (
     BaseChange,
     LockDiff,
     PackageChange,
-    Side,
     ValueChange,
 )
+from relock.sides import Side
 
 JSON_VERSION = 1
 

@@ -67,3 +67,10 @@ class BuildError(RelockError):
 
 class GitRevisionError(RelockError):
     """A ``REV:PATH`` lock reference cannot be read with git."""
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of ``e``'s message, clipped: enough for a one-line error."""
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

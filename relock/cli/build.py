@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,11 @@ from relock.cli.common import (
     user_errors,
 )
 from relock.errors import EXIT_DIFFERS, BuildError
+
+if TYPE_CHECKING:
+    from relock.engine import ImageSource
+    from relock.lockfile import Lock
+    from relock.verify import Drift
 
 
 def _render(dockerfile: Path, lock_path: Path, build_args: dict[str, str], apt_live: bool,
@@ -125,14 +130,14 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
                                  apt_snapshot_style, force)
         _write_rendered(rendered, out)
         progress(f"wrote {out}; building")
-        client = engine.connect()
+        docker = engine.connect()
 
         def log(line: str) -> None:
             if not quiet:
                 click.echo(line, err=True)
 
         try:
-            result = builder.build(client, ctx, out.name, tag=tag, build_args=build_args,
+            result = builder.build(docker, ctx, out.name, tag=tag, build_args=build_args,
                                    platform=platform, nocache=no_cache, log=log,
                                    snapshot="" if apt_live else lock.snapshot)
         except BuildError as e:
@@ -144,21 +149,18 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
         if no_verify:
             click.echo(tag or result.image_id)
             return
-        drift = _verify(client, tag or result.image_id, lock)
+        drift = _verify(docker, tag or result.image_id, lock)
     _report(drift, tag or result.image_id, str(lock_path), as_json=False)
 
 
-def _verify(client: Any, ref: str, lock: Any) -> list[Any]:
-    from relock import engine
-    from relock import freeze as fz
-    from relock.verify import check_base, compare
+def _verify(source: ImageSource, ref: str, lock: Lock) -> list[Drift]:
+    from relock.verify import verify_image
 
     progress(f"verifying {ref[:40]} against the lock")
-    found = fz.freeze_image(client, ref, None, fz.FreezeOptions(index=None)).lock
-    return [*check_base(client, engine.get_image(client, ref), lock), *compare(lock, found)]
+    return verify_image(source, ref, lock)
 
 
-def _report(drift: list[Any], image: str, lock_path: str, as_json: bool) -> None:
+def _report(drift: list[Drift], image: str, lock_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"image": image, "lock": lock_path, "matches": not drift,
                                "drift": [d.as_dict() for d in drift]}, indent=2,
