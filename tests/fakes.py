@@ -40,7 +40,7 @@ class MemFS:
                 self.dirs.setdefault(parent, set()).add(parts[i])
 
     def _norm(self, path: str) -> str:
-        return posixpath.normpath("/" + path)
+        return posixpath.normpath("/" + path.lstrip("/"))
 
     def read_bytes(self, path: str) -> bytes | None:
         return self.files.get(self._norm(path))

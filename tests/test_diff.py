@@ -25,6 +25,7 @@ from relock.cli import cli
 from relock.diff import compare_apt_versions, compare_pip_versions, diff_locks
 from relock.errors import EngineError, GitRevisionError, ImageNotFoundError
 from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, write
+from tests.factories import make_lock
 from tests.fakes import FakeSource
 
 GOLDEN = Path(__file__).parent / "golden" / "diff"
@@ -46,7 +47,7 @@ VENV = "/opt/venv"
 
 
 def old_lock() -> Lock:
-    return Lock(
+    return make_lock(
         input=Input("Dockerfile.in", sha("0")),
         distro=Distro("debian", "12", "bookworm"),
         snapshot="20250101T000000Z",
@@ -79,7 +80,7 @@ def old_lock() -> Lock:
 
 
 def new_lock() -> Lock:
-    return Lock(
+    return make_lock(
         input=Input("Dockerfile.in", sha("0")),
         distro=Distro("debian", "12", "bookworm"),
         snapshot="20250601T000000Z",
@@ -114,14 +115,14 @@ def new_lock() -> Lock:
 
 def multi_locks() -> tuple[Lock, Lock]:
     """Multiarch APT and two Python environments."""
-    old = Lock(
+    old = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "12", "bookworm"),
         apt=(AptPackage("libc6", "2.36-9", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
              AptPackage("archswap", "1.0-1", "amd64")),
         pip=(PipPackage("numpy", "1.26.4", "/opt/venv"),
              PipPackage("pip", "23.0.1", "/usr")),
     )
-    new = Lock(
+    new = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "13", "trixie"),
         platform="linux/arm64",
         apt=(AptPackage("libc6", "2.41-6", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
@@ -254,10 +255,10 @@ def test_hashes_compared_only_when_both_sides_have_them() -> None:
 
 
 def test_pip_names_compared_canonically_and_by_env() -> None:
-    old = Lock(input=Input("D", ""), distro=Distro("debian"),
+    old = make_lock(distro=Distro("debian"),
                pip=(PipPackage("PyYAML", "6.0", "/opt/venv"),
                     PipPackage("pyyaml", "5.4", "/usr")))
-    new = Lock(input=Input("D", ""), distro=Distro("debian"),
+    new = make_lock(distro=Distro("debian"),
                pip=(PipPackage("pyyaml", "6.0", "/opt/venv"),
                     PipPackage("pyyaml", "6.0", "/usr")))
     d = diff_locks(old, new)

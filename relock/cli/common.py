@@ -18,6 +18,7 @@ import click
 
 from relock import __version__
 from relock.errors import RelockError
+from relock.reference import parse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,8 +87,7 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 
 def lock_name(image: str) -> str:
     """A file name for the lock of ``image``: its repository's last part."""
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    name = name.split(":", 1)[0] if ":" in name else name
+    name = parse(image).name.rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
