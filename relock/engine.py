@@ -163,11 +163,13 @@ class DockerEngine:
     def __init__(self, client: Any) -> None:
         # The docker SDK ships no type hints: its client is untyped.
         self.client: Any = client
-        # Inspect data by image ID, for the layer folders open_rootfs reads.
+        # Inspect JSON (untyped, as the engine sends it) by image ID, for the
+        # layer folders open_rootfs reads.
         self._attrs: dict[str, Mapping[str, Any]] = {}
 
     def _info(self, image: Any) -> ImageInfo:
-        attrs: Mapping[str, Any] = image.attrs  # the engine's inspect JSON
+        # An SDK Image (untyped); its attrs are the engine's inspect JSON.
+        attrs: Mapping[str, Any] = image.attrs
         self._attrs[image.id] = attrs
         return image_info(image.id, attrs)
 
@@ -243,6 +245,7 @@ class DockerEngine:
         from requests.exceptions import RequestException
         from urllib3.exceptions import HTTPError
 
+        # Keyword arguments of the SDK's untyped build().
         where: dict[str, Any] = (
             {"fileobj": request.context_tar, "custom_context": True}
             if request.context_tar is not None else {"path": str(request.context)})
@@ -263,7 +266,7 @@ class DockerEngine:
 
 
 def _build_events(chunk: Mapping[str, Any]) -> Iterator[BuildEvent]:
-    """The events in one decoded chunk of the engine's build stream."""
+    """The events in one decoded (untyped JSON) chunk of the engine's build stream."""
     if "stream" in chunk:
         for line in str(chunk["stream"]).splitlines():
             yield BuildEvent("log", line)
@@ -275,7 +278,7 @@ def _build_events(chunk: Mapping[str, Any]) -> Iterator[BuildEvent]:
 
 
 def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:
-    """An ``ImageInfo`` from the engine's inspect JSON of an image."""
+    """An ``ImageInfo`` from the engine's inspect JSON (untyped) of an image."""
     return ImageInfo(
         id=image_id,
         layers=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),

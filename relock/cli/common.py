@@ -12,7 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -20,6 +20,7 @@ from relock import __version__
 from relock.errors import RelockError
 from relock.reference import parse
 
+# click decorates callables of any signature.
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,7 +35,7 @@ class RelockClickError(click.ClickException):
     def exit_code(self) -> int:  # type: ignore[override]
         return self.code
 
-    def show(self, file: Any = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"relock: error: {self.format_message()}", err=True)
 
 
