@@ -112,11 +112,6 @@ def cli() -> None:
 
 
 
-def main() -> None:
-    """Console entry point."""
-    cli.main(prog_name="relock")
-
-
 def lock_option(f: F) -> F:
     return click.option(
         "--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
