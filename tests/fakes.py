@@ -55,6 +55,13 @@ class MemFS:
     def is_symlink(self, path: str) -> bool:
         return False
 
+    def subdirs(self, path: str) -> list[str] | None:
+        folder = self._norm(path)
+        names = self.dirs.get(folder)
+        if names is None:
+            return None
+        return sorted(n for n in names if posixpath.join(folder, n) in self.dirs)
+
 
 class FakeSource:
     """Images in memory, found by tag, digest reference or ID."""

@@ -57,7 +57,6 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     """
     from relock import dockerfile as df
     from relock import freeze as fz
-    from relock.index import Index, default_cache_dir, pip_config
     from relock.lockfile import write
 
     if (image is None) == (rootfs is None):
@@ -67,7 +66,11 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             parsed = df.load(dockerfile, build_args)
         else:
             parsed = None
-        index = None if no_index else Index(pip_config(), default_cache_dir())
+        index = None
+        if not no_index:
+            from relock.index import Index, default_cache_dir, pip_config
+
+            index = Index(pip_config(), default_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index)
         label = image or str(rootfs)
