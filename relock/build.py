@@ -21,15 +21,15 @@ from relock.progress import Progress, quiet
 
 TAIL_LINES = 25
 
-_APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
-_APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
-_APT_UNKNOWN = re.compile(r"E: Unable to locate package (\S+)")
+# Patterns, not compiled regexes: they are needed only when a build fails.
+_APT_MISSING = r"Version '([^']+)' for '([^']+)' was not found"
+_APT_NO_CANDIDATE = r"Package '?([^' ]+)'? has no installation candidate"
+_APT_UNKNOWN = r"E: Unable to locate package (\S+)"
 # pip writes "name==version from URL (from -r FILE (line N)):", then one
 # "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
-_HASH_MISMATCH = re.compile(
-    r"^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
-    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)",
-    re.MULTILINE,
+_HASH_MISMATCH = (
+    r"(?m)^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
+    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)"
 )
 
 
@@ -90,17 +90,17 @@ def _tail(lines: collections.deque[str]) -> str:
 def explain_failure(log: str, snapshot: str = "") -> str | None:
     """One line for a known build failure in ``log``, or None."""
     where = f"the snapshot {snapshot}" if snapshot else "the archive"
-    missing = _APT_MISSING.findall(log)
+    missing = re.findall(_APT_MISSING, log)
     if missing:
         listed = ", ".join(f"{name} {version}" for version, name in missing)
         return (f"locked APT package version not in {where}: {listed}; re-freeze, or "
                 "render against a snapshot that has it (--apt-snapshot-url)")
-    no_candidate = _APT_NO_CANDIDATE.findall(log) + [
-        name.split("=", 1)[0] for name in _APT_UNKNOWN.findall(log)]
+    no_candidate = re.findall(_APT_NO_CANDIDATE, log) + [
+        name.split("=", 1)[0] for name in re.findall(_APT_UNKNOWN, log)]
     if no_candidate:
         return (f"locked APT package not in {where}: {', '.join(no_candidate)}; re-freeze, "
                 "or check the APT sources")
-    mismatches = _HASH_MISMATCH.findall(log)
+    mismatches = re.findall(_HASH_MISMATCH, log)
     if mismatches:
         name, version, _url, want, got = mismatches[0]
         return (f"{name}=={version} downloaded from the index does not match the lock "
