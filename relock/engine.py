@@ -141,14 +141,17 @@ def _where() -> str:
 
 
 def connect(timeout: int = 600) -> DockerEngine:
-    """The Docker engine of this host (``DOCKER_HOST``), after it has answered a ping."""
+    """The Docker engine of this host (``DOCKER_HOST``), once it has answered.
+
+    The client asks the engine for its API version on creation; that answer
+    is the sign of life (a separate ping would cost another round trip).
+    """
     import docker
     import requests
     from docker.errors import DockerException
 
     try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
+        client = docker.from_env(timeout=timeout, version="auto")
     except (DockerException, requests.RequestException) as e:
         raise EngineError(
             f"cannot reach the container engine at {_where()}: {one_line(e)} "
