@@ -130,14 +130,14 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
                                  apt_snapshot_style, force)
         _write_rendered(rendered, out)
         progress(f"wrote {out}; building")
-        docker = engine.connect()
+        client = engine.connect()
 
         def log(line: str) -> None:
             if not quiet:
                 click.echo(line, err=True)
 
         try:
-            result = builder.build(docker, ctx, out.name, tag=tag, build_args=build_args,
+            result = builder.build(client, ctx, out.name, tag=tag, build_args=build_args,
                                    platform=platform, nocache=no_cache, log=log,
                                    snapshot="" if apt_live else lock.snapshot)
         except BuildError as e:
@@ -149,7 +149,7 @@ def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platfor
         if no_verify:
             click.echo(tag or result.image_id)
             return
-        drift = _verify(docker, tag or result.image_id, lock)
+        drift = _verify(client, tag or result.image_id, lock)
     _report(drift, tag or result.image_id, str(lock_path), as_json=False)
 
 
