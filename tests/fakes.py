@@ -12,7 +12,7 @@ import contextlib
 import posixpath
 from collections.abc import Iterator, Mapping
 
-from relock.engine import ImageInfo
+from relock.engine import BuildEvent, BuildRequest, ImageInfo
 from relock.errors import EngineError, ImageNotFoundError
 from relock.reference import normalize_repo, parse
 from relock.rootfs import RootFS
@@ -113,3 +113,15 @@ class FakeSource:
 def repo_digest(ref: str, digest_: str) -> str:
     """A ``RepoDigests`` entry the way the engine writes it."""
     return f"{normalize_repo(ref)}@{digest_}"
+
+
+class FakeBuilder:
+    """An ``ImageBuilder`` that replays ``events`` and keeps the requests it got."""
+
+    def __init__(self, *events: BuildEvent) -> None:
+        self.events = events
+        self.requests: list[BuildRequest] = []
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        self.requests.append(request)
+        yield from self.events
