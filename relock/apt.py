@@ -5,11 +5,9 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-
-from debian.deb822 import Deb822
 
 from relock.debindex import DebEntry, Key, decompress, pick
 from relock.errors import InventoryError
@@ -27,16 +25,47 @@ TRUSTED = "/etc/apt/trusted.gpg"
 TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
-def _paragraphs(data: bytes, where: str) -> Iterator[Deb822]:
+Stanza = dict[str, str]
+
+
+def stanzas(text: str, where: str) -> list[Stanza]:
+    """The deb822 stanzas of ``text``, each a dict of its fields.
+
+    Read with python-debian's ``PackageFile``, which is quick to import and
+    to run, rather than its ``Deb822`` (which pulls in much more): comment
+    lines are left out and blank lines between stanzas folded to one, as
+    deb822(5) allows and ``PackageFile`` does not. Multi-line values have
+    their continuation lines stripped and ``.`` lines empty.
+    """
+    import io
+
+    from debian.debian_support import PackageFile, ParseError
+
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if lines and lines[-1] != "\n":
+                lines.append("\n")
+            continue
+        lines.append(line + "\n")
+    try:
+        return [dict(fields) for fields in PackageFile(where, io.StringIO("".join(lines)))]
+    except ParseError as e:
+        raise InventoryError(f"{where}: not a deb822 file: {e.msg} (line {e.lineno})") from None
+
+
+def _paragraphs(data: bytes, where: str) -> list[Stanza]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InventoryError(f"{where}: not a text file (corrupt dpkg database?)") from None
-    yield from Deb822.iter_paragraphs(text.splitlines(keepends=True))
+    return stanzas(text, where)
 
 
-def _status_entries(fs: RootFS) -> list[tuple[str, Deb822]]:
-    entries: list[tuple[str, Deb822]] = []
+def _status_entries(fs: RootFS) -> list[tuple[str, Stanza]]:
+    entries: list[tuple[str, Stanza]] = []
     data = fs.read_bytes(STATUS)
     if data is not None:
         entries += [(STATUS, p) for p in _paragraphs(data, STATUS)]
@@ -180,10 +209,20 @@ def parse_one_line(text: str, file: str) -> list[AptSource]:
 _DEB822_KEYS = {"types", "uris", "suites", "components", "enabled"}
 
 
+def _sources_stanzas(text: str, file: str) -> list[Stanza]:
+    if re.search(r"^[ \t]+\.[ \t]*$", text, re.MULTILINE):
+        # A " ." line (an inline Signed-By key): Deb822 keeps the dot, which
+        # the lock has always recorded; stanzas() would make it an empty line.
+        from debian.deb822 import Deb822
+
+        return [dict(p) for p in Deb822.iter_paragraphs(text.splitlines(keepends=True))]
+    return stanzas(text, file)
+
+
 def parse_deb822(text: str, file: str) -> list[AptSource]:
     """Parse sources.list(5) deb822 stanzas (``.sources`` files)."""
     out: list[AptSource] = []
-    for para in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+    for para in _sources_stanzas(text, file):
         fields = {k.lower(): v for k, v in para.items()}
         if not fields:
             continue

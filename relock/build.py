@@ -10,30 +10,31 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING
 
-from relock.errors import BuildError, EngineError
+from relock.engine import BuildRequest, ImageBuilder
+from relock.errors import BuildError
+from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from relock.view import Misses
 
-LogSink = Callable[[str], None]
 TAIL_LINES = 25
 
-_APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
-_APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
-_APT_UNKNOWN = re.compile(r"E: Unable to locate package (\S+)")
-_PIP_NO_VERSION = re.compile(
+# Patterns, not compiled regexes: they are needed only when a build fails.
+_APT_MISSING = r"Version '([^']+)' for '([^']+)' was not found"
+_APT_NO_CANDIDATE = r"Package '?([^' ]+)'? has no installation candidate"
+_APT_UNKNOWN = r"E: Unable to locate package (\S+)"
+_PIP_NO_VERSION = (
     r"Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)")
 # pip writes "name==version from URL (from -r FILE (line N)):", then one
 # "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
-_HASH_MISMATCH = re.compile(
-    r"^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
-    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)",
-    re.MULTILINE,
+_HASH_MISMATCH = (
+    r"(?m)^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
+    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)"
 )
 
 
@@ -45,49 +46,40 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
-def _quiet(_: str) -> None:
-    pass
+def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
+          tag: str | None = None, build_args: Mapping[str, str] | None = None,
+          platform: str | None = None, nocache: bool = False, log: Progress = quiet,
+          misses: Misses | None = None, network_mode: str = "host",
+          extra_hosts: Mapping[str, str] | None = None, target: str | None = None
+          ) -> BuildResult:
+    """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
-
-def build(client: Any, context: Path | BinaryIO, dockerfile: str, *, tag: str | None = None,
-          build_args: dict[str, str] | None = None, platform: str | None = None,
-          nocache: bool = False, log: LogSink = _quiet, misses: Misses | None = None,
-          target: str | None = None) -> BuildResult:
-    """Build ``dockerfile`` (in ``context``: a folder or a ready tar) with host networking."""
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
-    from urllib3.exceptions import HTTPError
-
+    ``context`` is a folder, or a file object of a ready tar of the context
+    (which must hold ``dockerfile``).
+    """
+    request = BuildRequest(
+        dockerfile=dockerfile,
+        context=context if isinstance(context, Path) else None,
+        context_tar=None if isinstance(context, Path) else context,
+        tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
+        network_mode=network_mode, extra_hosts=dict(extra_hosts or {}), target=target,
+    )
     tail: collections.deque[str] = collections.deque(maxlen=400)
     image_id = ""
-    try:
-        where: dict[str, Any] = (
-            {"path": str(context)} if isinstance(context, Path)
-            else {"fileobj": context, "custom_context": True})
-        stream = client.api.build(
-            **where, dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
-            platform=platform, network_mode="host", rm=True, forcerm=True, decode=True,
-            nocache=nocache, pull=False, target=target,
-        )
-        for chunk in stream:
-            if "stream" in chunk:
-                for line in str(chunk["stream"]).splitlines():
-                    tail.append(line)
-                    log(line)
-            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-            if "error" in chunk:
-                text = str(chunk.get("error", "")).strip()
-                tail.append(text)
-                raise BuildError(explain_failure("\n".join(tail), misses) or
-                                 f"the build failed: {text.splitlines()[-1] if text else '?'}",
-                                 _tail(tail))
-    except APIError as e:
-        raise BuildError(f"the engine refused the build: {e.explanation or e}",
-                         _tail(tail)) from None
-    except (DockerException, RequestException, HTTPError) as e:
-        # A connection that breaks while the log streams is not wrapped by the SDK.
-        raise EngineError(f"lost the engine during the build: {e}") from None
+    for event in builder.build(request):
+        if event.kind == "log":
+            tail.append(event.text)
+            log(event.text)
+        elif event.kind == "image":
+            image_id = event.text
+        elif event.kind == "error":
+            text = event.text.strip()
+            tail.append(text)
+            raise BuildError(explain_failure("\n".join(tail), misses) or
+                             f"the build failed: {text.splitlines()[-1] if text else '?'}",
+                             _tail(tail))
+        else:
+            raise BuildError(f"the engine refused the build: {event.text}", _tail(tail))
     if not image_id:
         m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
                   if "Successfully built" in line), None)
@@ -116,7 +108,7 @@ def explain_failure(log: str, misses: Misses | None = None) -> str | None:
                 "so drop that option from the template")
     if misses is not None and misses.upstream:
         return f"the locked view could not reach upstream: {misses.upstream[0]}"
-    m = _PIP_NO_VERSION.search(log)
+    m = re.search(_PIP_NO_VERSION, log)
     if m:
         have = m.group(2).strip()
         it_has = f" (it has {have})" if have and have != "none" else ""
@@ -126,17 +118,17 @@ def explain_failure(log: str, misses: Misses | None = None) -> str | None:
         names = ", ".join(sorted(misses.pip))
         return (f"Python package {names} is not in the lock; the build asks for what the "
                 "frozen image did not have: re-freeze the image built from the current files")
-    missing = _APT_MISSING.findall(log)
+    missing = re.findall(_APT_MISSING, log)
     if missing:
         listed = ", ".join(f"{name} {version}" for version, name in missing)
         return (f"APT package version not in the lock: {listed}; the template asks for "
                 "another version than the frozen image had: re-freeze")
-    no_candidate = _APT_NO_CANDIDATE.findall(log) + [
-        name.split("=", 1)[0] for name in _APT_UNKNOWN.findall(log)]
+    no_candidate = re.findall(_APT_NO_CANDIDATE, log) + [
+        name.split("=", 1)[0] for name in re.findall(_APT_UNKNOWN, log)]
     if no_candidate:
         return (f"APT package {', '.join(dict.fromkeys(no_candidate))} is not in the lock; "
                 "the build installs what the frozen image did not have: re-freeze")
-    mismatches = _HASH_MISMATCH.findall(log)
+    mismatches = re.findall(_HASH_MISMATCH, log)
     if mismatches:
         name, version, _url, want, got = mismatches[0]
         return (f"{name}=={version} does not match the lock (expected sha256 {want[:16]}..., "

@@ -32,8 +32,7 @@ def ignore_patterns(context: Path) -> list[str]:
 
 def build_context(context: Path, dockerfile: str, out: BinaryIO) -> str:
     """Write ``context`` as a tar to ``out`` with ``dockerfile`` inside; its name there."""
-    # The SDK's tar writer and .dockerignore matcher: pure file handling, no engine.
-    from docker.utils.build import tar
+    from relock.engine import pack_context
 
     if not context.is_dir():
         raise RelockError(f"{context}: the build context is not a folder")
@@ -43,8 +42,7 @@ def build_context(context: Path, dockerfile: str, out: BinaryIO) -> str:
     # from outside the context would).
     patterns = ignore_patterns(context)
     try:
-        tar(str(context), exclude=list(patterns), dockerfile=(DOCKERFILE_NAME, dockerfile),
-            fileobj=out)
+        pack_context(context, patterns, DOCKERFILE_NAME, dockerfile, out)
     except OSError as e:
         raise RelockError(f"cannot pack the build context {context}: {e}") from None
     return DOCKERFILE_NAME

@@ -1,31 +1,21 @@
 """Comparing two locks: what changed between two builds of an image.
 
-A side of a diff is a lock file, a lock at a git revision (``REV:PATH``) or
-an image frozen in memory; ``load_side`` tells them apart. ``diff_locks``
-compares two locks and returns a ``LockDiff``: base digests, distro,
-snapshot and platform, then APT and pip packages, each added, removed,
-upgraded, downgraded or rebuilt (same version, different bytes). Versions
-are ordered by the rules of their world: Debian's for APT (python-debian),
-PEP 440 for pip (packaging). Turning a ``LockDiff`` into text, Markdown or
-JSON is ``relock.diffformat``'s job.
+``diff_locks`` compares two locks and returns a ``LockDiff``: base digests,
+distro, snapshot and platform, then APT and pip packages, each added,
+removed, upgraded, downgraded or rebuilt (same version, different bytes).
+Versions are ordered by the rules of their world: Debian's for APT
+(python-debian), PEP 440 for pip (packaging). Where the two locks come from
+(a file, ``REV:PATH``, an image frozen in memory) is ``relock.sides``'s job;
+turning a ``LockDiff`` into text, Markdown or JSON is ``relock.diffformat``'s.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Protocol, Self, TypeVar
 
-from relock.errors import (
-    EngineError,
-    GitRevisionError,
-    ImageNotFoundError,
-    LockfileError,
-)
 from relock.lockfile import AptPackage, Base, Distro, Lock, PipPackage
 
 Category = Literal["apt", "pip", "base"]
@@ -37,13 +27,6 @@ CATEGORIES: tuple[Category, ...] = ("apt", "pip", "base")
 # valid version at all).
 CHANGES = ("upgraded", "downgraded", "added", "removed", "rebuilt", "changed")
 BASE_CHANGES = ("changed", "added", "removed")
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
-
 
 # -- the result ----------------------------------------------------------------
 
@@ -134,43 +117,45 @@ class LockDiff:
 # -- ordering versions ---------------------------------------------------------
 
 
-def compare_apt_versions(old: str, new: str) -> str:
-    """``upgraded``, ``downgraded``, ``same`` or ``changed`` under Debian's rules.
+class _Ordered(Protocol):
+    def __lt__(self, other: Self, /) -> bool: ...
+    def __gt__(self, other: Self, /) -> bool: ...
 
-    Epochs, ``~`` (sorts before anything, even the end) and revisions count
-    as dpkg counts them. Text that is not a Debian version is ``changed``.
-    """
+
+V = TypeVar("V", bound=_Ordered)
+
+
+def _compare(old: str, new: str, parse: Callable[[str], V], invalid: type[Exception]) -> str:
     if old == new:
         return "same"
-    from debian.debian_support import Version
-
     try:
-        a, b = Version(old), Version(new)
-    except ValueError:
+        a, b = parse(old), parse(new)
+    except invalid:
         return "changed"
-    return _order(a, b)
-
-
-def compare_pip_versions(old: str, new: str) -> str:
-    """``upgraded``, ``downgraded``, ``same`` or ``changed`` under PEP 440."""
-    if old == new:
-        return "same"
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        a, b = Version(old), Version(new)
-    except InvalidVersion:
-        return "changed"
-    return _order(a, b)
-
-
-def _order(a: Any, b: Any) -> str:
     if b > a:
         return "upgraded"
     if b < a:
         return "downgraded"
     # Equal under the rules but spelt differently (1.0 and 1.0.0).
     return "changed"
+
+
+def compare_apt_versions(old: str, new: str) -> str:
+    """``upgraded``, ``downgraded``, ``same`` or ``changed`` under Debian's rules.
+
+    Epochs, ``~`` (sorts before anything, even the end) and revisions count
+    as dpkg counts them. Text that is not a Debian version is ``changed``.
+    """
+    from debian.debian_support import Version
+
+    return _compare(old, new, Version, ValueError)
+
+
+def compare_pip_versions(old: str, new: str) -> str:
+    """``upgraded``, ``downgraded``, ``same`` or ``changed`` under PEP 440."""
+    from packaging.version import InvalidVersion, Version
+
+    return _compare(old, new, Version, InvalidVersion)
 
 
 # -- comparing -----------------------------------------------------------------
@@ -227,53 +212,50 @@ def _distro_text(d: Distro) -> str:
     return f"{text} ({d.codename})" if d.codename else text
 
 
-def _diff_apt(old: Iterable[AptPackage], new: Iterable[AptPackage]) -> tuple[PackageChange, ...]:
-    before = {p.key: p for p in old}
-    after = {p.key: p for p in new}
+P = TypeVar("P", AptPackage, PipPackage)
+
+
+def _diff_packages(old: Iterable[P], new: Iterable[P], key: Callable[[P], tuple[str, str]],
+                   compare: Callable[[str, str], str],
+                   hashes: Callable[[P], tuple[str, ...]],
+                   swap: bool = False) -> tuple[PackageChange, ...]:
+    """Package changes in the order of ``key``: ``(name, where)``, or
+    ``(where, name)`` with ``swap``. A package is ``rebuilt`` when both sides
+    know its hashes and they differ."""
+    before = {key(p): p for p in old}
+    after = {key(p): p for p in new}
     rows: list[PackageChange] = []
-    for key in sorted(before.keys() | after.keys()):
-        a, b = before.get(key), after.get(key)
-        name, arch = key
+    for k in sorted(before.keys() | after.keys()):
+        a, b = before.get(k), after.get(k)
+        name, where = (k[1], k[0]) if swap else k
         if a is None:
             assert b is not None
-            rows.append(PackageChange(name, arch, "added", new=b.version))
+            rows.append(PackageChange(name, where, "added", new=b.version))
         elif b is None:
-            rows.append(PackageChange(name, arch, "removed", old=a.version))
+            rows.append(PackageChange(name, where, "removed", old=a.version))
         elif a.version != b.version:
-            rows.append(PackageChange(name, arch, _kind(compare_apt_versions(a.version, b.version)),
+            rows.append(PackageChange(name, where, _kind(compare(a.version, b.version)),
                                       a.version, b.version))
-        elif a.sha256 and b.sha256 and a.sha256 != b.sha256:
-            # Only when both sides know the .deb's hash: an image frozen
-            # without the archive has none, which is not a difference.
-            rows.append(PackageChange(name, arch, "rebuilt", a.version, b.version,
-                                      (f"sha256:{a.sha256}",), (f"sha256:{b.sha256}",)))
+        elif hashes(a) and hashes(b) and hashes(a) != hashes(b):
+            # Only when both sides know: an image frozen without the index or
+            # the archive has no hashes, which is not a difference.
+            rows.append(PackageChange(name, where, "rebuilt", a.version, b.version,
+                                      hashes(a), hashes(b)))
     return tuple(rows)
+
+
+def _diff_apt(old: Iterable[AptPackage], new: Iterable[AptPackage]) -> tuple[PackageChange, ...]:
+    return _diff_packages(old, new, lambda p: p.key, compare_apt_versions,
+                          lambda p: (f"sha256:{p.sha256}",) if p.sha256 else ())
 
 
 def _diff_pip(old: Iterable[PipPackage], new: Iterable[PipPackage]) -> tuple[PackageChange, ...]:
     from packaging.utils import canonicalize_name
 
-    def keyed(items: Iterable[PipPackage]) -> dict[tuple[str, str], PipPackage]:
-        # Locks hold canonical names; a hand-edited one may not.
-        return {(p.env, canonicalize_name(p.name)): p for p in items}
-
-    before, after = keyed(old), keyed(new)
-    rows: list[PackageChange] = []
-    for key in sorted(before.keys() | after.keys()):
-        a, b = before.get(key), after.get(key)
-        env, name = key
-        if a is None:
-            assert b is not None
-            rows.append(PackageChange(name, env, "added", new=b.version))
-        elif b is None:
-            rows.append(PackageChange(name, env, "removed", old=a.version))
-        elif a.version != b.version:
-            rows.append(PackageChange(name, env, _kind(compare_pip_versions(a.version, b.version)),
-                                      a.version, b.version))
-        elif a.hashes and b.hashes and set(a.hashes) != set(b.hashes):
-            rows.append(PackageChange(name, env, "rebuilt", a.version, b.version,
-                                      tuple(sorted(set(a.hashes))), tuple(sorted(set(b.hashes)))))
-    return tuple(rows)
+    # Locks hold canonical names; a hand-edited one may not.
+    return _diff_packages(old, new, lambda p: (p.env, canonicalize_name(p.name)),
+                          compare_pip_versions, lambda p: tuple(sorted(set(p.hashes))),
+                          swap=True)
 
 
 def _kind(order: str) -> str:
@@ -308,131 +290,3 @@ def _pins(bases: Iterable[Base]) -> dict[tuple[str, int], str]:
         out[(b.ref, seen[b.ref])] = b.digest or (f"id:{b.image_id}" if b.image_id else "")
         seen[b.ref] += 1
     return out
-
-
-# -- the sides -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a diff: a lock and where it came from."""
-
-    label: str
-    kind: Literal["file", "git", "image"]
-    lock: Lock
-    has_bases: bool = True
-    warnings: tuple[str, ...] = ()
-
-
-_REV_PATH = re.compile(r"^(?P<rev>[^:\s]+):(?P<path>[^:\s]+)$")
-
-
-def load_side(arg: str, *, dockerfile: Path | None = None,
-              build_args: dict[str, str] | None = None, cwd: Path | None = None,
-              connect: Callable[[], Any] | None = None,
-              progress: Progress = _quiet) -> Side:
-    """Read ``arg`` as a lock file, else a ``REV:PATH`` in git, else an image.
-
-    An image is frozen in memory with ``dockerfile`` for its base pins, or
-    without base pins if that file does not exist (``has_bases`` is then
-    False). No package index is asked, so an image side has no pip hashes.
-    """
-    from relock.lockfile import read
-
-    where = cwd or Path.cwd()
-    path = Path(arg) if cwd is None else cwd / arg
-    m = _REV_PATH.match(arg)
-    if path.exists() or (m is None and arg.endswith(".lock")):
-        # A missing *.lock is a typo, not an image to ask the engine for.
-        return Side(arg, "file", read(path))
-    if m and _is_commit(m["rev"], where):
-        return Side(arg, "git", git_lock(m["rev"], m["path"], where))
-    if m and m["path"].endswith(".lock"):
-        # Not an image tag in practice: say what is wrong with the revision.
-        raise GitRevisionError(
-            f"{arg}: {m['rev']!r} is not a known git revision here "
-            f"({_git_where(where)}); check `git log` / `git tag`"
-        )
-    return _image_side(arg, dockerfile, build_args or {}, connect, progress)
-
-
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise GitRevisionError("git is not installed; cannot read REV:PATH locks") from None
-
-
-def _is_commit(rev: str, cwd: Path) -> bool:
-    if rev.startswith("-"):
-        return False
-    try:
-        done = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd)
-    except GitRevisionError:
-        return False
-    return done.returncode == 0
-
-
-def _git_where(cwd: Path) -> str:
-    done = _git(["rev-parse", "--show-toplevel"], cwd)
-    if done.returncode != 0:
-        return f"{cwd} is not in a git repository"
-    return f"in {done.stdout.decode().strip()}"
-
-
-def git_lock(rev: str, path: str, cwd: Path) -> Lock:
-    """The lock file at ``path`` as of git revision ``rev`` (path from the repo's top)."""
-    if not _is_commit(rev, cwd):
-        raise GitRevisionError(f"{rev}:{path}: unknown git revision {rev!r} ({_git_where(cwd)})")
-    done = _git(["show", f"{rev}:{path}"], cwd)
-    if done.returncode != 0:
-        raise GitRevisionError(
-            f"{rev}:{path}: {path!r} is not in revision {rev} (paths are from the "
-            "repository's top; use REV:./PATH for one relative to here)"
-        )
-    try:
-        text = done.stdout.decode("utf-8")
-    except UnicodeDecodeError:
-        raise LockfileError(f"{rev}:{path}: not UTF-8 text; is this a lock file?") from None
-    return _loads(text, f"{rev}:{path}")
-
-
-def _loads(text: str, source: str) -> Lock:
-    from relock.lockfile import loads
-
-    return loads(text, source)
-
-
-def _image_side(ref: str, dockerfile: Path | None, build_args: dict[str, str],
-                connect: Callable[[], Any] | None, progress: Progress) -> Side:
-    from relock import engine
-
-    neither = (f"{ref!r} is neither a lock file, a REV:PATH at a git revision, "
-               "nor an image in the engine")
-    try:
-        client = (connect or engine.connect)()
-    except EngineError as e:
-        raise EngineError(f"{neither}; and the engine cannot be asked: {e}") from None
-    try:
-        image = engine.get_image(client, ref)
-    except ImageNotFoundError:
-        raise ImageNotFoundError(neither) from None
-    if dockerfile is not None and dockerfile.exists():
-        lock, warnings = freeze_image(client, ref, dockerfile, build_args, progress)
-        return Side(ref, "image", lock, warnings=warnings)
-    from relock import freeze as fz
-
-    result = fz.freeze_image(client, image.id, None, fz.FreezeOptions(index=None), progress)
-    return Side(ref, "image", result.lock, has_bases=False, warnings=result.warnings)
-
-
-def freeze_image(client: Any, ref: str, dockerfile: Path, build_args: dict[str, str],
-                 progress: Progress = _quiet) -> tuple[Lock, tuple[str, ...]]:
-    """Freeze image ``ref`` in memory with ``dockerfile``'s base pins, no index hashes."""
-    from relock import dockerfile as df
-    from relock import freeze as fz
-
-    options = fz.FreezeOptions(index=None)
-    parsed = df.load(dockerfile, build_args)
-    result = fz.freeze_image(client, ref, parsed, options, progress)
-    return result.lock, result.warnings

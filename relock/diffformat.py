@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from relock.diff import (
     BASE_CHANGES,
@@ -20,23 +19,23 @@ from relock.diff import (
     BaseChange,
     LockDiff,
     PackageChange,
-    Side,
     ValueChange,
 )
+from relock.sides import Side
 
 JSON_VERSION = 1
 
 Style = Callable[..., str]
 
 
-def plain(text: str, **_: Any) -> str:
+def plain(text: str, **_: object) -> str:
     """A ``style`` that leaves text as it is."""
     return text
 
 
 # Colours of each kind of change in text; a rebuilt package (same version,
 # different bytes) is the red flag.
-_COLOURS: dict[str, dict[str, Any]] = {
+_COLOURS: dict[str, dict[str, object]] = {
     "added": {"fg": "green"},
     "removed": {"fg": "red"},
     "upgraded": {"fg": "cyan"},
@@ -222,9 +221,9 @@ def _code(text: str) -> str:
 # -- JSON ------------------------------------------------------------------------
 
 
-def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[str, Any]:
+def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[str, object]:
     """The diff as plain data with the keys documented in docs/diff-json.md."""
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "version": JSON_VERSION,
         "old": {"ref": old.label, "kind": old.kind},
         "new": {"ref": new.label, "kind": new.kind},
@@ -248,9 +247,9 @@ def format_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> str
                       ensure_ascii=False) + "\n"
 
 
-def _json_summary(d: LockDiff) -> dict[str, Any]:
+def _json_summary(d: LockDiff) -> dict[str, object]:
     compared_system = d.apt is not None
-    summary: dict[str, Any] = {c: d.counts(c) for c in CATEGORIES}
+    summary: dict[str, object] = {c: d.counts(c) for c in CATEGORIES}
     for name in ("distro", "snapshot", "platform"):
         summary[name] = (getattr(d, name) is not None) if compared_system else None
     summary["apt_by_arch"] = None if d.apt is None else d.apt_counts_by_arch()
@@ -258,12 +257,12 @@ def _json_summary(d: LockDiff) -> dict[str, Any]:
     return summary
 
 
-def _base_json(b: BaseChange) -> dict[str, Any]:
+def _base_json(b: BaseChange) -> dict[str, object]:
     return {"ref": b.ref, "change": b.change, "old": b.old or None, "new": b.new or None}
 
 
-def _package_json(r: PackageChange, where: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": r.name, where: r.where, "change": r.change,
+def _package_json(r: PackageChange, where: str) -> dict[str, object]:
+    row: dict[str, object] = {"name": r.name, where: r.where, "change": r.change,
                            "old": r.old or None, "new": r.new or None}
     if r.change == "rebuilt":
         row["old_hashes"] = list(r.old_hashes)

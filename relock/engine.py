@@ -1,19 +1,27 @@
-"""Talking to the container engine through the docker SDK.
+"""Where images come from: relock's typed seam, and the Docker engine behind it.
 
-The SDK is imported here only, inside functions, so that ``relock --help``
-stays instant. Every engine failure becomes an ``EngineError`` with a line a
-user can act on.
+``ImageSource`` is what freezing and verifying need of "a place that has
+images": an image's facts as relock's own frozen values (``ImageInfo``), the
+images it holds, a pull, and a read-only ``RootFS`` of an image's files.
+``ImageBuilder`` is what building needs: a build request in, a stream of
+``BuildEvent`` out. ``DockerEngine`` implements both through the docker SDK;
+it is the only place in relock that imports the SDK, inside its methods, so
+that ``relock --help`` stays instant. Every engine failure becomes an
+``EngineError`` with a line a user can act on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal, Protocol
 
-from relock.errors import EngineError, ImageNotFoundError
+from relock.errors import EngineError, ImageNotFoundError, one_line
+from relock.reference import normalize_repo
 from relock.rootfs import LayeredFS, RootFS, TarFS
 
 # What the inventory reads; an exported tree keeps only these files in memory.
@@ -23,70 +31,303 @@ INVENTORY_PATHS = (
 )
 
 
+# -- the seam ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The platform an image is for: ``os/arch[/variant]``."""
+
+    os: str = "linux"
+    arch: str = "amd64"
+    variant: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.os}/{self.arch}"
+        return f"{text}/{self.variant}" if self.variant else text
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What relock knows of one image, whatever it came from.
+
+    ``layers`` are the diff IDs of its layers, bottom first; ``repo_digests``
+    the ``repository@sha256:...`` references a registry knows it by.
+    """
+
+    id: str
+    layers: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    platform: Platform = field(default_factory=Platform)
+    created: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        """The ID as people read it: ``sha256:`` and 12 hex digits."""
+        return self.id[:19]
+
+    def digests_for(self, ref: str) -> list[str]:
+        """The registry digests of this image in ``ref``'s repository, sorted."""
+        want = normalize_repo(ref)
+        out = set()
+        for entry in self.repo_digests:
+            repo, _, digest = entry.partition("@")
+            if digest and normalize_repo(repo) == want:
+                out.add(digest)
+        return sorted(out)
+
+    def sits_on(self, base: ImageInfo) -> bool:
+        """Whether ``base``'s layers are the bottom layers of this image."""
+        return bool(base.layers) and self.layers[: len(base.layers)] == base.layers
+
+
+class ImageSource(Protocol):
+    """A place that has images: an engine, a registry, a fake in a test."""
+
+    def image(self, ref: str) -> ImageInfo:
+        """The image named ``ref`` (tag, digest reference or ID); ImageNotFoundError if none."""
+        ...
+
+    def images(self) -> list[ImageInfo]:
+        """Every image the source holds."""
+        ...
+
+    def pull(self, ref: str) -> ImageInfo:
+        """Fetch ``ref`` (e.g. a digest reference) into the source and return it."""
+        ...
+
+    def open_rootfs(self, image: ImageInfo) -> contextlib.AbstractContextManager[RootFS]:
+        """A read-only view of ``image``'s files while the context lasts."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: a context (a folder, or a ready tar of one) and how to build it."""
+
+    dockerfile: str
+    context: Path | None = None
+    context_tar: IO[bytes] | None = None
+    tag: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None
+    nocache: bool = False
+    network_mode: str = "host"
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None  # build only up to this stage
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """One thing a build said: a ``log`` line, the ``image`` ID it made, an
+    ``error`` of a build step, or ``refused`` when the engine would not build."""
+
+    kind: Literal["log", "image", "error", "refused"]
+    text: str
+
+
+class ImageBuilder(Protocol):
+    """Something that builds images."""
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        """Run the build, yielding what it says as it says it."""
+        ...
+
+
+# -- the Docker engine ------------------------------------------------------------
+
+
 def _where() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def connect(timeout: int = 600) -> Any:
-    """A docker SDK client that has answered a ping."""
+def connect(timeout: int = 600) -> DockerEngine:
+    """The Docker engine of this host (``DOCKER_HOST``), once it has answered.
+
+    The client asks the engine for its API version on creation; that answer
+    is the sign of life (a separate ping would cost another round trip).
+    """
     import docker
     import requests
     from docker.errors import DockerException
 
     try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
+        client = docker.from_env(timeout=timeout, version="auto")
     except (DockerException, requests.RequestException) as e:
         raise EngineError(
-            f"cannot reach the container engine at {_where()}: {_first_line(e)} "
+            f"cannot reach the container engine at {_where()}: {one_line(e)} "
             "(is dockerd running? `scripts/testbed` starts one)"
         ) from None
-    return client
+    return DockerEngine(client)
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+class DockerEngine:
+    """``ImageSource`` and ``ImageBuilder`` over a docker SDK client."""
+
+    def __init__(self, client: Any) -> None:
+        # The docker SDK ships no type hints: its client is untyped.
+        self.client: Any = client
+        # Inspect JSON (untyped, as the engine sends it) by image ID, for the
+        # layer folders open_rootfs reads.
+        self._attrs: dict[str, Mapping[str, Any]] = {}
+
+    def _info(self, image: Any) -> ImageInfo:
+        # An SDK Image (untyped); its attrs are the engine's inspect JSON.
+        attrs: Mapping[str, Any] = image.attrs
+        self._attrs[image.id] = attrs
+        return image_info(image.id, attrs)
+
+    def image(self, ref: str) -> ImageInfo:
+        import requests
+        from docker.errors import APIError, DockerException, ImageNotFound
+
+        try:
+            return self._info(self.client.images.get(ref))
+        except ImageNotFound:
+            raise ImageNotFoundError(
+                f"image {ref!r} not found in the engine; build or pull it first"
+            ) from None
+        except (APIError, DockerException) as e:
+            raise EngineError(f"engine error looking up image {ref!r}: {one_line(e)}") from None
+        except requests.RequestException as e:  # after APIError, which is one too
+            raise EngineError(f"the engine did not answer about image {ref!r}: {one_line(e)}"
+                              ) from None
+
+    def registry_mirrors(self) -> list[str]:
+        """The engine's ``registry-mirrors`` (URLs), which it asks for Docker Hub names."""
+        from docker.errors import DockerException
+
+        try:
+            info = self.client.info()
+        except DockerException as e:
+            raise EngineError(f"cannot ask the engine for its registry mirrors: {one_line(e)}"
+                              ) from None
+        return [str(m) for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
+
+    def images(self) -> list[ImageInfo]:
+        from docker.errors import DockerException
+
+        try:
+            return [self._info(img) for img in self.client.images.list()]
+        except DockerException as e:
+            raise EngineError(f"cannot list the engine's images: {one_line(e)}") from None
+
+    def pull(self, ref: str) -> ImageInfo:
+        from docker.errors import DockerException
+
+        try:
+            return self._info(self.client.images.pull(ref))
+        except DockerException as e:
+            raise EngineError(f"cannot pull {ref}: {one_line(e)}") from None
+
+    @contextlib.contextmanager
+    def open_rootfs(self, image: ImageInfo, keep: tuple[str, ...] = INVENTORY_PATHS
+                    ) -> Iterator[RootFS]:
+        """A read-only view of an image's files; nothing in the image is run.
+
+        On a local engine whose overlay2 layers this process can read, the
+        layer folders are read in place (fast). Otherwise a container is
+        created, never started, and its file tree exported.
+        """
+        attrs = self._attrs.get(image.id)
+        if attrs is None:
+            self.image(image.id)
+            attrs = self._attrs[image.id]
+        layers = _overlay_layers(attrs)
+        if layers is not None:
+            yield LayeredFS(layers)
+            return
+        from docker.errors import DockerException
+
+        container = None
+        try:
+            # Created only to export its files; it is never started.
+            container = self.client.containers.create(
+                image.id, command=["/relock-never-runs"], entrypoint=[], network_mode="none")
+            stream = _ChunkReader(container.export())
+            yield TarFS(stream, keep)
+        except DockerException as e:
+            raise EngineError(
+                f"cannot read the files of image {image.short_id}: {one_line(e)}"
+            ) from None
+        finally:
+            if container is not None:
+                with contextlib.suppress(DockerException):
+                    container.remove(force=True)
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        from docker.errors import APIError, DockerException
+        from requests.exceptions import RequestException
+        from urllib3.exceptions import HTTPError
+
+        # Keyword arguments of the SDK's untyped build().
+        where: dict[str, Any] = (
+            {"fileobj": request.context_tar, "custom_context": True}
+            if request.context_tar is not None else {"path": str(request.context)})
+        try:
+            stream = self.client.api.build(
+                **where, dockerfile=request.dockerfile, tag=request.tag,
+                buildargs=dict(request.build_args), platform=request.platform,
+                network_mode=request.network_mode, extra_hosts=dict(request.extra_hosts) or None,
+                rm=True, forcerm=True, decode=True, nocache=request.nocache, pull=False,
+                target=request.target,
+            )
+            for chunk in stream:
+                yield from _build_events(chunk)
+        except APIError as e:
+            yield BuildEvent("refused", str(e.explanation or e))
+        except (DockerException, RequestException, HTTPError) as e:
+            # A connection that breaks while the log streams is not wrapped by the SDK.
+            raise EngineError(f"lost the engine during the build: {e}") from None
 
 
-def get_image(client: Any, ref: str) -> Any:
-    """The engine's image named ``ref`` (a tag, a digest reference or an ID)."""
-    import requests
-    from docker.errors import APIError, DockerException, ImageNotFound
+def _build_events(chunk: Mapping[str, Any]) -> Iterator[BuildEvent]:
+    """The events in one decoded (untyped JSON) chunk of the engine's build stream."""
+    if "stream" in chunk:
+        for line in str(chunk["stream"]).splitlines():
+            yield BuildEvent("log", line)
+    aux = chunk.get("aux")
+    if isinstance(aux, dict) and "ID" in aux:
+        yield BuildEvent("image", str(aux["ID"]))
+    if "error" in chunk:
+        yield BuildEvent("error", str(chunk.get("error", "")))
 
+
+def pack_context(context: Path, ignore: list[str], name: str, dockerfile: str,
+                 out: IO[bytes]) -> None:
+    """Write ``context`` as the engine takes it (a tar, ``ignore`` applied) with
+    ``dockerfile`` added as ``name`` and hidden from COPY by ``.dockerignore``."""
+    # The SDK's context writer and .dockerignore matcher, the engine's own rules.
+    from docker.utils.build import tar
+
+    tar(str(context), exclude=list(ignore), dockerfile=(name, dockerfile), fileobj=out)
+
+
+def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:
+    """An ``ImageInfo`` from the engine's inspect JSON (untyped) of an image."""
+    return ImageInfo(
+        id=image_id,
+        layers=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),
+        repo_digests=tuple(attrs.get("RepoDigests") or ()),
+        platform=Platform(os=attrs.get("Os", "linux"), arch=attrs.get("Architecture", "amd64"),
+                          variant=attrs.get("Variant") or ""),
+        created=_created(attrs.get("Created", "")),
+    )
+
+
+def _created(text: str) -> datetime | None:
+    if not text:
+        return None
+    # The engine gives nanoseconds; datetime takes microseconds.
+    main = text.rstrip("Z").partition(".")[0]
     try:
-        return client.images.get(ref)
-    except ImageNotFound:
-        raise ImageNotFoundError(
-            f"image {ref!r} not found in the engine; build or pull it first"
-        ) from None
-    except (APIError, DockerException) as e:
-        raise EngineError(f"engine error looking up image {ref!r}: {_first_line(e)}") from None
-    except requests.RequestException as e:  # after APIError, which is one too
-        raise EngineError(f"the engine did not answer about image {ref!r}: {_first_line(e)}"
-                          ) from None
+        return datetime.fromisoformat(main).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
-def layers(image: Any) -> list[str]:
-    """The diff IDs of an image's layers, bottom first."""
-    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
-
-
-def sits_on(image: Any, base: Any) -> bool:
-    """Whether ``base``'s layers are the bottom layers of ``image``."""
-    want = layers(base)
-    return bool(want) and layers(image)[: len(want)] == want
-
-
-def platform(image: Any) -> str:
-    """``os/arch[/variant]`` of an image."""
-    attrs = image.attrs
-    text = f"{attrs.get('Os', 'linux')}/{attrs.get('Architecture', 'amd64')}"
-    return text + (f"/{attrs['Variant']}" if attrs.get("Variant") else "")
-
-
-def _overlay_layers(image: Any) -> list[Path] | None:
-    driver = image.attrs.get("GraphDriver") or {}
+def _overlay_layers(attrs: Mapping[str, Any]) -> list[Path] | None:
+    driver = attrs.get("GraphDriver") or {}
     if driver.get("Name") != "overlay2":
         return None
     data = driver.get("Data") or {}
@@ -95,38 +336,6 @@ def _overlay_layers(image: Any) -> list[Path] | None:
     if not paths or not all(os.access(p, os.R_OK | os.X_OK) for p in paths):
         return None
     return paths
-
-
-@contextlib.contextmanager
-def image_rootfs(client: Any, image: Any, keep: tuple[str, ...] = INVENTORY_PATHS
-                 ) -> Iterator[RootFS]:
-    """A read-only view of an image's files; nothing in the image is run.
-
-    On a local engine whose overlay2 layers this process can read, the layer
-    folders are read in place (fast). Otherwise a container is created, never
-    started, and its file tree exported.
-    """
-    layers = _overlay_layers(image)
-    if layers is not None:
-        yield LayeredFS(layers)
-        return
-    from docker.errors import DockerException
-
-    container = None
-    try:
-        # Created only to export its files; it is never started.
-        container = client.containers.create(image.id, command=["/relock-never-runs"],
-                                             entrypoint=[], network_mode="none")
-        stream = _ChunkReader(container.export())
-        yield TarFS(stream, keep)
-    except DockerException as e:
-        raise EngineError(
-            f"cannot read the files of image {image.id[:19]}: {_first_line(e)}"
-        ) from None
-    finally:
-        if container is not None:
-            with contextlib.suppress(DockerException):
-                container.remove(force=True)
 
 
 class _ChunkReader:
@@ -147,54 +356,3 @@ class _ChunkReader:
         else:
             out, self._buf = self._buf[:size], self._buf[size:]
         return out
-
-
-def normalize_repo(ref: str) -> str:
-    """The full repository name of a reference: ``debian:12`` -> ``docker.io/library/debian``."""
-    name = ref.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
-    first, _, rest = name.partition("/")
-    if not rest or ("." not in first and ":" not in first and first != "localhost"):
-        domain, path = "docker.io", name
-    else:
-        domain, path = first, rest
-    if domain in ("index.docker.io", "registry-1.docker.io"):
-        domain = "docker.io"
-    if domain == "docker.io" and "/" not in path:
-        path = "library/" + path
-    return f"{domain}/{path}"
-
-
-def repo_digests(image: Any, ref: str) -> list[str]:
-    """The registry digests the engine knows for ``ref``'s repository."""
-    want = normalize_repo(ref)
-    out = []
-    for entry in image.attrs.get("RepoDigests") or []:
-        repo, _, digest = entry.partition("@")
-        if normalize_repo(repo) == want and digest:
-            out.append(digest)
-    return sorted(set(out))
-
-
-def pull(client: Any, ref: str) -> Any:
-    """Pull ``ref`` (e.g. a digest reference) and return the image."""
-    from docker.errors import DockerException
-
-    try:
-        return client.images.pull(ref)
-    except DockerException as e:
-        raise EngineError(f"cannot pull {ref}: {_first_line(e)}") from None
-
-
-def registry_mirrors(client: Any) -> list[str]:
-    """The engine's ``registry-mirrors`` (URLs), which it asks for Docker Hub names."""
-    from docker.errors import DockerException
-
-    try:
-        info = client.info()
-    except DockerException as e:
-        raise EngineError(f"cannot ask the engine for its registry mirrors: {_first_line(e)}"
-                          ) from None
-    return [str(m) for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]

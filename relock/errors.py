@@ -87,3 +87,10 @@ class ArchiveError(RelockError):
 
 class DebNotFoundError(ArchiveError):
     """No source has the locked version of a package."""
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of ``e``'s message, clipped: enough for a one-line error."""
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,28 +10,24 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from relock import apt, pyenv
+from relock import apt, pyenv, reference
 from relock.debindex import DebEntry
-from relock.dockerfile import Dockerfile
 from relock.errors import BaseImageError, RelockError
-from relock.index import Index
-from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.progress import Progress, quiet
 from relock.rootfs import LayeredFS, RootFS
 
 if TYPE_CHECKING:
     from relock.archive import Archive
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
+    from relock.dockerfile import Dockerfile
+    from relock.engine import ImageInfo, ImageSource
+    from relock.index import Index
 
 
 @dataclass(frozen=True)
@@ -39,7 +35,7 @@ class Inventory:
     """What an image's files say, before the index is asked anything."""
 
     distro: Distro
-    sources: tuple[Any, ...]
+    sources: tuple[AptSource, ...]
     apt: tuple[AptPackage, ...]
     envs: tuple[PythonEnv, ...]
     dists: tuple[pyenv.Distribution, ...]
@@ -93,7 +89,7 @@ def os_release(fs: RootFS) -> Distro | None:
                   codename=codename)
 
 
-def take_inventory(fs: RootFS, progress: Progress = _quiet,
+def take_inventory(fs: RootFS, progress: Progress = quiet,
                    deb_lists: bool = False) -> Inventory:
     """Read distro, APT and Python facts from a file tree.
 
@@ -106,7 +102,7 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet,
         warnings.append("no /etc/os-release: the distro is unknown")
         distro = Distro(id="unknown")
     packages: list[AptPackage] = []
-    sources: list[Any] = []
+    sources: list[AptSource] = []
     release_date = None
     keyrings: dict[str, bytes] = {}
     if apt.has_dpkg(fs):
@@ -141,7 +137,7 @@ def _with_deb(pkg: AptPackage, entry: DebEntry | None) -> AptPackage:
 
 
 def locate_debs(inv: Inventory, options: FreezeOptions, created: datetime | None = None,
-                progress: Progress = _quiet) -> Inventory:
+                progress: Progress = quiet) -> Inventory:
     """``inv`` with the .deb entry of every APT package the image's lists did not have.
 
     They come from the package indexes of the image's own sources, at the
@@ -227,7 +223,7 @@ def _pip_entries(inv: Inventory, index: Index | None,
 def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
                         bases: tuple[Base, ...], platform: str, options: FreezeOptions,
                         created: datetime | None = None,
-                        progress: Progress = _quiet) -> Lock:
+                        progress: Progress = quiet) -> Lock:
     """Combine an inventory, base pins and index hashes into a lock."""
     snapshot, snapshot_from = _snapshot(options, inv, created)
     return Lock(
@@ -247,7 +243,7 @@ def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
 
 
 def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOptions,
-                  progress: Progress = _quiet) -> FreezeResult:
+                  progress: Progress = quiet) -> FreezeResult:
     """Freeze a plain folder tree (a debootstrap output, an unpacked image)."""
     if not root.is_dir():
         raise RelockError(f"{root}: not a folder")
@@ -266,103 +262,83 @@ def _host_platform() -> str:
     return f"linux/{arch}"
 
 
-def pin_bases(client: Any, dockerfile: Dockerfile, allow_local: bool,
-              built: Any = None) -> tuple[tuple[Base, ...], list[str]]:
+def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
+              built: ImageInfo | None = None) -> tuple[tuple[Base, ...], list[str]]:
     """The registry digest of every external FROM of ``dockerfile``.
 
     With ``built`` (the image frozen), the final stage's base is the one that
     image sits on, even if the tag has moved since the build.
     """
-    from relock import engine
-
     bases: list[Base] = []
     warnings: list[str] = []
     final_root = dockerfile.root(dockerfile.stages[-1])
     for stage in dockerfile.stages:
         if not stage.external:
             continue
-        if "@sha256:" in stage.ref:
-            bases.append(Base(stage.index, stage.ref, stage.ref.split("@", 1)[1], name=stage.name))
+        ref = reference.parse(stage.ref)
+        if ref.digest.startswith("sha256:"):
+            bases.append(Base(stage.index, stage.ref, ref.digest, name=stage.name))
             continue
-        image = engine.get_image(client, stage.ref)
+        image = source.image(stage.ref)
         if built is not None and stage == final_root:
-            image = _base_under(client, built, stage.ref, image, warnings)
-        digests = engine.repo_digests(image, stage.ref)
+            image = _base_under(source, built, stage.ref, image, warnings)
+        digests = image.digests_for(stage.ref)
         if digests:
             bases.append(Base(stage.index, stage.ref, digests[0], name=stage.name))
         elif allow_local:
             warnings.append(
                 f"base image {stage.ref} has no registry digest; locked by image ID "
-                f"{image.id[:19]}, which other hosts cannot pull"
+                f"{image.short_id}, which other hosts cannot pull"
             )
             bases.append(Base(stage.index, stage.ref, image_id=image.id, name=stage.name))
         else:
             raise BaseImageError(
-                f"base image {stage.ref} ({image.id[:19]}) has no registry digest: it was "
+                f"base image {stage.ref} ({image.short_id}) has no registry digest: it was "
                 "built or imported locally. Push it to a registry and pull it back, or pass "
                 "--allow-local-base to lock it by image ID (other hosts cannot reproduce that)"
             )
     return tuple(bases), warnings
 
 
-def _base_under(client: Any, built: Any, ref: str, tagged: Any, warnings: list[str]) -> Any:
+def _base_under(source: ImageSource, built: ImageInfo, ref: str, tagged: ImageInfo,
+                warnings: list[str]) -> ImageInfo:
     """The image of ``ref``'s repository that ``built`` sits on.
 
     Usually that is what ``ref`` names now; after a pull that moved the tag it
-    is an older image of the same repository, still in the engine.
+    is an older image of the same repository, still in the source.
     """
-    from relock import engine
-
-    if engine.sits_on(built, tagged):
+    if built.sits_on(tagged):
         return tagged
-    candidates = [
-        img for img in client.images.list()
-        if engine.repo_digests(img, ref) and engine.sits_on(built, img)
-    ]
+    candidates = [img for img in source.images()
+                  if img.digests_for(ref) and built.sits_on(img)]
     if not candidates:
         raise BaseImageError(
-            f"the image was not built on {ref} as the engine has it now ({tagged.id[:19]}): "
+            f"the image was not built on {ref} as the engine has it now ({tagged.short_id}): "
             "the tag has moved since the build and the base it was built on is gone; "
             "rebuild the image, or pull that base by digest"
         )
-    found = max(candidates, key=lambda img: len(engine.layers(img)))
+    found = max(candidates, key=lambda img: len(img.layers))
     warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
     return found
 
 
-def _created(image: Any) -> datetime | None:
-    text = image.attrs.get("Created", "")
-    if not text:
-        return None
-    # The engine gives nanoseconds; datetime takes microseconds.
-    main = text.rstrip("Z").partition(".")[0]
-    try:
-        from datetime import UTC
-
-        return datetime.fromisoformat(main).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def freeze_image(client: Any, ref: str, dockerfile: Dockerfile | None, options: FreezeOptions,
-                 progress: Progress = _quiet) -> FreezeResult:
-    """Freeze the engine's image ``ref``, built from ``dockerfile``.
+def freeze_image(source: ImageSource, ref: str, dockerfile: Dockerfile | None,
+                 options: FreezeOptions, progress: Progress = quiet) -> FreezeResult:
+    """Freeze the image ``ref`` of ``source``, built from ``dockerfile``.
 
     Without a Dockerfile there are no FROM lines to pin: the lock has no
     ``base`` entries (``relock verify`` and ``relock diff`` of an image).
     """
-    from relock import engine
-
-    image = engine.get_image(client, ref)
+    image = source.image(ref)
     bases: tuple[Base, ...] = ()
     warnings: list[str] = []
     if dockerfile is not None:
-        bases, warnings = pin_bases(client, dockerfile, options.allow_local_base, built=image)
-    progress(f"reading the files of {ref} ({image.id[:19]})")
-    with engine.image_rootfs(client, image) as fs:
+        bases, warnings = pin_bases(source, dockerfile, options.allow_local_base, built=image)
+    progress(f"reading the files of {ref} ({image.short_id})")
+    with source.open_rootfs(image) as fs:
         inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
-    inv = locate_debs(inv, options, _created(image), progress)
+    inv = locate_debs(inv, options, image.created, progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
-                               platform=engine.platform(image), options=options,
-                               created=_created(image), progress=progress)
+                               platform=str(image.platform), options=options,
+                               created=image.created, progress=progress)
     return FreezeResult(lock, (*warnings, *inv.warnings))

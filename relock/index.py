@@ -30,7 +30,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from relock.errors import IndexError_
+from relock.errors import IndexError_, one_line
 
 _ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
@@ -149,7 +149,7 @@ class Index:
             resp = self._session().get(url, headers={"Accept": _ACCEPT},
                                        timeout=self.config.timeout)
         except requests.RequestException as e:
-            raise IndexError_(f"package index {index} is unreachable: {_short(e)}") from None
+            raise IndexError_(f"package index {index} is unreachable: {one_line(e)}") from None
         if resp.status_code == 404:
             return []
         if resp.status_code >= 400:
@@ -226,7 +226,7 @@ class Index:
                                            timeout=self.config.timeout)
             except requests.RequestException as e:
                 raise IndexError_(f"package index {_redact(index)} is unreachable: "
-                                  f"{_short(e)}") from None
+                                  f"{one_line(e)}") from None
             if resp.status_code == 404:
                 continue
             if resp.status_code >= 400:
@@ -251,7 +251,7 @@ class Index:
         try:
             resp = self._session().get(url, stream=True, timeout=self.config.timeout)
         except requests.RequestException as e:
-            raise IndexError_(f"cannot download {_redact(url)}: {_short(e)}") from None
+            raise IndexError_(f"cannot download {_redact(url)}: {one_line(e)}") from None
         if resp.status_code >= 400:
             resp.close()
             raise IndexError_(f"cannot download {_redact(url)}: HTTP {resp.status_code}")
@@ -359,8 +359,3 @@ def _redact(url: str) -> str:
         netloc = parts.hostname or ""
         return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-def _short(e: Exception) -> str:
-    text = str(e)
-    return text if len(text) < 160 else text[:157] + "..."

@@ -24,6 +24,7 @@ try:  # tomli is the standard library's tomllib, compiled: 3-4x faster on big lo
 except ImportError:  # pragma: no cover - tomli is a declared dependency
     import tomllib  # type: ignore[no-redef]
 
+from relock import reference
 from relock.errors import LockfileError
 
 SCHEMA_VERSION = 1
@@ -63,6 +64,11 @@ class Base:
     digest: str = ""
     image_id: str = ""
     name: str = ""
+
+    @property
+    def pinned(self) -> str:
+        """The reference that names exactly this base: ``ref@digest``, else its image ID."""
+        return reference.parse(self.ref).pinned(self.digest) if self.digest else self.image_id
 
 
 @dataclass(frozen=True)

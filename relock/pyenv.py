@@ -10,7 +10,6 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 
 from packaging.utils import canonicalize_name
 
@@ -29,8 +28,18 @@ _SKIP = frozenset(
         "/usr/lib/modules", "/usr/lib/node_modules",
     }
 )
-_PYDIR = re.compile(r"python3(?:\.\d+)?$")
-_MAX_DEPTH = 7
+# Folder names, at any depth, that hold no Python prefix: version control,
+# bytecode, other languages' packages, pip's download cache.
+_SKIP_NAMES = frozenset(
+    {"site-packages", "dist-packages", "node_modules", "__pycache__", ".git", ".hg", ".svn",
+     ".npm", ".cargo", ".rustup"}
+)
+_SKIP_SUFFIXES = ("/.cache/pip",)
+
+
+def _is_pydir(name: str) -> bool:
+    """``python3`` or ``python3.N``: the folder under ``lib`` that holds a site folder."""
+    return name == "python3" or (name.startswith("python3.") and name[8:].isdigit())
 
 
 @dataclass(frozen=True)
@@ -46,30 +55,31 @@ class Distribution:
 
 
 def find_site_dirs(fs: RootFS) -> list[str]:
-    """Every ``.../lib/python3*/{site,dist}-packages`` folder of the image."""
+    """Every ``.../lib/python3*/{site,dist}-packages`` folder of the image.
+
+    Every real folder is searched, however deep and whether hidden or not
+    (``/srv/a/b/c/d/e/venv``, ``~/.pyenv/versions/3.12.1``), except those
+    that never hold a Python prefix. Symlinks are not followed: on a
+    merged-/usr system ``/lib`` is ``usr/lib``, found once.
+    """
     found: list[str] = []
-    stack: list[tuple[str, int]] = [("/", 0)]
+    stack = ["/"]
     while stack:
-        folder, depth = stack.pop()
-        names = fs.listdir(folder) or []
+        folder = stack.pop()
+        subdirs = fs.subdirs(folder) or []
         if posixpath.basename(folder) in ("lib", "lib64"):
-            for name in names:
-                if _PYDIR.match(name):
+            for name in fs.listdir(folder) or []:
+                if _is_pydir(name):
                     for site in ("site-packages", "dist-packages"):
                         path = posixpath.join(folder, name, site)
                         if fs.is_dir(path):
                             found.append(path)
-        if depth >= _MAX_DEPTH:
-            continue
-        for name in names:
+        for name in subdirs:
             child = posixpath.join(folder, name)
-            if child in _SKIP or _PYDIR.match(name) or name in ("site-packages", "node_modules"):
+            if (child in _SKIP or name in _SKIP_NAMES or _is_pydir(name)
+                    or child.endswith(_SKIP_SUFFIXES)):
                 continue
-            if name.startswith(".") and name not in (".venv", ".local"):
-                continue
-            # /lib -> usr/lib on merged-/usr systems: follow only the real folder.
-            if fs.is_dir(child) and not fs.is_symlink(child):
-                stack.append((child, depth + 1))
+            stack.append(child)
     return sorted(set(found))
 
 
@@ -97,7 +107,6 @@ def env_for_site(fs: RootFS, site: str) -> PythonEnv:
 def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
     """The distributions installed in ``site`` (dist-info and egg-info)."""
     out: list[Distribution] = []
-    parser = BytesHeaderParser()
     for name in fs.listdir(site) or []:
         path = posixpath.join(site, name)
         if name.endswith(".dist-info"):
@@ -108,23 +117,44 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
             continue
         if meta is None:
             continue
-        # Only the header block: the description after it can be long.
-        headers = parser.parsebytes(meta.split(b"\n\n", 1)[0])
-        dist_name, version = headers.get("Name"), headers.get("Version")
+        dist_name, version = _name_and_version(meta)
         if not dist_name or not version:
             continue
-        installer = (fs.read_bytes(posixpath.join(path, "INSTALLER")) or b"").decode().strip()
+        # One listing answers for INSTALLER and REQUESTED (an egg-info file has neither).
+        inside = fs.listdir(path) or []
+        installer = ""
+        if "INSTALLER" in inside:
+            installer = (fs.read_bytes(posixpath.join(path, "INSTALLER")) or b"").decode().strip()
         out.append(
             Distribution(
-                name=str(canonicalize_name(str(dist_name))),
-                version=str(version).strip(),
+                name=str(canonicalize_name(dist_name)),
+                version=version,
                 env=env,
                 path=path,
                 installer=installer,
-                requested=fs.read_bytes(posixpath.join(path, "REQUESTED")) is not None,
+                requested="REQUESTED" in inside,
             )
         )
     return out
+
+
+def _name_and_version(meta: bytes) -> tuple[str, str]:
+    """``Name`` and ``Version`` from the header block of core metadata (RFC 822 style).
+
+    Both are one-line fields; the first of each counts, as with the email
+    parser, which is much slower to start for two fields.
+    """
+    name = version = ""
+    for line in meta.split(b"\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        if key == b"name" and not name:
+            name = value.decode("utf-8", "replace").strip()
+        elif key == b"version" and not version:
+            version = value.decode("utf-8", "replace").strip()
+    return name, version
 
 
 def pip_installed(fs: RootFS) -> tuple[list[PythonEnv], list[Distribution]]:

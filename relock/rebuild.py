@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relock import render
 from relock.dockerfile import Dockerfile
 from relock.errors import RelockError
 from relock.lockfile import AptPackage, Lock
+from relock.progress import Progress, quiet
 from relock.view import AptFile, LockedView, ViewServer
 
-Progress = Callable[[str], None]
+if TYPE_CHECKING:
+    from relock.engine import DockerEngine, ImageSource
 
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -66,19 +65,20 @@ def effective_build_args(lock: Lock, given: Mapping[str, str]) -> dict[str, str]
     return {**lock.input.build_args, **given}
 
 
-def installed_in_bases(client: Any, lock: Lock, progress: Progress) -> set[tuple[str, str, str]]:
+def installed_in_bases(source: ImageSource, lock: Lock,
+                       progress: Progress) -> set[tuple[str, str, str]]:
     """(name, version, arch) of every package the pinned base images already hold."""
-    from relock import apt, engine
+    from relock import apt
 
     out: set[tuple[str, str, str]] = set()
     for base in lock.base:
         ref = render.pinned_ref(base.ref, base)
         try:
-            image = engine.get_image(client, ref)
+            image = source.image(ref)
         except RelockError:
             progress(f"pulling {ref}")
-            image = engine.pull(client, ref)
-        with engine.image_rootfs(client, image) as fs:
+            image = source.pull(ref)
+        with source.open_rootfs(image) as fs:
             if apt.has_dpkg(fs):
                 out |= {(p.name, p.version, p.arch) for p in apt.installed_packages(fs)}
     return out
@@ -155,7 +155,7 @@ def serve_view(view: LockedView, port: int, progress: Progress) -> Iterator[View
 
 
 def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: RebuildOptions,
-                 progress: Progress = _quiet) -> LockedView:
+                 progress: Progress = quiet) -> LockedView:
     """The locked view of ``lock``: its .debs fetched and checked, its Python files on call."""
     from relock.view import LockedView
 
@@ -171,23 +171,23 @@ def pip_source() -> Any:
     return IndexSource(Index(pip_config()))
 
 
-def rebuild(client: Any, df: Dockerfile, lock: Lock, context: Path, options: RebuildOptions,
-            build_args: Mapping[str, str], log: Callable[[str], None] = _quiet,
-            progress: Progress = _quiet) -> RebuildResult:
+def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
+            options: RebuildOptions, build_args: Mapping[str, str], log: Progress = quiet,
+            progress: Progress = quiet) -> RebuildResult:
     """Build ``df`` pinned to ``lock`` from ``context``; see the module docstring."""
     from relock import build as builder
     from relock.context import build_context
 
     render.check_fresh(df, lock, render.RenderOptions(force=options.force,
                                                       lock_path=options.lock_path))
-    view = prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
+    view = prepare_view(lock, installed_in_bases(engine, lock, progress), options, progress)
     with serve_view(view, options.view_port, progress) as server:
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path))
         with tempfile.TemporaryFile() as tar:
             name = build_context(context, rendered.dockerfile, tar)
             tar.seek(0)
-            result = builder.build(client, tar, name, tag=options.tag,
+            result = builder.build(engine, tar, name, tag=options.tag,
                                    build_args=dict(build_args), platform=options.platform,
                                    nocache=options.nocache, log=log, misses=view.misses)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,

@@ -40,6 +40,10 @@ class RootFS(Protocol):
         """Whether ``path`` itself is a symlink."""
         ...
 
+    def subdirs(self, path: str) -> list[str] | None:
+        """The names of the real folders (not symlinks) in ``path`` (sorted), or None."""
+        ...
+
 
 def _parts(path: str) -> list[str]:
     return [p for p in posixpath.normpath("/" + path).split("/") if p and p != "."]
@@ -182,6 +186,11 @@ class LayeredFS:
         folder = self._dir(parts) if parts is not None else None
         return None if folder is None else sorted(folder)
 
+    def subdirs(self, path: str) -> list[str] | None:
+        parts = self._resolve(path)
+        folder = self._dir(parts) if parts is not None else None
+        return None if folder is None else sorted(n for n, e in folder.items() if e[2] == "dir")
+
 
 def _kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
@@ -263,6 +272,14 @@ class TarFS:
     def is_dir(self, path: str) -> bool:
         key = self._resolve(path)
         return key is not None and key in self._dirs
+
+    def subdirs(self, path: str) -> list[str] | None:
+        key = self._resolve(path)
+        if key is None or key not in self._dirs:
+            return None
+        prefix = f"{key}/" if key else ""
+        return sorted(n for n in self._dirs[key]
+                      if prefix + n in self._dirs and prefix + n not in self._links)
 
     def is_symlink(self, path: str) -> bool:
         parent = self._resolve(posixpath.dirname(path))

@@ -15,18 +15,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relock.dockerfile import Dockerfile, Stage
 from relock.lockfile import Lock
+from relock.progress import Progress, quiet
 
-Progress = Callable[[str], None]
+if TYPE_CHECKING:
+    from relock.engine import DockerEngine
 
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def stage_label(stage: Stage) -> str:
@@ -61,8 +59,8 @@ def target_name(stage: Stage) -> str:
     return stage.name or f"relock-stage-{stage.index}"
 
 
-def freeze_stages(client: Any, df: Dockerfile, context: Path, final: Lock, options: Any,
-                  progress: Progress = _quiet) -> Lock:
+def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lock, options: Any,
+                  progress: Progress = quiet) -> Lock:
     """``final`` plus the entries of every build stage that runs something."""
     from relock import build as builder
     from relock import freeze as fz
@@ -90,12 +88,12 @@ def freeze_stages(client: Any, df: Dockerfile, context: Path, final: Lock, optio
         with tempfile.TemporaryFile() as tar:
             name = build_context(context, text, tar)
             tar.seek(0)
-            result = builder.build(client, tar, name, build_args=dict(df.build_args),
+            result = builder.build(engine, tar, name, build_args=dict(df.build_args),
                                    target=target_name(stage), log=log)
         if fresh:
             progress(f"warning: stage {label} was not all in the build cache; it was built "
                      "again, so the lock records that build")
-        found = fz.freeze_image(client, result.image_id, None, options, progress).lock
+        found = fz.freeze_image(engine, result.image_id, None, options, progress).lock
         for p in found.apt:
             if (p.name, p.version, p.arch) not in have_apt:
                 apt.append(dataclasses.replace(p, stage=label))

@@ -9,9 +9,14 @@ of the wheel it came from (``pip install --require-hashes`` checked it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from relock.errors import EngineError
 from relock.lockfile import Lock
+from relock.progress import Progress, quiet
+
+if TYPE_CHECKING:
+    from relock.engine import ImageInfo, ImageSource
 
 
 @dataclass(frozen=True)
@@ -60,29 +65,40 @@ def compare(locked: Lock, found: Lock) -> list[Drift]:
     return drift
 
 
-def check_base(client: Any, image: Any, locked: Lock) -> list[Drift]:
+def check_base(source: ImageSource, image: ImageInfo, locked: Lock) -> list[Drift]:
     """Whether one of the locked base images is the bottom of ``image``.
 
     A multi-stage build's final stage starts from one of the locked bases
     (directly or through earlier stages); its layers must be the image's
-    first layers.
+    first layers. A locked digest the source lacks is pulled.
     """
-    from relock import engine
-    from relock.errors import EngineError
-
     refs = []
     for base in sorted(locked.base, key=lambda b: -b.stage):
-        ref = f"{base.ref.split('@', 1)[0]}@{base.digest}" if base.digest else base.image_id
+        ref = base.pinned
         refs.append(ref)
         try:
-            found = engine.get_image(client, ref)
+            found = source.image(ref)
         except EngineError:
             if not base.digest:
                 continue
-            found = engine.pull(client, ref)
-        if engine.sits_on(image, found):
+            found = source.pull(ref)
+        if image.sits_on(found):
             return []
     if not refs:
         return []
     return [Drift("base", " / ".join(b.ref for b in locked.base), ", ".join(refs),
                   "the image is built on none of them")]
+
+
+def verify_image(source: ImageSource, ref: str, lock: Lock,
+                 progress: Progress = quiet) -> list[Drift]:
+    """How the image ``ref`` drifted from ``lock``: its base, then its contents.
+
+    The image is frozen again (without asking the package index) and compared
+    with the lock; an empty list means it matches.
+    """
+    from relock.freeze import FreezeOptions, freeze_image
+
+    image = source.image(ref)
+    found = freeze_image(source, image.id, None, FreezeOptions(index=None), progress).lock
+    return [*check_base(source, image, lock), *compare(lock, found)]

@@ -13,38 +13,41 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from relock.engine import DockerEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _testbed_client() -> Any:
+def _testbed_engine() -> DockerEngine:
     from relock import engine
 
-    c = engine.connect()
-    engine.get_image(c, "debian:trixie-slim")
-    engine.get_image(c, "debian:bookworm-slim")
-    return c
+    e = engine.connect()
+    e.image("debian:trixie-slim")
+    e.image("debian:bookworm-slim")
+    return e
 
 
 @pytest.fixture(scope="session")
-def client() -> Any:
-    """A docker SDK client of the test bed's engine, brought up once if it is not."""
+def docker_engine() -> DockerEngine:
+    """The test bed's engine behind relock's seam, brought up once if it is not."""
     import subprocess
 
     from relock.errors import EngineError
 
     try:
-        return _testbed_client()
+        return _testbed_engine()
     except EngineError as e:
         first = e
     if os.geteuid() == 0:
         # `make test` runs scripts/testbed first; a bare `pytest` does it here.
         subprocess.run([str(ROOT / "scripts" / "testbed")], check=False)
         try:
-            return _testbed_client()
+            return _testbed_engine()
         except EngineError as e:
             first = e
     message = f"the test bed is not up ({first}); run scripts/testbed as root"
@@ -53,11 +56,17 @@ def client() -> Any:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def client(docker_engine: DockerEngine) -> Any:
+    """The docker SDK client of the test bed's engine, to take the truth independently."""
+    return docker_engine.client
+
+
 BuildImage = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
-def build_image(client: Any) -> Iterator[BuildImage]:
+def build_image(client: Any, docker_engine: DockerEngine) -> Iterator[BuildImage]:
     """Build a Dockerfile text (with optional extra files) into a tagged image.
 
     Returns the tag; every image made this way is removed at the end.
@@ -75,7 +84,7 @@ def build_image(client: Any) -> Iterator[BuildImage]:
             (context / rel).parent.mkdir(parents=True, exist_ok=True)
             (context / rel).write_text(text)
         tag = f"relock-test-{name}:{uuid.uuid4().hex[:8]}"
-        build(client, context, dockerfile, tag=tag, nocache=nocache)
+        build(docker_engine, context, dockerfile, tag=tag, nocache=nocache)
         made.append(tag)
         return tag
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from relock.build import explain_failure
+import io
+from pathlib import Path
+
+import pytest
+
+from relock.build import build, explain_failure
+from relock.engine import BuildEvent
+from relock.errors import BuildError
 from relock.view import Misses
+from tests.fakes import FakeBuilder
 
 PIP_MISMATCH = """\
 ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have \
@@ -61,3 +69,41 @@ def test_tampered_wheel() -> None:
 
 def test_unknown_failure_is_left_to_the_caller() -> None:
     assert explain_failure("The command '/bin/sh -c false' returned a non-zero code: 1") is None
+
+
+# -- reading the engine's events (an in-memory builder) ----------------------------
+
+def test_build_streams_the_log_and_returns_the_image() -> None:
+    builder = FakeBuilder(BuildEvent("log", "Step 1/1 : FROM scratch"),
+                          BuildEvent("image", "sha256:" + "a" * 64))
+    seen: list[str] = []
+    result = build(builder, Path("/ctx"), "Dockerfile", tag="t:1", build_args={"A": "1"},
+                   log=seen.append, extra_hosts={"h": "127.0.0.1"})
+    assert result.image_id == "sha256:" + "a" * 64 and seen == ["Step 1/1 : FROM scratch"]
+    (request,) = builder.requests
+    assert (request.context, request.context_tar, request.network_mode) == (
+        Path("/ctx"), None, "host")
+    assert dict(request.build_args) == {"A": "1"} and dict(request.extra_hosts) == {
+        "h": "127.0.0.1"}
+
+
+def test_a_tar_file_object_is_the_context_as_is() -> None:
+    builder = FakeBuilder(BuildEvent("log", "Successfully built 0123456789ab"))
+    tar = io.BytesIO(b"")
+    assert build(builder, tar, "Dockerfile").image_id == "0123456789ab"
+    assert builder.requests[0].context_tar is tar and builder.requests[0].context is None
+
+
+def test_a_failed_step_is_explained_with_the_log_tail() -> None:
+    builder = FakeBuilder(BuildEvent("log", "E: Unable to locate package nosuch"),
+                          BuildEvent("error", "The command returned a non-zero code: 100\n"))
+    with pytest.raises(BuildError, match="APT package nosuch is not in the lock") as e:
+        build(builder, Path("/ctx"), "Dockerfile")
+    assert "Unable to locate package nosuch" in e.value.log_tail
+
+
+def test_a_refused_build_and_a_build_without_an_image() -> None:
+    with pytest.raises(BuildError, match="the engine refused the build: no such file"):
+        build(FakeBuilder(BuildEvent("refused", "no such file")), Path("/c"), "D")
+    with pytest.raises(BuildError, match="the build ended without an image"):
+        build(FakeBuilder(BuildEvent("log", "done")), Path("/c"), "D")

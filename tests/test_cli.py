@@ -70,3 +70,41 @@ def test_unreadable_lock_is_one_line(tmp_path: Path) -> None:
     assert r.stderr == (f"relock: error: {lock}: lock schema version 7 is newer than this "
                         "relock understands (1); upgrade relock\n")
     assert not (tmp_path / "Dockerfile").exists()
+
+
+def test_stored_help_is_what_click_prints() -> None:
+    from relock.cli import helptext
+
+    assert helptext.current() == helptext.TEXT, (
+        "relock/cli/helptext.py is stale: run `python -m relock.cli.helptext`")
+    assert invoke("--help").output == helptext.TEXT
+
+
+def _modules_after(*argv: str) -> tuple[str, list[str]]:
+    code = ("import sys; sys.argv = ['relock', *sys.argv[1:]]\n"
+            "from relock.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = ('click', 'docker', 'requests', 'urllib3', 'debian', 'packaging',\n"
+            "         'dockerfile_parse', 'relock.lockfile', 'relock.engine')\n"
+            "import json\n"
+            "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)")
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                          text=True, check=True, env={"COLUMNS": "100", "PATH": ""})
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_help_imports_nothing_heavy() -> None:
+    out, loaded = _modules_after("--help")
+    assert out.startswith("Usage: relock [OPTIONS] COMMAND")
+    assert loaded == []
+
+
+@pytest.mark.parametrize("command", ["freeze", "render", "build", "verify", "diff"])
+def test_command_help_imports_no_engine_client_or_debian(command: str) -> None:
+    out, loaded = _modules_after(command, "--help")
+    assert out.startswith(f"Usage: relock {command}")
+    assert loaded == ["click"]

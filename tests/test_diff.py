@@ -20,11 +20,13 @@ import pytest
 from click.testing import CliRunner
 
 from relock import diff as core
-from relock import diffformat
+from relock import diffformat, sides
 from relock.cli import cli
 from relock.diff import compare_apt_versions, compare_pip_versions, diff_locks
 from relock.errors import EngineError, GitRevisionError, ImageNotFoundError
 from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, write
+from tests.factories import make_lock
+from tests.fakes import FakeSource
 
 GOLDEN = Path(__file__).parent / "golden" / "diff"
 DOCS = Path(__file__).parent.parent / "docs" / "diff-json.md"
@@ -45,7 +47,7 @@ VENV = "/opt/venv"
 
 
 def old_lock() -> Lock:
-    return Lock(
+    return make_lock(
         input=Input("Dockerfile.in", sha("0")),
         distro=Distro("debian", "12", "bookworm"),
         snapshot="20250101T000000Z",
@@ -78,7 +80,7 @@ def old_lock() -> Lock:
 
 
 def new_lock() -> Lock:
-    return Lock(
+    return make_lock(
         input=Input("Dockerfile.in", sha("0")),
         distro=Distro("debian", "12", "bookworm"),
         snapshot="20250601T000000Z",
@@ -113,14 +115,14 @@ def new_lock() -> Lock:
 
 def multi_locks() -> tuple[Lock, Lock]:
     """Multiarch APT and two Python environments."""
-    old = Lock(
+    old = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "12", "bookworm"),
         apt=(AptPackage("libc6", "2.36-9", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
              AptPackage("archswap", "1.0-1", "amd64")),
         pip=(PipPackage("numpy", "1.26.4", "/opt/venv"),
              PipPackage("pip", "23.0.1", "/usr")),
     )
-    new = Lock(
+    new = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "13", "trixie"),
         platform="linux/arm64",
         apt=(AptPackage("libc6", "2.41-6", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
@@ -253,10 +255,10 @@ def test_hashes_compared_only_when_both_sides_have_them() -> None:
 
 
 def test_pip_names_compared_canonically_and_by_env() -> None:
-    old = Lock(input=Input("D", ""), distro=Distro("debian"),
+    old = make_lock(distro=Distro("debian"),
                pip=(PipPackage("PyYAML", "6.0", "/opt/venv"),
                     PipPackage("pyyaml", "5.4", "/usr")))
-    new = Lock(input=Input("D", ""), distro=Distro("debian"),
+    new = make_lock(distro=Distro("debian"),
                pip=(PipPackage("pyyaml", "6.0", "/opt/venv"),
                     PipPackage("pyyaml", "6.0", "/usr")))
     d = diff_locks(old, new)
@@ -493,28 +495,15 @@ def test_git_path_not_at_revision(repo: Path) -> None:
 
 def test_git_lock_errors_directly(repo: Path) -> None:
     with pytest.raises(GitRevisionError, match="unknown git revision"):
-        core.git_lock("nosuch", "locks/sci.lock", repo)
-    assert core.git_lock("v1.2", "locks/sci.lock", repo).snapshot == "20250101T000000Z"
-
-
-class _Images:
-    def get(self, ref: str) -> Any:
-        from docker.errors import ImageNotFound
-
-        raise ImageNotFound(f"No such image: {ref}")
-
-
-class _NoImages:
-    """A client whose engine has no images: only the error path is exercised here."""
-
-    images = _Images()
+        sides.git_lock("nosuch", "locks/sci.lock", repo)
+    assert sides.git_lock("v1.2", "locks/sci.lock", repo).snapshot == "20250101T000000Z"
 
 
 def test_neither_file_revision_nor_image(two_locks: tuple[str, str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from relock import engine
 
-    monkeypatch.setattr(engine, "connect", lambda: _NoImages())
+    monkeypatch.setattr(engine, "connect", FakeSource)
     result = run("old.lock", "nosuch:latest")
     assert result.exit_code == 2
     assert result.stderr == ("relock: error: 'nosuch:latest' is neither a lock file, a "
@@ -526,9 +515,9 @@ def test_no_engine_for_an_image_side(tmp_path: Path) -> None:
         raise EngineError("cannot reach the container engine at unix:///nowhere")
 
     with pytest.raises(EngineError, match=r"neither a lock file.*cannot be asked"):
-        core.load_side("typo.lock.old", cwd=tmp_path, connect=down)
+        sides.load_side("typo.lock.old", cwd=tmp_path, connect=down)
     with pytest.raises(ImageNotFoundError, match="neither"):
-        core.load_side("typo", cwd=tmp_path, connect=_NoImages)
+        sides.load_side("typo", cwd=tmp_path, connect=FakeSource)
 
 
 def test_missing_lock_file_is_not_looked_up_as_an_image(two_locks: tuple[str, str]) -> None:
@@ -538,7 +527,7 @@ def test_missing_lock_file_is_not_looked_up_as_an_image(two_locks: tuple[str, st
 
 
 def test_file_wins_over_revision_and_image(repo: Path) -> None:
-    side = core.load_side("locks/sci.lock", connect=_NoImages)
+    side = sides.load_side("locks/sci.lock", connect=FakeSource)
     assert side.kind == "file" and side.lock.snapshot == "20250601T000000Z"
 
 
@@ -581,7 +570,7 @@ def test_json_keys_are_documented(two_locks: tuple[str, str]) -> None:
     docs: list[Any] = [json.loads(run(*two_locks, "--format", "json").stdout)]
     old, new = multi_locks()
     d = diff_locks(old, new)
-    a = core.Side("a", "file", old)
-    docs.append(diffformat.to_json(d, a, core.Side("b", "image", new)))
+    a = sides.Side("a", "file", old)
+    docs.append(diffformat.to_json(d, a, sides.Side("b", "image", new)))
     produced = set().union(*(_json_keys(doc) for doc in docs))
     assert produced == documented

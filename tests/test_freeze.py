@@ -1,108 +1,107 @@
-"""Freeze's .deb entries: from the image's lists, else its sources' indexes, else a warning.
+"""Freezing's logic on an in-memory image source: base pins, moved tags, image facts.
 
-A folder tree stands for the image (``freeze --rootfs``); its APT source is a
-real archive served on loopback (tests/e2e/aptarchive.py).
+The engine-backed evidence is tests/e2e/test_freeze_e2e.py; these check the
+decisions without an engine.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
-from click.testing import CliRunner
 
-from relock import lockfile
-from relock.archive import Archive
-from relock.cli import cli
-from relock.freeze import FreezeOptions, freeze_rootfs
-from tests.e2e.aptarchive import AptArchive, Deb, serve
+from relock.dockerfile import parse
+from relock.engine import ImageInfo, Platform
+from relock.errors import BaseImageError, ImageNotFoundError
+from relock.freeze import FreezeOptions, freeze_image, pin_bases
+from tests.fakes import FakeSource, digest, layers, repo_digest
 
-FOO, BAR = Deb("foo", "2.0-1"), Deb("bar", "0.5")
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptArchive]:
-    with serve(tmp_path_factory.mktemp("apt")) as served:
-        served.publish("20260101T000000Z", [FOO, BAR])
-        yield served
+TWO_STAGES = parse("FROM python:3.13-slim AS build\nRUN true\n"
+                   "FROM debian:trixie-slim\nCOPY --from=build /x /x\n")
 
 
-def status(name: str, version: str, arch: str) -> str:
-    return (f"Package: {name}\nStatus: install ok installed\nArchitecture: {arch}\n"
-            f"Version: {version}\n\n")
+def source_with_bases() -> FakeSource:
+    source = FakeSource()
+    source.add(ImageInfo("sha256:" + "1" * 64, layers("a"),
+                         (repo_digest("python", digest("p")),)), "python:3.13-slim")
+    source.add(ImageInfo("sha256:" + "2" * 64, layers("b"),
+                         (repo_digest("debian", digest("d")),)), "debian:trixie-slim")
+    return source
 
 
-def image_tree(root: Path, archive: AptArchive, lists: str = "") -> Path:
-    files = {
-        "etc/os-release": "ID=debian\nVERSION_ID=13\nVERSION_CODENAME=trixie\n",
-        "etc/apt/sources.list": archive.source_line() + "\n",
-        "var/lib/dpkg/status": status("foo", "2.0-1", "all") + status("bar", "0.5", "all")
-        + status("local", "1", archive.arch),
-    }
-    if lists:
-        files["var/lib/apt/lists/m_dists_stable_main_binary-all_Packages"] = lists
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-def sha(archive: AptArchive, deb: Deb) -> str:
-    return hashlib.sha256((archive.debs / deb.filename).read_bytes()).hexdigest()
-
-
-def test_entries_come_from_the_sources_indexes(archive: AptArchive, tmp_path: Path) -> None:
-    root = image_tree(tmp_path / "root", archive)
-    options = FreezeOptions(deb_entries=True, archive=Archive(tmp_path / "cache"))
-    result = freeze_rootfs(root, None, options)
-    apt = {p.name: p for p in result.lock.apt}
-    assert apt["foo"].sha256 == sha(archive, FOO)
-    assert apt["foo"].filename == "pool/main/f/foo/foo_2.0-1_all.deb"
-    assert apt["bar"].sha256 == sha(archive, BAR)
-    assert (apt["local"].sha256, apt["local"].filename) == ("", "")
-    assert [w for w in result.warnings if "no .deb sha256" in w] == [
-        "no .deb sha256 for 1 APT packages (in no package index of the image's sources): "
-        "local=1"
+def test_every_external_from_is_pinned_to_its_repository_digest() -> None:
+    bases, warnings = pin_bases(source_with_bases(), TWO_STAGES, allow_local=False)
+    assert [(b.stage, b.ref, b.digest, b.name) for b in bases] == [
+        (0, "python:3.13-slim", digest("p"), "build"),
+        (1, "debian:trixie-slim", digest("d"), ""),
     ]
+    assert warnings == []
 
 
-def test_the_images_own_lists_come_first(archive: AptArchive, tmp_path: Path) -> None:
-    kept = (f"Package: bar\nVersion: 0.5\nArchitecture: all\nFilename: pool/kept/bar.deb\n"
-            f"Size: 3\nSHA256: {'b' * 64}\n\n")
-    root = image_tree(tmp_path / "root", archive, lists=kept)
-    archive.requests.clear()
-    options = FreezeOptions(deb_entries=True, archive=Archive(tmp_path / "cache"))
-    apt = {p.name: p for p in freeze_rootfs(root, None, options).lock.apt}
-    assert (apt["bar"].filename, apt["bar"].sha256) == ("pool/kept/bar.deb", "b" * 64)
-    assert apt["foo"].sha256 == sha(archive, FOO)  # not in the lists: asked the archive
+def test_a_from_with_a_digest_is_kept_without_asking_the_source() -> None:
+    df = parse(f"FROM debian:trixie-slim@{digest('e')}\n")
+    bases, _ = pin_bases(FakeSource(), df, allow_local=False)
+    assert [(b.ref, b.digest) for b in bases] == [
+        (f"debian:trixie-slim@{digest('e')}", digest("e"))]
 
 
-def test_verify_and_diff_read_no_entries(archive: AptArchive, tmp_path: Path) -> None:
-    root = image_tree(tmp_path / "root", archive, lists="Package: bar\n")
-    archive.requests.clear()
-    result = freeze_rootfs(root, None, FreezeOptions())  # what verify and diff use
-    assert all(not p.sha256 and not p.filename for p in result.lock.apt)
-    assert archive.requests == []
-    assert not [w for w in result.warnings if ".deb" in w]
+def test_digests_of_another_repository_do_not_count() -> None:
+    source = FakeSource()
+    # The same image pushed elsewhere: that digest cannot pin debian:trixie-slim.
+    source.add(ImageInfo("sha256:" + "3" * 64, layers("b"),
+                         (repo_digest("127.0.0.1:5000/debian", digest("m")),)),
+               "debian:trixie-slim")
+    with pytest.raises(BaseImageError, match=r"no registry digest.*--allow-local-base"):
+        pin_bases(source, parse("FROM debian:trixie-slim\n"), allow_local=False)
+    bases, warnings = pin_bases(source, parse("FROM debian:trixie-slim\n"), allow_local=True)
+    assert bases[0].image_id == "sha256:" + "3" * 64 and not bases[0].digest
+    assert "other hosts cannot pull" in warnings[0]
 
 
-def test_cli_no_archive(archive: AptArchive, tmp_path: Path) -> None:
-    root = image_tree(tmp_path / "root", archive)
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    out = tmp_path / "a.lock"
-    runner = CliRunner()
-    r = runner.invoke(cli, ["freeze", "--rootfs", str(root), "-o", str(out), "--no-index"],
-                      catch_exceptions=False, env=env)
-    assert r.exit_code == 0, r.output
-    assert {p.name: p.sha256 for p in lockfile.read(out).apt}["foo"] == sha(archive, FOO)
-    assert "local=1" in r.stderr
+def test_a_moved_tag_pins_the_base_the_image_sits_on() -> None:
+    source = FakeSource()
+    old = source.add(ImageInfo("sha256:" + "4" * 64, layers("o"),
+                               (repo_digest("mine/base", digest("o")),)), "mine/base:1")
+    built = source.add(ImageInfo("sha256:" + "5" * 64, (*old.layers, *layers("x"))), "app")
+    # The tag moves to a new image; the old one stays in the source.
+    source.add(ImageInfo("sha256:" + "6" * 64, layers("n"),
+                         (repo_digest("mine/base", digest("n")),)), "mine/base:1")
+    df = parse("FROM mine/base:1\nRUN true\n")
+    bases, warnings = pin_bases(source, df, allow_local=False, built=built)
+    assert bases[0].digest == digest("o")
+    assert warnings == ["mine/base:1 has moved since the build; locked the digest the image "
+                        "sits on"]
+    # Without the image that was built, the tag as it is now is what counts.
+    assert pin_bases(source, df, allow_local=False)[0][0].digest == digest("n")
 
-    archive.requests.clear()
-    r = runner.invoke(cli, ["freeze", "--rootfs", str(root), "-o", str(out), "--no-index",
-                            "--no-archive"], catch_exceptions=False, env=env)
-    assert r.exit_code == 0, r.output
-    assert all(not p.sha256 for p in lockfile.read(out).apt)
-    assert archive.requests == []
-    assert "(--no-archive: the archive was not asked): bar=0.5, foo=2.0-1, local=1" in r.stderr
+
+def test_a_moved_tag_whose_old_base_is_gone_is_an_error() -> None:
+    source = FakeSource()
+    source.add(ImageInfo("sha256:" + "6" * 64, layers("n"),
+                         (repo_digest("mine/base", digest("n")),)), "mine/base:1")
+    built = source.add(ImageInfo("sha256:" + "5" * 64, layers("o", "x")), "app")
+    with pytest.raises(BaseImageError, match="the tag has moved since the build"):
+        pin_bases(source, parse("FROM mine/base:1\n"), allow_local=False, built=built)
+
+
+def test_a_base_the_source_lacks_is_image_not_found() -> None:
+    with pytest.raises(ImageNotFoundError):
+        pin_bases(FakeSource(), parse("FROM debian:trixie-slim\n"), allow_local=False)
+
+
+def test_freeze_image_takes_platform_and_snapshot_time_from_the_image_facts() -> None:
+    source = source_with_bases()
+    status = (b"Package: tini\nStatus: install ok installed\nVersion: 0.19.0-3\n"
+              b"Architecture: arm64\n\n")
+    created = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
+    source.add(ImageInfo("sha256:" + "7" * 64, layers("b", "y"),
+                         platform=Platform("linux", "arm", "v7"), created=created), "app",
+               files={"var/lib/dpkg/status": status,
+                      "etc/os-release": b"ID=debian\nVERSION_ID=\"13\"\n"})
+    df = parse("FROM debian:trixie-slim\nRUN true\n")
+    result = freeze_image(source, "app", df, FreezeOptions(index=None))
+    lock = result.lock
+    assert lock.platform == "linux/arm/v7"
+    assert (lock.snapshot, lock.snapshot_from) == ("20261102T030405Z", "image-created")
+    assert [(p.name, p.version, p.arch) for p in lock.apt] == [("tini", "0.19.0-3", "arm64")]
+    assert [b.digest for b in lock.base] == [digest("d")]

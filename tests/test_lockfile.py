@@ -14,20 +14,17 @@ from relock.lockfile import (
     AptPackage,
     AptSource,
     Base,
-    Distro,
-    Input,
     Lock,
     PipPackage,
     PythonEnv,
 )
+from tests.factories import make_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample() -> Lock:
-    return Lock(
-        input=Input("Dockerfile.in", "ab" * 32),
-        distro=Distro("debian", "13", "trixie"),
+    return make_lock(
         snapshot="20261101T000000Z",
         snapshot_from="release-date",
         base=(Base(0, "debian:trixie-slim", "sha256:" + "1" * 64),),

@@ -51,8 +51,41 @@ def test_envs_and_ownership(tmp_path: Path) -> None:
 def test_site_dirs_in_home_and_dot_venv(tmp_path: Path) -> None:
     (tmp_path / "home/u/.venv/lib/python3.12/site-packages").mkdir(parents=True)
     (tmp_path / "root/.local/lib/python3.11/site-packages").mkdir(parents=True)
-    (tmp_path / "home/u/.cache/x/lib/python3.12/site-packages").mkdir(parents=True)
+    # pip's download cache holds no environment, and is not searched.
+    (tmp_path / "home/u/.cache/pip/x/lib/python3.12/site-packages").mkdir(parents=True)
     assert find_site_dirs(LayeredFS([tmp_path])) == [
         "/home/u/.venv/lib/python3.12/site-packages",
         "/root/.local/lib/python3.11/site-packages",
     ]
+
+
+def test_deep_and_hidden_environments_are_found_and_locked(tmp_path: Path) -> None:
+    deep = "/srv/a/b/c/d/e/venv/lib/python3.12/site-packages"
+    pyenv_site = "/root/.pyenv/versions/3.12.1/lib/python3.12/site-packages"
+    poetry = "/home/u/.cache/pypoetry/virtualenvs/app-py3.12/lib/python3.12/site-packages"
+    for site in (deep, pyenv_site, poetry):
+        dist(tmp_path, site, "six", "1.17.0", requested=True)
+    (tmp_path / "srv/a/b/c/d/e/venv/pyvenv.cfg").write_text("version = 3.12.3\n")
+    # Not searched: inside a git checkout and inside another environment's site folder.
+    dist(tmp_path, "/srv/.git/x/lib/python3.12/site-packages", "attrs", "25.4.0")
+    dist(tmp_path, deep + "/pkg/lib/python3.12/site-packages", "attrs", "25.4.0")
+    envs, dists = pip_installed(LayeredFS([tmp_path]))
+    assert [(e.prefix, e.python, e.venv) for e in envs] == [
+        ("/home/u/.cache/pypoetry/virtualenvs/app-py3.12", "3.12", False),
+        ("/root/.pyenv/versions/3.12.1", "3.12", False),
+        ("/srv/a/b/c/d/e/venv", "3.12", True),
+    ]
+    assert sorted((d.env, d.name, d.requested) for d in dists) == [
+        (e.prefix, "six", True) for e in envs]
+
+
+def test_metadata_header_is_read_like_the_email_parser(tmp_path: Path) -> None:
+    site = tmp_path / "usr/local/lib/python3.13/dist-packages/Foo_Bar-1.0.dist-info"
+    site.mkdir(parents=True)
+    (site / "METADATA").write_bytes(
+        b"Metadata-Version: 2.1\r\nname: Foo.Bar\r\nVersion:  1.0 \r\nVersion: 9\r\n\r\n"
+        b"Name: not-this\nVersion: 2\n")
+    (site / "INSTALLER").write_text("pip\n")
+    _, dists = pip_installed(LayeredFS([tmp_path]))
+    assert [(d.name, d.version, d.installer, d.requested) for d in dists] == [
+        ("foo-bar", "1.0", "pip", False)]

@@ -14,12 +14,12 @@ from relock.lockfile import (
     AptPackage,
     AptSource,
     Base,
-    Distro,
     Input,
     Lock,
     PipPackage,
     PythonEnv,
 )
+from tests.factories import make_lock
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render"
 UPDATE = os.environ.get("RELOCK_UPDATE_GOLDEN") == "1"
@@ -46,9 +46,8 @@ def lock_for(name: str, **changes: object) -> Lock:
         "system": (Base(0, "debian:bookworm-slim", DIGEST_B),),
         "forms": (Base(0, "debian:bookworm-slim", DIGEST_B),),
     }[name]
-    lock = Lock(
+    lock = make_lock(
         input=Input("Dockerfile.in", dockerfile.parse(text).sha256),
-        distro=Distro("debian", "13", "trixie"),
         snapshot="20261101T120000Z",
         snapshot_from="release-date",
         base=base,

@@ -95,3 +95,22 @@ def test_is_symlink(layers: LayeredFS) -> None:
     assert layers.is_symlink("/etc/lib-release")
     assert not layers.is_symlink("/etc/os-release")
     assert not layers.is_symlink("/nope/x")
+
+
+def test_subdirs_are_real_folders_only(layers: LayeredFS) -> None:
+    assert layers.subdirs("/") == ["etc", "opt", "usr"]  # not the symlinks
+    assert layers.subdirs("/etc") == []
+    assert layers.subdirs("/nope") is None
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("usr/lib/x", "usr/bin/y"):
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+        link = tarfile.TarInfo("lib")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "usr/lib"
+        tar.addfile(link)
+    buf.seek(0)
+    fs = TarFS(buf)
+    assert fs.subdirs("/") == ["usr"]
+    assert fs.subdirs("/usr") == ["bin", "lib"]
+    assert fs.subdirs("/lib") == []  # through the link: usr/lib, which has only a file

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from relock.lockfile import AptPackage, Distro, Input, Lock, PipPackage
-from relock.verify import compare
+from relock.engine import ImageInfo
+from relock.lockfile import AptPackage, Base, Distro, Lock, PipPackage
+from relock.verify import check_base, compare, verify_image
+from tests.factories import make_lock
+from tests.fakes import FakeSource, digest, layers, repo_digest
 
-LOCKED = Lock(
-    input=Input("Dockerfile.in", "ab"),
-    distro=Distro("debian", "13", "trixie"),
+LOCKED = make_lock(
     snapshot="20261101T000000Z",
     apt=(AptPackage("tini", "0.19.0-3+b8", "amd64", sha256="1" * 64),
          AptPackage("less", "668-1", "amd64")),
@@ -41,3 +42,64 @@ def test_every_kind_of_drift_is_one_line() -> None:
         "apt tini:amd64: 0.19.0-3+b8, but other bytes than locked",
         "pip numpy (/opt/venv): locked 2.3.5, image has 2.3.4",
     ]
+
+
+# -- the base check, on an in-memory image source ---------------------------------
+
+def _base_lock(*bases: Base) -> Lock:
+    return dataclasses.replace(LOCKED, base=bases)
+
+
+def test_an_image_on_the_locked_base_has_no_base_drift() -> None:
+    source = FakeSource()
+    base = source.add(ImageInfo("sha256:" + "1" * 64, layers("a"),
+                                (repo_digest("debian", digest("d")),)))
+    image = source.add(ImageInfo("sha256:" + "2" * 64, (*base.layers, *layers("x"))), "app")
+    lock = _base_lock(Base(0, "debian:trixie-slim", digest("d")))
+    assert check_base(source, image, lock) == []
+    assert source.pulled == []
+
+
+def test_a_locked_base_the_source_lacks_is_pulled_by_digest() -> None:
+    source = FakeSource()
+    base = ImageInfo("sha256:" + "1" * 64, layers("a"), (repo_digest("debian", digest("d")),))
+    source.pullable[f"debian:trixie-slim@{digest('d')}"] = base
+    image = source.add(ImageInfo("sha256:" + "2" * 64, (*base.layers, *layers("x"))), "app")
+    lock = _base_lock(Base(0, "debian:trixie-slim", digest("d")))
+    assert check_base(source, image, lock) == []
+    assert source.pulled == [f"debian:trixie-slim@{digest('d')}"]
+
+
+def test_an_image_on_another_base_drifts() -> None:
+    source = FakeSource()
+    source.add(ImageInfo("sha256:" + "1" * 64, layers("a"), (repo_digest("debian", digest("d")),)))
+    source.add(ImageInfo("sha256:" + "3" * 64, layers("c")))
+    image = source.add(ImageInfo("sha256:" + "2" * 64, layers("b", "x")), "app")
+    lock = _base_lock(Base(0, "python:3", image_id="sha256:" + "3" * 64),
+                      Base(1, "debian:trixie-slim", digest("d")))
+    drift = check_base(source, image, lock)
+    assert [d.describe() for d in drift] == [
+        f"base python:3 / debian:trixie-slim: locked debian:trixie-slim@{digest('d')}, "
+        f"sha256:{'3' * 64}, but the image is built on none of them"]
+
+
+def test_a_local_base_that_is_gone_is_skipped_not_pulled() -> None:
+    source = FakeSource()
+    image = source.add(ImageInfo("sha256:" + "2" * 64, layers("b", "x")), "app")
+    lock = _base_lock(Base(0, "mine:dev", image_id="sha256:" + "9" * 64))
+    assert [d.kind for d in check_base(source, image, lock)] == ["base"]
+    assert source.pulled == []
+
+
+def test_verify_image_freezes_again_and_compares() -> None:
+    source = FakeSource()
+    base = source.add(ImageInfo("sha256:" + "1" * 64, layers("a"),
+                                (repo_digest("debian", digest("d")),)))
+    status = (b"Package: tini\nStatus: install ok installed\nVersion: 0.19.0-3+b8\n"
+              b"Architecture: amd64\n\n")
+    source.add(ImageInfo("sha256:" + "2" * 64, (*base.layers, *layers("x"))), "app",
+               files={"var/lib/dpkg/status": status, "etc/os-release":
+                      b"ID=debian\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie\n"})
+    lock = dataclasses.replace(_base_lock(Base(0, "debian:trixie-slim", digest("d"))), pip=())
+    assert [d.describe() for d in verify_image(source, "app", lock)] == [
+        "apt less:amd64: locked 668-1, not in the image"]

@@ -1,11 +1,68 @@
-"""relock's command line (see ``relock.cli.common`` for the shared parts)."""
+"""relock's command line (see ``relock.cli.common`` for the shared parts).
+
+``main`` answers ``relock --help`` from ``relock.cli.helptext`` without
+importing click or any command, so that it is as quick as Python's own
+start; everything else goes through the click group ``cli``, whose modules
+are imported on first use.
+"""
 
 from __future__ import annotations
 
-from relock.cli import build as _build  # noqa: F401  (registers the commands)
-from relock.cli import diff as _diff  # noqa: F401  (registers the command)
-from relock.cli import freeze as _freeze  # noqa: F401  (registers the command)
-from relock.cli import store as _store  # noqa: F401  (registers the commands)
-from relock.cli.common import cli, main
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = ["cli", "main"]
+
+# Below this many columns click wraps the help narrower than the stored text.
+_HELP_WIDTH = 80
+
+
+def _columns() -> int:
+    """The terminal's width as click finds it (``shutil.get_terminal_size``'s rules)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or _HELP_WIDTH
+
+
+def main() -> None:
+    """Console entry point."""
+    if sys.argv[1:] in (["--help"], ["-h"]) and _columns() >= _HELP_WIDTH:
+        from relock.cli.helptext import TEXT
+
+        sys.stdout.write(TEXT)
+        sys.stdout.flush()
+        return
+    import gc
+
+    # A run is short and most of its objects (modules, classes) live to the
+    # end: collect less often than every 700 allocations while importing, and
+    # spare the interpreter's last collection over all of them at exit.
+    gc.set_threshold(10_000, 50, 50)
+    try:
+        _group().main(prog_name="relock")
+    finally:
+        gc.freeze()
+
+
+def _group() -> click.Group:
+    from relock.cli import build, diff, freeze, store  # noqa: F401  (registers the commands)
+    from relock.cli.common import cli
+
+    return cli
+
+
+def __getattr__(name: str) -> click.Group:
+    if name == "cli":
+        return _group()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

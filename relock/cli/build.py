@@ -21,8 +21,10 @@ from relock.errors import EXIT_DIFFERS, BuildError
 
 if TYPE_CHECKING:
     from relock.dockerfile import Dockerfile
+    from relock.engine import ImageSource
     from relock.lockfile import Lock
     from relock.rebuild import RebuildOptions
+    from relock.verify import Drift
 
 RENDERED_NAME = "Dockerfile.relock"
 
@@ -235,17 +237,14 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     _report(drift, image, str(lock_path), as_json=False)
 
 
-def _verify(client: Any, ref: str, lock: Lock) -> list[Any]:
-    from relock import engine
-    from relock import freeze as fz
-    from relock.verify import check_base, compare
+def _verify(source: ImageSource, ref: str, lock: Lock) -> list[Drift]:
+    from relock.verify import verify_image
 
     progress(f"verifying {ref[:40]} against the lock")
-    found = fz.freeze_image(client, ref, None, fz.FreezeOptions(index=None)).lock
-    return [*check_base(client, engine.get_image(client, ref), lock), *compare(lock, found)]
+    return verify_image(source, ref, lock)
 
 
-def _report(drift: list[Any], image: str, lock_path: str, as_json: bool) -> None:
+def _report(drift: list[Drift], image: str, lock_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"image": image, "lock": lock_path, "matches": not drift,
                                "drift": [d.as_dict() for d in drift]}, indent=2,

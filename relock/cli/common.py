@@ -12,13 +12,15 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
 from relock import __version__
 from relock.errors import RelockError
+from relock.reference import parse
 
+# click decorates callables of any signature.
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -33,7 +35,7 @@ class RelockClickError(click.ClickException):
     def exit_code(self) -> int:  # type: ignore[override]
         return self.code
 
-    def show(self, file: Any = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"relock: error: {self.format_message()}", err=True)
 
 
@@ -86,8 +88,7 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 
 def lock_name(image: str) -> str:
     """A file name for the lock of ``image``: its repository's last part."""
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    name = name.split(":", 1)[0] if ":" in name else name
+    name = parse(image).name.rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
@@ -109,11 +110,6 @@ def cli() -> None:
     """
 
 
-
-
-def main() -> None:
-    """Console entry point."""
-    cli.main(prog_name="relock")
 
 
 def lock_option(f: F) -> F:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import click
 
 from relock.cli.common import build_arg_option, cli, dockerfile_option, progress, user_errors, warn
-from relock.errors import EXIT_DIFFERS, EXIT_OK
+from relock.errors import EXIT_DIFFERS
 
 
 @cli.command()
@@ -46,13 +46,15 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
     """
     from relock import diff as core
     from relock import diffformat
+    from relock.engine import connect
+    from relock.sides import load_side
 
-    connect = functools.cache(_connect)
+    engine = functools.cache(connect)
     with user_errors():
         sides = []
         for arg in (old, new):
-            side = core.load_side(arg, dockerfile=dockerfile, build_args=build_args,
-                                  connect=connect, progress=progress)
+            side = load_side(arg, dockerfile=dockerfile, build_args=build_args,
+                             connect=engine, progress=progress)
             for line in side.warnings:
                 warn(f"{arg}: {line}")
             sides.append(side)
@@ -69,10 +71,5 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
     else:
         text = diffformat.format_text(result, stat=stat, style=click.style)
     click.echo(text, nl=False, color=None)
-    click.get_current_context().exit(EXIT_OK if result.identical else EXIT_DIFFERS)
-
-
-def _connect() -> Any:
-    from relock import engine
-
-    return engine.connect()
+    if not result.identical:
+        raise SystemExit(EXIT_DIFFERS)

@@ -82,7 +82,6 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     from relock import freeze as fz
     from relock.archive import Archive
     from relock.archive import default_cache_dir as apt_cache_dir
-    from relock.index import Index, default_cache_dir, pip_config
     from relock.lockfile import write
 
     if (image is None) == (rootfs is None):
@@ -92,7 +91,11 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             parsed = df.load(dockerfile, build_args)
         else:
             parsed = None
-        index = None if no_index else Index(pip_config(), default_cache_dir())
+        index = None
+        if not no_index:
+            from relock.index import Index, default_cache_dir, pip_config
+
+            index = Index(pip_config(), default_cache_dir())
         archive = None if no_archive else Archive(apt_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index, deb_entries=True, archive=archive)

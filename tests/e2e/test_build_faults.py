@@ -131,11 +131,12 @@ class Images:
     def build(self, context: Path, text: str, name: str, nocache: bool = False) -> str:
         """An ordinary, unpinned build of ``text`` as ``context/Dockerfile.in``."""
         from relock.build import build
+        from relock.engine import DockerEngine
 
         context.mkdir(parents=True, exist_ok=True)
         (context / "Dockerfile.in").write_text(text)
         tag = self.tag(name)
-        build(self.client, context, "Dockerfile.in", tag=tag, nocache=nocache)
+        build(DockerEngine(self.client), context, "Dockerfile.in", tag=tag, nocache=nocache)
         return tag
 
     def keep(self, ref: str) -> None:

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from relock import engine, lockfile
 from relock.cli import cli
 from relock.dockerfile import load
+from relock.engine import DockerEngine
 from relock.freeze import FreezeOptions, freeze_image, take_inventory
 from tests.conftest import BuildImage, run_in
 
@@ -50,7 +51,8 @@ def freeze(args: list[str], env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(cli, ["freeze", *args], catch_exceptions=False, env=env)
 
 
-def test_lock_matches_what_runs_in_the_image(client: Any, sci: tuple[str, Path]) -> None:
+def test_lock_matches_what_runs_in_the_image(client: Any, docker_engine: DockerEngine,
+                                             sci: tuple[str, Path]) -> None:
     tag, ctx = sci
     out = ctx / "locks" / "sci.lock"
     result = freeze([tag, "-f", str(ctx / "Dockerfile.in"), "-o", str(out)])
@@ -76,8 +78,7 @@ def test_lock_matches_what_runs_in_the_image(client: Any, sci: tuple[str, Path])
     assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in lock.pip)
 
     # Both FROMs resolve to the registry digest the engine recorded.
-    image = engine.get_image(client, "debian:trixie-slim")
-    digest = engine.repo_digests(image, "debian:trixie-slim")[0]
+    digest = docker_engine.image("debian:trixie-slim").digests_for("debian:trixie-slim")[0]
     assert [(b.stage, b.ref, b.digest) for b in lock.base] == [
         (0, "debian:trixie-slim", digest), (1, "debian:trixie-slim", digest)]
     assert lock.distro.id == "debian" and lock.distro.codename == "trixie"
@@ -96,29 +97,28 @@ def test_two_freezes_give_identical_bytes(sci: tuple[str, Path], tmp_path: Path)
     assert out.read_bytes() == first
 
 
-def test_export_fallback_reads_the_same_as_overlay_layers(client: Any,
-                                                          sci: tuple[str, Path]) -> None:
+def test_export_fallback_reads_the_same_as_overlay_layers(
+        client: Any, docker_engine: DockerEngine, sci: tuple[str, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     tag, _ = sci
-    image = engine.get_image(client, tag)
-    assert engine._overlay_layers(image) is not None  # the fast path is what ran above
-    with engine.image_rootfs(client, image) as fs:
+    image = docker_engine.image(tag)
+    # The fast path is what ran above.
+    assert engine._overlay_layers(client.images.get(tag).attrs) is not None
+    with docker_engine.open_rootfs(image) as fs:
         fast = take_inventory(fs)
-    original = engine._overlay_layers
-    try:
-        engine._overlay_layers = lambda image: None  # type: ignore[assignment]
-        with engine.image_rootfs(client, image) as fs:
-            slow = take_inventory(fs)
-    finally:
-        engine._overlay_layers = original  # type: ignore[assignment]
+    monkeypatch.setattr(engine, "_overlay_layers", lambda attrs: None)
+    with docker_engine.open_rootfs(image) as fs:
+        slow = take_inventory(fs)
     assert fast == slow
     assert not [c for c in client.containers.list(all=True) if c.image.id == image.id]
 
 
-def test_freeze_reads_only_files(client: Any, sci: tuple[str, Path]) -> None:
+def test_freeze_reads_only_files(client: Any, docker_engine: DockerEngine,
+                                 sci: tuple[str, Path]) -> None:
     tag, ctx = sci
     assert (ctx / "Dockerfile.in").exists()
     before = {c.id for c in client.containers.list(all=True)}
-    freeze_image(client, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=None))
+    freeze_image(docker_engine, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=None))
     assert {c.id for c in client.containers.list(all=True)} == before
 
 
@@ -228,12 +228,12 @@ def test_second_freeze_does_not_ask_the_index(sci: tuple[str, Path], tmp_path: P
     from relock.index import Index, pip_config
 
     tag, ctx = sci
-    client = engine.connect()
+    source = engine.connect()
     first = Index(pip_config(), tmp_path / "cache")
-    freeze_image(client, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=first))
+    freeze_image(source, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=first))
     assert first.requests_made > 0
     second = Index(pip_config(), tmp_path / "cache")
-    freeze_image(client, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=second))
+    freeze_image(source, tag, load(ctx / "Dockerfile.in"), FreezeOptions(index=second))
     assert second.requests_made == 0
 
 
@@ -248,7 +248,7 @@ def test_local_base_needs_a_flag(client: Any, build_image: BuildImage, tmp_path:
     r = freeze([tag, "-f", df, "-o", str(tmp_path / "x.lock"), "--allow-local-base"])
     assert r.exit_code == 0 and "other hosts cannot pull" in r.stderr
     lock = lockfile.read(tmp_path / "x.lock")
-    assert lock.base[0].image_id == engine.get_image(client, base).id
+    assert lock.base[0].image_id == client.images.get(base).id
 
 
 # -- --rootfs on a debootstrap tree -------------------------------------------------
