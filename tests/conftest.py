@@ -1,19 +1,24 @@
 """Shared fixtures: the engine of the test bed, and image builds.
 
 Engine tests are marked ``engine``. The ``client`` fixture brings the test
-bed up (scripts/testbed) once per session when it is not, as root. Outside CI
-they are skipped when no engine answers even then; with ``CI`` set a missing
-engine fails the run loudly, so a green CI always means they ran.
+bed up (scripts/testbed) once per session when it is not; that needs root only
+where something must be installed or started. Outside CI they are skipped when
+no engine answers even then; with ``CI`` set a missing engine fails the run
+loudly, so a green CI always means they ran.
+
+``second_host`` is a second engine in a network namespace with only loopback
+(scripts/secondhost), started as root for the session and stopped after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -32,25 +37,78 @@ def _testbed_client() -> Any:
 @pytest.fixture(scope="session")
 def client() -> Any:
     """A docker SDK client of the test bed's engine, brought up once if it is not."""
-    import subprocess
-
     from relock.errors import EngineError
 
     try:
         return _testbed_client()
     except EngineError as e:
         first = e
-    if os.geteuid() == 0:
-        # `make test` runs scripts/testbed first; a bare `pytest` does it here.
-        subprocess.run([str(ROOT / "scripts" / "testbed")], check=False)
-        try:
-            return _testbed_client()
-        except EngineError as e:
-            first = e
-    message = f"the test bed is not up ({first}); run scripts/testbed as root"
+    # `make test` runs scripts/testbed first; a bare `pytest` does it here.
+    # It asks for root itself if something must be installed or started.
+    subprocess.run([str(ROOT / "scripts" / "testbed")], check=False)
+    try:
+        return _testbed_client()
+    except EngineError as e:
+        first = e
+    message = f"the test bed is not up ({first}); run scripts/testbed"
+    _not_here(message)
+
+
+def _not_here(message: str) -> NoReturn:
+    """Skip, or in CI fail loudly: a green CI means every engine test ran."""
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+SECONDHOST = ROOT / "scripts" / "secondhost"
+
+
+class SecondHost:
+    """The second engine (scripts/secondhost): its DOCKER_HOST and a client of it."""
+
+    def __init__(self, docker_host: str, client: Any) -> None:
+        self.docker_host = docker_host
+        self.client = client
+
+    def load(self, *images: str) -> None:
+        """Copy ``images`` from the test bed's engine into this one (no network)."""
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        done = subprocess.run([str(SECONDHOST), "load", *images], env=env,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def second_host(client: Any) -> Iterator[SecondHost]:
+    """A second engine with only loopback, up for the session (started as root).
+
+    If it was already up before the session it is left up afterwards.
+    """
+    import docker
+
+    if subprocess.run([str(SECONDHOST), "status"], capture_output=True,
+                      check=False).returncode == 0:
+        started = False
+    elif os.geteuid() != 0:
+        _not_here("the second host is not up and starting it needs root: "
+                  "sudo scripts/secondhost start")
+    else:
+        done = subprocess.run([str(SECONDHOST), "start"], capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        started = True
+    env = subprocess.run([str(SECONDHOST), "env"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    docker_host = env.split("=", 1)[1]
+    other = docker.DockerClient(base_url=docker_host, timeout=600)
+    try:
+        other.ping()
+        yield SecondHost(docker_host, other)
+    finally:
+        other.close()
+        if started:
+            subprocess.run([str(SECONDHOST), "stop"], capture_output=True, check=False)
 
 
 BuildImage = Callable[..., str]
