@@ -51,10 +51,10 @@ def client() -> Any:
     except EngineError as e:
         first = e
     message = f"the test bed is not up ({first}); run scripts/testbed"
-    _not_here(message)
+    skip_or_fail(message)
 
 
-def _not_here(message: str) -> NoReturn:
+def skip_or_fail(message: str) -> NoReturn:
     """Skip, or in CI fail loudly: a green CI means every engine test ran."""
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
@@ -91,7 +91,7 @@ def second_host(client: Any) -> Iterator[SecondHost]:
                       check=False).returncode == 0:
         started = False
     elif os.geteuid() != 0:
-        _not_here("the second host is not up and starting it needs root: "
+        skip_or_fail("the second host is not up and starting it needs root: "
                   "sudo scripts/secondhost start")
     else:
         done = subprocess.run([str(SECONDHOST), "start"], capture_output=True, text=True,
