@@ -72,43 +72,27 @@ class UserMachine:
 def _official_variant(client: Any, tag: str, out: Path) -> None:
     """The root file system of the test bed's ``debian:<tag>`` as a tar, plus a
     marker file: the same Debian, other bytes, so another registry digest."""
+    exported = out.with_suffix(".export")
     container = client.containers.create(f"debian:{tag}", ["true"], entrypoint=[],
                                          network_mode="none")
     try:
-        chunks = container.export()
-        reader = _Chunks(chunks)
-        with tarfile.open(fileobj=reader, mode="r|") as src, tarfile.open(out, "w") as dst:
-            for member in src:
-                # What the engine adds to every container is not the image's.
-                if member.name.lstrip("./") in (".dockerenv", "etc/hostname", "etc/hosts",
-                                                "etc/resolv.conf"):
-                    continue
-                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-            marker = b"The simulated official image of relock's tests/e2e/test_usermachine.py\n"
-            info = tarfile.TarInfo("etc/relock-usermachine")
-            info.size, info.mode, info.mtime = len(marker), 0o644, 1700000000
-            dst.addfile(info, io.BytesIO(marker))
+        with exported.open("wb") as f:
+            for chunk in container.export():
+                f.write(chunk)
     finally:
         container.remove(force=True)
-
-
-class _Chunks:
-    """A file-like reader over the engine's export stream."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buf = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buf += chunk
-        if size < 0:
-            size = len(self._buf)
-        out, self._buf = self._buf[:size], self._buf[size:]
-        return out
+    with tarfile.open(exported) as src, tarfile.open(out, "w") as dst:
+        for member in src:
+            # What the engine adds to every container is not the image's.
+            if member.name.lstrip("./") in (".dockerenv", "etc/hostname", "etc/hosts",
+                                            "etc/resolv.conf"):
+                continue
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        marker = b"The simulated official image of relock's tests/e2e/test_usermachine.py\n"
+        info = tarfile.TarInfo("etc/relock-usermachine")
+        info.size, info.mode, info.mtime = len(marker), 0o644, 1700000000
+        dst.addfile(info, io.BytesIO(marker))
+    exported.unlink()
 
 
 def _publish(um: Any, image_tar: Path, tag: str) -> str:
