@@ -65,50 +65,48 @@ SECONDHOST = ROOT / "scripts" / "secondhost"
 
 
 class SecondHost:
-    """The second engine (scripts/secondhost): its DOCKER_HOST and a client of it."""
+    """A scripts/secondhost instance: its name, DOCKER_HOST and a client of it."""
 
-    def __init__(self, docker_host: str, client: Any) -> None:
+    def __init__(self, name: str, docker_host: str, client: Any) -> None:
+        self.name = name
         self.docker_host = docker_host
         self.client = client
 
     def load(self, *images: str) -> None:
         """Copy ``images`` from the test bed's engine into this one (no network)."""
-        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-        done = subprocess.run([str(SECONDHOST), "load", *images], env=env,
-                              capture_output=True, text=True, check=False)
+        done = secondhost(self.name, "load", *images)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def secondhost(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run scripts/secondhost on the instance ``name``, from the test bed's engine."""
+    environ = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    environ.update(RELOCK_SECONDHOST_NAME=name, **env)
+    return subprocess.run([str(SECONDHOST), *args], env=environ, capture_output=True,
+                          text=True, check=False)
 
 
 @pytest.fixture(scope="session")
 def second_host(client: Any) -> Iterator[SecondHost]:
-    """A second engine with only loopback, up for the session (started as root).
-
-    If it was already up before the session it is left up afterwards.
-    """
+    """A second engine with only loopback, of this session alone (started as root)."""
     import docker
 
-    if subprocess.run([str(SECONDHOST), "status"], capture_output=True,
-                      check=False).returncode == 0:
-        started = False
-    elif os.geteuid() != 0:
-        skip_or_fail("the second host is not up and starting it needs root: "
-                  "sudo scripts/secondhost start")
-    else:
-        done = subprocess.run([str(SECONDHOST), "start"], capture_output=True, text=True,
-                              check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-        started = True
-    env = subprocess.run([str(SECONDHOST), "env"], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    docker_host = env.split("=", 1)[1]
-    other = docker.DockerClient(base_url=docker_host, timeout=600)
+    if os.geteuid() != 0:
+        skip_or_fail("the second host needs root to start (a network namespace, a dockerd)")
+    name = f"relock-sh-{uuid.uuid4().hex[:8]}"
+    done = secondhost(name, "start")
     try:
-        other.ping()
-        yield SecondHost(docker_host, other)
+        assert done.returncode == 0, done.stdout + done.stderr
+        docker_host = secondhost(name, "env").stdout.strip().split("=", 1)[1]
+        other = docker.DockerClient(base_url=docker_host, timeout=600)
+        try:
+            other.ping()
+            yield SecondHost(name, docker_host, other)
+        finally:
+            other.close()
     finally:
-        other.close()
-        if started:
-            subprocess.run([str(SECONDHOST), "stop"], capture_output=True, check=False)
+        stopped = secondhost(name, "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
 BuildImage = Callable[..., str]

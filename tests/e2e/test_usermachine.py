@@ -21,11 +21,13 @@ import io
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +36,12 @@ from typing import Any
 import pytest
 
 from relock import lockfile
-from tests.conftest import ROOT, SECONDHOST, skip_or_fail
+from tests.conftest import ROOT, secondhost, skip_or_fail
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-USER = GROUP = "relock-um"      # a user and a group made for this test only
-PORT = 5001                     # the simulated Docker Hub (scripts/secondhost --online)
+# The user, its group and the engine's instance name: this run's alone.
+USER = GROUP = NAME = f"relock-um-{uuid.uuid4().hex[:6]}"
 TAGS = ("trixie-slim", "bookworm-slim")
 APP = (
     "FROM debian:trixie-slim\n"
@@ -53,6 +55,7 @@ class UserMachine:
     docker_host: str
     client: Any
     home: Path
+    registry: str                                            # its mirror, host:port
     digests: dict[str, str] = field(default_factory=dict)   # tag -> "official" digest
 
     def run(self, *args: str | Path, cwd: Path | None = None, timeout: int = 1200,
@@ -95,10 +98,10 @@ def _official_variant(client: Any, tag: str, out: Path) -> None:
     exported.unlink()
 
 
-def _publish(um: Any, image_tar: Path, tag: str) -> str:
+def _publish(um: Any, registry: str, image_tar: Path, tag: str) -> str:
     """Import ``image_tar`` into the user's engine, push it to its mirror as
     ``library/debian:<tag>``, drop the local tag; return the registry digest."""
-    repo = f"127.0.0.1:{PORT}/library/debian"
+    repo = f"{registry}/library/debian"
     um.api.import_image_from_file(str(image_tar), repository=repo, tag=tag,
                                   changes=['CMD ["bash"]'])
     digest = ""
@@ -172,27 +175,28 @@ def user_machine(client: Any) -> Iterator[UserMachine]:
     home = Path(tempfile.mkdtemp(prefix="relock-um-", dir="/tmp"))
     try:
         with _user_and_group(home):
-            done = subprocess.run([str(SECONDHOST), "--online", "start", "--group", GROUP],
-                                  capture_output=True, text=True, check=False)
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = str(s.getsockname()[1])
+            done = secondhost(NAME, "--online", "start", "--group", GROUP,
+                              RELOCK_USERMACHINE_PORT=port)
             try:
                 assert done.returncode == 0, done.stdout + done.stderr
-                docker_host = subprocess.run(
-                    [str(SECONDHOST), "--online", "env"], capture_output=True, text=True,
-                    check=True).stdout.strip().split("=", 1)[1]
+                docker_host = secondhost(NAME, "--online", "env").stdout.strip().split("=", 1)[1]
                 um = docker.DockerClient(base_url=docker_host, timeout=600)
-                machine = UserMachine(docker_host, um, home)
+                machine = UserMachine(docker_host, um, home, f"127.0.0.1:{port}")
                 for tag in TAGS:
                     tar = home / f"{tag}.tar"
                     _official_variant(client, tag, tar)
-                    machine.digests[tag] = _publish(um, tar, tag)
+                    machine.digests[tag] = _publish(um, machine.registry, tar, tag)
                     tar.unlink()
                 try:
                     yield machine
                 finally:
                     um.close()
             finally:
-                subprocess.run([str(SECONDHOST), "--online", "stop"], capture_output=True,
-                               check=False)
+                stopped = secondhost(NAME, "--online", "stop", RELOCK_USERMACHINE_PORT=port)
+                assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
