@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -107,6 +108,7 @@ def second_host(client: Any) -> Iterator[SecondHost]:
     finally:
         stopped = secondhost(name, "stop")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        shutil.rmtree(Path("/var/log") / name, ignore_errors=True)   # kept on failure
 
 
 BuildImage = Callable[..., str]

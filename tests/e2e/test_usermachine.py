@@ -197,6 +197,7 @@ def user_machine(client: Any) -> Iterator[UserMachine]:
             finally:
                 stopped = secondhost(NAME, "--online", "stop", RELOCK_USERMACHINE_PORT=port)
                 assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+                shutil.rmtree(Path("/var/log") / NAME, ignore_errors=True)  # kept on failure
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
