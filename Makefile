@@ -21,7 +21,9 @@ test: testbed venv
 	$(BIN)/mypy
 	CI=$${CI:-} $(BIN)/pytest
 
-demo: testbed venv
+# The demo needs only the engine and the base images, not the tests' tools.
+demo: venv
+	scripts/testbed --demo
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
 
 lint: venv

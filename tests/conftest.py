@@ -1,19 +1,25 @@
 """Shared fixtures: the engine of the test bed, and image builds.
 
 Engine tests are marked ``engine``. The ``client`` fixture brings the test
-bed up (scripts/testbed) once per session when it is not, as root. Outside CI
-they are skipped when no engine answers even then; with ``CI`` set a missing
-engine fails the run loudly, so a green CI always means they ran.
+bed up (scripts/testbed) once per session when it is not; that needs root only
+where something must be installed or started. Outside CI they are skipped when
+no engine answers even then; with ``CI`` set a missing engine fails the run
+loudly, so a green CI always means they ran.
+
+``second_host`` is a second engine in a network namespace with only loopback
+(scripts/secondhost), started as root for the session and stopped after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -35,22 +41,25 @@ def _testbed_engine() -> DockerEngine:
 @pytest.fixture(scope="session")
 def docker_engine() -> DockerEngine:
     """The test bed's engine behind relock's seam, brought up once if it is not."""
-    import subprocess
-
     from relock.errors import EngineError
 
     try:
         return _testbed_engine()
     except EngineError as e:
         first = e
-    if os.geteuid() == 0:
-        # `make test` runs scripts/testbed first; a bare `pytest` does it here.
-        subprocess.run([str(ROOT / "scripts" / "testbed")], check=False)
-        try:
-            return _testbed_engine()
-        except EngineError as e:
-            first = e
-    message = f"the test bed is not up ({first}); run scripts/testbed as root"
+    # `make test` runs scripts/testbed first; a bare `pytest` does it here.
+    # It asks for root itself if something must be installed or started.
+    subprocess.run([str(ROOT / "scripts" / "testbed")], check=False)
+    try:
+        return _testbed_engine()
+    except EngineError as e:
+        first = e
+    message = f"the test bed is not up ({first}); run scripts/testbed"
+    skip_or_fail(message)
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip, or in CI fail loudly: a green CI means every engine test ran."""
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -60,6 +69,55 @@ def docker_engine() -> DockerEngine:
 def client(docker_engine: DockerEngine) -> Any:
     """The docker SDK client of the test bed's engine, to take the truth independently."""
     return docker_engine.client
+
+
+SECONDHOST = ROOT / "scripts" / "secondhost"
+
+
+class SecondHost:
+    """A scripts/secondhost instance: its name, DOCKER_HOST and a client of it."""
+
+    def __init__(self, name: str, docker_host: str, client: Any) -> None:
+        self.name = name
+        self.docker_host = docker_host
+        self.client = client
+
+    def load(self, *images: str) -> None:
+        """Copy ``images`` from the test bed's engine into this one (no network)."""
+        done = secondhost(self.name, "load", *images)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def secondhost(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run scripts/secondhost on the instance ``name``, from the test bed's engine."""
+    environ = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    environ.update(RELOCK_SECONDHOST_NAME=name, **env)
+    return subprocess.run([str(SECONDHOST), *args], env=environ, capture_output=True,
+                          text=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def second_host(client: Any) -> Iterator[SecondHost]:
+    """A second engine with only loopback, of this session alone (started as root)."""
+    import docker
+
+    if os.geteuid() != 0:
+        skip_or_fail("the second host needs root to start (a network namespace, a dockerd)")
+    name = f"relock-sh-{uuid.uuid4().hex[:8]}"
+    done = secondhost(name, "start")
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        docker_host = secondhost(name, "env").stdout.strip().split("=", 1)[1]
+        other = docker.DockerClient(base_url=docker_host, timeout=600)
+        try:
+            other.ping()
+            yield SecondHost(name, docker_host, other)
+        finally:
+            other.close()
+    finally:
+        stopped = secondhost(name, "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        shutil.rmtree(Path("/var/log") / name, ignore_errors=True)   # kept on failure
 
 
 BuildImage = Callable[..., str]

@@ -2,8 +2,8 @@
 
 * the APT archive moved on: a local archive laid out like the snapshot
   service (``aptarchive``) publishes a newer version after the freeze;
-* the base tag moved: another image is pushed under the same tag in the
-  local registry;
+* the base tag moved: another image is pushed under the same tag to a
+  registry (docker-registry) the test runs on loopback;
 * a wheel on the package index was tampered with: a pypiserver on loopback
   serves other bytes under the locked file name;
 * a locked version is gone: withdrawn from the snapshot, or no longer in the
@@ -53,7 +53,6 @@ T2 = "20240601T000000Z"  # the archive after it moved on
 HELLO_09 = Deb("relock-hello", "0.9")
 HELLO_10 = Deb("relock-hello", "1.0")
 HELLO_11 = Deb("relock-hello", "1.1")
-REGISTRY = "127.0.0.1:5000"
 
 
 # -- helpers -------------------------------------------------------------------
@@ -286,11 +285,40 @@ def test_version_gone_from_live_archive_names_package_and_version(
 
 # -- 2: the base tag moved --------------------------------------------------------
 
-def push_through_mirror(client: Any, image: str, name: str, tag: str) -> str:
-    """Push ``image`` as ``library/name:tag`` to the local registry and pull it back
-    the way Docker Hub images are pulled here (through the mirror); return the
-    registry digest."""
-    repo = f"{REGISTRY}/library/{name}"
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A docker-registry of its own on a free loopback port, as whatever user runs
+    the tests (the engine talks plain HTTP to 127.0.0.0/8); yields ``host:port``."""
+    root = tmp_path_factory.mktemp("registry")
+    addr = f"127.0.0.1:{free_port()}"
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n"
+        f"    enabled: true\nhttp:\n  addr: {addr}\n")
+    log = (root / "registry.log").open("wb")
+    server = subprocess.Popen(["docker-registry", "serve", str(config)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{addr}/v2/", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    (root / "registry.log").read_text()[-2000:])
+                time.sleep(0.2)
+        yield addr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def push_and_pull(client: Any, image: str, repo: str, tag: str) -> str:
+    """Push ``image`` as ``repo:tag`` and pull it back, as a base image is pulled;
+    return the registry digest."""
     client.images.get(image).tag(repo, tag)
     try:
         for chunk in client.images.push(repo, tag=tag, stream=True, decode=True):
@@ -298,9 +326,9 @@ def push_through_mirror(client: Any, image: str, name: str, tag: str) -> str:
                 raise AssertionError(f"push of {repo}:{tag} failed: {chunk['error']}")
     finally:
         client.images.remove(f"{repo}:{tag}")
-    pulled = client.images.pull(name, tag=tag)
+    pulled = client.images.pull(repo, tag=tag)
     digests = [d.split("@", 1)[1] for d in pulled.attrs.get("RepoDigests", [])
-               if d.split("@", 1)[0] in (name, f"docker.io/library/{name}")]
+               if d.split("@", 1)[0] == repo]
     assert digests, pulled.attrs.get("RepoDigests")
     return str(digests[0])
 
@@ -314,38 +342,25 @@ class MovedTag:
     old_base: str
 
 
-def delete_from_registry(name: str, digest: str) -> None:
-    """Delete a manifest of ``library/name`` from the local registry (best effort)."""
-    url = f"http://{REGISTRY}/v2/library/{name}/manifests/{digest}"
-    with contextlib.suppress(OSError):
-        urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10)
-
-
 @pytest.fixture(scope="module")
 def moved_tag(tmp_path_factory: pytest.TempPathFactory, client: Any,
-              images: Images) -> Iterator[MovedTag]:
+              images: Images, registry: str) -> Iterator[MovedTag]:
     """An app frozen on ``relocktest-base-*:1``, after which the tag was moved."""
     root = tmp_path_factory.mktemp("tag")
-    name = f"relocktest-base-{uuid.uuid4().hex[:8]}"
+    name = f"{registry}/relocktest-base-{uuid.uuid4().hex[:8]}"
     old = images.build(root / "old", "FROM debian:trixie-slim\nRUN echo old > /base\n",
                        "base-old")
-    old_digest = push_through_mirror(client, old, name, "1")
+    old_digest = push_and_pull(client, old, name, "1")
     images.keep(f"{name}:1")
-    pushed = [old_digest]
-    try:
-        frozen = Frozen(root / "app", "", root / "app.lock")
-        frozen.image = images.build(frozen.context, f"FROM {name}:1\nRUN echo app > /app\n",
-                                    "app")
-        freeze(frozen)
-        new = images.build(root / "new", "FROM debian:trixie-slim\nRUN echo new > /base\n",
-                           "base-new")
-        new_digest = push_through_mirror(client, new, name, "1")
-        pushed.append(new_digest)
-        assert new_digest != old_digest
-        yield MovedTag(frozen, name, old_digest, new_digest, old)
-    finally:
-        for digest in pushed:
-            delete_from_registry(name, digest)
+    frozen = Frozen(root / "app", "", root / "app.lock")
+    frozen.image = images.build(frozen.context, f"FROM {name}:1\nRUN echo app > /app\n", "app")
+    freeze(frozen)
+    new = images.build(root / "new", "FROM debian:trixie-slim\nRUN echo new > /base\n",
+                       "base-new")
+    new_digest = push_and_pull(client, new, name, "1")
+    assert new_digest != old_digest
+    # The registry, and all it holds, goes when the module ends.
+    yield MovedTag(frozen, name, old_digest, new_digest, old)
 
 
 def test_tag_moved_refreeze_records_the_digest_the_image_sits_on(

@@ -102,8 +102,8 @@ class Case:
 
 
 @pytest.fixture(scope="module", params=["app", "stages"])
-def case(request: pytest.FixtureRequest, client: Any, build_image: BuildImage,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+def case(request: pytest.FixtureRequest, client: Any, docker_engine: Any,
+         build_image: BuildImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
     from relock.build import build
 
     name = str(request.param)
@@ -121,7 +121,8 @@ def case(request: pytest.FixtureRequest, client: Any, build_image: BuildImage,
             (context / rel).parent.mkdir(parents=True, exist_ok=True)
             (context / rel).write_text(body)
         unpinned = f"relock-test-fidelity-stages:{uuid.uuid4().hex[:8]}"
-        build(client, context, "Dockerfile", tag=unpinned, build_args={"CODENAME": "bookworm"})
+        build(docker_engine, context, "Dockerfile", tag=unpinned,
+              build_args={"CODENAME": "bookworm"})
     lock_path = root / "locks" / f"{name}.lock"
     frozen = relock("freeze", unpinned, "-f", context / "Dockerfile", *args, "-o", lock_path)
     assert frozen.exit_code == 0, frozen.output

@@ -73,7 +73,7 @@ def test_committed_locks_are_current_and_differ_as_documented() -> None:
     current = lockfile.read(CURRENT)
     template = (ROOT / "Dockerfile.in").read_bytes()
     assert current.input.sha256 == hashlib.sha256(template).hexdigest(), (
-        "locks/sci.lock is stale: re-freeze it (make demo)")
+        "locks/sci.lock is stale: re-freeze it (make demo writes build/demo/sci.lock)")
     r = relock("diff", str(PREVIOUS), str(CURRENT), "--format", "json")
     assert r.exit_code == 1
     changes = {(c["name"], c["change"]) for c in json.loads(r.stdout)["pip"]}
