@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import shlex
-import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,8 @@ except ImportError:  # pragma: no cover - tomli is a declared dependency
     import tomllib  # type: ignore[no-redef]
 
 from relock.errors import LockfileError
+from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
+from relock.files import read_regular
 from relock.grammar import problem, show
 
 SCHEMA_VERSION = 1
@@ -315,26 +314,6 @@ def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
     atomic_write_text(path, text)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise LockfileError(f"{path}: cannot write here: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def loads(text: str, source: str = "<lock>") -> Lock:
     """Parse and validate lock text; every problem is one ``LockfileError`` line."""
     try:
@@ -500,24 +479,11 @@ def _one_line(text: str) -> str:
 def read(path: Path) -> Lock:
     """Read and validate the lock file at ``path``: a regular file of at most 64 MiB."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise LockfileError(f"{path}: not a regular file")
-            if info.st_size > MAX_BYTES:
-                raise LockfileError(f"{path}: too big for a lock file "
-                                    f"({info.st_size} bytes, at most {MAX_BYTES})")
-            data = f.read(MAX_BYTES + 1)
+        data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise LockfileError(f"{path}: no such lock file") from None
-    except IsADirectoryError:
-        raise LockfileError(f"{path}: not a regular file") from None
     except OSError as e:
         raise LockfileError(f"{path}: cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_BYTES:
-        raise LockfileError(f"{path}: too big for a lock file (at most {MAX_BYTES} bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relock import lockfile
-from relock.errors import LockfileError
+from relock import files, lockfile
+from relock.errors import LockfileError, OutputError
 from relock.lockfile import (
     AptPackage,
     AptSource,
@@ -84,8 +84,8 @@ def test_failed_write_keeps_the_old_lock(tmp_path: Path,
     def boom(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lockfile.os, "replace", boom)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(files.os, "replace", boom)
+    with pytest.raises(OutputError, match="disk full; the old file is kept"):
         lockfile.write(sample(), path)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.lock"]

@@ -34,16 +34,53 @@ class RelockClickError(click.ClickException):
         return self.code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"relock: error: {self.format_message()}", err=True)
+        click.echo(f"relock: error: {one_line(self.format_message())}", err=True)
+
+
+class RelockUsageError(click.UsageError):
+    """A misused command line, said the way every relock error is: one line, exit 2."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"relock: error: {one_line(self.format_message())}{hint}", err=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters shown as escapes."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn core errors into click errors at the edge."""
+    """Turn core errors into click errors at the edge.
+
+    An ``OSError`` that no core module turned into a ``RelockError`` (a full
+    disk, a vanished folder) is a last resort here: still one line, exit 2.
+    """
     try:
         yield
     except RelockError as e:
         raise RelockClickError(e) from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise RelockClickError(RelockError(f"{where}{e.strerror or e}")) from None
+
+
+def connect_engine() -> Any:
+    """``engine.connect()``, with a malformed ``DOCKER_HOST`` (a bad port) as one line."""
+    import os
+
+    from relock import engine
+    from relock.errors import EngineError
+
+    try:
+        return engine.connect()
+    except ValueError as e:
+        host = os.environ.get("DOCKER_HOST", "")
+        raise EngineError(f"DOCKER_HOST {host!r} is not a usable address: {e}") from None
 
 
 def progress(message: str) -> None:
@@ -85,13 +122,47 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 
 
 def lock_name(image: str) -> str:
-    """A file name for the lock of ``image``: its repository's last part."""
+    """A file name for the lock of ``image``: its repository's last part.
+
+    An image ID (``sha256:...`` or bare hex) has no such part: the user names
+    the lock (-o or --name) rather than getting ``locks/sha256.lock``.
+    """
+    if re.fullmatch(r"(sha256:)?[0-9a-f]{12,64}", image):
+        raise click.UsageError(
+            f"{image[:19]}... is an image ID, which gives the lock no name; "
+            "pass -o PATH or --name NAME"
+        )
     name = image.split("@", 1)[0].rsplit("/", 1)[-1]
     name = name.split(":", 1)[0] if ":" in name else name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
-@click.group(name="relock", context_settings={"help_option_names": ["-h", "--help"]})
+class RelockGroup(click.Group):
+    """The command group; its usage errors are one ``relock: error:`` line."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line_usage(e) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            raise _one_line_usage(e) from None
+
+
+def _one_line_usage(e: click.UsageError) -> click.UsageError:
+    # Bare ``relock`` shows the help, as click does (NoArgsIsHelpError).
+    if isinstance(e, RelockUsageError) or type(e).__name__ == "NoArgsIsHelpError":
+        return e
+    return RelockUsageError(e.format_message(), e.ctx)
+
+
+@click.group(name="relock", cls=RelockGroup,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="relock")
 def cli() -> None:
     """Lock a built container image and rebuild it the same way later.

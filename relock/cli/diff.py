@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import click
 
-from relock.cli.common import build_arg_option, cli, dockerfile_option, progress, user_errors, warn
+from relock.cli.common import (
+    build_arg_option,
+    cli,
+    connect_engine,
+    dockerfile_option,
+    progress,
+    user_errors,
+    warn,
+)
 from relock.errors import EXIT_DIFFERS, EXIT_OK
 
 
@@ -47,7 +55,7 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
     from relock import diff as core
     from relock import diffformat
 
-    connect = functools.cache(_connect)
+    connect = functools.cache(connect_engine)
     with user_errors():
         sides = []
         for arg in (old, new):
@@ -70,9 +78,3 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
         text = diffformat.format_text(result, stat=stat, style=click.style)
     click.echo(text, nl=False, color=None)
     click.get_current_context().exit(EXIT_OK if result.identical else EXIT_DIFFERS)
-
-
-def _connect() -> Any:
-    from relock import engine
-
-    return engine.connect()

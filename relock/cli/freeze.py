@@ -10,6 +10,7 @@ import click
 from relock.cli.common import (
     build_arg_option,
     cli,
+    connect_engine,
     dockerfile_option,
     lock_name,
     progress,
@@ -57,12 +58,16 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     """
     from relock import dockerfile as df
     from relock import freeze as fz
+    from relock.files import writable_target
     from relock.index import Index, default_cache_dir, pip_config
     from relock.lockfile import write
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
+    label = image or str(rootfs)
+    out = output or Path("locks") / f"{name or lock_name(label)}.lock"
     with user_errors():
+        writable_target(out)  # a device or folder there: refuse before the work
         if image is not None or dockerfile.exists():
             parsed = df.load(dockerfile, build_args)
         else:
@@ -70,15 +75,11 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         index = None if no_index else Index(pip_config(), default_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index)
-        label = image or str(rootfs)
-        out = output or Path("locks") / f"{name or lock_name(label)}.lock"
         if rootfs is not None:
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
         else:
-            from relock import engine
-
             assert parsed is not None and image is not None
-            result = fz.freeze_image(engine.connect(), image, parsed, options, progress)
+            result = fz.freeze_image(connect_engine(), image, parsed, options, progress)
         for line in result.warnings:
             warn(line)
         write(result.lock, out, image=image or f"--rootfs {rootfs}")
