@@ -7,6 +7,8 @@ import lzma
 import posixpath
 import re
 import shlex
+import urllib.parse
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -131,6 +133,8 @@ def sources(fs: RootFS) -> list[AptSource]:
     if data is not None:
         out += parse_one_line(data.decode("utf-8", "replace"), SOURCES_LIST)
     for name in fs.listdir(SOURCES_D) or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            continue  # apt ignores such names too (sources.list(5))
         path = posixpath.join(SOURCES_D, name)
         blob = fs.read_bytes(path)
         if blob is None:
@@ -160,14 +164,17 @@ def parse_one_line(text: str, file: str) -> list[AptSource]:
             for word in opts.split():
                 key, _, value = word.partition("=")
                 options[key] = value
-        words = shlex.split(rest)
+        try:
+            words = shlex.split(rest)
+        except ValueError:  # an unbalanced quote
+            words = []
         if len(words) < 2:
             raise InventoryError(f"{file}: malformed APT source line: {raw.strip()!r}")
         out.append(
             AptSource(
                 file=file,
                 types=(kind,),
-                uris=(words[0],),
+                uris=(strip_credentials(words[0]),),
                 suites=(words[1],),
                 components=tuple(words[2:]),
                 options=options,
@@ -197,13 +204,24 @@ def parse_deb822(text: str, file: str) -> list[AptSource]:
             AptSource(
                 file=file,
                 types=tuple(fields["types"].split()),
-                uris=tuple(fields["uris"].split()),
+                uris=tuple(strip_credentials(u) for u in fields["uris"].split()),
                 suites=tuple(fields["suites"].split()),
                 components=tuple(fields.get("components", "").split()),
                 options=options,
             )
         )
     return out
+
+
+def strip_credentials(uri: str) -> str:
+    """``uri`` without ``user:password@``: a lock must not carry secrets (auth.conf does)."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:  # e.g. "http://[::1": the lock's reader refuses it
+        return uri
+    if "@" not in parts.netloc:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 # -- the lists apt downloaded: dates and .deb hashes -------------------------
@@ -247,8 +265,8 @@ def deb_hashes(fs: RootFS) -> dict[tuple[str, str, str], str]:
                 data = lz4.frame.decompress(data)
             elif not name.endswith("_Packages"):
                 continue
-        except (OSError, lzma.LZMAError, EOFError, RuntimeError):
-            continue
+        except (OSError, lzma.LZMAError, zlib.error, EOFError, RuntimeError):
+            continue  # a corrupt list only costs the hashes it would have given
         for para in Deb822.iter_paragraphs(data.decode("utf-8", "replace").splitlines(True),
                                            fields=["Package", "Version", "Architecture",
                                                    "SHA256"]):

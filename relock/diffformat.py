@@ -23,6 +23,7 @@ from relock.diff import (
     Side,
     ValueChange,
 )
+from relock.grammar import escape_control
 
 JSON_VERSION = 1
 
@@ -93,11 +94,12 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
         return summary_line(d) + "\n"
     blocks: list[list[str]] = []
     if d.base:
-        rows = [(b.ref, _short(b.old), _short(b.new), b.change) for b in d.base]
+        rows = [(_esc(b.ref), _esc(_short(b.old)), _esc(_short(b.new)), b.change)
+                for b in d.base]
         blocks.append([style("base images", bold=True), *_text_rows(rows, style)])
     system = _system_rows(d)
     if system:
-        rows = [(name, v.old, v.new, "changed") for name, v in system]
+        rows = [(name, _esc(v.old), _esc(v.new), "changed") for name, v in system]
         blocks.append([style("system", bold=True), *_text_rows(rows, style, plain_kind=True)])
     if d.apt:
         lines = [style("apt", bold=True)]
@@ -105,7 +107,7 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
         blocks.append(lines)
     if d.pip:
         for env, group in _by_env(d.pip):
-            title = f"pip {env}" if d.multi_env else "pip"
+            title = f"pip {_esc(env)}" if d.multi_env else "pip"
             blocks.append([style(title, bold=True), *_package_lines(group, style)])
     body = "\n".join("\n".join(lines) for lines in blocks)
     return f"{body}\n\n{summary_line(d)}\n"
@@ -114,8 +116,8 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
 def _package_lines(rows: Sequence[PackageChange], style: Style, qualify: bool = False
                    ) -> list[str]:
     cells = [
-        (f"{r.name}:{r.where}" if qualify else r.name,
-         r.old, "(same version, different hashes)" if r.change == "rebuilt" else r.new,
+        (_esc(f"{r.name}:{r.where}" if qualify else r.name),
+         _esc(r.old), "(same version, different hashes)" if r.change == "rebuilt" else _esc(r.new),
          r.change)
         for r in rows
     ]
@@ -138,6 +140,11 @@ def _text_rows(rows: Sequence[tuple[str, str, str, str]], style: Style,
             lead = f"  {kind_cell}  {name:<{name_w}}"
         out.append(f"{lead}  {old:<{old_w}} {arrow} {new}".rstrip())
     return out
+
+
+def _esc(text: str) -> str:
+    """A value from a lock or an image, safe on a terminal: no escape sequences, one line."""
+    return escape_control(text)
 
 
 def _system_rows(d: LockDiff) -> list[tuple[str, ValueChange]]:
@@ -181,7 +188,7 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
         head = ("Package", "Arch", "Change", "Old", "New") if d.multi_arch else (
             "Package", "Change", "Old", "New")
         out += _table(head, [
-            (_md(r.name), *((r.where,) if d.multi_arch else ()), _md_change(r.change),
+            (_md(r.name), *((_md(r.where),) if d.multi_arch else ()), _md_change(r.change),
              _md(r.old), _md(r.new))
             for r in d.apt
         ])
@@ -209,14 +216,17 @@ def _md_change(kind: str) -> str:
 
 
 def _md(text: str) -> str:
-    """Text safe inside a table cell."""
-    for ch in "\\|*_`<>[]~":
+    """Text safe inside a table cell: one line, no markup, no HTML, no cell break."""
+    text = escape_control(text).replace("&", "&amp;")
+    for ch in "\\|*_`<>[]~#!":
         text = text.replace(ch, "\\" + ch)
     return text
 
 
 def _code(text: str) -> str:
-    return f"`{text.replace('`', '')}`" if text else ""
+    """A code span safe inside a table cell or a heading: one line, no cell break."""
+    text = escape_control(text).replace("`", "").replace("|", "\\|")
+    return f"`{text}`" if text else ""
 
 
 # -- JSON ------------------------------------------------------------------------

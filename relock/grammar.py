@@ -17,9 +17,10 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Control characters (C0, DEL, C1) and the line and paragraph separators that
-# some tools treat as newlines.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters (C0, DEL, C1), the line and paragraph separators that
+# some tools treat as newlines, and the bidi marks and overrides that make
+# text read differently from what it is ("Trojan Source").
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _HEX64 = "[0-9a-f]{64}"
 _DEB_NAME = r"[a-z0-9][a-z0-9+.-]+"
@@ -57,7 +58,13 @@ def _pattern(regex: str, what: str) -> Callable[[str], str]:
 
 
 def _no_control(value: str) -> str:
-    return "contains a control character or newline" if _CONTROL.search(value) else ""
+    if _CONTROL.search(value):
+        return "contains a control character or newline"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not UTF-8 text"
+    return ""
 
 
 def _debian_version(value: str) -> str:
@@ -113,7 +120,10 @@ def _uri(value: str) -> str:
         return f"not an APT URI (scheme must be one of {', '.join(URI_SCHEMES)})"
     if not _URI_BODY.fullmatch(rest):
         return "not an APT URI (white space, quotes or other unsafe characters)"
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError as e:
+        return f"not an APT URI ({e})"
     if "@" in parts.netloc:
         return "has credentials (user:password@); keep them in apt's auth.conf"
     return ""
@@ -170,7 +180,8 @@ _GRAMMARS = [
     Grammar("snapshot-id", "`YYYYMMDDTHHMMSSZ`, a real UTC date and time", _snapshot),
     Grammar("snapshot-from", "one of `release-date`, `image-created`, `user`",
             _pattern("release-date|image-created|user", "release-date, image-created or user")),
-    Grammar("text", "any text without control characters or newlines", _text),
+    Grammar("text", "any text without control characters, newlines or bidi overrides",
+            _text),
     Grammar("build-arg-name", "text without `=`, white space or control characters",
             _build_arg_name),
     Grammar("os-release-word", "letters, digits and `._~+-` (os-release(5) values)",
@@ -214,6 +225,11 @@ def problem(grammar: str, value: str) -> str:
     if not value:
         return "is empty"
     return GRAMMARS[grammar].check(value)
+
+
+def escape_control(text: str) -> str:
+    """``text`` with newlines, escape sequences and other control characters as escapes."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def show(value: str, limit: int = 60) -> str:

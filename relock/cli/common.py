@@ -45,12 +45,11 @@ class RelockUsageError(click.UsageError):
         click.echo(f"relock: error: {one_line(self.format_message())}{hint}", err=True)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def one_line(text: str) -> str:
     """``text`` with newlines and other control characters shown as escapes."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    from relock.grammar import escape_control
+
+    return escape_control(text)
 
 
 @contextlib.contextmanager
