@@ -24,8 +24,8 @@ except ImportError:  # pragma: no cover - tomli is a declared dependency
     import tomllib  # type: ignore[no-redef]
 
 from relock.errors import LockfileError
+from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
-from relock.files import read_regular
 from relock.grammar import problem, show
 
 SCHEMA_VERSION = 1
@@ -482,6 +482,9 @@ def read(path: Path) -> Lock:
         data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise LockfileError(f"{path}: no such lock file") from None
+    except TooBigError:
+        raise LockfileError(f"{path}: too big for a lock file (more than {MAX_BYTES} "
+                            "bytes)") from None
     except OSError as e:
         raise LockfileError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
