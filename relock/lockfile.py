@@ -292,7 +292,7 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
     """The full text of a lock file: header and TOML."""
     words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
     for what, value in words.items():
-        if problem("text", value):
+        if value and problem("text", value):
             raise LockfileError(
                 f"{show(value)}: a {what} name with a newline or control character cannot "
                 "go into a lock's header; rename it"

@@ -715,3 +715,10 @@ def test_reader_error_on_an_unknown_key_is_escaped(tmp_path: Path) -> None:
     with pytest.raises(LockfileError) as e:
         lockfile.read(bad)
     assert "\x1b" not in str(e.value)
+
+
+def test_rootfs_without_a_template_still_freezes(tmp_path: Path) -> None:
+    out = tmp_path / "x.lock"
+    r = freeze_rootfs(rootfs(tmp_path), out, "-f", str(tmp_path / "none.in"))
+    assert r.exit_code == 0, r.output
+    assert lockfile.read(out).input.dockerfile == ""
