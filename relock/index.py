@@ -361,9 +361,10 @@ class Index:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if isinstance(data, list) and all(isinstance(h, str) for h in data) and data:
+        if isinstance(data, list) and data and all(
+                isinstance(h, str) and not problem("sha256-digest", h) for h in data):
             return tuple(data)
-        return None
+        return None  # missing or tampered with: ask the index again
 
     def _cache_put(self, name: str, version: str, hashes: Sequence[str]) -> None:
         path = self._cache_path(name, version)

@@ -722,3 +722,16 @@ def test_rootfs_without_a_template_still_freezes(tmp_path: Path) -> None:
     r = freeze_rootfs(rootfs(tmp_path), out, "-f", str(tmp_path / "none.in"))
     assert r.exit_code == 0, r.output
     assert lockfile.read(out).input.dockerfile == ""
+
+
+def test_tampered_index_cache_is_not_trusted(tmp_path: Path) -> None:
+    simple = tmp_path / "simple" / "six"
+    simple.mkdir(parents=True)
+    (simple / "index.html").write_text(f'<a href="six-1.0.tar.gz#sha256={H}">x</a>')
+    index = Index(IndexConfig(((tmp_path / "simple").as_uri(),)), tmp_path / "cache")
+    assert index.hashes("six", "1.0") == (f"sha256:{H}",)
+    [cached] = (tmp_path / "cache").rglob("1.0.json")
+    cached.write_text('["sha256:aa\\nRUN id"]')
+    again = Index(IndexConfig(((tmp_path / "simple").as_uri(),)), tmp_path / "cache")
+    assert again.hashes("six", "1.0") == (f"sha256:{H}",)
+    assert again.requests_made == 1

@@ -84,11 +84,12 @@ def connect_engine() -> Any:
 
 def progress(message: str) -> None:
     """Progress for people, on stderr, so stdout stays parseable."""
-    click.echo(f"relock: {message}", err=True)
+    click.echo(f"relock: {one_line(message)}", err=True)
 
 
 def warn(message: str) -> None:
-    click.echo(f"relock: warning: {message}", err=True)
+    """A warning on stderr; names from an image cannot break the line or style the terminal."""
+    click.echo(f"relock: warning: {one_line(message)}", err=True)
 
 
 # -- options shared by several commands ---------------------------------------

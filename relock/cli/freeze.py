@@ -24,7 +24,8 @@ from relock.cli.common import (
 @dockerfile_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the lock. [default: locks/NAME.lock]")
-@click.option("--name", help="NAME of the default output path. [default: from IMAGE]")
+@click.option("--name", help="NAME of the default output path. [default: from IMAGE; "
+                              "an image ID has none: give --name or -o]")
 @click.option("--rootfs", type=click.Path(file_okay=False, path_type=Path),
               help="Freeze this folder tree (debootstrap output, unpacked image) "
                    "instead of an image; no engine needed.")
