@@ -21,6 +21,7 @@ from relock.diff import (
     LockDiff,
     PackageChange,
     Side,
+    SourceChange,
     ValueChange,
 )
 from relock.grammar import escape_control
@@ -64,6 +65,9 @@ def summary_line(d: LockDiff) -> str:
     for name in ("distro", "snapshot", "platform"):
         if getattr(d, name) is not None:
             parts.append(f"{name}: changed")
+    sources = d.source_counts()
+    if sources and any(sources.values()):
+        parts.append("apt sources: " + ", ".join(f"{n} {k}" for k, n in sources.items() if n))
     if parts:
         return " · ".join(parts)
     sizes = ", ".join(f"{n} {c}" for c, n in d.sizes.items())
@@ -101,6 +105,9 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
     if system:
         rows = [(name, _esc(v.old), _esc(v.new), "changed") for name, v in system]
         blocks.append([style("system", bold=True), *_text_rows(rows, style, plain_kind=True)])
+    if d.sources:
+        rows = [(_esc(f"{r.line}  ({r.source.file})"), "", "", r.change) for r in d.sources]
+        blocks.append([style("apt sources", bold=True), *_text_rows(rows, style)])
     if d.apt:
         lines = [style("apt", bold=True)]
         lines += _package_lines(d.apt, style, qualify=d.multi_arch)
@@ -183,6 +190,10 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
         out += ["#### System", ""]
         out += _table(("", "Old", "New"),
                       [(name.capitalize(), _md(v.old), _md(v.new)) for name, v in system])
+    if d.sources:
+        out += [f"#### APT sources ({len(d.sources)} changed)", ""]
+        out += _table(("Change", "Source", "File"),
+                      [(r.change, _code(r.line), _code(r.source.file)) for r in d.sources])
     if d.apt:
         out += [f"#### APT packages ({len(d.apt)} changed)", ""]
         head = ("Package", "Arch", "Change", "Old", "New") if d.multi_arch else (
@@ -247,6 +258,7 @@ def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[st
     for name in ("distro", "snapshot", "platform"):
         v = getattr(d, name)
         doc[name] = None if v is None else {"old": v.old, "new": v.new}
+    doc["apt_sources"] = None if d.sources is None else [_source_json(r) for r in d.sources]
     doc["apt"] = None if d.apt is None else [_package_json(r, "arch") for r in d.apt]
     doc["pip"] = None if d.pip is None else [_package_json(r, "env") for r in d.pip]
     return doc
@@ -264,12 +276,20 @@ def _json_summary(d: LockDiff) -> dict[str, Any]:
     for name in ("distro", "snapshot", "platform"):
         summary[name] = (getattr(d, name) is not None) if compared_system else None
     summary["apt_by_arch"] = None if d.apt is None else d.apt_counts_by_arch()
+    summary["apt_sources"] = d.source_counts()
     summary["line"] = summary_line(d)
     return summary
 
 
 def _base_json(b: BaseChange) -> dict[str, Any]:
     return {"ref": b.ref, "change": b.change, "old": b.old or None, "new": b.new or None}
+
+
+def _source_json(r: SourceChange) -> dict[str, Any]:
+    s = r.source
+    return {"change": r.change, "file": s.file, "types": list(s.types), "uris": list(s.uris),
+            "suites": list(s.suites), "components": list(s.components),
+            "options": dict(sorted(s.options.items())), "line": r.line}
 
 
 def _package_json(r: PackageChange, where: str) -> dict[str, Any]:

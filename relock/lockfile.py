@@ -201,9 +201,10 @@ GRAMMAR: dict[str, dict[str, str]] = {
 }
 
 # Required keys whose value may still be empty: a lock of a folder tree
-# (``freeze --rootfs``) made without a Dockerfile.in.
+# (``freeze --rootfs``) made without a Dockerfile.in, no platform or snapshot.
+# And an environment whose Python version its files do not tell.
 EMPTY_OK = {("input", "dockerfile"), ("input", "sha256"), ("top", "platform"),
-            ("top", "snapshot"), ("top", "snapshot_from")}
+            ("top", "snapshot"), ("top", "snapshot_from"), ("python", "python")}
 
 # What makes two entries of an array the same entry: a lock lists each once.
 _IDENTITY: dict[str, Callable[[Any], tuple[Any, ...]]] = {

@@ -41,3 +41,21 @@ def test_every_kind_of_drift_is_one_line() -> None:
         "apt tini:amd64: 0.19.0-3+b8, but other bytes than locked",
         "pip numpy (/opt/venv): locked 2.3.5, image has 2.3.4",
     ]
+
+
+def test_a_changed_apt_source_is_drift() -> None:
+    """Every field of a source reaches the build: a new trusted=yes is drift (issue 12 S2)."""
+    from relock.lockfile import AptSource
+
+    src = AptSource("/etc/apt/sources.list.d/debian.sources", ("deb",),
+                    ("http://127.0.0.1:8/debian",), ("trixie",), ("main",))
+    locked = dataclasses.replace(LOCKED, apt_sources=(src,))
+    found = dataclasses.replace(locked, apt_sources=(
+        dataclasses.replace(src, options={"trusted": "yes"}),))
+    assert compare(locked, locked) == []
+    assert [d.describe() for d in compare(locked, found)] == [
+        "apt-source /etc/apt/sources.list.d/debian.sources: deb [trusted=yes] "
+        "http://127.0.0.1:8/debian trixie main in the image, not in the lock",
+        "apt-source /etc/apt/sources.list.d/debian.sources: locked "
+        "deb http://127.0.0.1:8/debian trixie main, not in the image",
+    ]
