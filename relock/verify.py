@@ -24,6 +24,12 @@ class Drift:
     found: str
 
     def describe(self) -> str:
+        """One line for a terminal; names and versions from an image are escaped."""
+        from relock.grammar import escape_control
+
+        return escape_control(self._text())
+
+    def _text(self) -> str:
         if self.kind == "base":
             return f"base {self.name}: locked {self.locked}, but {self.found}"
         if self.locked == self.found:

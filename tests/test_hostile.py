@@ -440,6 +440,7 @@ def test_image_id_needs_a_lock_name(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     one_line_error(invoke("freeze", "sha256:" + "a" * 64), "is an image ID", "-o PATH or --name")
     one_line_error(invoke("freeze", "a" * 12), "is an image ID")
+    one_line_error(invoke("freeze", "sha256:abc"), "is an image ID")
     assert files_in(tmp_path) == []
 
 

@@ -59,3 +59,10 @@ def test_a_changed_apt_source_is_drift() -> None:
         "apt-source /etc/apt/sources.list.d/debian.sources: locked "
         "deb http://127.0.0.1:8/debian trixie main, not in the image",
     ]
+
+
+def test_drift_lines_escape_what_the_image_says() -> None:
+    found = dataclasses.replace(LOCKED, apt=(
+        *LOCKED.apt, AptPackage("evil\x1b[2J", "1.0\nRUN id", "amd64")))
+    [line] = [d.describe() for d in compare(LOCKED, found)]
+    assert "\x1b" not in line and "\n" not in line and "\\x1b[2J" in line

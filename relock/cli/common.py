@@ -127,7 +127,7 @@ def lock_name(image: str) -> str:
     An image ID (``sha256:...`` or bare hex) has no such part: the user names
     the lock (-o or --name) rather than getting ``locks/sha256.lock``.
     """
-    if re.fullmatch(r"(sha256:)?[0-9a-f]{12,64}", image):
+    if re.fullmatch(r"sha256:[0-9a-f]*|[0-9a-f]{12,64}", image):
         raise click.UsageError(
             f"{image[:19]}... is an image ID, which gives the lock no name; "
             "pass -o PATH or --name NAME"
