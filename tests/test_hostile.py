@@ -349,6 +349,16 @@ def test_apt_credentials_are_not_copied_into_the_lock(tmp_path: Path) -> None:
       "Architecture: amd64\nVersion: 5.2 evil\n\n"}, "apt[0].version"),
     ({"var/lib/dpkg/status": "Package: bash\nStatus: install ok installed\n"
       "Architecture: amd64\nVersion: \n\n"}, "no Version"),
+    ({"opt/venv/pyvenv.cfg": "version = 3.13.1\n",
+      "opt/venv/lib/python3.13/site-packages/six-1.0.dist-info/METADATA":
+      "Name: six\nVersion: 1.0\n 2.0\n",
+      "opt/venv/lib/python3.13/site-packages/six-1.0.dist-info/INSTALLER": "pip\n"},
+     "pip[0].version"),
+    ({"opt/venv/pyvenv.cfg": "version = 3.13.1\n",
+      "opt/venv/lib/python3.13/site-packages/six-1.0.dist-info/METADATA":
+      "Name: six\nVersion: one point oh\n",
+      "opt/venv/lib/python3.13/site-packages/six-1.0.dist-info/INSTALLER": "pip\n"},
+     "not a PEP 440 version"),
 ])
 def test_hostile_image_values_are_not_written(tmp_path: Path, files: dict[str, str | bytes],
                                               names: str) -> None:
@@ -734,3 +744,32 @@ def test_tampered_index_cache_is_not_trusted(tmp_path: Path) -> None:
     again = Index(IndexConfig(((tmp_path / "simple").as_uri(),)), tmp_path / "cache")
     assert again.hashes("six", "1.0") == (f"sha256:{H}",)
     assert again.requests_made == 1
+
+
+@pytest.mark.parametrize(("metadata", "message"), [
+    ("Name: six\nVersion: 1.0\n 2.0\n", "PEP 440"),
+    ("Name: %2e%2e/secret\nVersion: 1.0\n", "not a normalised"),
+])
+def test_freeze_with_the_index_on_refuses_hostile_dists(tmp_path: Path, metadata: str,
+                                                        message: str) -> None:
+    """B1 and S6 with the index asked: one line, nothing read outside the index folder."""
+    site = "opt/venv/lib/python3.13/site-packages/"
+    root = rootfs(tmp_path, {
+        "opt/venv/pyvenv.cfg": "version = 3.13.1\n",
+        site + "x-1.0.dist-info/METADATA": metadata,
+        site + "x-1.0.dist-info/INSTALLER": "pip\n",
+    })
+    simple = tmp_path / "index" / "simple"
+    simple.mkdir(parents=True)
+    secret = tmp_path / "index" / "secret"
+    secret.mkdir()
+    (secret / "index.html").write_text(f'<a href="secret-1.0.tar.gz#sha256={H}">x</a>')
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": simple.as_uri(),
+            "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = tmp_path / "x.lock"
+    r = CliRunner().invoke(cli, ["freeze", "--rootfs", str(root), "-o", str(out),
+                                 "--snapshot", "20261101T000000Z"],
+                           catch_exceptions=False, env=env)  # type: ignore[arg-type]
+    one_line_error(r, message, "not asking the package index")
+    assert not out.exists()
