@@ -773,3 +773,16 @@ def test_freeze_with_the_index_on_refuses_hostile_dists(tmp_path: Path, metadata
                            catch_exceptions=False, env=env)  # type: ignore[arg-type]
     one_line_error(r, message, "not asking the package index")
     assert not out.exists()
+
+
+def test_non_utf8_environment_prefix(tmp_path: Path) -> None:
+    """B1: a venv under a folder whose name is not UTF-8: one line, no lock."""
+    root = rootfs(tmp_path)
+    site = root / os.fsdecode(b"opt/v\xffenv") / "lib/python3.13/site-packages"
+    (site / "six-1.16.0.dist-info").mkdir(parents=True)
+    (site.parent.parent.parent / "pyvenv.cfg").write_text("version = 3.13.1\n")
+    (site / "six-1.16.0.dist-info/METADATA").write_text("Name: six\nVersion: 1.16.0\n")
+    (site / "six-1.16.0.dist-info/INSTALLER").write_text("pip\n")
+    out = tmp_path / "x.lock"
+    one_line_error(freeze_rootfs(root, out), "python[0].prefix", "is not UTF-8 text")
+    assert not out.exists()
