@@ -6,9 +6,12 @@ Side by side in one run, interleaved:
   baseline: docker run --rm IMAGE sh -c 'dpkg-query -W; python3 -m pip list'
 Prints the median of each and the ratio relock/baseline. Target: <= 1.0,
 aim <= 0.25. A second table shows the index phase: a cold cache against a
-warm one (the warm one must not ask the index at all).
+warm one (the warm one must not ask the index at all). A third compares an
+image that keeps its APT lists (apt-get update, ~20 MB of indexes) with the
+same image without them: freeze, verify and diff must stay within 2x
+(issue 9, item 11).
 
-Usage: benchmarks/freeze_bench.py [IMAGE] [--rounds N]
+Usage: benchmarks/freeze_bench.py [IMAGE] [--rounds N] [--no-lists]
 IMAGE defaults to relock-sci:latest, built from Dockerfile.in if missing.
 """
 
@@ -43,10 +46,52 @@ def ensure_image(image: str) -> None:
                        env={**os.environ, "DOCKER_BUILDKIT": "0"})
 
 
+LISTS = {
+    "relock-bench-lists:kept": "RUN rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update",
+    "relock-bench-lists:removed": "RUN apt-get update && rm -rf /var/lib/apt/lists/*",
+}
+
+
+def lists_ratio(rounds: int, tmp: Path) -> bool:
+    """Freeze, verify and diff of an image with APT lists against one without."""
+    times: dict[str, dict[str, float]] = {}
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "lists-cache")}
+    for tag, run in LISTS.items():
+        ctx = tmp / tag.replace(":", "-")
+        ctx.mkdir()
+        (ctx / "Dockerfile.in").write_text(f"FROM debian:trixie-slim\n{run}\n")
+        if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode:
+            subprocess.run(["docker", "build", "--network", "host", "-q", "-t", tag, "-f",
+                            "Dockerfile.in", "."], cwd=ctx, check=True, stdout=subprocess.DEVNULL,
+                           env={**os.environ, "DOCKER_BUILDKIT": "0"})
+        lock = str(ctx / "x.lock")
+        commands = {
+            "freeze": [*RELOCK, "freeze", tag, "-f", str(ctx / "Dockerfile.in"), "-o", lock,
+                       "--no-index"],
+            "verify": [*RELOCK, "verify", tag, "--lock", lock],
+            "diff": [*RELOCK, "diff", tag, tag],
+        }
+        timed(commands["freeze"], env)  # the lock verify reads; warms the caches
+        times[tag] = {
+            name: statistics.median(timed(cmd, env) for _ in range(rounds))
+            for name, cmd in commands.items()
+        }
+    kept, removed = times.values()
+    ok = True
+    for name in ("freeze", "verify", "diff"):
+        ratio = kept[name] / removed[name]
+        ok = ok and ratio <= 2.0
+        print(f"apt lists  {name:<6} kept {kept[name]:.3f} s, removed {removed[name]:.3f} s: "
+              f"ratio {ratio:.2f} (target <= 2.00)")
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("image", nargs="?", default="relock-sci:latest")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-lists", action="store_true",
+                    help="skip the APT-lists comparison (it builds two small images)")
     args = ap.parse_args()
     ensure_image(args.image)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +116,8 @@ def main() -> int:
         warm = timed(freeze, env)
         print(f"index      cold cache {cold:.3f} s, warm cache {warm:.3f} s "
               f"({warm / cold:.2f}x)")
-    return 0 if a / b <= 1.0 else 1
+        lists_ok = args.no_lists or lists_ratio(args.rounds, Path(tmp))
+    return 0 if a / b <= 1.0 and lists_ok else 1
 
 
 if __name__ == "__main__":

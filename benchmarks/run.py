@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     failed = []
-    for script in sorted(HERE.glob("*_bench.py")) + [HERE / "image_size.py"]:
+    for script in [*sorted(HERE.glob("*_bench.py")), HERE / "image_size.py"]:
         if not script.exists():
             continue
         print(f"\n== {script.name}", flush=True)

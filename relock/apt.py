@@ -1,20 +1,18 @@
-"""APT and dpkg facts read from an image's files: packages, sources, dates."""
+"""APT and dpkg facts read from an image's files: packages, sources, dates, .deb entries."""
 
 from __future__ import annotations
 
-import gzip
-import lzma
 import posixpath
 import re
 import shlex
 import urllib.parse
-import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from debian.deb822 import Deb822
 
+from relock.debindex import DebEntry, Key, decompress, pick
 from relock.errors import InventoryError
 from relock.lockfile import AptPackage, AptSource
 from relock.rootfs import RootFS
@@ -26,6 +24,8 @@ LISTS = "/var/lib/apt/lists"
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_D = "/etc/apt/sources.list.d"
 DPKG_INFO = "/var/lib/dpkg/info"
+TRUSTED = "/etc/apt/trusted.gpg"
+TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
 def _paragraphs(data: bytes, where: str) -> Iterator[Deb822]:
@@ -224,6 +224,25 @@ def strip_credentials(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def signed_by_paths(src: AptSource) -> list[str]:
+    """The keyring files a source's ``Signed-By`` names (not inline keys or fingerprints)."""
+    value = src.options.get("signed-by", "")
+    if "BEGIN PGP" in value:
+        return []
+    return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
+
+
+def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:
+    """The keyring files apt in the image checks the sources' signatures with, by path."""
+    paths = {TRUSTED}
+    paths |= {posixpath.join(TRUSTED_D, n) for n in fs.listdir(TRUSTED_D) or []
+              if n.endswith((".gpg", ".asc"))}
+    for src in sources:
+        paths.update(signed_by_paths(src))
+    found = {p: fs.read_bytes(p) for p in sorted(paths)}
+    return {p: data for p, data in found.items() if data}
+
+
 # -- the lists apt downloaded: dates and .deb hashes -------------------------
 
 def release_date(fs: RootFS) -> datetime | None:
@@ -244,34 +263,29 @@ def release_date(fs: RootFS) -> datetime | None:
     return newest
 
 
-def deb_hashes(fs: RootFS) -> dict[tuple[str, str, str], str]:
-    """SHA256 of each .deb in the Packages indexes apt left, by (name, version, arch)."""
-    out: dict[tuple[str, str, str], str] = {}
-    for name in fs.listdir(LISTS) or []:
+def deb_entries(fs: RootFS, wanted: Collection[Key]) -> dict[Key, DebEntry]:
+    """Filename, sha256 and size of each wanted .deb in the Packages indexes apt left.
+
+    Only the stanzas of wanted packages are parsed (see ``relock.debindex``);
+    an index that cannot be decompressed is skipped.
+    """
+    out: dict[Key, DebEntry] = {}
+    if not wanted:
+        return out
+    for name in sorted(fs.listdir(LISTS) or []):
         if "_Packages" not in name:
+            continue
+        if not name.endswith(("_Packages", ".gz", ".xz", ".lz4")):
             continue
         data = fs.read_bytes(posixpath.join(LISTS, name))
         if data is None:
             continue
         try:
-            if name.endswith(".gz"):
-                data = gzip.decompress(data)
-            elif name.endswith(".xz"):
-                data = lzma.decompress(data)
-            elif name.endswith(".lz4"):
-                # Debian's official images keep their lists lz4-compressed.
-                import lz4.frame
-
-                data = lz4.frame.decompress(data)
-            elif not name.endswith("_Packages"):
-                continue
-        except (OSError, lzma.LZMAError, zlib.error, EOFError, RuntimeError):
-            continue  # a corrupt list only costs the hashes it would have given
-        for para in Deb822.iter_paragraphs(data.decode("utf-8", "replace").splitlines(True),
-                                           fields=["Package", "Version", "Architecture",
-                                                   "SHA256"]):
-            if all(k in para for k in ("Package", "Version", "Architecture", "SHA256")):
-                out[(para["Package"], para["Version"], para["Architecture"])] = para["SHA256"]
+            data = decompress(data, name)
+        except ValueError:
+            continue
+        for key, entry in pick(data, wanted).items():
+            out.setdefault(key, entry)
     return out
 
 

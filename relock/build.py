@@ -13,9 +13,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from relock.errors import BuildError, EngineError
+
+if TYPE_CHECKING:
+    from relock.view import Misses
 
 LogSink = Callable[[str], None]
 TAIL_LINES = 25
@@ -23,6 +26,8 @@ TAIL_LINES = 25
 _APT_MISSING = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 _APT_NO_CANDIDATE = re.compile(r"Package '?([^' ]+)'? has no installation candidate")
 _APT_UNKNOWN = re.compile(r"E: Unable to locate package (\S+)")
+_PIP_NO_VERSION = re.compile(
+    r"Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)")
 # pip writes "name==version from URL (from -r FILE (line N)):", then one
 # "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
 _HASH_MISMATCH = re.compile(
@@ -44,10 +49,11 @@ def _quiet(_: str) -> None:
     pass
 
 
-def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None,
+def build(client: Any, context: Path | BinaryIO, dockerfile: str, *, tag: str | None = None,
           build_args: dict[str, str] | None = None, platform: str | None = None,
-          nocache: bool = False, log: LogSink = _quiet, snapshot: str = "") -> BuildResult:
-    """Build ``dockerfile`` (relative to ``context``) with host networking."""
+          nocache: bool = False, log: LogSink = _quiet, misses: Misses | None = None,
+          target: str | None = None) -> BuildResult:
+    """Build ``dockerfile`` (in ``context``: a folder or a ready tar) with host networking."""
     from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
     from urllib3.exceptions import HTTPError
@@ -55,10 +61,13 @@ def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None
     tail: collections.deque[str] = collections.deque(maxlen=400)
     image_id = ""
     try:
+        where: dict[str, Any] = (
+            {"path": str(context)} if isinstance(context, Path)
+            else {"fileobj": context, "custom_context": True})
         stream = client.api.build(
-            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
+            **where, dockerfile=dockerfile, tag=tag, buildargs=build_args or {},
             platform=platform, network_mode="host", rm=True, forcerm=True, decode=True,
-            nocache=nocache, pull=False,
+            nocache=nocache, pull=False, target=target,
         )
         for chunk in stream:
             if "stream" in chunk:
@@ -70,7 +79,7 @@ def build(client: Any, context: Path, dockerfile: str, *, tag: str | None = None
             if "error" in chunk:
                 text = str(chunk.get("error", "")).strip()
                 tail.append(text)
-                raise BuildError(explain_failure("\n".join(tail), snapshot) or
+                raise BuildError(explain_failure("\n".join(tail), misses) or
                                  f"the build failed: {text.splitlines()[-1] if text else '?'}",
                                  _tail(tail))
     except APIError as e:
@@ -92,28 +101,44 @@ def _tail(lines: collections.deque[str]) -> str:
     return "\n".join(list(lines)[-TAIL_LINES:])
 
 
-def explain_failure(log: str, snapshot: str = "") -> str | None:
-    """One line for a known build failure in ``log``, or None."""
-    where = f"the snapshot {snapshot}" if snapshot else "the archive"
+def explain_failure(log: str, misses: Misses | None = None) -> str | None:
+    """One line for a known build failure in ``log``, or None.
+
+    ``misses`` is what the build asked the locked view for and did not get:
+    the surest account of a package that is not in the lock.
+    """
+    if misses is not None and misses.mismatches:
+        return f"{misses.mismatches[0]}: the file changed upstream; refusing to install it"
+    if misses is not None and misses.upstream:
+        return f"the locked view could not reach upstream: {misses.upstream[0]}"
+    m = _PIP_NO_VERSION.search(log)
+    if m:
+        have = m.group(2).strip()
+        it_has = f" (it has {have})" if have and have != "none" else ""
+        return (f"{m.group(1)} is not in the lock{it_has}; the template or a file it "
+                "installs from asks for another version: re-freeze the image built from it")
+    if misses is not None and misses.pip:
+        names = ", ".join(sorted(misses.pip))
+        return (f"Python package {names} is not in the lock; the build asks for what the "
+                "frozen image did not have: re-freeze the image built from the current files")
     missing = _APT_MISSING.findall(log)
     if missing:
         listed = ", ".join(f"{name} {version}" for version, name in missing)
-        return (f"locked APT package version not in {where}: {listed}; re-freeze, or "
-                "render against a snapshot that has it (--apt-snapshot-url)")
+        return (f"APT package version not in the lock: {listed}; the template asks for "
+                "another version than the frozen image had: re-freeze")
     no_candidate = _APT_NO_CANDIDATE.findall(log) + [
         name.split("=", 1)[0] for name in _APT_UNKNOWN.findall(log)]
     if no_candidate:
-        return (f"locked APT package not in {where}: {', '.join(no_candidate)}; re-freeze, "
-                "or check the APT sources")
+        return (f"APT package {', '.join(dict.fromkeys(no_candidate))} is not in the lock; "
+                "the build installs what the frozen image did not have: re-freeze")
     mismatches = _HASH_MISMATCH.findall(log)
     if mismatches:
         name, version, _url, want, got = mismatches[0]
-        return (f"{name}=={version} downloaded from the index does not match the lock "
-                f"(expected sha256 {want[:16]}..., got {got[:16]}...): the file on the index "
-                "changed; refusing to install it")
+        return (f"{name}=={version} does not match the lock (expected sha256 {want[:16]}..., "
+                f"got {got[:16]}...): refusing to install it")
     if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
         return "a downloaded Python package does not match the hashes in the lock"
     m = re.search(r"No matching distribution found for (\S+)", log)
     if m:
-        return f"{m.group(1)} is not on the package index any more; re-freeze"
+        return f"{m.group(1)} is not in the lock; re-freeze"
     return None

@@ -222,6 +222,8 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     ``compare_base=False`` skips base pins, for a side that cannot have them
     (an image frozen without its Dockerfile.in).
     """
+    # Build stages' entries feed the locked view; the images compared are final stages.
+    old, new = old.final(), new.final()
     sizes: dict[str, int] = {}
     apt = pip = None
     base = None
@@ -236,7 +238,11 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         # (or two platforms). A name on two rows also needs its arch shown.
         multi_arch = len(arches - {"all"}) > 1 or len({r.name for r in apt}) < len(apt)
         distro = _value(_distro_text(old.distro), _distro_text(new.distro))
-        snapshot = _value(old.snapshot, new.snapshot)
+        # A snapshot guessed from an image's creation time says when it was
+        # built, not what it holds: two builds of the same packages differ
+        # there by nature. Only dated snapshots (Release files, --snapshot) count.
+        guessed = "image-created" in (old.snapshot_from, new.snapshot_from)
+        snapshot = None if guessed else _value(old.snapshot, new.snapshot)
         platform = _value(old.platform, new.platform)
         sources = _diff_sources(old.apt_sources, new.apt_sources)
     if "pip" in only:

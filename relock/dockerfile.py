@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
@@ -54,6 +55,8 @@ class Dockerfile:
     text: str
     instructions: tuple[Instruction, ...]
     stages: tuple[Stage, ...]
+    # The --build-arg values it was parsed with (recorded in the lock).
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -91,13 +94,16 @@ def parse(text: str, path: str = "Dockerfile.in",
     parser = DockerfileParser(fileobj=io.BytesIO(body.encode("utf-8")),
                               build_args=build_args or {})
     instructions = _fold_heredocs(
-        [Instruction(s["instruction"], s["startline"], s["endline"], s["content"], s["value"])
-         for s in parser.structure],
+        _without_inner_comments(
+            [Instruction(s["instruction"], s["startline"], s["endline"], s["content"], s["value"])
+             for s in parser.structure]),
         body.splitlines(keepends=True),
     )
     froms = [i for i, ins in enumerate(instructions) if ins.instruction == "FROM"]
     if not froms:
         raise DockerfileError(f"{path}: has no FROM instruction")
+    _check_from_args(instructions[:froms[0]], [instructions[i] for i in froms],
+                     build_args or {}, path)
     parents = _parent_images(parser, len(froms), path)
     stages: list[Stage] = []
     names: set[str] = set()
@@ -108,7 +114,29 @@ def parse(text: str, path: str = "Dockerfile.in",
         stages.append(Stage(index, ref, name, at, external))
         if name:
             names.add(name)
-    return Dockerfile(path, text, tuple(instructions), tuple(stages))
+    return Dockerfile(path, text, tuple(instructions), tuple(stages), dict(build_args or {}))
+
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(:?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _check_from_args(before: list[Instruction], froms: list[Instruction],
+                     build_args: Mapping[str, str], path: str) -> None:
+    """Every ARG a FROM uses has a default before the first FROM, or a --build-arg."""
+    known = set(build_args)
+    for ins in before:
+        if ins.instruction == "ARG":
+            name, sep, _ = ins.value.strip().partition("=")
+            if sep:
+                known.add(name.strip())
+    for ins in froms:
+        for m in _VAR.finditer(ins.value):
+            name = m.group(1) or m.group(3)
+            if name not in known and not m.group(2):
+                raise DockerfileError(
+                    f"{path}:{ins.startline + 1}: FROM uses ARG {name}, which has no default; "
+                    f"pass --build-arg {name}=VALUE (relock records it in the lock)"
+                )
 
 
 def _parent_images(parser: DockerfileParser, count: int, path: str) -> list[str]:
@@ -124,6 +152,17 @@ def _parent_images(parser: DockerfileParser, count: int, path: str) -> list[str]
         )
     # FROM --platform=... ref: dockerfile-parse keeps the flag out already.
     return parents
+
+
+def _without_inner_comments(items: list[Instruction]) -> list[Instruction]:
+    """Drop comment lines inside another instruction's continuation lines.
+
+    dockerfile-parse reports them as instructions of their own, before the
+    instruction that holds them; they belong to that instruction's text.
+    """
+    spans = [(i.startline, i.endline) for i in items if i.instruction != "COMMENT"]
+    return [i for i in items if i.instruction != "COMMENT"
+            or not any(a < i.startline <= b for a, b in spans)]
 
 
 def _fold_heredocs(items: list[Instruction], lines: list[str]) -> list[Instruction]:

@@ -19,7 +19,7 @@ from relock.rootfs import LayeredFS, RootFS, TarFS
 # What the inventory reads; an exported tree keeps only these files in memory.
 INVENTORY_PATHS = (
     "var/lib/dpkg/", "var/lib/apt/", "etc/apt/", "etc/os-release", "usr/lib/os-release",
-    ".dist-info/", ".egg-info", "pyvenv.cfg",
+    ".dist-info/", ".egg-info", "pyvenv.cfg", "usr/share/keyrings/",
 )
 
 
@@ -186,3 +186,15 @@ def pull(client: Any, ref: str) -> Any:
         return client.images.pull(ref)
     except DockerException as e:
         raise EngineError(f"cannot pull {ref}: {_first_line(e)}") from None
+
+
+def registry_mirrors(client: Any) -> list[str]:
+    """The engine's ``registry-mirrors`` (URLs), which it asks for Docker Hub names."""
+    from docker.errors import DockerException
+
+    try:
+        info = client.info()
+    except DockerException as e:
+        raise EngineError(f"cannot ask the engine for its registry mirrors: {_first_line(e)}"
+                          ) from None
+    return [str(m) for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]

@@ -71,3 +71,23 @@ class BuildError(RelockError):
 
 class GitRevisionError(RelockError):
     """A ``REV:PATH`` lock reference cannot be read with git."""
+
+
+class RegistryError(RelockError):
+    """An OCI/Docker registry cannot be reached, refused a request or sent bad bytes."""
+
+
+class StoreError(RelockError):
+    """A content store (an OCI layout, a registry repository, the blob cache) cannot be used."""
+
+
+class HashMismatchError(RelockError):
+    """Bytes fetched for a locked file do not have the sha256 the lock names."""
+
+
+class ArchiveError(RelockError):
+    """An APT archive cannot give a locked ``.deb`` or its index entry."""
+
+
+class DebNotFoundError(ArchiveError):
+    """No source has the locked version of a package."""

@@ -7,19 +7,25 @@ distributions come from the package index pip is configured to use.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relock import apt, pyenv
+from relock.debindex import DebEntry
 from relock.dockerfile import Dockerfile
 from relock.errors import BaseImageError, RelockError
 from relock.index import Index
 from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, PythonEnv
 from relock.rootfs import LayeredFS, RootFS
+
+if TYPE_CHECKING:
+    from relock.archive import Archive
 
 Progress = Callable[[str], None]
 
@@ -39,6 +45,8 @@ class Inventory:
     dists: tuple[pyenv.Distribution, ...]
     release_date: datetime | None
     warnings: tuple[str, ...] = ()
+    # The keyring files apt in the image trusts, by path (read with deb_lists).
+    keyrings: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +56,11 @@ class FreezeOptions:
     snapshot: str | None = None
     allow_local_base: bool = False
     index: Index | None = None
+    # Record each .deb's sha256 and pool filename: from the image's own APT
+    # lists, else from ``archive`` (the indexes of the image's sources). Verify
+    # and diff leave it off: they compare versions, and parsing lists is slow.
+    deb_entries: bool = False
+    archive: Archive | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,13 @@ def os_release(fs: RootFS) -> Distro | None:
                   codename=codename)
 
 
-def take_inventory(fs: RootFS, progress: Progress = _quiet) -> Inventory:
-    """Read distro, APT and Python facts from a file tree."""
+def take_inventory(fs: RootFS, progress: Progress = _quiet,
+                   deb_lists: bool = False) -> Inventory:
+    """Read distro, APT and Python facts from a file tree.
+
+    With ``deb_lists``, each package's .deb entry (sha256, filename) is taken
+    from the APT lists the image kept, if any.
+    """
     warnings: list[str] = []
     distro = os_release(fs)
     if distro is None:
@@ -90,17 +108,16 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet) -> Inventory:
     packages: list[AptPackage] = []
     sources: list[Any] = []
     release_date = None
+    keyrings: dict[str, bytes] = {}
     if apt.has_dpkg(fs):
         progress("reading the dpkg database")
         packages = apt.installed_packages(fs)
         sources = apt.sources(fs)
         release_date = apt.release_date(fs)
-        debs = apt.deb_hashes(fs)
-        if debs:
-            packages = [
-                AptPackage(**{**p.__dict__, "sha256": debs.get((p.name, p.version, p.arch), "")})
-                for p in packages
-            ]
+        if deb_lists:
+            debs = apt.deb_entries(fs, [(p.name, p.version, p.arch) for p in packages])
+            packages = [_with_deb(p, debs.get((p.name, p.version, p.arch))) for p in packages]
+            keyrings = apt.keyrings(fs, sources)
     else:
         warnings.append("no dpkg database: no APT packages recorded")
     progress("looking for Python environments")
@@ -113,7 +130,62 @@ def take_inventory(fs: RootFS, progress: Progress = _quiet) -> Inventory:
         dists=tuple(dists),
         release_date=release_date,
         warnings=tuple(warnings),
+        keyrings=keyrings,
     )
+
+
+def _with_deb(pkg: AptPackage, entry: DebEntry | None) -> AptPackage:
+    if entry is None:
+        return pkg
+    return dataclasses.replace(pkg, sha256=entry.sha256, filename=entry.filename)
+
+
+def locate_debs(inv: Inventory, options: FreezeOptions, created: datetime | None = None,
+                progress: Progress = _quiet) -> Inventory:
+    """``inv`` with the .deb entry of every APT package the image's lists did not have.
+
+    They come from the package indexes of the image's own sources, at the
+    lock's snapshot when the snapshot service answers, else live. Packages
+    found nowhere (installed from a local .deb, or gone from the archive)
+    keep empty fields and are named in a warning.
+    """
+    if not options.deb_entries or not inv.apt:
+        return inv
+    missing = [p for p in inv.apt if not p.sha256]
+    packages = {p.key: p for p in inv.apt}
+    warnings = list(inv.warnings)
+    if missing and options.archive is not None:
+        from relock.archive import SNAPSHOT_URLS
+
+        snapshot, _ = _snapshot(options, inv, created)
+        arches = Counter(p.arch for p in inv.apt if p.arch != "all")
+        native = arches.most_common(1)[0][0] if arches else "all"
+        progress(f"asking the image's APT sources for {len(missing)} .deb hashes")
+        archive = options.archive
+        hits, asked = archive.cache_hits, archive.requests_made
+        for arch in sorted({p.arch for p in missing} - {"all"} | {native}):
+            wanted = [(p.name, p.version, p.arch) for p in missing
+                      if p.arch == arch or (p.arch == "all" and arch == native)]
+            found = archive.deb_entries(
+                inv.sources, arch, wanted, snapshot=snapshot,
+                snapshot_url=SNAPSHOT_URLS.get(inv.distro.id), keyrings=inv.keyrings)
+            for p in missing:
+                entry = found.get((p.name, p.version, p.arch))
+                if entry is not None:
+                    packages[p.key] = _with_deb(p, entry)
+        located = sum(1 for p in missing if packages[p.key].sha256)
+        progress(f".deb hashes of {located}/{len(missing)} packages: "
+                 f"{archive.cache_hits - hits} cached answers, "
+                 f"{archive.requests_made - asked} archive requests")
+        warnings += [w for w in archive.warnings if w not in warnings]
+    unknown = sorted(f"{p.name}={p.version}" for p in packages.values() if not p.sha256)
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more"
+                                           if len(unknown) > 10 else "")
+        why = ("--no-archive: the archive was not asked" if options.archive is None
+               else "in no package index of the image's sources")
+        warnings.append(f"no .deb sha256 for {len(unknown)} APT packages ({why}): {shown}")
+    return dataclasses.replace(inv, apt=tuple(packages.values()), warnings=tuple(warnings))
 
 
 def _snapshot(options: FreezeOptions, inv: Inventory,
@@ -160,7 +232,8 @@ def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
     snapshot, snapshot_from = _snapshot(options, inv, created)
     return Lock(
         input=Input(dockerfile=dockerfile.path if dockerfile else "",
-                    sha256=dockerfile.sha256 if dockerfile else ""),
+                    sha256=dockerfile.sha256 if dockerfile else "",
+                    build_args=dict(dockerfile.build_args) if dockerfile else {}),
         distro=inv.distro,
         platform=platform,
         snapshot=snapshot,
@@ -178,7 +251,8 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
     """Freeze a plain folder tree (a debootstrap output, an unpacked image)."""
     if not root.is_dir():
         raise RelockError(f"{root}: not a folder")
-    inv = take_inventory(LayeredFS([root]), progress)
+    inv = take_inventory(LayeredFS([root]), progress, deb_lists=options.deb_entries)
+    inv = locate_debs(inv, options, progress=progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=_host_platform(),
                                options=options, progress=progress)
     return FreezeResult(lock, inv.warnings)
@@ -286,7 +360,8 @@ def freeze_image(client: Any, ref: str, dockerfile: Dockerfile | None, options: 
         bases, warnings = pin_bases(client, dockerfile, options.allow_local_base, built=image)
     progress(f"reading the files of {ref} ({image.id[:19]})")
     with engine.image_rootfs(client, image) as fs:
-        inv = take_inventory(fs, progress)
+        inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
+    inv = locate_debs(inv, options, _created(image), progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
                                platform=engine.platform(image), options=options,
                                created=_created(image), progress=progress)

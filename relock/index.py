@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -213,7 +213,7 @@ class Index:
             self.requests_made += 1
         if url.startswith("file://"):
             return self._local_files(index, name)
-        body, ctype = self._fetch(url, index, name)
+        body, ctype, _ = self._fetch(url, index, name)
         where = f"package index {_redact(index)}"
         if "json" in ctype:
             return _parse_json(body, f"{where} for {name}")
@@ -232,8 +232,11 @@ class Index:
                               f"{e.strerror or e}") from None
         return _parse_html(text, f"package index {index} for {name}")
 
-    def _fetch(self, url: str, index: str, name: str) -> tuple[bytes, str]:
-        """The body and Content-Type of ``url``, all of it within the time-out."""
+    def _fetch(self, url: str, index: str, name: str) -> tuple[bytes, str, str]:
+        """The body, Content-Type and final URL of ``url``, all within the time-out.
+
+        A 404 is ``(b"", "", url)``: the project is not on that index.
+        """
         import time
 
         import requests
@@ -257,7 +260,7 @@ class Index:
                               f"{self._scrub(_short(e))}") from None
         with resp:
             if resp.status_code == 404:
-                return b"", ""
+                return b"", "", url
             if resp.status_code >= 400:
                 raise IndexError_(
                     f"package index {shown} answered HTTP {resp.status_code} for {name}")
@@ -286,7 +289,7 @@ class Index:
             except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
                 raise IndexError_(f"package index {shown} broke off its answer for {name}: "
                                   f"{self._scrub(_short(e))}") from None
-            return b"".join(chunks), resp.headers.get("Content-Type", "")
+            return b"".join(chunks), resp.headers.get("Content-Type", ""), str(resp.url)
 
     def _scrub(self, text: str) -> str:
         """``text`` without any of the configured indexes' passwords."""
@@ -299,14 +302,11 @@ class Index:
 
     def hashes(self, name: str, version: str) -> tuple[str, ...]:
         """``sha256:...`` of every file of ``name==version`` on the configured indexes."""
-        name = str(canonicalize_name(name))
-        # The name goes into a URL and, for a file:// index, a path: only a
-        # PEP 503 name may (an image can hold a dist-info named "%2e%2e/...").
-        for grammar, value in (("pep503-name", name), ("pep440-version", version)):
-            wrong = problem(grammar, value)
-            if wrong:
-                raise IndexError_(f"a distribution in the image: {show(value)} {wrong}; "
-                                  "not asking the package index about it")
+        name = _checked_name(str(canonicalize_name(name)))
+        wrong = problem("pep440-version", version)
+        if wrong:
+            raise IndexError_(f"a distribution in the image: {show(version)} {wrong}; "
+                              "not asking the package index about it")
         cached = self._cache_get(name, version)
         if cached is not None:
             with self._lock:
@@ -346,6 +346,50 @@ class Index:
                     progress(done, len(todo))
         return out
 
+    def links(self, name: str) -> list[IndexLink]:
+        """Every file of project ``name`` on the configured indexes, with its URL."""
+        name = _checked_name(str(canonicalize_name(name)))
+        out: list[IndexLink] = []
+        for index in self.config.urls:
+            url = index.rstrip("/") + "/" + name + "/"
+            with self._lock:
+                self.requests_made += 1
+            if url.startswith("file://"):
+                page = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)) / "index.html"
+                if page.is_file():
+                    out += _html_links(page.read_text("utf-8", "replace"), url)
+                continue
+            body, ctype, final = self._fetch(url, index, name)
+            if not ctype and not body:
+                continue  # 404: not on this index
+            if "json" in ctype:
+                where = f"package index {_redact(index)} for {name}"
+                out += _json_links(_load_json(body, where), final)
+            else:
+                out += _html_links(body.decode("utf-8", "replace"), final)
+        return out
+
+    def open(self, url: str) -> tuple[BinaryIO, int | None]:
+        """A stream of the file at ``url`` (from ``links``) and its length if known."""
+        import requests
+
+        if url.startswith("file://"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+            try:
+                return path.open("rb"), path.stat().st_size
+            except OSError as e:
+                raise IndexError_(f"{path}: cannot read: {e.strerror}") from None
+        try:
+            resp = self._session().get(url, stream=True, timeout=self.config.timeout)
+        except requests.RequestException as e:
+            raise IndexError_(f"cannot download {_redact(url)}: {_short(e)}") from None
+        if resp.status_code >= 400:
+            resp.close()
+            raise IndexError_(f"cannot download {_redact(url)}: HTTP {resp.status_code}")
+        length = resp.headers.get("Content-Length")
+        resp.raw.decode_content = True
+        return resp.raw, int(length) if length and length.isdigit() else None
+
     # -- cache -----------------------------------------------------------
     def _cache_path(self, name: str, version: str) -> Path | None:
         if self.cache_dir is None:
@@ -379,12 +423,29 @@ class Index:
             pass  # a cache that cannot be written only costs time
 
 
-def _parse_json(body: bytes, where: str) -> list[tuple[str, str]]:
-    """(filename, sha256) of a PEP 691 project page; a malformed page is one line."""
+def _checked_name(name: str) -> str:
+    """``name`` if it is a PEP 503 name, which alone may go into a URL or a path.
+
+    An image can hold a dist-info that calls itself ``%2e%2e/...``; as a
+    file:// index's folder name that would read outside the index.
+    """
+    wrong = problem("pep503-name", name)
+    if wrong:
+        raise IndexError_(f"a distribution in the image: {show(name)} {wrong}; "
+                          "not asking the package index about it")
+    return name
+
+
+def _load_json(body: bytes, where: str) -> Any:
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):
         raise IndexError_(f"{where}: the answer is not valid JSON") from None
+
+
+def _parse_json(body: bytes, where: str) -> list[tuple[str, str]]:
+    """(filename, sha256) of a PEP 691 project page; a malformed page is one line."""
+    data = _load_json(body, where)
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list):
         raise IndexError_(f"{where}: the answer is not a PEP 691 project page "
@@ -425,6 +486,52 @@ def _digest(value: Any, where: str) -> str:
     if problem("sha256-hex", text):
         raise IndexError_(f"{where}: {show(str(value))} is not a sha256 digest")
     return text
+
+
+@dataclass(frozen=True)
+class IndexLink:
+    """One file on an index page."""
+
+    filename: str
+    url: str
+    sha256: str
+    requires_python: str = ""
+
+
+def _json_links(data: Any, page: str) -> list[IndexLink]:
+    files = data.get("files", []) if isinstance(data, dict) else []
+    out = []
+    for f in files if isinstance(files, list) else []:
+        if not isinstance(f, dict) or f.get("yanked") or not isinstance(f.get("filename"), str):
+            continue
+        hashes: dict[str, Any] = f["hashes"] if isinstance(f.get("hashes"), dict) else {}
+        out.append(IndexLink(f["filename"], urllib.parse.urljoin(page, str(f.get("url", ""))),
+                             str(hashes.get("sha256", "")), str(f.get("requires-python") or "")))
+    return out
+
+
+class _FileLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            found = dict(attrs)
+            if found.get("href") and found.get("data-yanked") is None:
+                self.links.append((found["href"] or "", found.get("data-requires-python") or ""))
+
+
+def _html_links(text: str, page: str) -> list[IndexLink]:
+    parser = _FileLinks()
+    parser.feed(text)
+    out = []
+    for href, requires in parser.links:
+        url, _, fragment = href.partition("#")
+        digest = dict(p.partition("=")[::2] for p in fragment.split("&")).get("sha256", "")
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        out.append(IndexLink(filename, urllib.parse.urljoin(page, url), digest, requires))
+    return out
 
 
 def _redact(url: str) -> str:

@@ -52,7 +52,8 @@ def compare(locked: Lock, found: Lock) -> list[Drift]:
     """
     from relock.diff import diff_locks
 
-    result = diff_locks(locked, found, only=("apt", "pip"), compare_base=False)
+    # Build stages' entries are for the locked view; the image holds the final stage.
+    result = diff_locks(locked.final(), found.final(), only=("apt", "pip"), compare_base=False)
     drift: list[Drift] = []
     for label, value in (("distro", result.distro), ("platform", result.platform)):
         if value is not None:

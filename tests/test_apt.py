@@ -10,6 +10,7 @@ import lz4.frame
 import pytest
 
 from relock import apt
+from relock.debindex import DebEntry
 from relock.errors import InventoryError
 from relock.lockfile import AptSource
 from relock.rootfs import LayeredFS
@@ -136,8 +137,10 @@ def test_sources_from_every_file(tmp_path: Path) -> None:
                                                     "http://m/b"]
 
 
-def test_release_date_and_deb_hashes(tmp_path: Path) -> None:
-    packages = "Package: tini\nVersion: 0.19\nArchitecture: amd64\nSHA256: abc\n\n"
+def test_release_date_and_deb_entries(tmp_path: Path) -> None:
+    packages = ("Package: tini\nVersion: 0.19\nArchitecture: amd64\n"
+                "Filename: pool/main/t/tini/tini_0.19_amd64.deb\nSize: 9\n"
+                f"SHA256: {'a' * 64}\n\n")
     fs = tree(tmp_path, {
         "/var/lib/apt/lists/m_debian_dists_trixie_InRelease":
             "-----BEGIN PGP SIGNED MESSAGE-----\n\nOrigin: Debian\n"
@@ -150,8 +153,12 @@ def test_release_date_and_deb_hashes(tmp_path: Path) -> None:
             lz4.frame.compress(packages.replace("tini", "less").encode()),
     })
     assert apt.release_date(fs) == datetime(2025, 11, 10, 20, 21, 55, tzinfo=UTC)
-    assert apt.deb_hashes(fs) == {("tini", "0.19", "amd64"): "abc",
-                                  ("less", "0.19", "amd64"): "abc"}
+    wanted = [("tini", "0.19", "amd64"), ("less", "0.19", "amd64"), ("bash", "5", "amd64")]
+    found = apt.deb_entries(fs, wanted)
+    assert sorted(found) == [("less", "0.19", "amd64"), ("tini", "0.19", "amd64")]
+    assert found[("tini", "0.19", "amd64")] == DebEntry(
+        "pool/main/t/tini/tini_0.19_amd64.deb", "a" * 64, 9)
+    assert apt.deb_entries(fs, []) == {}
 
 
 def test_snapshot_ids_round_trip() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from relock.build import explain_failure
+from relock.view import Misses
 
 PIP_MISMATCH = """\
 ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have \
@@ -16,22 +17,45 @@ contents carefully; someone may have tampered with them.
 """
 
 
-def test_missing_apt_version_names_package_version_and_snapshot() -> None:
+def test_locked_version_missing_names_package_and_version() -> None:
     log = "Reading package lists...\nE: Version '1.0' for 'relock-hello' was not found\n"
-    assert explain_failure(log, "20260101T000000Z") == (
-        "locked APT package version not in the snapshot 20260101T000000Z: relock-hello 1.0; "
-        "re-freeze, or render against a snapshot that has it (--apt-snapshot-url)")
+    line = explain_failure(log)
+    assert line is not None
+    assert line.startswith("APT package version not in the lock: relock-hello 1.0;")
 
 
-def test_package_gone_altogether() -> None:
+def test_unlocked_apt_package_is_named() -> None:
     line = explain_failure("E: Unable to locate package relock-hello\n")
-    assert line is not None and "relock-hello" in line and "the archive" in line
+    assert line == ("APT package relock-hello is not in the lock; the build installs what "
+                    "the frozen image did not have: re-freeze")
+
+
+def test_pip_version_not_in_the_lock() -> None:
+    log = ("ERROR: Could not find a version that satisfies the requirement six==1.16.0 "
+           "(from versions: 1.17.0)\nERROR: No matching distribution found for six==1.16.0\n")
+    line = explain_failure(log)
+    assert line is not None and line.startswith("six==1.16.0 is not in the lock (it has 1.17.0)")
+
+
+def test_pip_package_the_view_was_asked_for() -> None:
+    misses = Misses()
+    misses.add_pip("click")
+    log = "ERROR: No matching distribution found for click\n"
+    line = explain_failure(log.replace("click", "click"), misses)
+    assert line is not None and line.startswith("Python package click is not in the lock")
+
+
+def test_mismatch_seen_by_the_view_wins() -> None:
+    misses = Misses()
+    misses.add_mismatch("six-1.17.0-py2.py3-none-any.whl from the index does not match the lock")
+    line = explain_failure("anything", misses)
+    assert line is not None and "six-1.17.0" in line and "refusing" in line
 
 
 def test_tampered_wheel() -> None:
     line = explain_failure(PIP_MISMATCH)
     assert line is not None
-    assert line.startswith("relocktest-probe==1.0 downloaded from the index does not match")
+    assert line.startswith("relocktest-probe==1.0 does not match the lock")
     assert "1111111111111111" in line and "3333333333333333" in line
 
 

@@ -30,7 +30,7 @@ def test_heredoc_is_one_instruction() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("RUN true\n", "has no FROM"),
-    ("FROM $NOPE\n", "uses an ARG with no default"),
+    ("FROM $NOPE\n", "FROM uses ARG NOPE, which has no default"),
 ])
 def test_bad_dockerfiles(text: str, message: str) -> None:
     with pytest.raises(DockerfileError, match=message):

@@ -1,154 +1,241 @@
-"""``relock render``, ``relock build`` and ``relock verify``."""
+"""``relock render``, ``relock build``, ``relock serve`` and ``relock verify``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from relock.cli.common import (
-    apt_options,
     build_arg_option,
     cli,
     default_lock,
-    dockerfile_option,
     lock_option,
     progress,
     user_errors,
 )
 from relock.errors import EXIT_DIFFERS, BuildError
 
+if TYPE_CHECKING:
+    from relock.dockerfile import Dockerfile
+    from relock.lockfile import Lock
+    from relock.rebuild import RebuildOptions
 
-def _render(dockerfile: Path, lock_path: Path, build_args: dict[str, str], apt_live: bool,
-            apt_snapshot_url: str | None, apt_snapshot_style: str, force: bool) -> Any:
+RENDERED_NAME = "Dockerfile.relock"
+
+
+def template_option(f: Any) -> Any:
+    return click.option(
+        "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
+        help="The Dockerfile template. [default: the one the lock was frozen from, "
+             "else Dockerfile.in]",
+    )(f)
+
+
+def _load(dockerfile: Path | None, lock_path: Path,
+          build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
+    """The lock, the template (parsed with the lock's build arguments), those arguments."""
     from relock import dockerfile as df
-    from relock import lockfile, render
+    from relock import lockfile
+    from relock.rebuild import effective_build_args
 
     lock = lockfile.read(lock_path)
-    parsed = df.load(dockerfile, build_args)
-    options = render.RenderOptions(apt_mode="live" if apt_live else "snapshot",
-                                   snapshot_url=apt_snapshot_url,
-                                   snapshot_style=apt_snapshot_style, force=force,
-                                   lock_path=str(lock_path))
-    return lock, render.render(parsed, lock, options)
+    if dockerfile is None:
+        recorded = Path(lock.input.dockerfile) if lock.input.dockerfile else None
+        dockerfile = recorded if recorded is not None and recorded.is_file() \
+            else Path("Dockerfile.in")
+    args = effective_build_args(lock, build_args)
+    return lock, df.load(dockerfile, args), args
 
 
-def _write_rendered(rendered: Any, output: Path) -> None:
-    """Write the pinned Dockerfile and relock.d/ beside it, each atomically."""
-    import shutil
+def _apt_options(f: Any) -> Any:
+    f = click.option(
+        "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
+        help="Another archive to fetch locked .debs from, after the snapshot and the "
+             "image's own sources (repeatable). Every file is checked against the lock.",
+    )(f)
+    f = click.option(
+        "--apt-snapshot-url", metavar="URL",
+        help="Base URL of the snapshot archive; the archive name (debian, "
+             "debian-security, ubuntu) and snapshot id are appended. "
+             "[default: the distro's snapshot service]",
+    )(f)
+    f = click.option(
+        "--apt-live", is_flag=True,
+        help="Do not ask the snapshot service: fetch locked .debs from the image's own "
+             "sources (they keep a version until it is superseded).",
+    )(f)
+    f = click.option(
+        "--view-port", type=click.IntRange(0, 65535), default=None,
+        help="Loopback port of the locked view (0: any free port; a fixed port lets the "
+             "engine's build cache match earlier builds). [default: 7780]",
+    )(f)
+    return click.option(
+        "--force", is_flag=True,
+        help="Use the lock even if it was frozen from another version of the template.",
+    )(f)
 
-    from relock.lockfile import atomic_write_text
-    from relock.render import SUPPORT_DIR
 
-    support = output.parent / SUPPORT_DIR
-    staging = output.parent / f".{SUPPORT_DIR}.new"
-    shutil.rmtree(staging, ignore_errors=True)
-    for name, text in rendered.files.items():
-        path = staging / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    shutil.rmtree(support, ignore_errors=True)
-    staging.rename(support)
-    atomic_write_text(output, rendered.dockerfile)
+def _rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
+                     apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
+                     **extra: Any) -> RebuildOptions:
+    from relock.rebuild import RebuildOptions
+    from relock.render import DEFAULT_VIEW_PORT
+
+    return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
+                          snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
+                          view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
+                          force=force, **extra)
 
 
 @cli.command("render")
-@dockerfile_option
+@template_option
 @lock_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the pinned Dockerfile; relock.d/ goes beside it. "
-                   "[default: Dockerfile beside Dockerfile.in]")
-@apt_options
+              help=f"Where to write the pinned Dockerfile. [default: {RENDERED_NAME} beside "
+                   "the template]")
+@click.option("--view-url", metavar="URL",
+              help="Where the build will reach the locked view (`relock serve`). "
+                   "[default: http://127.0.0.1:7780]")
 @build_arg_option
-def render_cmd(dockerfile: Path, lock_path: Path | None, output: Path | None,
-               apt_live: bool, apt_snapshot_url: str | None, apt_snapshot_style: str,
-               force: bool, build_args: dict[str, str]) -> None:
-    """Write the pinned Dockerfile for Dockerfile.in and a lock.
+@click.option("--force", is_flag=True,
+              help="Use the lock even if it was frozen from another version of the template.")
+def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | None,
+               view_url: str | None, build_args: dict[str, str], force: bool) -> None:
+    """Write the pinned Dockerfile for another builder.
 
-    Every FROM is pinned to its locked digest; APT reads the dated snapshot
-    of the image's own sources (or, with --apt-live, the live ones) with
-    every locked package pinned to its version; pip installs each
-    environment's locked set with --require-hashes. Support files go to
-    relock.d/ beside the output, which must be in the build context.
+    Every FROM is pinned to its locked digest and every RUN is pointed at
+    the locked view, which `relock serve` runs on loopback: APT, pip and uv
+    then see only the lock's packages, each checked against the lock. The
+    template is never overwritten. `relock build` does all of this itself;
+    render is for builds that relock does not drive.
 
     \b
     Example:
-      relock render --lock locks/sci.lock -o Dockerfile
-      docker build -f Dockerfile .     # any builder works
+      relock render --lock locks/sci.lock            # -> Dockerfile.relock
+      relock serve --lock locks/sci.lock &           # the locked view
+      docker build --network host -f Dockerfile.relock .
     """
+    from relock import render
+    from relock.lockfile import atomic_write_text
+
     lock_path = default_lock(lock_path)
-    out = output or dockerfile.parent / "Dockerfile"
     with user_errors():
-        _, rendered = _render(dockerfile, lock_path, build_args, apt_live, apt_snapshot_url,
-                              apt_snapshot_style, force)
-        _write_rendered(rendered, out)
-    click.echo(f"wrote {out} and {out.parent / 'relock.d'}/")
+        lock, parsed, _ = _load(dockerfile, lock_path, build_args)
+        template = Path(parsed.path)
+        out = output or template.parent / RENDERED_NAME
+        if out.resolve() == template.resolve():
+            raise click.UsageError(f"-o {out} is the template itself; name another file")
+        rendered = render.render(parsed, lock, render.RenderOptions(
+            view_url=view_url or render.DEFAULT_VIEW_URL, force=force,
+            lock_path=str(lock_path)))
+        atomic_write_text(out, rendered.dockerfile)
+    click.echo(f"wrote {out}")
+
+
+@cli.command("serve")
+@lock_option
+@_apt_options
+def serve_cmd(lock_path: Path | None, apt_live: bool, apt_snapshot_url: str | None,
+              apt_mirrors: tuple[str, ...], view_port: int | None, force: bool) -> None:
+    """Serve the locked view on loopback until interrupted.
+
+    Fetches the locked .deb files the base images do not hold (checked
+    against the lock, cached), then serves them as an APT repository and
+    the locked Python files as a package index, for a Dockerfile made by
+    `relock render`. Stop it with Ctrl-C.
+    """
+    import signal
+    import threading
+
+    from relock import engine, lockfile, rebuild
+
+    lock_path = default_lock(lock_path)
+    options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
+                               view_port, force)
+    with user_errors():
+        lock = lockfile.read(lock_path)
+        installed = rebuild.installed_in_bases(engine.connect(), lock, progress)
+        view = rebuild.prepare_view(lock, installed, options, progress)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with rebuild.serve_view(view, options.view_port, progress) as server:
+            click.echo(server.url, nl=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    if view.misses.pip:
+        progress(f"asked for but not in the lock: {', '.join(sorted(view.misses.pip))}")
 
 
 @cli.command("build")
-@dockerfile_option
+@template_option
 @lock_option
 @click.option("-t", "--tag", help="Name the built image.")
 @click.option("--platform", help="Target platform, e.g. linux/amd64.")
 @click.option("--context", type=click.Path(file_okay=False, path_type=Path),
-              help="Build context. [default: the folder of Dockerfile.in]")
+              help="Build context. [default: the template's folder]")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")
 @click.option("--no-verify", is_flag=True, help="Skip checking the image against the lock.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
-@apt_options
+@_apt_options
 @build_arg_option
-def build_cmd(dockerfile: Path, lock_path: Path | None, tag: str | None, platform: str | None,
-              context: Path | None, no_cache: bool, no_verify: bool, quiet: bool,
-              apt_live: bool, apt_snapshot_url: str | None, apt_snapshot_style: str,
-              force: bool, build_args: dict[str, str]) -> None:
-    """Render the pinned Dockerfile, build it, and verify the image.
+def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
+              platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
+              quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
+              apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
+              build_args: dict[str, str]) -> None:
+    """Rebuild the template pinned to a lock, and verify the image.
 
-    The build runs through the engine with host networking; its log streams
-    to stderr. A lock frozen from another Dockerfile.in is refused unless
-    --force. Exit 0 when the image matches the lock, 1 when the build failed
-    or the image drifted, 2 on bad input or an unreachable engine.
+    The template is built as written, layer by layer, with every FROM
+    pinned to its locked digest, and every RUN's APT, pip and uv seeing only
+    the lock's packages (the locked view, on loopback; each file checked
+    against the lock). A package the lock does not have fails the build with
+    its name. Nothing is written into the context or the image. Build
+    arguments recorded in the lock apply unless given again.
+
+    Exit 0 when the image matches the lock, 1 when the build failed or the
+    image drifted, 2 on bad input or an unreachable engine.
 
     \b
     Example:
       relock build --lock locks/sci.lock -t sci:pinned
     """
-    from relock import build as builder
-    from relock import engine
+    from relock import engine, rebuild
 
     lock_path = default_lock(lock_path)
-    ctx = context or dockerfile.parent
-    out = ctx / "Dockerfile"
+    options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
+                               view_port, force, tag=tag, platform=platform,
+                               nocache=no_cache)
+
+    def log(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
     with user_errors():
-        lock, rendered = _render(dockerfile, lock_path, build_args, apt_live, apt_snapshot_url,
-                                 apt_snapshot_style, force)
-        _write_rendered(rendered, out)
-        progress(f"wrote {out}; building")
+        lock, parsed, args = _load(dockerfile, lock_path, build_args)
+        ctx = context or Path(parsed.path).parent
         client = engine.connect()
-
-        def log(line: str) -> None:
-            if not quiet:
-                click.echo(line, err=True)
-
         try:
-            result = builder.build(client, ctx, out.name, tag=tag, build_args=build_args,
-                                   platform=platform, nocache=no_cache, log=log,
-                                   snapshot="" if apt_live else lock.snapshot)
+            result = rebuild.rebuild(client, parsed, lock, ctx, options, args, log=log,
+                                     progress=progress)
         except BuildError as e:
             if e.log_tail:
                 click.echo("relock: the build log ends with:", err=True)
                 click.echo(e.log_tail, err=True)
             raise
-        progress(f"built {tag or result.image_id[:19]}")
+        image = tag or result.image_id
+        progress(f"built {image}")
         if no_verify:
-            click.echo(tag or result.image_id)
+            click.echo(image)
             return
-        drift = _verify(client, tag or result.image_id, lock)
-    _report(drift, tag or result.image_id, str(lock_path), as_json=False)
+        drift = _verify(client, image, lock)
+    _report(drift, image, str(lock_path), as_json=False)
 
 
-def _verify(client: Any, ref: str, lock: Any) -> list[Any]:
+def _verify(client: Any, ref: str, lock: Lock) -> list[Any]:
     from relock import engine
     from relock import freeze as fz
     from relock.verify import check_base, compare
@@ -192,3 +279,4 @@ def verify_cmd(image: str, lock_path: Path | None, as_json: bool) -> None:
         lock = lockfile.read(lock_path)
         drift = _verify(engine.connect(), image, lock)
     _report(drift, image, str(lock_path), as_json)
+

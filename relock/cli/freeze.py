@@ -36,20 +36,43 @@ from relock.cli.common import (
               help="Lock a base image that has no registry digest by its image ID "
                    "(other hosts cannot reproduce that).")
 @click.option("--no-index", is_flag=True,
-              help="Do not ask the package index for hashes (the lock then cannot "
-                   "drive a --require-hashes build).")
+              help="Do not ask the Python package index for hashes (the lock then cannot "
+                   "drive a --require-hashes build). APT is not affected.")
+@click.option("--no-archive", is_flag=True,
+              help="Do not ask the image's APT sources for the .deb sha256 and pool path of "
+                   "packages its own APT lists do not record; those entries stay empty.")
+@click.option("--context", type=click.Path(file_okay=False, path_type=Path),
+              help="The build context IMAGE was built from, to read its build stages "
+                   "from the build cache. [default: the template's folder]")
+@click.option("--final-only", is_flag=True,
+              help="Do not record what build stages installed (a pinned build of a "
+                   "template whose stages install packages then fails).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @build_arg_option
 def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str | None,
            rootfs: Path | None, snapshot: str | None, allow_local_base: bool,
-           no_index: bool, as_json: bool, build_args: dict[str, str]) -> None:
+           no_index: bool, no_archive: bool, context: Path | None, final_only: bool,
+           as_json: bool,
+           build_args: dict[str, str]) -> None:
     """Read IMAGE's files into a lock file.
 
     Records the base image digests of Dockerfile.in's FROM lines, the distro,
     the APT sources and snapshot time, every dpkg package (name, version,
-    arch) and every pip-installed distribution with the sha256 of its files
-    on the package index pip is configured to use. Nothing in the image is
-    run. The lock is written atomically: on any error the old one stays.
+    arch, with the sha256 and pool path of its .deb) and every pip-installed
+    distribution with the sha256 of its files on the package index pip is
+    configured to use. Build stages that run something are built again from
+    the engine's build cache (--target) and what they hold beyond the final
+    image is recorded too, so that a pinned build can offer it. Nothing in
+    the image is run. The lock is written atomically: on any error the old
+    one stays.
+
+    The .deb hashes come from the APT lists the image kept; without them,
+    from the Packages indexes of the image's own sources (at the snapshot
+    when the snapshot service answers, else live), each Release checked
+    with the image's own keys (gpgv) as apt would, cached under
+    ~/.cache/relock/apt. Packages found in no index (a local .deb) keep
+    empty fields and are named in a warning. --no-index and --no-archive are
+    independent: one is about the Python index, the other about APT.
 
     \b
     Examples:
@@ -59,6 +82,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     """
     from relock import dockerfile as df
     from relock import freeze as fz
+    from relock.archive import Archive
+    from relock.archive import default_cache_dir as apt_cache_dir
     from relock.files import writable_target
     from relock.index import Index, default_cache_dir, pip_config
     from relock.lockfile import write
@@ -74,13 +99,21 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         else:
             parsed = None
         index = None if no_index else Index(pip_config(), default_cache_dir())
+        archive = None if no_archive else Archive(apt_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
-                                   index=index)
+                                   index=index, deb_entries=True, archive=archive)
         if rootfs is not None:
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
         else:
             assert parsed is not None and image is not None
-            result = fz.freeze_image(connect_engine(), image, parsed, options, progress)
+            client = connect_engine()
+            result = fz.freeze_image(client, image, parsed, options, progress)
+            if not final_only:
+                from relock.stages import freeze_stages
+
+                staged = freeze_stages(client, parsed, context or dockerfile.parent,
+                                       result.lock, options, progress)
+                result = fz.FreezeResult(staged, result.warnings)
         for line in result.warnings:
             warn(line)
         write(result.lock, out, image=image or f"--rootfs {rootfs}")

@@ -13,6 +13,14 @@ and serves two views of one archive from a threaded HTTP server on
 Like the snapshot service, ``/archive/<name>/<ts>/`` answers from the newest
 snapshot whose id is at or before ``ts``. Release files are not signed: the
 sources that use them say ``[trusted=yes]``.
+
+With ``gnupghome`` (see ``make_key``), each Release is also signed, as
+``InRelease`` and ``Release.gpg``.
+
+Faults for tests of clients: ``archive.faults`` answers requests under a path
+with an error status (429 with ``Retry-After``, 503, ...) a number of times
+before the real answer, and ``closed_url()`` is a loopback URL nothing
+listens on (connection refused). ``archive.requests`` logs every path asked.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ import gzip
 import http.server
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -45,6 +54,36 @@ class Deb:
     @property
     def filename(self) -> str:
         return f"{self.name}_{self.version}_all.deb"
+
+
+@dataclass
+class Fault:
+    """Answer ``times`` requests whose path starts with ``prefix`` with ``status``."""
+
+    prefix: str
+    status: int = 429
+    times: int = 1
+    retry_after: str | None = None
+    hits: int = 0
+    answered: list[str] = field(default_factory=list)
+
+
+def closed_url() -> str:
+    """An http URL on loopback where nothing listens: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def make_key(home: Path, name: str = "relock test archive") -> bytes:
+    """A new signing key in the GnuPG home ``home``; returns its public key (binary)."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback",
+           "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", name, "ed25519", "sign", "never"], check=True,
+                   capture_output=True)
+    return subprocess.run([*gpg, "--export", name], check=True, capture_output=True).stdout
 
 
 def build_deb(deb: Deb, out_dir: Path) -> Path:
@@ -85,8 +124,9 @@ class AptArchive:
     """One archive (``name``, one suite, one component) with dated snapshots."""
 
     def __init__(self, root: Path, name: str = "relocktest", suite: str = "stable",
-                 component: str = "main") -> None:
+                 component: str = "main", gnupghome: Path | None = None) -> None:
         self.root = root
+        self.gnupghome = gnupghome
         self.name = name
         self.suite = suite
         self.component = component
@@ -95,6 +135,26 @@ class AptArchive:
         self.debs = root / "debs"
         self.debs.mkdir(parents=True, exist_ok=True)
         self.server: ArchiveServer | None = None
+        self.faults: list[Fault] = []
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+
+    def fault(self, prefix: str, status: int = 429, times: int = 1,
+              retry_after: str | None = None) -> Fault:
+        """Make the next ``times`` requests under ``prefix`` answer ``status``."""
+        fault = Fault(prefix, status, times, retry_after)
+        self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            self.requests.append(path)
+            for fault in self.faults:
+                if path.startswith(fault.prefix) and fault.hits < fault.times:
+                    fault.hits += 1
+                    fault.answered.append(path)
+                    return fault
+        return None
 
     # -- layout -----------------------------------------------------------
     @property
@@ -167,6 +227,12 @@ class AptArchive:
         release = re.sub(r"^Date: .*$", f"Date: {format_datetime(date, usegmt=True)}",
                          release, count=1, flags=re.MULTILINE)
         (dist / "Release").write_text(release)
+        if self.gnupghome is not None:
+            gpg = ["gpg", "--homedir", str(self.gnupghome), "--batch", "--yes", "--quiet"]
+            subprocess.run([*gpg, "--clearsign", "-o", "InRelease", "Release"], cwd=dist,
+                           check=True, capture_output=True)
+            subprocess.run([*gpg, "--armor", "--detach-sign", "-o", "Release.gpg", "Release"],
+                           cwd=dist, check=True, capture_output=True)
         old = top.with_name(f".{top.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         top.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +269,17 @@ class AptArchive:
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     archive: AptArchive
+
+    def do_GET(self) -> None:
+        fault = self.archive._take_fault(urllib.parse.urlsplit(self.path).path)
+        if fault is None:
+            super().do_GET()
+            return
+        self.send_response(fault.status)
+        if fault.retry_after is not None:
+            self.send_header("Retry-After", fault.retry_after)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def translate_path(self, path: str) -> str:
         parts = urllib.parse.unquote(urllib.parse.urlsplit(path).path).split("/")
@@ -245,13 +322,14 @@ class ArchiveServer:
 
 
 @contextlib.contextmanager
-def serve(root: Path, name: str = "relocktest") -> Iterator[AptArchive]:
+def serve(root: Path, name: str = "relocktest",
+          gnupghome: Path | None = None) -> Iterator[AptArchive]:
     """An empty archive under ``root``, served until the block ends.
 
     Use it as a context manager in a fixture of the scope the archive should
     live for (tests/e2e/test_build_faults.py keeps one per module).
     """
-    archive = AptArchive(root, name=name)
+    archive = AptArchive(root, name=name, gnupghome=gnupghome)
     server = ArchiveServer(archive)
     archive.server = server
     server.start()

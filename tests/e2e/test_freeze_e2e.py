@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tarfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +290,32 @@ def test_rootfs_corrupt_dpkg_status(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "corrupt dpkg" in r.stderr or "not a text file" in r.stderr
     assert not out.exists()
+
+
+def test_every_apt_entry_names_its_deb_in_the_real_archive(client: Any, tmp_path: Path) -> None:
+    """An image without APT lists: hashes come from its sources' indexes (issue 9)."""
+    from relock.archive import Archive
+
+    image = "debian:trixie-slim"
+    assert run_in(client, image, ["sh", "-c", "ls /var/lib/apt/lists | grep -c Packages || :"]
+                  ).strip() == "0"
+    options = FreezeOptions(index=None, deb_entries=True, archive=Archive(tmp_path))
+    result = freeze_image(client, image, None, options)
+    apt = result.lock.apt
+    assert apt and not [w for w in result.warnings if "no .deb sha256" in w], result.warnings
+    assert not [w for w in result.warnings if "signature" in w or "gpgv" in w], result.warnings
+    for p in apt:
+        assert len(p.sha256) == 64 and int(p.sha256, 16) >= 0, p
+        assert p.filename.startswith("pool/") and p.filename.endswith(".deb"), p
+    # The truth, from apt itself: the URI and SHA256 apt would download each one with.
+    pins = [f"{p.name}:{p.arch}={p.version}" if p.arch != "all" else f"{p.name}={p.version}"
+            for p in apt[:40]]
+    out = run_in(client, image, ["sh", "-c", "apt-get update -qq >/dev/null && "
+                                 "apt-get download --print-uris " + " ".join(pins)])
+    said = {}
+    for line in out.splitlines():
+        url, _, _, digest = line.split()
+        path = urllib.parse.unquote(url.strip("'")).split("/pool/", 1)[1]
+        said[path] = digest.removeprefix("SHA256:")
+    assert len(said) == len(pins)
+    assert {p.filename.removeprefix("pool/"): p.sha256 for p in apt[:40]} == said

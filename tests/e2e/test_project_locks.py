@@ -64,7 +64,7 @@ def releases(client: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str
     old_ctx = tmp_path_factory.mktemp("sci-1.0")
     (old_ctx / "Dockerfile.in").write_text(template_of(PREVIOUS))
     (old_ctx / "jupyter_server_config.py").write_bytes(
-        (ROOT / "jupyter_server_config.py").read_bytes())
+        (ROOT / "image" / "jupyter_server_config.py").read_bytes())
     previous = docker_build(old_ctx, "relock-sci:test-1.0")
     return previous, current
 

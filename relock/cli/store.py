@@ -1,0 +1,56 @@
+"""``relock store ls`` and ``relock store verify``: look into a store."""
+
+from __future__ import annotations
+
+import click
+
+from relock.cli.common import cli, progress, user_errors
+from relock.errors import EXIT_DIFFERS, EXIT_OK
+
+
+@cli.group()
+def store() -> None:
+    """Look into a store: an OCI image layout folder or oci://HOST[:PORT]/REPO.
+
+    A store keeps, by sha256, every file a lock names (.debs, wheels,
+    sdists), the base images (manifests, configs and layers, byte for byte)
+    and one lock manifest per lock, in the OCI format any registry or OCI
+    tool (skopeo, oras, crane) can copy.
+    """
+
+
+@store.command(name="ls")
+@click.argument("where")
+def ls(where: str) -> None:
+    """List the tags of the store WHERE: what each names, blob count and bytes.
+
+    Lock manifests are tagged lock-<sha256 of the lock file> (or a chosen
+    name), base images base-<hex of their manifest digest>.
+    """
+    from relock import store as core
+
+    with user_errors():
+        s = core.open_store(where)
+        for name, desc in sorted(s.tags().items()):
+            summary = core.summarize(s, desc.digest, core.tag_platforms(desc))
+            click.echo(f"{name}\t{desc.digest}\t{summary.kind}\t{summary.blobs} blobs\t"
+                       f"{summary.bytes} bytes")
+
+
+@store.command(name="verify")
+@click.argument("where")
+def verify(where: str) -> None:
+    """Re-hash every blob and manifest reachable from the tags of the store WHERE.
+
+    Prints one line per missing or changed blob. Exits 0 if all is sound, 1
+    if something is missing or changed, 2 if the store cannot be read.
+    """
+    from relock import store as core
+
+    with user_errors():
+        s = core.open_store(where)
+        checked, problems = core.verify(s)
+    for problem in problems:
+        click.echo(f"{problem.digest}\t{problem.what}")
+    progress(f"{checked} blobs and manifests checked, {len(problems)} problems")
+    raise SystemExit(EXIT_DIFFERS if problems else EXIT_OK)
