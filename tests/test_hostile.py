@@ -786,3 +786,22 @@ def test_non_utf8_environment_prefix(tmp_path: Path) -> None:
     out = tmp_path / "x.lock"
     one_line_error(freeze_rootfs(root, out), "python[0].prefix", "is not UTF-8 text")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink-to-fifo"])
+def test_render_output_on_a_non_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """B3 for render: the pinned Dockerfile never replaces a FIFO or a device."""
+    lock = tmp_path / "x.lock"
+    lock.write_text(GOOD)
+    template = tmp_path / "Dockerfile.in"
+    template.write_text("FROM debian:trixie-slim\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = fifo
+    if kind == "symlink-to-fifo":
+        out = tmp_path / "out"
+        out.symlink_to(fifo)
+    r = invoke("render", "-f", str(template), "--lock", str(lock), "-o", str(out), "--force")
+    one_line_error(r, "not a regular file; not replacing")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert out == fifo or out.is_symlink()
