@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
+import urllib.parse
 from collections.abc import Collection
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -161,6 +162,8 @@ def sources(fs: RootFS) -> list[AptSource]:
     if data is not None:
         out += parse_one_line(data.decode("utf-8", "replace"), SOURCES_LIST)
     for name in fs.listdir(SOURCES_D) or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            continue  # apt ignores such names too (sources.list(5))
         path = posixpath.join(SOURCES_D, name)
         blob = fs.read_bytes(path)
         if blob is None:
@@ -190,14 +193,17 @@ def parse_one_line(text: str, file: str) -> list[AptSource]:
             for word in opts.split():
                 key, _, value = word.partition("=")
                 options[key] = value
-        words = shlex.split(rest)
+        try:
+            words = shlex.split(rest)
+        except ValueError:  # an unbalanced quote
+            words = []
         if len(words) < 2:
             raise InventoryError(f"{file}: malformed APT source line: {raw.strip()!r}")
         out.append(
             AptSource(
                 file=file,
                 types=(kind,),
-                uris=(words[0],),
+                uris=(strip_credentials(words[0]),),
                 suites=(words[1],),
                 components=tuple(words[2:]),
                 options=options,
@@ -237,13 +243,24 @@ def parse_deb822(text: str, file: str) -> list[AptSource]:
             AptSource(
                 file=file,
                 types=tuple(fields["types"].split()),
-                uris=tuple(fields["uris"].split()),
+                uris=tuple(strip_credentials(u) for u in fields["uris"].split()),
                 suites=tuple(fields["suites"].split()),
                 components=tuple(fields.get("components", "").split()),
                 options=options,
             )
         )
     return out
+
+
+def strip_credentials(uri: str) -> str:
+    """``uri`` without ``user:password@``: a lock must not carry secrets (auth.conf does)."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:  # e.g. "http://[::1": the lock's reader refuses it
+        return uri
+    if "@" not in parts.netloc:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def signed_by_paths(src: AptSource) -> list[str]:

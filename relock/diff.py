@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Self, TypeVar
 
-from relock.lockfile import AptPackage, Base, Distro, Lock, PipPackage
+from relock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
 
 Category = Literal["apt", "pip", "base"]
 CATEGORIES: tuple[Category, ...] = ("apt", "pip", "base")
@@ -27,6 +27,7 @@ CATEGORIES: tuple[Category, ...] = ("apt", "pip", "base")
 # valid version at all).
 CHANGES = ("upgraded", "downgraded", "added", "removed", "rebuilt", "changed")
 BASE_CHANGES = ("changed", "added", "removed")
+SOURCE_CHANGES = ("added", "removed")
 
 # -- the result ----------------------------------------------------------------
 
@@ -60,6 +61,32 @@ class BaseChange:
 
 
 @dataclass(frozen=True)
+class SourceChange:
+    """An APT source (a one-line entry or a deb822 stanza) that only one side has.
+
+    A source whose URIs, suites or options (``trusted``, ``signed-by``)
+    changed shows as the old one removed and the new one added: every field
+    reaches the build.
+    """
+
+    change: str
+    source: AptSource
+
+    @property
+    def line(self) -> str:
+        """The source on one line, as sources.list(5) spells it."""
+        return source_line(self.source)
+
+
+def source_line(s: AptSource) -> str:
+    """``deb [key=value ...] URI... SUITE... COMPONENT...`` for one source."""
+    options = " ".join(f"{k}={v}" for k, v in sorted(s.options.items()))
+    words = [" ".join(s.types), f"[{options}]" if options else "", " ".join(s.uris),
+             " ".join(s.suites), " ".join(s.components)]
+    return " ".join(w for w in words if w)
+
+
+@dataclass(frozen=True)
 class ValueChange:
     """A single value (distro, snapshot, platform) that differs."""
 
@@ -82,6 +109,8 @@ class LockDiff:
     distro: ValueChange | None = None
     snapshot: ValueChange | None = None
     platform: ValueChange | None = None
+    # APT sources only one side has; compared with ``apt``.
+    sources: tuple[SourceChange, ...] | None = None
     # How many entries each compared category held (the larger side), for
     # the summary of a diff without changes.
     sizes: dict[str, int] = field(default_factory=dict)
@@ -94,7 +123,7 @@ class LockDiff:
     def identical(self) -> bool:
         """True when nothing compared differs."""
         return not (self.apt or self.pip or self.base or self.distro or self.snapshot
-                    or self.platform)
+                    or self.platform or self.sources)
 
     def counts(self, category: Category) -> dict[str, int] | None:
         """Changes of ``category`` by kind (every kind present), or None if not compared."""
@@ -104,6 +133,13 @@ class LockDiff:
         kinds = BASE_CHANGES if category == "base" else CHANGES
         seen = Counter(r.change for r in rows)
         return {k: seen.get(k, 0) for k in kinds}
+
+    def source_counts(self) -> dict[str, int] | None:
+        """APT sources added and removed, or None if not compared."""
+        if self.sources is None:
+            return None
+        seen = Counter(r.change for r in self.sources)
+        return {k: seen.get(k, 0) for k in SOURCE_CHANGES}
 
     def apt_counts_by_arch(self) -> dict[str, dict[str, int]]:
         """APT changes by architecture and kind; architectures with changes only."""
@@ -165,8 +201,9 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
                compare_base: bool = True) -> LockDiff:
     """What differs from ``old`` to ``new``.
 
-    ``only`` picks the categories compared; distro, snapshot and platform go
-    with ``apt`` (they are the system the packages come from).
+    ``only`` picks the categories compared; distro, snapshot, platform and
+    the APT sources go with ``apt`` (they are the system the packages come
+    from).
     ``compare_base=False`` skips base pins, for a side that cannot have them
     (an image frozen without its Dockerfile.in).
     """
@@ -176,6 +213,7 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     apt = pip = None
     base = None
     distro = snapshot = platform = None
+    sources = None
     multi_arch = multi_env = False
     if "apt" in only:
         apt = _diff_apt(old.apt, new.apt)
@@ -191,6 +229,7 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         guessed = "image-created" in (old.snapshot_from, new.snapshot_from)
         snapshot = None if guessed else _value(old.snapshot, new.snapshot)
         platform = _value(old.platform, new.platform)
+        sources = _diff_sources(old.apt_sources, new.apt_sources)
     if "pip" in only:
         pip = _diff_pip(old.pip, new.pip)
         sizes["pip"] = max(len(old.pip), len(new.pip))
@@ -199,8 +238,21 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         base = _diff_base(old.base, new.base)
         sizes["base"] = max(len(old.base), len(new.base))
     return LockDiff(apt=apt, pip=pip, base=base, distro=distro, snapshot=snapshot,
-                    platform=platform, sizes=sizes, multi_arch=multi_arch,
+                    platform=platform, sources=sources, sizes=sizes, multi_arch=multi_arch,
                     multi_env=multi_env)
+
+
+def _source_identity(s: AptSource) -> tuple[object, ...]:
+    return (s.file, s.types, s.uris, s.suites, s.components, tuple(sorted(s.options.items())))
+
+
+def _diff_sources(old: Iterable[AptSource], new: Iterable[AptSource]
+                  ) -> tuple[SourceChange, ...]:
+    a = {_source_identity(s): s for s in old}
+    b = {_source_identity(s): s for s in new}
+    rows = [SourceChange("removed", s) for k, s in a.items() if k not in b]
+    rows += [SourceChange("added", s) for k, s in b.items() if k not in a]
+    return tuple(sorted(rows, key=lambda r: (r.source.file, r.line, r.change)))
 
 
 def _value(old: str, new: str) -> ValueChange | None:

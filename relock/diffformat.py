@@ -19,8 +19,10 @@ from relock.diff import (
     BaseChange,
     LockDiff,
     PackageChange,
+    SourceChange,
     ValueChange,
 )
+from relock.grammar import escape_control
 from relock.sides import Side
 
 JSON_VERSION = 1
@@ -62,6 +64,9 @@ def summary_line(d: LockDiff) -> str:
     for name in ("distro", "snapshot", "platform"):
         if getattr(d, name) is not None:
             parts.append(f"{name}: changed")
+    sources = d.source_counts()
+    if sources and any(sources.values()):
+        parts.append("apt sources: " + ", ".join(f"{n} {k}" for k, n in sources.items() if n))
     if parts:
         return " · ".join(parts)
     sizes = ", ".join(f"{n} {c}" for c, n in d.sizes.items())
@@ -92,19 +97,23 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
         return summary_line(d) + "\n"
     blocks: list[list[str]] = []
     if d.base:
-        rows = [(b.ref, _short(b.old), _short(b.new), b.change) for b in d.base]
+        rows = [(_esc(b.ref), _esc(_short(b.old)), _esc(_short(b.new)), b.change)
+                for b in d.base]
         blocks.append([style("base images", bold=True), *_text_rows(rows, style)])
     system = _system_rows(d)
     if system:
-        rows = [(name, v.old, v.new, "changed") for name, v in system]
+        rows = [(name, _esc(v.old), _esc(v.new), "changed") for name, v in system]
         blocks.append([style("system", bold=True), *_text_rows(rows, style, plain_kind=True)])
+    if d.sources:
+        rows = [(_esc(f"{r.line}  ({r.source.file})"), "", "", r.change) for r in d.sources]
+        blocks.append([style("apt sources", bold=True), *_text_rows(rows, style)])
     if d.apt:
         lines = [style("apt", bold=True)]
         lines += _package_lines(d.apt, style, qualify=d.multi_arch)
         blocks.append(lines)
     if d.pip:
         for env, group in _by_env(d.pip):
-            title = f"pip {env}" if d.multi_env else "pip"
+            title = f"pip {_esc(env)}" if d.multi_env else "pip"
             blocks.append([style(title, bold=True), *_package_lines(group, style)])
     body = "\n".join("\n".join(lines) for lines in blocks)
     return f"{body}\n\n{summary_line(d)}\n"
@@ -113,8 +122,8 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
 def _package_lines(rows: Sequence[PackageChange], style: Style, qualify: bool = False
                    ) -> list[str]:
     cells = [
-        (f"{r.name}:{r.where}" if qualify else r.name,
-         r.old, "(same version, different hashes)" if r.change == "rebuilt" else r.new,
+        (_esc(f"{r.name}:{r.where}" if qualify else r.name),
+         _esc(r.old), "(same version, different hashes)" if r.change == "rebuilt" else _esc(r.new),
          r.change)
         for r in rows
     ]
@@ -137,6 +146,11 @@ def _text_rows(rows: Sequence[tuple[str, str, str, str]], style: Style,
             lead = f"  {kind_cell}  {name:<{name_w}}"
         out.append(f"{lead}  {old:<{old_w}} {arrow} {new}".rstrip())
     return out
+
+
+def _esc(text: str) -> str:
+    """A value from a lock or an image, safe on a terminal: no escape sequences, one line."""
+    return escape_control(text)
 
 
 def _system_rows(d: LockDiff) -> list[tuple[str, ValueChange]]:
@@ -175,12 +189,16 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
         out += ["#### System", ""]
         out += _table(("", "Old", "New"),
                       [(name.capitalize(), _md(v.old), _md(v.new)) for name, v in system])
+    if d.sources:
+        out += [f"#### APT sources ({len(d.sources)} changed)", ""]
+        out += _table(("Change", "Source", "File"),
+                      [(r.change, _code(r.line), _code(r.source.file)) for r in d.sources])
     if d.apt:
         out += [f"#### APT packages ({len(d.apt)} changed)", ""]
         head = ("Package", "Arch", "Change", "Old", "New") if d.multi_arch else (
             "Package", "Change", "Old", "New")
         out += _table(head, [
-            (_md(r.name), *((r.where,) if d.multi_arch else ()), _md_change(r.change),
+            (_md(r.name), *((_md(r.where),) if d.multi_arch else ()), _md_change(r.change),
              _md(r.old), _md(r.new))
             for r in d.apt
         ])
@@ -208,14 +226,17 @@ def _md_change(kind: str) -> str:
 
 
 def _md(text: str) -> str:
-    """Text safe inside a table cell."""
-    for ch in "\\|*_`<>[]~":
+    """Text safe inside a table cell: one line, no markup, no HTML, no cell break."""
+    text = escape_control(text).replace("&", "&amp;")
+    for ch in "\\|*_`<>[]~#!":
         text = text.replace(ch, "\\" + ch)
     return text
 
 
 def _code(text: str) -> str:
-    return f"`{text.replace('`', '')}`" if text else ""
+    """A code span safe inside a table cell or a heading: one line, no cell break."""
+    text = escape_control(text).replace("`", "").replace("|", "\\|")
+    return f"`{text}`" if text else ""
 
 
 # -- JSON ------------------------------------------------------------------------
@@ -236,6 +257,7 @@ def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[st
     for name in ("distro", "snapshot", "platform"):
         v = getattr(d, name)
         doc[name] = None if v is None else {"old": v.old, "new": v.new}
+    doc["apt_sources"] = None if d.sources is None else [_source_json(r) for r in d.sources]
     doc["apt"] = None if d.apt is None else [_package_json(r, "arch") for r in d.apt]
     doc["pip"] = None if d.pip is None else [_package_json(r, "env") for r in d.pip]
     return doc
@@ -253,12 +275,20 @@ def _json_summary(d: LockDiff) -> dict[str, object]:
     for name in ("distro", "snapshot", "platform"):
         summary[name] = (getattr(d, name) is not None) if compared_system else None
     summary["apt_by_arch"] = None if d.apt is None else d.apt_counts_by_arch()
+    summary["apt_sources"] = d.source_counts()
     summary["line"] = summary_line(d)
     return summary
 
 
 def _base_json(b: BaseChange) -> dict[str, object]:
     return {"ref": b.ref, "change": b.change, "old": b.old or None, "new": b.new or None}
+
+
+def _source_json(r: SourceChange) -> dict[str, object]:
+    s = r.source
+    return {"change": r.change, "file": s.file, "types": list(s.types), "uris": list(s.uris),
+            "suites": list(s.suites), "components": list(s.components),
+            "options": dict(sorted(s.options.items())), "line": r.line}
 
 
 def _package_json(r: PackageChange, where: str) -> dict[str, object]:

@@ -16,6 +16,11 @@ from pathlib import Path
 from dockerfile_parse import DockerfileParser
 
 from relock.errors import DockerfileError
+from relock.files import read_regular
+
+BOM = "\ufeff"
+# Far more than any real template; /dev/zero given as -f is refused, not read.
+MAX_BYTES = 16 * 1024 * 1024
 
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
 
@@ -70,24 +75,29 @@ class Dockerfile:
 def load(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
     """Read and parse ``path``; a missing file or one with no FROM is an error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise DockerfileError(f"{path}: no such file (pass -f to name the Dockerfile.in)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DockerfileError(f"{path}: cannot read: {e}") from None
+    except OSError as e:
+        raise DockerfileError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise DockerfileError(f"{path}: not UTF-8 text (byte {e.start})") from None
     return parse(text, str(path), build_args)
 
 
 def parse(text: str, path: str = "Dockerfile.in",
           build_args: dict[str, str] | None = None) -> Dockerfile:
     """Parse Dockerfile text."""
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")),
+    # Docker accepts a UTF-8 byte order mark at the start; the parser does not.
+    # ``text`` keeps it, so the template's sha256 stays that of its bytes.
+    body = text.removeprefix(BOM)
+    parser = DockerfileParser(fileobj=io.BytesIO(body.encode("utf-8")),
                               build_args=build_args or {})
     instructions = _fold_heredocs(
         _without_inner_comments(
             [Instruction(s["instruction"], s["startline"], s["endline"], s["content"], s["value"])
              for s in parser.structure]),
-        text.splitlines(keepends=True),
+        body.splitlines(keepends=True),
     )
     froms = [i for i, ins in enumerate(instructions) if ins.instruction == "FROM"]
     if not froms:

@@ -158,6 +158,8 @@ def connect(timeout: int = 600) -> DockerEngine:
             f"cannot reach the container engine at {_where()}: {one_line(e)} "
             "(is dockerd running? `scripts/testbed` starts one)"
         ) from None
+    except ValueError as e:  # a malformed DOCKER_HOST (a port out of range, say)
+        raise EngineError(f"DOCKER_HOST {_where()!r} is not a usable address: {e}") from None
     return DockerEngine(client)
 
 

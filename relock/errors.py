@@ -23,6 +23,10 @@ class LockfileError(RelockError):
     """A lock file is missing, unreadable or not of relock's schema."""
 
 
+class OutputError(RelockError):
+    """An output file cannot be written (or must not be replaced)."""
+
+
 class DockerfileError(RelockError):
     """Dockerfile.in is missing or cannot be used."""
 

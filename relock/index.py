@@ -31,6 +31,10 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from relock.errors import IndexError_, one_line
+from relock.grammar import problem, show
+
+# A project page of the biggest projects is a few MiB; far more is not one.
+MAX_PAGE = 128 * 1024 * 1024
 
 _ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
@@ -44,39 +48,109 @@ class IndexConfig:
 
     urls: tuple[str, ...]
     cert: str | None = None
+    # Total seconds for one request, from connecting to the last byte.
     timeout: float = 60.0
+    # Hosts (``host`` or ``host:port``) pip is told to trust without TLS checks.
+    trusted_hosts: tuple[str, ...] = ()
 
 
 def pip_config() -> IndexConfig:
-    """The index URLs and CA bundle from pip's own configuration and PIP_* variables."""
-    from pip._internal.configuration import Configuration
-    from pip._internal.exceptions import ConfigurationError
-    from pip._internal.models.index import PyPI
+    """The index URLs, CA bundle, trusted hosts and time-out pip is configured with.
 
-    conf = Configuration(isolated=False)
-    try:
-        conf.load()
-    except ConfigurationError as e:
-        raise IndexError_(f"cannot read pip's configuration: {e}") from None
+    pip has no Python API, so its own command line is asked, run by this
+    interpreter: ``pip config list`` (files and ``PIP_*`` variables, merged
+    with pip's precedence) and, when no index-url is set, the default that
+    ``pip install --help`` states.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # both pip runs at once: each takes ~1 s
+        listed = pool.submit(_pip, "config", "list")
+        helped = pool.submit(_pip, "install", "--help")
+        values = _pip_config_values(listed.result())
+        help_text = helped.result() if not any(
+            k.endswith(".index-url") and v for k, v in values.items()) else ""
 
     def value(option: str) -> str | None:
         for section in (":env:", "install", "download", "global"):
-            try:
-                found = conf.get_value(f"{section}.{option}")
-            except ConfigurationError:
-                continue
+            found = values.get(f"{section}.{option}")
             if found:
-                return str(found)
+                return found
         return None
 
-    index = value("index-url") or PyPI.simple_url
+    index = value("index-url") or _pip_default_index(help_text)
     extra = (value("extra-index-url") or "").split()
-    timeout = value("timeout") or value("default-timeout")
     return IndexConfig(
         urls=(index, *extra),
         cert=value("cert"),
-        timeout=float(timeout) if timeout else 60.0,
+        timeout=parse_timeout(value("timeout") or value("default-timeout")),
+        trusted_hosts=tuple((value("trusted-host") or "").split()),
     )
+
+
+def parse_timeout(text: str | None) -> float:
+    """pip's time-out setting as seconds; 60 when unset, one line when it is not a time."""
+    import math
+
+    if text is None:
+        return 60.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise IndexError_(
+            f"pip's time-out setting {text!r} is not a positive number of seconds; "
+            "fix timeout in pip's configuration or PIP_DEFAULT_TIMEOUT"
+        )
+    return seconds
+
+
+def _pip(*args: str) -> str:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True,
+                              text=True, errors="replace", env=env, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise IndexError_(f"cannot ask pip for its configuration: {e}") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit code {done.returncode}"
+        raise IndexError_(
+            f"cannot read pip's configuration (pip {' '.join(args)}: {why}); "
+            "relock takes the package index from it: fix it, or pass --no-index"
+        )
+    return done.stdout
+
+
+def _pip_config_values(listing: str) -> dict[str, str]:
+    import ast
+
+    out: dict[str, str] = {}
+    for line in listing.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep:
+            continue
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        out[key.strip()] = str(value)
+    return out
+
+
+def _pip_default_index(help_text: str) -> str:
+    import re
+
+    text = " ".join(help_text.split())
+    m = re.search(r"--index-url <url> .*?\(default (\S+?)\)", text)
+    if not m:
+        raise IndexError_("pip does not say its default index; set index-url in pip's "
+                          "configuration (pip config set global.index-url URL)")
+    return m.group(1)
 
 
 def default_cache_dir() -> Path:
@@ -134,39 +208,105 @@ class Index:
 
     def _project_files(self, index: str, name: str) -> list[tuple[str, str]]:
         """(filename, sha256) of every file of project ``name`` on ``index``."""
-        import requests
-
         url = index.rstrip("/") + "/" + name + "/"
         with self._lock:
             self.requests_made += 1
         if url.startswith("file://"):
-            folder = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
-            page = folder / "index.html"
-            if not page.is_file():
-                return []
-            return _parse_html(page.read_text("utf-8", "replace"))
-        try:
-            resp = self._session().get(url, headers={"Accept": _ACCEPT},
-                                       timeout=self.config.timeout)
-        except requests.RequestException as e:
-            raise IndexError_(f"package index {index} is unreachable: {one_line(e)}") from None
-        if resp.status_code == 404:
-            return []
-        if resp.status_code >= 400:
-            raise IndexError_(f"package index {index} answered HTTP {resp.status_code} for {name}")
-        ctype = resp.headers.get("Content-Type", "")
+            return self._local_files(index, name)
+        body, ctype, _ = self._fetch(url, index, name)
+        where = f"package index {_redact(index)}"
         if "json" in ctype:
-            data = resp.json()
-            return [
-                (f["filename"], f.get("hashes", {}).get("sha256", ""))
-                for f in data.get("files", [])
-                if not f.get("yanked")
-            ]
-        return _parse_html(resp.text)
+            return _parse_json(body, f"{where} for {name}")
+        return _parse_html(body.decode("utf-8", "replace"), f"{where} for {name}")
+
+    def _local_files(self, index: str, name: str) -> list[tuple[str, str]]:
+        # ``name`` is a checked PEP 503 name, so the page is inside the folder.
+        folder = Path(urllib.parse.unquote(urllib.parse.urlparse(index).path))
+        page = folder / name / "index.html"
+        if not page.is_file():
+            return []
+        try:
+            text = page.read_text("utf-8", "replace")
+        except OSError as e:
+            raise IndexError_(f"package index {index}: cannot read {page}: "
+                              f"{e.strerror or e}") from None
+        return _parse_html(text, f"package index {index} for {name}")
+
+    def _fetch(self, url: str, index: str, name: str) -> tuple[bytes, str, str]:
+        """The body, Content-Type and final URL of ``url``, all within the time-out.
+
+        A 404 is ``(b"", "", url)``: the project is not on that index.
+        """
+        import time
+
+        import requests
+        from urllib3.exceptions import HTTPError as Urllib3Error
+        from urllib3.exceptions import ReadTimeoutError
+
+        shown = _redact(index)
+        timeout = self.config.timeout
+        deadline = time.monotonic() + timeout
+        host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+        trusted = host in self.config.trusted_hosts or host.split(":")[0] in \
+            self.config.trusted_hosts
+        try:
+            resp = self._session().get(url, headers={"Accept": _ACCEPT}, timeout=timeout,
+                                       stream=True, **({"verify": False} if trusted else {}))
+        except requests.Timeout:
+            raise IndexError_(f"package index {shown} did not answer for {name} within "
+                              f"{timeout:g} s (timed out)") from None
+        except requests.RequestException as e:
+            raise IndexError_(f"package index {shown} is unreachable: "
+                              f"{self._scrub(one_line(e))}") from None
+        with resp:
+            if resp.status_code == 404:
+                return b"", "", url
+            if resp.status_code >= 400:
+                raise IndexError_(
+                    f"package index {shown} answered HTTP {resp.status_code} for {name}")
+            chunks: list[bytes] = []
+            size = 0
+            # read1 returns what has arrived, so an index that drips its answer
+            # still meets the deadline.
+            read = getattr(resp.raw, "read1", resp.raw.read)
+            try:
+                while True:
+                    if time.monotonic() > deadline:
+                        raise IndexError_(
+                            f"package index {shown} took more than {timeout:g} s to send "
+                            f"its page for {name} (timed out)")
+                    chunk = read(65536, decode_content=True)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > MAX_PAGE:
+                        raise IndexError_(f"package index {shown} sent more than {MAX_PAGE} "
+                                          f"bytes for {name}; not a project page")
+                    chunks.append(chunk)
+            except ReadTimeoutError:
+                raise IndexError_(f"package index {shown} stopped sending its page for "
+                                  f"{name} for {timeout:g} s (timed out)") from None
+            except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
+                raise IndexError_(f"package index {shown} broke off its answer for {name}: "
+                                  f"{self._scrub(one_line(e))}") from None
+            return b"".join(chunks), resp.headers.get("Content-Type", ""), str(resp.url)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without any of the configured indexes' passwords."""
+        for url in self.config.urls:
+            parts = urllib.parse.urlsplit(url)
+            for secret in (parts.password, parts.username):
+                if secret:
+                    text = text.replace(secret, "***")
+        return text
 
     def hashes(self, name: str, version: str) -> tuple[str, ...]:
         """``sha256:...`` of every file of ``name==version`` on the configured indexes."""
-        name = str(canonicalize_name(name))
+        name = _checked_name(str(canonicalize_name(name)))
+        wrong = problem("pep440-version", version)
+        if wrong:
+            raise IndexError_(f"a distribution in the image: {show(version)} {wrong}; "
+                              "not asking the package index about it")
         cached = self._cache_get(name, version)
         if cached is not None:
             with self._lock:
@@ -208,9 +348,7 @@ class Index:
 
     def links(self, name: str) -> list[IndexLink]:
         """Every file of project ``name`` on the configured indexes, with its URL."""
-        import requests
-
-        name = str(canonicalize_name(name))
+        name = _checked_name(str(canonicalize_name(name)))
         out: list[IndexLink] = []
         for index in self.config.urls:
             url = index.rstrip("/") + "/" + name + "/"
@@ -221,21 +359,14 @@ class Index:
                 if page.is_file():
                     out += _html_links(page.read_text("utf-8", "replace"), url)
                 continue
-            try:
-                resp = self._session().get(url, headers={"Accept": _ACCEPT},
-                                           timeout=self.config.timeout)
-            except requests.RequestException as e:
-                raise IndexError_(f"package index {_redact(index)} is unreachable: "
-                                  f"{one_line(e)}") from None
-            if resp.status_code == 404:
-                continue
-            if resp.status_code >= 400:
-                raise IndexError_(f"package index {_redact(index)} answered HTTP "
-                                  f"{resp.status_code} for {name}")
-            if "json" in resp.headers.get("Content-Type", ""):
-                out += _json_links(resp.json(), resp.url)
+            body, ctype, final = self._fetch(url, index, name)
+            if not ctype and not body:
+                continue  # 404: not on this index
+            if "json" in ctype:
+                where = f"package index {_redact(index)} for {name}"
+                out += _json_links(_load_json(body, where), final)
             else:
-                out += _html_links(resp.text, resp.url)
+                out += _html_links(body.decode("utf-8", "replace"), final)
         return out
 
     def open(self, url: str) -> tuple[BinaryIO, int | None]:
@@ -274,9 +405,10 @@ class Index:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if isinstance(data, list) and all(isinstance(h, str) for h in data) and data:
+        if isinstance(data, list) and data and all(
+                isinstance(h, str) and not problem("sha256-digest", h) for h in data):
             return tuple(data)
-        return None
+        return None  # missing or tampered with: ask the index again
 
     def _cache_put(self, name: str, version: str, hashes: Sequence[str]) -> None:
         path = self._cache_path(name, version)
@@ -291,7 +423,46 @@ class Index:
             pass  # a cache that cannot be written only costs time
 
 
-def _parse_html(text: str) -> list[tuple[str, str]]:
+def _checked_name(name: str) -> str:
+    """``name`` if it is a PEP 503 name, which alone may go into a URL or a path.
+
+    An image can hold a dist-info that calls itself ``%2e%2e/...``; as a
+    file:// index's folder name that would read outside the index.
+    """
+    wrong = problem("pep503-name", name)
+    if wrong:
+        raise IndexError_(f"a distribution in the image: {show(name)} {wrong}; "
+                          "not asking the package index about it")
+    return name
+
+
+def _load_json(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise IndexError_(f"{where}: the answer is not valid JSON") from None
+
+
+def _parse_json(body: bytes, where: str) -> list[tuple[str, str]]:
+    """(filename, sha256) of a PEP 691 project page; a malformed page is one line."""
+    data = _load_json(body, where)
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        raise IndexError_(f"{where}: the answer is not a PEP 691 project page "
+                          "(no 'files' list)")
+    out = []
+    for f in files:
+        if not isinstance(f, dict) or not isinstance(f.get("filename"), str):
+            raise IndexError_(f"{where}: a file entry has no 'filename'")
+        if f.get("yanked"):
+            continue
+        hashes = f.get("hashes", {})
+        digest = hashes.get("sha256", "") if isinstance(hashes, dict) else ""
+        out.append((f["filename"], _digest(digest, where)))
+    return out
+
+
+def _parse_html(text: str, where: str = "package index") -> list[tuple[str, str]]:
     parser = _Links()
     parser.feed(text)
     out = []
@@ -303,8 +474,18 @@ def _parse_html(text: str) -> list[tuple[str, str]]:
             algo, _, value = part.partition("=")
             if algo == "sha256":
                 digest = value
-        out.append((filename, digest))
+        out.append((filename, _digest(digest, where)))
     return out
+
+
+def _digest(value: Any, where: str) -> str:
+    """A sha256 hex digest from an index (lower-cased), '' if none; refuse anything else."""
+    if not value:
+        return ""
+    text = str(value).lower()
+    if problem("sha256-hex", text):
+        raise IndexError_(f"{where}: {show(str(value))} is not a sha256 digest")
+    return text
 
 
 @dataclass(frozen=True)

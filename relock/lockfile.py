@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import tempfile
-from collections.abc import Iterable, Mapping
+import shlex
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
@@ -26,6 +25,9 @@ except ImportError:  # pragma: no cover - tomli is a declared dependency
 
 from relock import reference
 from relock.errors import LockfileError
+from relock.files import TooBigError, read_regular
+from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
+from relock.grammar import problem, show
 
 SCHEMA_VERSION = 1
 
@@ -188,6 +190,59 @@ TABLES: dict[str, type] = {
 }
 
 
+# The grammar (relock/grammar.py) of every string value, by table and key;
+# ``"K: V"`` for a table of strings (keys and values). A value may be empty
+# when its key is optional, and where EMPTY_OK says so. Documented in
+# docs/lockfile.md's grammar column; the tests keep the two in step.
+GRAMMAR: dict[str, dict[str, str]] = {
+    "top": {"platform": "platform", "snapshot": "snapshot-id",
+            "snapshot_from": "snapshot-from"},
+    "input": {"dockerfile": "text", "sha256": "sha256-hex",
+              "build_args": "build-arg-name: text"},
+    "distro": {"id": "os-release-word", "version_id": "os-release-word",
+               "codename": "os-release-word"},
+    "base": {"ref": "image-ref", "digest": "sha256-digest", "image_id": "sha256-digest",
+             "name": "stage-name"},
+    "apt_sources": {"file": "abs-path", "types": "apt-type", "uris": "apt-uri",
+                    "suites": "apt-suite", "components": "apt-suite",
+                    "options": "apt-option-key: apt-option-value"},
+    "python": {"prefix": "abs-path", "python": "python-version", "site": "abs-path",
+               "stage": "stage"},
+    "apt": {"name": "debian-name", "version": "debian-version", "arch": "debian-arch",
+            "source": "debian-name", "source_version": "debian-version",
+            "sha256": "sha256-hex", "filename": "archive-path", "stage": "stage"},
+    "pip": {"name": "pep503-name", "version": "pep440-version", "env": "abs-path",
+            "hashes": "sha256-digest", "stage": "stage"},
+}
+
+# Required keys whose value may still be empty: a lock of a folder tree
+# (``freeze --rootfs``) made without a Dockerfile.in, no platform or snapshot.
+# And an environment whose Python version its files do not tell.
+EMPTY_OK = {("input", "dockerfile"), ("input", "sha256"), ("top", "platform"),
+            ("top", "snapshot"), ("top", "snapshot_from"), ("python", "python")}
+
+# What makes two entries of an array the same entry: a lock lists each once.
+_IDENTITY: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+    "base": lambda b: (b.stage,),
+    "python": lambda e: (e.stage, e.prefix),
+    "apt": lambda p: (p.stage, p.name, p.arch),
+    "pip": lambda p: (p.stage, p.env, p.name),
+}
+
+# A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def empty_ok(table: str, key: str) -> bool:
+    """Whether ``key`` of ``table`` may hold an empty string, list or table."""
+    if (table, key) in EMPTY_OK:
+        return True
+    if table == "top":
+        return False
+    f = _schema(cast(Any, TABLES[table]))[1][key]
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
 def to_toml(lock: Lock) -> str:
     """Serialise ``lock`` to TOML text (without the header).
 
@@ -251,7 +306,13 @@ def _table(obj: Any, multiline: Iterable[str] = ()) -> dict[str, Any]:
 
 def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
     """The full text of a lock file: header and TOML."""
-    import shlex
+    words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
+    for what, value in words.items():
+        if value and problem("text", value):
+            raise LockfileError(
+                f"{show(value)}: a {what} name with a newline or control character cannot "
+                "go into a lock's header; rename it"
+            )
 
     def line(*words: str) -> str:
         # Each word quoted for a POSIX shell; control characters never reach the file.
@@ -269,29 +330,14 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
 
 
 def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
-    """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock."""
+    """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock.
+
+    The lock is checked as the reader would check it first, so relock never
+    writes a lock it cannot read back (an image with hostile values fails here).
+    """
+    check(lock, f"{path} (not written)")
     text = dumps(lock, image=image, path=str(path))
     atomic_write_text(path, text)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise LockfileError(f"{path}: cannot write here: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def loads(text: str, source: str = "<lock>") -> Lock:
@@ -299,12 +345,14 @@ def loads(text: str, source: str = "<lock>") -> Lock:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise LockfileError(f"{source}: not valid TOML ({e})") from None
+        raise LockfileError(f"{source}: not valid TOML ({_one_line(str(e))})") from None
+    except RecursionError:
+        raise LockfileError(f"{source}: not a relock lock file (nested too deeply)") from None
     if "version" not in doc:
         raise LockfileError(f"{source}: no 'version' key; is this a relock lock file?")
     version = doc["version"]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise LockfileError(f"{source}: 'version' must be an integer, got {version!r}")
+        raise LockfileError(f"{source}: 'version' must be an integer, got {_short(version)}")
     if version > SCHEMA_VERSION:
         raise LockfileError(
             f"{source}: lock schema version {version} is newer than this relock "
@@ -315,7 +363,7 @@ def loads(text: str, source: str = "<lock>") -> Lock:
     top = {"version", "platform", "snapshot", "snapshot_from", *TABLES}
     unknown = sorted(set(doc) - top)
     if unknown:
-        raise LockfileError(f"{source}: unknown key {unknown[0]!r} at top level")
+        raise LockfileError(f"{source}: unknown key {show(unknown[0])} at top level")
     for key in ("input", "distro"):
         if key not in doc:
             raise LockfileError(f"{source}: missing table [{key}]")
@@ -323,25 +371,49 @@ def loads(text: str, source: str = "<lock>") -> Lock:
     for key in ("platform", "snapshot", "snapshot_from"):
         value = doc.get(key, "")
         if not isinstance(value, str):
-            raise LockfileError(f"{source}: '{key}' must be a string, got {value!r}")
+            raise LockfileError(f"{source}: '{key}' must be a string, got {_short(value)}")
+        _grammar("top", key, value, f"{source}: '{key}'")
         scalars[key] = value
     arrays: dict[str, tuple[Any, ...]] = {}
     for key in ("base", "apt_sources", "python", "apt", "pip"):
         items = doc.get(key, [])
         if not isinstance(items, list):
             raise LockfileError(f"{source}: '{key}' must be an array of tables")
-        arrays[key] = tuple(
-            _build(TABLES[key], item, f"{source}: {key}[{i}]") for i, item in enumerate(items)
+        built = tuple(
+            _build(key, item, f"{source}: {key}[{i}]") for i, item in enumerate(items)
         )
+        _no_duplicates(key, built, source)
+        arrays[key] = built
     return Lock(
         version=version,
-        input=_build(Input, doc["input"], f"{source}: [input]"),
-        distro=_build(Distro, doc["distro"], f"{source}: [distro]"),
+        input=_build("input", doc["input"], f"{source}: [input]"),
+        distro=_build("distro", doc["distro"], f"{source}: [distro]"),
         platform=scalars["platform"] or "linux/amd64",
         snapshot=scalars["snapshot"],
         snapshot_from=scalars["snapshot_from"],
         **arrays,
     )
+
+
+def check(lock: Lock, source: str) -> None:
+    """Raise ``LockfileError`` unless ``lock`` would read back as it is."""
+    loads(to_toml(lock), source)
+
+
+def _no_duplicates(table: str, items: tuple[Any, ...], source: str) -> None:
+    identity = _IDENTITY.get(table)
+    if identity is None:
+        return
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, item in enumerate(items):
+        key = identity(item)
+        if key in seen:
+            what = " ".join(show(str(k)) for k in key)
+            raise LockfileError(
+                f"{source}: {table}[{i}] repeats {table}[{seen[key]}] ({what}); "
+                "a lock lists each entry once"
+            )
+        seen[key] = i
 
 
 T = TypeVar("T")
@@ -352,21 +424,54 @@ def _schema(cls: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]
     return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _build(cls: type[T], raw: Any, where: str) -> T:
+def _build(table: str, raw: Any, where: str) -> Any:
+    cls = TABLES[table]
     if not isinstance(raw, dict):
         raise LockfileError(f"{where}: must be a table")
     hints, names = _schema(cast(Any, cls))
     unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise LockfileError(f"{where}: unknown key {unknown[0]!r}")
+        raise LockfileError(f"{where}: unknown key {show(unknown[0])}")
     kwargs: dict[str, Any] = {}
     for name, f in names.items():
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise LockfileError(f"{where}: missing key {name!r}")
             continue
-        kwargs[name] = _check(hints[name], raw[name], f"{where}.{name}")
+        value = _check(hints[name], raw[name], f"{where}.{name}")
+        _grammar(table, name, value, f"{where}.{name}")
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+def _grammar(table: str, key: str, value: Any, where: str) -> None:
+    """Check a string, list or table of strings against the key's grammar."""
+    spec = GRAMMAR.get(table, {}).get(key)
+    if spec is None:
+        if table == "base" and key == "stage" and value < 0:
+            raise LockfileError(f"{where}: must not be negative")
+        return
+    may_be_empty = empty_ok(table, key)
+    if isinstance(value, str):
+        if value or not may_be_empty:
+            _one(spec, value, where)
+    elif isinstance(value, tuple):
+        if not value and not may_be_empty:
+            raise LockfileError(f"{where}: is empty")
+        for i, item in enumerate(value):
+            _one(spec, item, f"{where}[{i}]")
+    else:
+        key_spec, _, value_spec = spec.partition(": ")
+        for k, v in value.items():
+            _one(key_spec, k, f"{where} key")
+            if v:  # an empty value is an option or argument given as KEY=
+                _one(value_spec, v, f"{where}.{k}")
+
+
+def _one(grammar: str, value: str, where: str) -> None:
+    wrong = problem(grammar, value)
+    if wrong:
+        raise LockfileError(f"{where}: {show(value)} {wrong}" if value else f"{where}: {wrong}")
 
 
 def _check(hint: Any, value: Any, where: str) -> Any:
@@ -385,16 +490,31 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     else:  # pragma: no cover - a new field type must be taught here
         raise AssertionError(f"unhandled type {hint} for {where}")
     if not ok:
-        raise LockfileError(f"{where}: wrong type {type(value).__name__} ({value!r:.40})")
+        raise LockfileError(f"{where}: wrong type {type(value).__name__} ({_short(value)})")
     return value
 
 
+def _short(value: Any) -> str:
+    return show(repr(value), 40)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def read(path: Path) -> Lock:
-    """Read and validate the lock file at ``path``."""
+    """Read and validate the lock file at ``path``: a regular file of at most 64 MiB."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise LockfileError(f"{path}: no such lock file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LockfileError(f"{path}: cannot read: {e}") from None
+    except TooBigError:
+        raise LockfileError(f"{path}: too big for a lock file (more than {MAX_BYTES} "
+                            "bytes)") from None
+    except OSError as e:
+        raise LockfileError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LockfileError(f"{path}: not UTF-8 text (byte {e.start})") from None
     return loads(text, str(path))

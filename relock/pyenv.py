@@ -124,7 +124,8 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
         inside = fs.listdir(path) or []
         installer = ""
         if "INSTALLER" in inside:
-            installer = (fs.read_bytes(posixpath.join(path, "INSTALLER")) or b"").decode().strip()
+            installer = (fs.read_bytes(posixpath.join(path, "INSTALLER")) or b"").decode(
+                "utf-8", "replace").strip()
         out.append(
             Distribution(
                 name=str(canonicalize_name(dist_name)),
@@ -144,17 +145,26 @@ def _name_and_version(meta: bytes) -> tuple[str, str]:
     Both are one-line fields; the first of each counts, as with the email
     parser, which is much slower to start for two fields.
     """
-    name = version = ""
+    fields: dict[bytes, bytes] = {}
+    current = b""
     for line in meta.split(b"\n\n", 1)[0].splitlines():
+        if line[:1] in (b" ", b"\t"):
+            # A folded line continues the field before it (RFC 822): a version
+            # folded over two lines is one value, and not a valid one.
+            if current:
+                fields[current] += b" " + line.strip()
+            continue
         key, sep, value = line.partition(b":")
         if not sep:
+            current = b""
             continue
         key = key.strip().lower()
-        if key == b"name" and not name:
-            name = value.decode("utf-8", "replace").strip()
-        elif key == b"version" and not version:
-            version = value.decode("utf-8", "replace").strip()
-    return name, version
+        current = b""
+        if key in (b"name", b"version") and key not in fields:
+            fields[key] = value.strip()
+            current = key
+    return (fields.get(b"name", b"").decode("utf-8", "replace"),
+            fields.get(b"version", b"").decode("utf-8", "replace"))
 
 
 def pip_installed(fs: RootFS) -> tuple[list[PythonEnv], list[Distribution]]:

@@ -23,12 +23,18 @@ if TYPE_CHECKING:
 class Drift:
     """One way an image differs from its lock."""
 
-    kind: str  # apt, pip, base, distro
+    kind: str  # apt, pip, base, distro, platform, apt-source
     name: str
     locked: str
     found: str
 
     def describe(self) -> str:
+        """One line for a terminal; names and versions from an image are escaped."""
+        from relock.grammar import escape_control
+
+        return escape_control(self._text())
+
+    def _text(self) -> str:
         if self.kind == "base":
             return f"base {self.name}: locked {self.locked}, but {self.found}"
         if self.locked == self.found:
@@ -44,7 +50,7 @@ class Drift:
 
 
 def compare(locked: Lock, found: Lock) -> list[Drift]:
-    """Every difference in distro, platform, APT and pip contents between two locks.
+    """Every difference in distro, platform, APT sources, APT and pip contents.
 
     The comparison is ``relock diff``'s; the snapshot time is left out, since a
     rebuilt image is younger than its lock by nature.
@@ -58,6 +64,11 @@ def compare(locked: Lock, found: Lock) -> list[Drift]:
         if value is not None:
             drift.append(Drift(label, "os-release" if label == "distro" else "image",
                                value.old, value.new))
+    for source in result.sources or ():
+        line = source.line
+        drift.append(Drift("apt-source", source.source.file,
+                           line if source.change == "removed" else "",
+                           line if source.change == "added" else ""))
     for row in result.apt or ():
         drift.append(Drift("apt", f"{row.name}:{row.where}", row.old, row.new))
     for row in result.pip or ():

@@ -24,7 +24,7 @@ from relock import diffformat, sides
 from relock.cli import cli
 from relock.diff import compare_apt_versions, compare_pip_versions, diff_locks
 from relock.errors import EngineError, GitRevisionError, ImageNotFoundError
-from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, write
+from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, write
 from tests.factories import make_lock
 from tests.fakes import FakeSource
 
@@ -115,8 +115,11 @@ def new_lock() -> Lock:
 
 def multi_locks() -> tuple[Lock, Lock]:
     """Multiarch APT and two Python environments."""
+    debian = "/etc/apt/sources.list.d/debian.sources"
     old = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "12", "bookworm"),
+        apt_sources=(AptSource(debian, ("deb",), ("http://127.0.0.1:8/debian",),
+                               ("bookworm",), ("main",)),),
         apt=(AptPackage("libc6", "2.36-9", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
              AptPackage("archswap", "1.0-1", "amd64")),
         pip=(PipPackage("numpy", "1.26.4", "/opt/venv"),
@@ -125,6 +128,8 @@ def multi_locks() -> tuple[Lock, Lock]:
     new = make_lock(
         input=Input("Dockerfile.in", sha("0")), distro=Distro("debian", "13", "trixie"),
         platform="linux/arm64",
+        apt_sources=(AptSource(debian, ("deb",), ("http://127.0.0.1:8/debian",),
+                               ("trixie",), ("main",), {"trusted": "yes"}),),
         apt=(AptPackage("libc6", "2.41-6", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
              AptPackage("archswap", "1.1-1", "all")),
         pip=(PipPackage("numpy", "2.0.0", "/opt/venv"),
@@ -555,6 +560,8 @@ def _json_keys(doc: Any, prefix: str = "") -> set[str]:
         for k, v in doc.items():
             if prefix.endswith("apt_by_arch"):
                 k = "ARCH"
+            elif prefix.endswith("[].options"):
+                k = "KEY"
             path = f"{prefix}.{k}" if prefix else k
             keys.add(path)
             keys |= _json_keys(v, path)

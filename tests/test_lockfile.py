@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relock import lockfile
-from relock.errors import LockfileError
+from relock import files, lockfile
+from relock.errors import LockfileError, OutputError
 from relock.lockfile import (
     AptPackage,
     AptSource,
@@ -40,8 +40,9 @@ def sample() -> Lock:
             AptPackage("bash", "5.2.37-2+b5", "amd64"),
         ),
         pip=(
-            PipPackage("six", "1.16.0", "/opt/venv", True, ("sha256:bb", "sha256:aa")),
-            PipPackage("idna", "3.10", "/opt/venv", False, ("sha256:cc",)),
+            PipPackage("six", "1.16.0", "/opt/venv", True,
+                       ("sha256:" + "b" * 64, "sha256:" + "a" * 64)),
+            PipPackage("idna", "3.10", "/opt/venv", False, ("sha256:" + "c" * 64,)),
         ),
     )
 
@@ -80,8 +81,8 @@ def test_failed_write_keeps_the_old_lock(tmp_path: Path,
     def boom(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lockfile.os, "replace", boom)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(files.os, "replace", boom)
+    with pytest.raises(OutputError, match="disk full; the old file is kept"):
         lockfile.write(sample(), path)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.lock"]
@@ -121,19 +122,28 @@ def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
         lockfile.read(tmp_path / "nope.lock")
 
 
-def _documented_keys() -> dict[str, list[str]]:
+def _doc_sections() -> dict[str, list[tuple[str, str]]]:
+    """(key or grammar name, second column) rows of each of docs/lockfile.md's tables."""
     doc = (ROOT / "docs" / "lockfile.md").read_text()
-    sections: dict[str, list[str]] = {}
+    sections: dict[str, list[tuple[str, str]]] = {}
     current = ""
     for line in doc.splitlines():
-        heading = re.match(r"## (?:`\[\[?(\w+)\]\]?`|Top level)", line)
-        if heading:
-            current = heading.group(1) or "top"
-            sections[current] = []
-        row = re.match(r"\| `(\w[\w-]*)` \|", line)
+        if line.startswith("## "):
+            heading = re.match(r"## (?:`\[\[?(\w+)\]\]?`|(Top level)|(Value grammar))", line)
+            current = ""
+            if heading:
+                current = heading.group(1) or ("top" if heading.group(2) else "grammar")
+                sections[current] = []
+        row = re.match(r"\| `(\w[\w-]*)` \| ((?:[^|\\]|\\.)*) \|(?: ([^|]*) \|)?", line)
         if row and current:
-            sections[current].append(row.group(1))
+            cell = row.group(2) if current == "grammar" else (row.group(3) or "")
+            sections[current].append((row.group(1), cell.strip()))
     return sections
+
+
+def _documented_keys() -> dict[str, list[str]]:
+    return {name: [key for key, _ in rows] for name, rows in _doc_sections().items()
+            if name != "grammar"}
 
 
 def test_schema_document_matches_the_model() -> None:
@@ -142,3 +152,106 @@ def test_schema_document_matches_the_model() -> None:
     model = {name: [f.name for f in dataclasses.fields(cls)]
              for name, cls in lockfile.TABLES.items()}
     assert documented == model
+
+
+def test_schema_document_states_the_reader_s_grammar() -> None:
+    """Each key's grammar column is the reader's, and each grammar is defined as coded."""
+    from relock.grammar import GRAMMARS
+
+    sections = _doc_sections()
+    defined = {name: text.replace("\\|", "|") for name, text in sections.pop("grammar")}
+    assert defined == {g.name: g.text for g in GRAMMARS.values()}
+    for table, rows in sections.items():
+        for key, cell in rows:
+            spec = lockfile.GRAMMAR.get(table, {}).get(key)
+            if spec is None:
+                assert cell == "-", (table, key)
+                continue
+            assert re.findall(r"`([a-z0-9-]+)`", cell) == spec.split(": "), (table, key)
+            assert cell.endswith(", or empty") == lockfile.empty_ok(table, key), (table, key)
+    assert set(lockfile.GRAMMAR) == {"top", *lockfile.TABLES}
+
+
+GOOD_VALUES = {
+    "sha256-digest": ["sha256:" + "0a" * 32],
+    "sha256-hex": ["f" * 64],
+    "image-ref": ["debian:trixie-slim", "localhost:5000/a/b_c:1.0",
+                  "ghcr.io/x/y@sha256:" + "1" * 64],
+    "stage-name": ["builder", "Build.2"],
+    "stage": ["builder", "0", "12"],
+    "platform": ["linux/amd64", "linux/arm/v7", "linux/x86_64"],
+    "snapshot-id": ["20261101T000000Z"],
+    "snapshot-from": ["release-date", "image-created", "user"],
+    "text": ["Dockerfile.in", "dir with space/Dockerfile", "värde"],
+    "build-arg-name": ["PY_VERSION", "http_proxy"],
+    "os-release-word": ["debian", "22.04", "opensuse-leap"],
+    "abs-path": ["/", "/opt/venv", "/usr/lib/python3/dist-packages"],
+    "apt-type": ["deb", "deb-src"],
+    "apt-uri": ["http://deb.example/debian", "https://h:8080/x/", "file:/srv/archive",
+                "mirror+file:/etc/apt/mirrors.txt", "http://[::1]:3142/debian"],
+    "apt-suite": ["trixie", "trixie-updates", "./", "stable/updates", "$(ARCH)/"],
+    "apt-option-key": ["signed-by", "arch", "arch-", "Check-Valid-Until"],
+    "apt-option-value": ["/usr/share/keyrings/k.gpg", "amd64,i386", "yes"],
+    "debian-name": ["libc6", "g++", "libstdc++6", "x11-common"],
+    "debian-version": ["1:1.3.dfsg+really1.3.1-1+b1", "5.2.37-2+b5", "2.0~rc1", "1.0",
+                       "1.2-3-4", "2:1.0"],
+    "debian-arch": ["amd64", "all", "musl-linux-arm64"],
+    "archive-path": ["pool/main/b/bash/bash_5.2.37-2+b5_amd64.deb",
+                     "pool/main/z/zlib/zlib1g_1%3a1.3_amd64.deb"],
+    "python-version": ["3.13"],
+    "pep503-name": ["six", "zope-interface", "a"],
+    "pep440-version": ["1.16.0", "2.0rc1", "1.0.post1", "1!2.0", "2.3.0+cpu"],
+}
+
+BAD_VALUES = {
+    "sha256-digest": ["sha256:aa", "md5:" + "a" * 32, "sha256:" + "g" * 64,
+                      "sha256:" + "A" * 64, "sha256:" + "a" * 64 + "\nRUN id"],
+    "sha256-hex": ["a" * 63, "a" * 64 + "\n"],
+    "image-ref": ["debian\nRUN id", "Debian:x", "debian:a b", "-x", "debian:tag@sha256:1"],
+    "stage-name": ["1st", "a b", "a\n"],
+    "stage": ["-1", "a b"],
+    "platform": ["linux", "linux/amd64\n", "linux/AMD64", "linux/a/b/c"],
+    "snapshot-id": ["20261301T000000Z", "2026-11-01", "20261101T000000Z\n"],
+    "snapshot-from": ["now"],
+    "text": ["a\nb", "a\x1b[31m", "a\x00", "a\u2028b"],
+    "build-arg-name": ["A=B", "A B", "A\n"],
+    "os-release-word": ["debian 13", "a\"b"],
+    "abs-path": ["opt/venv", "/opt/venv/", "/opt/../etc", "//x", "/opt/\nvenv", "/opt/./v"],
+    "apt-type": ["rpm", "deb "],
+    "apt-uri": ["http://u:p@host/debian", "http://u@host/x", "ftp://h/x",
+                'http://h/x";\nAPT::Update::Pre-Invoke {"id";};', "http://h/a b",
+                "http://h/$(id)", "javascript:alert(1)", "http://h/x\n"],
+    "apt-suite": ["trixie main", "a;b", "$(id)", "x\n"],
+    "apt-option-key": ["-x", "a b", "a=b"],
+    "apt-option-value": ['x";', "x]", "a\nb", "a{b"],
+    "debian-name": ["a", "Bash", "-x", "a b", "a_b", "bash\n"],
+    "debian-version": ["1.0 ", "1.0\x00", "1.0-", "a:1.0", ":1.0", "1.0-1_2", "1.0\n"],
+    "debian-arch": ["AMD64", "amd64 ", "-x"],
+    "archive-path": ["/pool/x.deb", "pool/../../etc/passwd", "pool//x", "./x.deb",
+                     "pool/a b.deb", "pool/x\n"],
+    "python-version": ["3", "3.13.1", "3.x"],
+    "pep503-name": ["Six", "zope.interface", "zope_interface", "%2e%2e/x", "-a"],
+    "pep440-version": ["1.0 ", " 1.0", "one", "1.0\n", "1.0 ; rm"],
+}
+
+
+def test_grammar_cases_cover_every_grammar() -> None:
+    from relock.grammar import GRAMMARS
+
+    assert set(GOOD_VALUES) == set(GRAMMARS) == set(BAD_VALUES)
+
+
+@pytest.mark.parametrize(("grammar", "value"),
+                         [(g, v) for g, vs in GOOD_VALUES.items() for v in vs])
+def test_grammar_accepts(grammar: str, value: str) -> None:
+    from relock.grammar import problem
+
+    assert problem(grammar, value) == ""
+
+
+@pytest.mark.parametrize(("grammar", "value"),
+                         [(g, v) for g, vs in BAD_VALUES.items() for v in [*vs, ""]])
+def test_grammar_refuses(grammar: str, value: str) -> None:
+    from relock.grammar import problem
+
+    assert problem(grammar, value)

@@ -103,3 +103,27 @@ def test_verify_image_freezes_again_and_compares() -> None:
     lock = dataclasses.replace(_base_lock(Base(0, "debian:trixie-slim", digest("d"))), pip=())
     assert [d.describe() for d in verify_image(source, "app", lock)] == [
         "apt less:amd64: locked 668-1, not in the image"]
+
+def test_a_changed_apt_source_is_drift() -> None:
+    """Every field of a source reaches the build: a new trusted=yes is drift (issue 12 S2)."""
+    from relock.lockfile import AptSource
+
+    src = AptSource("/etc/apt/sources.list.d/debian.sources", ("deb",),
+                    ("http://127.0.0.1:8/debian",), ("trixie",), ("main",))
+    locked = dataclasses.replace(LOCKED, apt_sources=(src,))
+    found = dataclasses.replace(locked, apt_sources=(
+        dataclasses.replace(src, options={"trusted": "yes"}),))
+    assert compare(locked, locked) == []
+    assert [d.describe() for d in compare(locked, found)] == [
+        "apt-source /etc/apt/sources.list.d/debian.sources: deb [trusted=yes] "
+        "http://127.0.0.1:8/debian trixie main in the image, not in the lock",
+        "apt-source /etc/apt/sources.list.d/debian.sources: locked "
+        "deb http://127.0.0.1:8/debian trixie main, not in the image",
+    ]
+
+
+def test_drift_lines_escape_what_the_image_says() -> None:
+    found = dataclasses.replace(LOCKED, apt=(
+        *LOCKED.apt, AptPackage("evil\x1b[2J", "1.0\nRUN id", "amd64")))
+    [line] = [d.describe() for d in compare(LOCKED, found)]
+    assert "\x1b" not in line and "\n" not in line and "\\x1b[2J" in line

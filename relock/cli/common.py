@@ -36,25 +36,48 @@ class RelockClickError(click.ClickException):
         return self.code
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"relock: error: {self.format_message()}", err=True)
+        click.echo(f"relock: error: {one_line(self.format_message())}", err=True)
+
+
+class RelockUsageError(click.UsageError):
+    """A misused command line, said the way every relock error is: one line, exit 2."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"relock: error: {one_line(self.format_message())}{hint}", err=True)
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters shown as escapes."""
+    from relock.grammar import escape_control
+
+    return escape_control(text)
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn core errors into click errors at the edge."""
+    """Turn core errors into click errors at the edge.
+
+    An ``OSError`` that no core module turned into a ``RelockError`` (a full
+    disk, a vanished folder) is a last resort here: still one line, exit 2.
+    """
     try:
         yield
     except RelockError as e:
         raise RelockClickError(e) from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise RelockClickError(RelockError(f"{where}{e.strerror or e}")) from None
 
 
 def progress(message: str) -> None:
     """Progress for people, on stderr, so stdout stays parseable."""
-    click.echo(f"relock: {message}", err=True)
+    click.echo(f"relock: {one_line(message)}", err=True)
 
 
 def warn(message: str) -> None:
-    click.echo(f"relock: warning: {message}", err=True)
+    """A warning on stderr; names from an image cannot break the line or style the terminal."""
+    click.echo(f"relock: warning: {one_line(message)}", err=True)
 
 
 # -- options shared by several commands ---------------------------------------
@@ -87,12 +110,46 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 
 
 def lock_name(image: str) -> str:
-    """A file name for the lock of ``image``: its repository's last part."""
+    """A file name for the lock of ``image``: its repository's last part.
+
+    An image ID (``sha256:...`` or bare hex) has no such part: the user names
+    the lock (-o or --name) rather than getting ``locks/sha256.lock``.
+    """
+    if re.fullmatch(r"sha256:[0-9a-f]*|[0-9a-f]{12,64}", image):
+        raise click.UsageError(
+            f"{image[:19]}... is an image ID, which gives the lock no name; "
+            "pass -o PATH or --name NAME"
+        )
     name = parse(image).name.rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
-@click.group(name="relock", context_settings={"help_option_names": ["-h", "--help"]})
+class RelockGroup(click.Group):
+    """The command group; its usage errors are one ``relock: error:`` line."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line_usage(e) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            raise _one_line_usage(e) from None
+
+
+def _one_line_usage(e: click.UsageError) -> click.UsageError:
+    # Bare ``relock`` shows the help, as click does (NoArgsIsHelpError).
+    if isinstance(e, RelockUsageError) or type(e).__name__ == "NoArgsIsHelpError":
+        return e
+    return RelockUsageError(e.format_message(), e.ctx)
+
+
+@click.group(name="relock", cls=RelockGroup,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="relock")
 def cli() -> None:
     """Lock a built container image and rebuild it the same way later.

@@ -8,7 +8,14 @@ from typing import cast
 
 import click
 
-from relock.cli.common import build_arg_option, cli, dockerfile_option, progress, user_errors, warn
+from relock.cli.common import (
+    build_arg_option,
+    cli,
+    dockerfile_option,
+    progress,
+    user_errors,
+    warn,
+)
 from relock.errors import EXIT_DIFFERS
 
 
@@ -20,8 +27,8 @@ from relock.errors import EXIT_DIFFERS
               help="text for a terminal, markdown for release notes or a pull request, "
                    "json for scripts (keys in docs/diff-json.md).")
 @click.option("--only", multiple=True, type=click.Choice(["apt", "pip", "base"]),
-              help="Compare only this category (repeatable). Distro, snapshot and platform "
-                   "go with apt. The exit code counts only what is compared.")
+              help="Compare only this category (repeatable). Distro, snapshot, platform and "
+                   "APT sources go with apt. The exit code counts only what is compared.")
 @click.option("--stat", is_flag=True, help="Print only the summary counts.")
 @dockerfile_option
 @build_arg_option
@@ -31,10 +38,10 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
 
     Each side is a lock file, a lock at a git revision (REV:PATH, the path
     from the repository's top) or an image in the engine, frozen in memory
-    (with -f's base images if that file exists; no index hashes). Lists base
-    digests, distro and snapshot changes, and APT and pip packages added,
-    removed, upgraded, downgraded (Debian and PEP 440 ordering) or rebuilt:
-    same version, different hashes.
+    (with -f's base images if that file exists; no index hashes). Lists APT
+    sources added or removed, base digests, distro and snapshot changes, and
+    APT and pip packages added, removed, upgraded, downgraded (Debian and
+    PEP 440 ordering) or rebuilt: same version, different hashes.
 
     Exits 0 if identical, 1 if they differ, 2 on trouble.
 

@@ -23,7 +23,8 @@ from relock.cli.common import (
 @dockerfile_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the lock. [default: locks/NAME.lock]")
-@click.option("--name", help="NAME of the default output path. [default: from IMAGE]")
+@click.option("--name", help="NAME of the default output path. [default: from IMAGE; "
+                              "an image ID has none: give --name or -o]")
 @click.option("--rootfs", type=click.Path(file_okay=False, path_type=Path),
               help="Freeze this folder tree (debootstrap output, unpacked image) "
                    "instead of an image; no engine needed.")
@@ -82,11 +83,15 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     from relock import freeze as fz
     from relock.archive import Archive
     from relock.archive import default_cache_dir as apt_cache_dir
+    from relock.files import writable_target
     from relock.lockfile import write
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
+    label = image or str(rootfs)
+    out = output or Path("locks") / f"{name or lock_name(label)}.lock"
     with user_errors():
+        writable_target(out)  # a device or folder there: refuse before the work
         if image is not None or dockerfile.exists():
             parsed = df.load(dockerfile, build_args)
         else:
@@ -99,14 +104,12 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         archive = None if no_archive else Archive(apt_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index, deb_entries=True, archive=archive)
-        label = image or str(rootfs)
-        out = output or Path("locks") / f"{name or lock_name(label)}.lock"
         if rootfs is not None:
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
         else:
+            assert parsed is not None and image is not None
             from relock import engine
 
-            assert parsed is not None and image is not None
             client = engine.connect()
             result = fz.freeze_image(client, image, parsed, options, progress)
             if not final_only:
