@@ -58,9 +58,10 @@ COPY requirements.txt /tmp/
 RUN pip install --no-cache-dir --user --break-system-packages -r /tmp/requirements.txt
 
 FROM debian:${CODENAME}-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3 \\
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip \\
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /root/.local /root/.local
+RUN python3 -m pip install --no-cache-dir --break-system-packages idna
 WORKDIR /srv
 COPY . .
 """
