@@ -26,11 +26,11 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from shlex import quote
 
 from relock.dockerfile import Dockerfile, Instruction, Stage
 from relock.errors import RenderError, StaleLockError
 from relock.lockfile import Base, Lock
-from relock.shell import quote
 
 DEFAULT_VIEW_PORT = 7780
 DEFAULT_VIEW_URL = f"http://127.0.0.1:{DEFAULT_VIEW_PORT}"
