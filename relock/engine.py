@@ -252,6 +252,11 @@ class DockerEngine:
             raise EngineError(
                 f"cannot read the files of image {image.short_id}: {one_line(e)}"
             ) from None
+        except (KeyError, TypeError) as e:  # an answer without the fields the API promises
+            raise EngineError(
+                f"cannot read the files of image {image.short_id}: the engine answered "
+                f"without {e}"
+            ) from None
         finally:
             if container is not None:
                 with contextlib.suppress(DockerException):

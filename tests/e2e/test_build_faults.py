@@ -589,8 +589,13 @@ class _VanishingEngine(socketserver.StreamRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 return  # the engine goes away in the middle of the build
             self.rfile.read(length)
-            body = b"OK" if "_ping" in target else json.dumps(
-                {"ApiVersion": "1.41", "Version": "20.10.0"}).encode()
+            if "/images/" in target and target.endswith("/json"):
+                # The base image as the real engine has it: relock reads which
+                # packages it holds (its overlay layers are on this machine).
+                body = json.dumps(getattr(self.server, "image_json", {})).encode()
+            else:
+                body = b"OK" if "_ping" in target else json.dumps(
+                    {"ApiVersion": "1.41", "Version": "20.10.0"}).encode()
             self.wfile.write(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
@@ -602,11 +607,13 @@ class _EngineServer(socketserver.ThreadingUnixStreamServer):
 
 
 def test_engine_lost_during_the_build_is_one_line_and_exit_2(
-        plain: Frozen, tmp_path: Path) -> None:
+        client: Any, plain: Frozen, tmp_path: Path) -> None:
     # A stand-in engine on a unix socket: the test bed's real engine is shared
     # and must not be stopped in the middle of a build.
     sock = tmp_path / "engine.sock"
     server = _EngineServer(str(sock), _VanishingEngine)
+    base = plain.lock.base[0]
+    server.image_json = client.api.inspect_image(f"{base.ref}@{base.digest}")  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
