@@ -15,7 +15,10 @@ venv with pip packages from the Python index), built and frozen once first:
 3. the store's size (the lock's files and the base image) against the
    image's size.
 
-    .venv/bin/python benchmarks/store_bench.py [--rounds 2] [--keep]
+    .venv/bin/python benchmarks/store_bench.py [--rounds 2] [--project] [--keep]
+
+``--project`` measures the project's own image (Dockerfile.in at the top of
+the repository, its folder as the context) instead of the small template.
 
 Needs the test bed (scripts/testbed); part 2 needs the second host up
 (sudo scripts/secondhost start) and root (relock is run inside its
@@ -96,14 +99,20 @@ def ratio_line(name: str, mine: float, theirs: float, what: str) -> tuple[str, b
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each (default 2)")
+    parser.add_argument("--project", action="store_true",
+                        help="the project image (./Dockerfile.in) instead of a small one")
     parser.add_argument("--keep", action="store_true", help="keep images and work folder")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="relock-store-bench-"))
-    context = work / "ctx"
-    context.mkdir()
-    template = context / "Dockerfile.in"
-    template.write_text(DOCKERFILE_IN)
+    if args.project:
+        context = Path(__file__).resolve().parent.parent
+        template = context / "Dockerfile.in"
+    else:
+        context = work / "ctx"
+        context.mkdir()
+        template = context / "Dockerfile.in"
+        template.write_text(DOCKERFILE_IN)
     lock = work / "bench.lock"
     run_id = uuid.uuid4().hex[:8]
     tags: list[str] = []
@@ -139,8 +148,8 @@ def main() -> int:
 
     results: list[tuple[str, bool]] = []
     try:
-        print(f"store_bench: {args.rounds} round(s), cache-cold; work folder {work}",
-              flush=True)
+        print(f"store_bench: {'the project image' if args.project else 'a small image'}, "
+              f"{args.rounds} round(s), cache-cold; work folder {work}", flush=True)
         first = docker_build(0)
         run(relock("freeze", tags[-1], "-f", str(template), "-o", str(lock)),
             work / "freeze.log")

@@ -68,8 +68,8 @@ def vendor_cmd(lock_path: Path | None, where: str, apt_mirrors: tuple[str, ...],
             mirrors = tuple(engine.registry_mirrors(client))
             installed = rebuild.installed_in_bases(client, lock, progress)
         except EngineError as e:
-            warn(f"{e}; without the engine relock cannot tell which packages the base "
-                 "images hold, so every locked .deb is vendored")
+            warn(f"{e}; relock cannot tell which packages the base images hold, so every "
+                 "locked .deb is vendored")
             installed = None
         options = core.VendorOptions(use_snapshot=not apt_live, snapshot_url=apt_snapshot_url,
                                      mirrors=apt_mirrors, allow_missing=allow_missing,
