@@ -240,24 +240,52 @@ def put_chunks(store: Store, sha256: str, chunks: Iterable[bytes], where: str,
     store.put(digest, path, path.stat().st_size)
 
 
+class VendorInterrupted(RelockError):
+    """The run was interrupted; a file being written was dropped."""
+
+
+def until(stop: threading.Event, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks``, cut off (with VendorInterrupted) as soon as ``stop`` is set."""
+    for chunk in chunks:
+        if stop.is_set():
+            raise VendorInterrupted("interrupted")
+        yield chunk
+
+
 class StoreBlobs(BlobCache):
     """A folder store seen as the ``BlobCache`` that ``Archive.fetch_deb`` fills."""
 
-    def __init__(self, store: DirStore) -> None:
+    def __init__(self, store: DirStore, stop: threading.Event) -> None:
         super().__init__(store.root / "blobs")
         self.store = store
+        self.stop = stop
 
     def path(self, sha256: str) -> Path | None:
         found = self.store.path("sha256:" + sha256)
         return found if found.is_file() else None
 
     def put_stream(self, sha256: str, chunks: Iterable[bytes], where: str) -> Path:
-        put_chunks(self.store, sha256, chunks, where, self)
+        put_chunks(self.store, sha256, until(self.stop, chunks), where, self)
         return self.store.path("sha256:" + sha256)
 
 
+class _Stoppable(BlobCache):
+    """The local blob cache, its writes cut off when the run is interrupted."""
+
+    def __init__(self, inner: BlobCache, stop: threading.Event) -> None:
+        super().__init__(inner.root)
+        self.inner = inner
+        self.stop = stop
+
+    def path(self, sha256: str) -> Path | None:
+        return self.inner.path(sha256)
+
+    def put_stream(self, sha256: str, chunks: Iterable[bytes], where: str) -> Path:
+        return self.inner.put_stream(sha256, until(self.stop, chunks), where)
+
+
 def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: Archive,
-             options: VendorOptions, staging: BlobCache) -> _Job:
+             options: VendorOptions, staging: BlobCache, stop: threading.Event) -> _Job:
     from relock.archive import SNAPSHOT_URLS
 
     version = p.version.split(":", 1)[-1]
@@ -268,7 +296,7 @@ def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: Archive,
     snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
 
     def fetch() -> str:
-        cache = StoreBlobs(store) if isinstance(store, DirStore) else staging
+        cache = StoreBlobs(store, stop) if isinstance(store, DirStore) else staging
         path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache,
                                         snapshot_url=snapshot_url)
         if not isinstance(store, DirStore):
@@ -278,7 +306,8 @@ def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: Archive,
     return _Job(stored, f"{p.name} {p.version} ({p.arch})", fetch)
 
 
-def _pip_job(f: PipFile, store: Store, source: PipSource, staging: BlobCache) -> _Job:
+def _pip_job(f: PipFile, store: Store, source: PipSource, staging: BlobCache,
+             stop: threading.Event) -> _Job:
     kind = "wheel" if f.filename.endswith(".whl") else "sdist"
     stored = StoredFile(kind=kind, name=f.name, version=f.version, filename=f.filename,
                         digest="sha256:" + f.sha256, size=0)
@@ -286,12 +315,12 @@ def _pip_job(f: PipFile, store: Store, source: PipSource, staging: BlobCache) ->
     def fetch() -> str:
         hit = staging.path(f.sha256)
         if hit is not None:
-            put_chunks(store, f.sha256, _file_chunks(hit), f.filename, staging)
+            put_chunks(store, f.sha256, until(stop, _file_chunks(hit)), f.filename, staging)
             return "local cache"
         stream, _ = source.open(f)
         try:
-            put_chunks(store, f.sha256, _stream_chunks(stream), f"{f.filename} from the index",
-                       staging)
+            put_chunks(store, f.sha256, until(stop, _stream_chunks(stream)),
+                       f"{f.filename} from the index", staging)
         finally:
             stream.close()
         return "index"
@@ -321,12 +350,11 @@ def _size(store: Store, digest: str) -> int:
 
 
 def _run(jobs: Sequence[_Job], store: Store, workers: int, report: VendorReport,
-         progress: Progress) -> list[StoredFile]:
+         progress: Progress, stop: threading.Event) -> list[StoredFile]:
     """Each job once, ``workers`` at a time; the store first. Stops all on the first error."""
     lock = threading.Lock()
     done: list[StoredFile] = []
     counter = {"n": 0, "bytes": 0}
-    stop = threading.Event()
     total = len(jobs)
 
     def one(job: _Job) -> None:
@@ -385,7 +413,8 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
 
     started = time.monotonic()
     report = VendorReport()
-    staging = staging or BlobCache()
+    stop = threading.Event()
+    staging = _Stoppable(staging or BlobCache(), stop)
     if archive is None:
         archive = Archive(apt_cache_dir(), mirrors=options.mirrors)
     debs = debs_to_vendor(lock, installed, options.allow_missing, report.warnings)
@@ -403,10 +432,10 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     progress(f"vendoring {len(debs)} .deb files, {len(wheels)} Python files and "
              f"{len(bases)} base image(s) into {store.url}")
 
-    jobs = [_deb_job(p, lock, store, archive, options, staging) for p in debs]
-    assert pip_source is not None or not wheels
-    jobs += [_pip_job(f, store, pip_source, staging) for f in wheels]  # type: ignore[arg-type]
-    files = _run(jobs, store, options.workers, report, progress)
+    jobs = [_deb_job(p, lock, store, archive, options, staging, stop) for p in debs]
+    if pip_source is not None:
+        jobs += [_pip_job(f, store, pip_source, staging, stop) for f in wheels]
+    files = _run(jobs, store, options.workers, report, progress, stop)
 
     refs = []
     for base in bases:

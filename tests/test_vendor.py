@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,3 +218,66 @@ def test_disk_full_mid_vendor_keeps_the_old_store(archive: AptArchive, tmp_path:
                  for p in store.rglob("*") if p.is_file()}
         assert after == before  # no partial blob, index.json as it was
         assert_sound(store)
+
+
+class _Slow(http.server.BaseHTTPRequestHandler):
+    """Serves ``data`` (any path) at about 1 MB/s, so a test can interrupt a download."""
+
+    data = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.data)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for start in range(0, len(self.data), 1 << 16):
+                self.wfile.write(self.data[start:start + (1 << 16)])
+                time.sleep(0.06)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_sigterm_mid_download_leaves_no_partial_blob(tmp_path: Path) -> None:
+    deb = tmp_path / "relock-big_1.0_all.deb"
+    build_big_deb(deb)
+    handler = type("Slow", (_Slow,), {"data": deb.read_bytes()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/debian"
+        lock = Lock(input=Input("Dockerfile.in", "0" * 64), distro=Distro("debian", "13"),
+                    apt=(AptPackage("relock-big", "1.0", "all", sha256=sha(deb.read_bytes()),
+                                    filename="pool/main/r/relock-big/" + deb.name),),
+                    apt_sources=(AptSource("/etc/apt/sources.list", ("deb",), (url,),
+                                           ("stable",), ("main",)),))
+        write_lock(lock, tmp_path / "x.lock")
+        store = tmp_path / "store"
+        env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/relock-test.sock",
+               "PIP_CONFIG_FILE": os.devnull, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        proc = subprocess.Popen([sys.executable, "-m", "relock", "vendor", "--lock",
+                                 str(tmp_path / "x.lock"), "--store", str(store),
+                                 "--apt-live"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def partial() -> bool:
+            tmp = store / ".tmp"
+            return tmp.is_dir() and any(p.stat().st_size for p in tmp.iterdir())
+
+        deadline = time.monotonic() + 30
+        while not partial():  # the download is under way
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode != 0, err
+        assert time.monotonic() - started < 2.5, "the download was not cut off"
+        assert "Traceback" not in err
+        assert not list((store / ".tmp").iterdir())
+        assert not (store / "blobs" / "sha256" / sha(deb.read_bytes())).exists()
+        assert json.loads((store / "index.json").read_text())["manifests"] == []
+        assert_sound(store)
+    finally:
+        server.shutdown()
+        server.server_close()
