@@ -108,6 +108,7 @@ class Archive:
         self.warnings: list[str] = []
         self.requests_made = 0
         self.retries = 0
+        self.waited = 0.0  # seconds slept before retries (Retry-After or backoff)
         self.cache_hits = 0
         self._session = session
         self._local = threading.local()
@@ -431,6 +432,7 @@ class Archive:
             resp.close()
             with self._lock:
                 self.retries += 1
+                self.waited += wait
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -527,6 +529,11 @@ class Archive:
             pass
         rows |= {(*k, e.filename, e.sha256, e.size) for k, e in stanzas}
         _write_json(path, {"names": sorted(known | names), "entries": sorted(rows)})
+
+    def down_hosts(self) -> dict[str, str]:
+        """Hosts found unreachable in this run (origin -> why); later requests skipped them."""
+        with self._lock:
+            return dict(self._down)
 
     def _warn(self, line: str) -> None:
         with self._lock:

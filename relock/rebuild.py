@@ -49,6 +49,8 @@ class RebuildOptions:
     snapshot_url: str | None = None
     mirrors: tuple[str, ...] = ()
     cache_dir: Path | None = None
+    # A store (folder or oci://) to take every byte from instead of upstream.
+    store: str | None = None
 
 
 @dataclass
@@ -163,6 +165,17 @@ def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: Rebu
     return LockedView(debs, lock, pip_source(), cache_dir=_pip_cache(options))
 
 
+def view_for(client: DockerEngine, lock: Lock, options: RebuildOptions,
+             progress: Progress = quiet) -> LockedView:
+    """The locked view, from upstream (archive, index) or from a store: chosen here only."""
+    if options.store is not None:
+        from relock import storeview
+
+        return storeview.prepare(client, lock, options.lock_path, options.store, progress,
+                                 cache_dir=options.cache_dir)
+    return prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
+
+
 def pip_source() -> Any:
     """The configured Python index, as the view's source of locked files."""
     from relock.index import Index, pip_config
@@ -180,7 +193,7 @@ def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
 
     render.check_fresh(df, lock, render.RenderOptions(force=options.force,
                                                       lock_path=options.lock_path))
-    view = prepare_view(lock, installed_in_bases(engine, lock, progress), options, progress)
+    view = view_for(engine, lock, options, progress)
     with serve_view(view, options.view_port, progress) as server:
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path))

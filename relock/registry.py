@@ -411,6 +411,14 @@ class Registry:
         resp.close()
         return bool(resp.status_code == 200)
 
+    def blob_size(self, repo: str, digest: str) -> int | None:
+        """The size of blob ``digest`` (HEAD's Content-Length), None if it is not there."""
+        check_digest(digest)
+        resp = self._request("HEAD", f"/v2/{repo}/blobs/{digest}", repo, what="HEAD blob")
+        resp.close()
+        size = resp.headers.get("Content-Length", "")
+        return int(size) if resp.status_code == 200 and size.isdigit() else None
+
     def blob(self, repo: str, digest: str) -> VerifiedStream:
         """A stream of blob ``digest``; it raises at its end if the bytes do not match."""
         check_digest(digest)

@@ -56,7 +56,7 @@ def main() -> None:
 
 
 def _group() -> click.Group:
-    from relock.cli import build, diff, freeze, store  # noqa: F401  (registers the commands)
+    from relock.cli import build, diff, freeze, store, vendor  # noqa: F401  (registers them)
     from relock.cli.common import cli
 
     return cli

@@ -66,6 +66,11 @@ def _apt_options(f: Any) -> Any:
              "[default: the distro's snapshot service]",
     )(f)
     f = click.option(
+        "--store", metavar="DIR|oci://HOST/REPO",
+        help="Take every file and the base image from this store (filled by `relock "
+             "vendor`) and nothing from upstream: no archive, index or Docker Hub.",
+    )(f)
+    f = click.option(
         "--apt-live", is_flag=True,
         help="Do not ask the snapshot service: fetch locked .debs from the image's own "
              "sources (they keep a version until it is superseded).",
@@ -83,14 +88,17 @@ def _apt_options(f: Any) -> Any:
 
 def _rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
                      apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-                     **extra: Any) -> RebuildOptions:
+                     store: str | None = None, **extra: Any) -> RebuildOptions:
     from relock.rebuild import RebuildOptions
     from relock.render import DEFAULT_VIEW_PORT
 
+    if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
+        raise click.UsageError("--store takes every file from the store; --apt-live, "
+                               "--apt-snapshot-url and --apt-mirror do not apply")
     return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
                           snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
                           view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, **extra)
+                          force=force, store=store, **extra)
 
 
 @cli.command("render")
@@ -141,8 +149,9 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 @cli.command("serve")
 @lock_option
 @_apt_options
-def serve_cmd(lock_path: Path | None, apt_live: bool, apt_snapshot_url: str | None,
-              apt_mirrors: tuple[str, ...], view_port: int | None, force: bool) -> None:
+def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
+              apt_snapshot_url: str | None, apt_mirrors: tuple[str, ...],
+              view_port: int | None, force: bool) -> None:
     """Serve the locked view on loopback until interrupted.
 
     Fetches the locked .deb files the base images do not hold (checked
@@ -157,11 +166,10 @@ def serve_cmd(lock_path: Path | None, apt_live: bool, apt_snapshot_url: str | No
 
     lock_path = default_lock(lock_path)
     options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
-                               view_port, force)
+                               view_port, force, store)
     with user_errors():
         lock = lockfile.read(lock_path)
-        installed = rebuild.installed_in_bases(engine.connect(), lock, progress)
-        view = rebuild.prepare_view(lock, installed, options, progress)
+        view = rebuild.view_for(engine.connect(), lock, options, progress)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with rebuild.serve_view(view, options.view_port, progress) as server:
@@ -186,7 +194,7 @@ def serve_cmd(lock_path: Path | None, apt_live: bool, apt_snapshot_url: str | No
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
               platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
-              quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
+              quiet: bool, store: str | None, apt_live: bool, apt_snapshot_url: str | None,
               apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
               build_args: dict[str, str]) -> None:
     """Rebuild the template pinned to a lock, and verify the image.
@@ -201,15 +209,21 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     Exit 0 when the image matches the lock, 1 when the build failed or the
     image drifted, 2 on bad input or an unreachable engine.
 
+    With --store, every byte comes from a store `relock vendor` filled (the
+    base image is published from it into the engine's registry mirror, same
+    digest): nothing is asked of the archive, the index or Docker Hub, and a
+    file missing from the store is an error before anything is built.
+
     \b
     Example:
       relock build --lock locks/sci.lock -t sci:pinned
+      relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
     from relock import engine, rebuild
 
     lock_path = default_lock(lock_path)
     options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
-                               view_port, force, tag=tag, platform=platform,
+                               view_port, force, store, tag=tag, platform=platform,
                                nocache=no_cache)
 
     def log(line: str) -> None:

@@ -32,6 +32,7 @@ TEXT = (
     '  render  Write the pinned Dockerfile for another builder.\n'
     '  serve   Serve the locked view on loopback until interrupted.\n'
     '  store   Look into a store: an OCI image layout folder or...\n'
+    '  vendor  Put every byte a rebuild of the lock needs into a store.\n'
     "  verify  Check that IMAGE's packages and base match a lock.\n"
 )
 
