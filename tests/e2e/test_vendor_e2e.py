@@ -41,7 +41,7 @@ from tests.conftest import BuildImage, SecondHost
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-REGISTRY = "127.0.0.1:5000"  # the test bed's registry here; the second host's in NETNS
+REGISTRY = "127.0.0.1:5000"  # the test bed's registry here; the second host's in its namespace
 
 SMALL = """\
 FROM debian:trixie-slim
@@ -104,8 +104,9 @@ class Offline:
 @pytest.fixture(scope="module")
 def offline(second_host: SecondHost) -> Iterator[Offline]:
     """The second host, checked to be the namespace this module runs relock in."""
-    if not NETNS.exists() or os.geteuid() != 0:
-        pytest.fail(f"relock runs on the second host through {NETNS}, as root", pytrace=False)
+    netns = Path("/var/run/netns") / second_host.name
+    if not netns.exists() or os.geteuid() != 0:
+        pytest.fail(f"relock runs on the second host through {netns}, as root", pytrace=False)
     found = Offline(second_host, [])
     yield found
     for ref in found.made:
@@ -153,7 +154,8 @@ def test_the_second_host_reaches_neither_index_nor_archive(vendored: Vendored,
     for host, port in targets:  # each answers from here, so the probe can tell
         socket.create_connection((host, port), timeout=10).close()
     probe = [f"{h}:{p}" for h, p in sorted(targets)] + [REGISTRY]
-    seen = subprocess.run(["nsenter", f"--net={NETNS}", sys.executable, "-c", PROBE, *probe],
+    netns = Path("/var/run/netns") / offline.host.name
+    seen = subprocess.run(["nsenter", f"--net={netns}", sys.executable, "-c", PROBE, *probe],
                           capture_output=True, text=True, check=True).stdout.split("\n")
     verdict = dict(line.split(" ", 1) for line in seen if line)
     assert verdict.pop(REGISTRY) == "ok"
@@ -239,7 +241,8 @@ def test_rebuild_from_a_registry_store_on_the_offline_host(vendored: Vendored,
     # (as a folder) into the registry it can reach, under the same name.
     carried = tmp_path / "carried"
     assert relock("store", "copy", registry_store, carried).exit_code == 0
-    pushed = subprocess.run(["nsenter", f"--net={NETNS}", sys.executable, "-m", "relock",
+    netns = Path("/var/run/netns") / offline.host.name
+    pushed = subprocess.run(["nsenter", f"--net={netns}", sys.executable, "-m", "relock",
                              "store", "copy", str(carried), registry_store],
                             capture_output=True, text=True, check=False)
     assert pushed.returncode == 0, pushed.stderr
