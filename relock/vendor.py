@@ -440,8 +440,9 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     refs = []
     for base in bases:
         ref = pinned_ref(base.ref, base)
-        _, stats = vendor_base(ref, store, mirrors=options.registry_mirrors,
-                               platforms={lock.platform})
+        # A multi-platform base is kept whole: a registry the build pulls from
+        # takes an image index only with every image it names.
+        _, stats = vendor_base(ref, store, mirrors=options.registry_mirrors)
         report.base_blobs += stats.blobs + stats.manifests
         report.base_bytes += stats.bytes
         report.base_skipped += stats.skipped

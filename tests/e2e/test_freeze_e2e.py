@@ -57,7 +57,11 @@ def test_lock_matches_what_runs_in_the_image(client: Any, docker_engine: DockerE
     out = ctx / "locks" / "sci.lock"
     result = freeze([tag, "-f", str(ctx / "Dockerfile.in"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    lock = lockfile.read(out)
+    # The builder stage's own packages are recorded too, apart (stage = its name);
+    # the final image is what runs.
+    full = lockfile.read(out)
+    lock = full.final()
+    assert {p.stage for p in full.apt} - {""}, "the build stage's packages are recorded"
 
     dpkg = run_in(client, tag, ["dpkg-query", "-W", "-f",
                                 "${Package} ${Version} ${Architecture}\n"])
@@ -298,7 +302,8 @@ def test_rootfs_corrupt_dpkg_status(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_every_apt_entry_names_its_deb_in_the_real_archive(client: Any, tmp_path: Path) -> None:
+def test_every_apt_entry_names_its_deb_in_the_real_archive(client: Any, docker_engine: DockerEngine,
+                                                            tmp_path: Path) -> None:
     """An image without APT lists: hashes come from its sources' indexes (issue 9)."""
     from relock.archive import Archive
 
@@ -306,7 +311,7 @@ def test_every_apt_entry_names_its_deb_in_the_real_archive(client: Any, tmp_path
     assert run_in(client, image, ["sh", "-c", "ls /var/lib/apt/lists | grep -c Packages || :"]
                   ).strip() == "0"
     options = FreezeOptions(index=None, deb_entries=True, archive=Archive(tmp_path))
-    result = freeze_image(client, image, None, options)
+    result = freeze_image(docker_engine, image, None, options)
     apt = result.lock.apt
     assert apt and not [w for w in result.warnings if "no .deb sha256" in w], result.warnings
     assert not [w for w in result.warnings if "signature" in w or "gpgv" in w], result.warnings

@@ -47,11 +47,19 @@ def get(url: str, method: str = "GET", accept: str = ACCEPT) -> tuple[bytes, dic
 
 @pytest.fixture(scope="module")
 def trixie() -> str:
-    """The local registry's own digest for library/debian:trixie-slim."""
+    """The local registry's digest of one image manifest of library/debian:trixie-slim.
+
+    Where the tag names an image index (a multi-platform base, as the official
+    images are), its linux/amd64 manifest: these tests copy one image.
+    """
     try:
-        _, headers = get(f"http://{REGISTRY}/v2/library/debian/manifests/trixie-slim", "HEAD")
+        data, headers = get(f"http://{REGISTRY}/v2/library/debian/manifests/trixie-slim")
     except OSError as e:
         pytest.fail(f"the test bed's registry does not answer: {e}", pytrace=False)
+    doc = json.loads(data)
+    for entry in doc.get("manifests") or []:
+        if entry.get("platform", {}).get("architecture") == "amd64":
+            return str(entry["digest"])
     return headers["Docker-Content-Digest"]
 
 
@@ -116,9 +124,9 @@ def test_vendor_the_trixie_base_byte_for_byte(tmp_path: Path, trixie: str) -> No
 
 def test_a_docker_hub_name_comes_through_the_engines_mirror(tmp_path: Path, trixie: str,
                                                              client: Any) -> None:
-    from relock import engine
+    from relock.engine import DockerEngine
 
-    mirrors = engine.registry_mirrors(client)
+    mirrors = DockerEngine(client).registry_mirrors()
     assert baseimage.mirror_hosts(mirrors) == [REGISTRY]
     s = store.open_store(tmp_path / "s", create=True)
     desc, _ = baseimage.vendor_base(f"debian:trixie-slim@{trixie}", s, mirrors=mirrors)
