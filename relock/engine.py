@@ -141,12 +141,27 @@ def _where() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def connect(timeout: int = 600) -> DockerEngine:
+DEFAULT_TIMEOUT = 60
+
+
+def connect(timeout: int | None = None) -> DockerEngine:
     """The Docker engine of this host (``DOCKER_HOST``), once it has answered.
 
     The client asks the engine for its API version on creation; that answer
     is the sign of life (a separate ping would cost another round trip).
+    Every request but a build's log stream must be answered within
+    ``timeout`` seconds (``RELOCK_ENGINE_TIMEOUT``, 60 by default): an engine
+    that accepts and never answers does not hold relock.
     """
+    if timeout is None:
+        text = os.environ.get("RELOCK_ENGINE_TIMEOUT", "")
+        try:
+            timeout = int(text) if text else DEFAULT_TIMEOUT
+        except ValueError:
+            raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} is not a number of seconds"
+                              ) from None
+        if timeout <= 0:
+            raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} must be above 0")
     import docker
     import requests
     from docker.errors import DockerException
@@ -278,6 +293,9 @@ class DockerEngine:
                 network_mode=request.network_mode, extra_hosts=dict(request.extra_hosts) or None,
                 rm=True, forcerm=True, decode=True, nocache=request.nocache, pull=False,
                 target=request.target,
+                # A build step may be silent for long (a compiler): its log
+                # stream has no read deadline; every other request has one.
+                timeout=None,
             )
             for chunk in stream:
                 yield from _build_events(chunk)

@@ -49,6 +49,10 @@ class RenderOptions:
     view_url: str = DEFAULT_VIEW_URL
     force: bool = False
     lock_path: str = "LOCK"
+    # What the view serves, in short (view_id): part of every RUN's text, so
+    # that the engine's build cache never answers one lock's RUN with a layer
+    # built from another lock's packages.
+    view_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     """Render ``df`` pinned to ``lock``."""
     options = options or RenderOptions()
     check_fresh(df, lock, options)
-    prefix = view_prefix(options.view_url)
+    prefix = view_prefix(options.view_url, options.view_id or view_id(lock))
     notes: list[str] = []
     lines = df.text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -103,10 +107,27 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
                     notes=tuple(notes))
 
 
-def view_prefix(view_url: str) -> str:
-    """The shell words that point one RUN's APT, pip and uv at the locked view."""
+def view_id(lock: Lock) -> str:
+    """A short digest of what the locked view of ``lock`` serves (its packages)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in sorted(lock.apt, key=lambda p: (p.name, p.arch, p.version, p.sha256)):
+        h.update(f"apt {a.name} {a.version} {a.arch} {a.sha256}\n".encode())
+    for p in sorted(lock.pip, key=lambda p: (p.name, p.version)):
+        h.update(f"pip {p.name} {p.version} {' '.join(sorted(p.hashes))}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def view_prefix(view_url: str, served: str = "") -> str:
+    """The shell words that point one RUN's APT, pip and uv at the locked view.
+
+    ``served`` (a ``view_id``) names what the view serves.
+    """
     if not _VIEW_URL.fullmatch(view_url):
         raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
+    if not re.fullmatch(r"[0-9a-f]*", served):
+        raise RenderError(f"view id {served!r} is not hexadecimal")
     url = view_url.rstrip("/")
     host = urllib.parse.urlsplit(url).hostname or "127.0.0.1"
     apt_conf = (f'Dir::Etc::SourceList "{SCRATCH}/sources.list"; '
@@ -118,7 +139,8 @@ def view_prefix(view_url: str) -> str:
         f"mkdir -p {SCRATCH}/parts"
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
         f" && echo {quote(source)} >{SCRATCH}/sources.list"
-        f" && export APT_CONFIG={SCRATCH}/apt.conf PIP_INDEX_URL={index}"
+        f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
+        f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
         f" UV_INDEX_URL={index}"
         " || exit 1;"

@@ -804,3 +804,41 @@ def test_render_output_on_a_non_regular_file_is_refused(tmp_path: Path, kind: st
     one_line_error(r, "not a regular file; not replacing")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert out == fifo or out.is_symlink()
+
+
+def test_an_engine_that_never_answers_does_not_hold_relock(tmp_path: Path) -> None:
+    """B9: an engine that accepts connections and never answers is cut off, and named."""
+    sock_path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # accepted, never answered
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        lock = tmp_path / "good.lock"
+        lock.write_text(GOOD)
+        r = invoke("verify", "some-image", "--lock", str(lock),
+                   env={"DOCKER_HOST": f"unix://{sock_path}", "RELOCK_ENGINE_TIMEOUT": "2"})
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+    took = time.monotonic() - started
+    line = one_line_error(r, "cannot reach the container engine")
+    assert "timed out" in line.lower() or "time" in line.lower(), line
+    assert held, "the engine was asked"
+    assert took < 20, took

@@ -102,7 +102,7 @@ def test_only_from_and_run_change_and_nothing_is_added() -> None:
     before = _instructions(text)
     after = _instructions(rendered("multistage").dockerfile)
     assert [k for k, _ in before] == [k for k, _ in after]
-    prefix = render.view_prefix(render.DEFAULT_VIEW_URL)
+    prefix = render.view_prefix(render.DEFAULT_VIEW_URL, render.view_id(lock_for("multistage")))
     for (kind, old), (_, new) in zip(before, after, strict=True):
         if kind == "FROM":
             assert "@sha256:" in new
@@ -110,6 +110,21 @@ def test_only_from_and_run_change_and_nothing_is_added() -> None:
             assert new == f"{prefix} {old}"
         elif kind != "RUN":
             assert new == old
+
+
+def test_another_lock_gives_other_run_text() -> None:
+    """The engine's build cache keys on a RUN's text: a layer built from one lock's
+    packages must never answer for another lock's."""
+    one = lock_for("system")
+    other = dataclasses.replace(one, apt=tuple(
+        dataclasses.replace(p, version="9.9") if p.name == "tini" else p for p in one.apt))
+    assert render.view_id(one) != render.view_id(other)
+    text = (GOLDEN / "system.Dockerfile.in").read_text()
+    df = dockerfile.parse(text, "Dockerfile.in")
+    a = render.render(df, one).dockerfile
+    b = render.render(df, other).dockerfile
+    assert a != b and f"RELOCK_VIEW={render.view_id(other)} " in b
+    assert render.render(df, one).dockerfile == a
 
 
 def test_every_run_sees_only_the_view() -> None:

@@ -2,7 +2,7 @@
 # Each RUN reaches only the lock's packages, served by `relock build` (or
 # `relock serve`) on loopback: build it with host networking.
 FROM debian:bookworm-slim@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
-RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update && apt-get install -y python3-pip=23.0.1+dfsg-1 ca-certificates \
+RUN mkdir -p /dev/shm/relock/parts && echo 'Dir::Etc::SourceList "/dev/shm/relock/sources.list"; Dir::Etc::SourceParts "/dev/shm/relock/parts"; Acquire::http::Proxy::127.0.0.1 "DIRECT";' >/dev/shm/relock/apt.conf && echo 'deb [trusted=yes] http://127.0.0.1:7780/apt/ ./' >/dev/shm/relock/sources.list && export RELOCK_VIEW=dcd15096f80159d9 APT_CONFIG=/dev/shm/relock/apt.conf PIP_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ PIP_EXTRA_INDEX_URL= PIP_PROXY=http://127.0.0.1:7780 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_INDEX_URL=http://127.0.0.1:7780/pypi/simple/ || exit 1; apt-get update && apt-get install -y python3-pip=23.0.1+dfsg-1 ca-certificates \
     && python3 -m pip install --no-cache-dir --break-system-packages attrs \
     && rm -rf /var/lib/apt/lists/*
 ENTRYPOINT ["/bin/sh", "-c"]
