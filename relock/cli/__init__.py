@@ -56,7 +56,13 @@ def main() -> None:
 
 
 def _group() -> click.Group:
-    from relock.cli import build, diff, freeze, store  # noqa: F401  (registers the commands)
+    from relock.cli import (  # noqa: F401  (registers the commands)
+        build,
+        diff,
+        freeze,
+        merge,
+        store,
+    )
     from relock.cli.common import cli
 
     return cli
