@@ -61,6 +61,7 @@ def _group() -> click.Group:
         diff,
         freeze,
         merge,
+        outdated,
         store,
     )
     from relock.cli.common import cli
