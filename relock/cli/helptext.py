@@ -29,8 +29,8 @@ TEXT = (
     '  build     Rebuild the template pinned to a lock, and verify the image.\n'
     '  diff      Show what changed from OLD to NEW.\n'
     "  freeze    Read IMAGE's files into a lock file.\n"
-    '  merge     Merge two locks made from BASE, package by package; write the...\n'
-    '  outdated  List the locked packages that have newer versions; builds...\n'
+    '  merge     Merge two locks package by package into OURS (a git merge...\n'
+    '  outdated  List the locked packages that have newer versions (no build).\n'
     '  render    Write the pinned Dockerfile for another builder.\n'
     '  serve     Serve the locked view on loopback until interrupted.\n'
     '  store     Look into a store: an OCI image layout folder or...\n'

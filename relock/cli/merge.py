@@ -17,7 +17,7 @@ from relock.errors import EXIT_DIFFERS
 @click.option("--marker-size", type=click.IntRange(3, 64), default=7, show_default=True,
               help="Length of the conflict markers (git's %L).")
 def merge(base: Path, ours: Path, theirs: Path, marker_size: int) -> None:
-    """Merge two locks made from BASE, package by package; write the result to OURS.
+    """Merge two locks package by package into OURS (a git merge driver).
 
     A package (or APT source, base image, environment) changed on one side
     takes that side; the same change on both is taken once; two different

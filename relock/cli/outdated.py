@@ -23,7 +23,7 @@ from relock.errors import EXIT_DIFFERS, EXIT_ERROR
               help="Ask the Python index again even if its answer is less than an hour old.")
 def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str, ...],
              refresh: bool) -> None:
-    """List the locked packages that have newer versions; builds nothing.
+    """List the locked packages that have newer versions (no build).
 
     APT: the current indexes of the lock's own sources (Release signatures
     checked with this machine's keyrings where it has the source's
