@@ -29,7 +29,7 @@ TEXT = (
     '  build     Rebuild the template pinned to a lock, and verify the image.\n'
     '  diff      Show what changed from OLD to NEW.\n'
     "  freeze    Read IMAGE's files into a lock file.\n"
-    '  merge     Merge two locks package by package into OURS (a git merge...\n'
+    "  merge     Merge two locks package by package (git's merge driver).\n"
     '  outdated  List the locked packages that have newer versions (no build).\n'
     '  render    Write the pinned Dockerfile for another builder.\n'
     '  serve     Serve the locked view on loopback until interrupted.\n'

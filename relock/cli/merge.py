@@ -17,9 +17,10 @@ from relock.errors import EXIT_DIFFERS
 @click.option("--marker-size", type=click.IntRange(3, 64), default=7, show_default=True,
               help="Length of the conflict markers (git's %L).")
 def merge(base: Path, ours: Path, theirs: Path, marker_size: int) -> None:
-    """Merge two locks package by package into OURS (a git merge driver).
+    """Merge two locks package by package (git's merge driver).
 
-    A package (or APT source, base image, environment) changed on one side
+    BASE is the common ancestor; the result is written to OURS. A package
+    (or APT source, base image, environment) changed on one side
     takes that side; the same change on both is taken once; two different
     new snapshots give the later one. A package changed differently on both
     sides is a conflict: it is named on stderr, OURS gets git-style markers
