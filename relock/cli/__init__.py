@@ -63,6 +63,7 @@ def _group() -> click.Group:
         merge,
         outdated,
         store,
+        update,
     )
     from relock.cli.common import cli
 

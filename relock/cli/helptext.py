@@ -34,6 +34,7 @@ TEXT = (
     '  render    Write the pinned Dockerfile for another builder.\n'
     '  serve     Serve the locked view on loopback until interrupted.\n'
     '  store     Look into a store: an OCI image layout folder or...\n'
+    '  update    Move only the named packages (and what they need) to their...\n'
     "  verify    Check that IMAGE's packages and base match a lock.\n"
 )
 
