@@ -37,12 +37,13 @@ from relock.errors import EXIT_DIFFERS
                    "(docs/update-json.md).")
 @click.option("--context", type=click.Path(file_okay=False, path_type=Path),
               help="Build context. [default: the template's folder]")
+@click.option("-t", "--tag", help="Name the updated image.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
 @_apt_options
 @build_arg_option
 def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | None,
            security: bool, everything: bool, dry_run: bool, fmt: str, context: Path | None,
-           quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
+           tag: str | None, quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
            apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
            build_args: dict[str, str]) -> None:
     """Move only the named packages (and what they need) to their newest versions.
@@ -105,7 +106,7 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
     for move in plan.moves:
         progress(f"moving {_move_text(move)}")
     options = _rebuild_options(path, apt_live, apt_snapshot_url, apt_mirrors, view_port,
-                               force)
+                               force, tag=tag)
 
     def log(line: str) -> None:
         if not quiet:

@@ -50,6 +50,7 @@ class Deb:
 
     name: str
     version: str
+    depends: str = ""  # a Depends: field, as dpkg writes it
 
     @property
     def filename(self) -> str:
@@ -101,7 +102,8 @@ def build_deb(deb: Deb, out_dir: Path) -> Path:
         "Maintainer: relock tests <relock@localhost>\n"
         "Section: misc\n"
         "Priority: optional\n"
-        f"Description: relock test package {deb.version}\n"
+        + (f"Depends: {deb.depends}\n" if deb.depends else "")
+        + f"Description: relock test package {deb.version}\n"
         " Made by tests/e2e/aptarchive.py; holds only its version.\n"
     )
     out = out_dir / deb.filename
