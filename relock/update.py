@@ -48,8 +48,8 @@ class UpdateError(RelockError):
     """An update cannot be planned, resolved or built."""
 
 
-class NothingToUpdate(RelockError):
-    """Nothing asked for can move."""
+class UpdateDrift(UpdateError):
+    """The updated image does not hold what the plan moved to."""
 
     exit_code = EXIT_DIFFERS
 
@@ -279,6 +279,10 @@ def build_and_freeze(engine: DockerEngine, df: Dockerfile, plan_: Plan, context:
     from relock.freeze import FreezeOptions, freeze_image
     from relock.verify import compare, verify_image
 
+    # The engine's layer cache keys a RUN on its text, which does not change
+    # with the lock the view serves: a layer built from another lock must not
+    # be reused.
+    options = dataclasses.replace(options, nocache=True)
     result = rebuild.rebuild(engine, df, plan_.candidate, context, options, build_args,
                              log=log, progress=progress)
     progress(f"freezing the updated image {result.image_id[:19]}")
@@ -295,7 +299,7 @@ def build_and_freeze(engine: DockerEngine, df: Dockerfile, plan_: Plan, context:
     # The image must hold what the plan moved to, not only match its own freeze.
     drift += compare(plan_.candidate.final(), new.final())
     if drift:
-        raise UpdateError(f"the updated image does not match the plan: {drift[0].describe()}"
+        raise UpdateDrift(f"the updated image does not match the plan: {drift[0].describe()}"
                           + (f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""))
     return new, result.image_id
 

@@ -140,7 +140,11 @@ def test_outdated_then_update_moves_only_the_named_packages(
     plan = relock("update", "--security", "--dry-run", "--lock", path, "-f", frozen.dockerfile,
                   env=world["env"])
     assert plan.exit_code == 0, plan.output
-    assert plan.stdout == "would move apt pkgc 1.0-1 -> 1.0-1+sec1 (security)\n"
+    lines = plan.stdout.splitlines()
+    # Debian's own security updates of the base image may be listed too.
+    assert "would move apt pkgc 1.0-1 -> 1.0-1+sec1 (security)" in lines
+    assert all(line.endswith("(security)") for line in lines)
+    assert not [line for line in lines if "pkgb" in line or "relocktest" in line]
 
 
 def test_update_that_cannot_resolve_fails_before_building(
@@ -168,7 +172,9 @@ def test_update_whose_build_fails_keeps_the_old_lock(
                     "-t", made.tag("update-broken"), env=world["env"])
     made.after_failure(result.stderr)
     assert result.exit_code == 1, result.output
-    assert "relock: error:" in result.stderr
+    error = [ln for ln in result.stderr.splitlines() if ln.startswith("relock: error:")]
+    assert len(error) == 1 and error[0].startswith("relock: error: the build failed")
+    assert "pkgz" in result.stderr  # apt's words, in the log tail
     assert path.read_bytes() == text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".t.lock")]
 
