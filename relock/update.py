@@ -26,7 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,8 +76,14 @@ class Plan:
 
 
 def choose(report: Report, lock: Lock, names: Sequence[str], *, security: bool,
-           everything: bool) -> tuple[list[Outdated], list[str]]:
-    """The outdated entries an update moves, and why asked-for names cannot move."""
+           everything: bool, in_base: Collection[tuple[str, str, str]] = (),
+           ) -> tuple[list[Outdated], list[str]]:
+    """The outdated entries an update moves, and why asked-for names cannot move.
+
+    An APT package the base image holds at the locked version (``in_base``:
+    name, version, arch) is not moved: the template's installs do not
+    upgrade it, only a new base image does.
+    """
     apt_names = {p.name for p in lock.apt}
     pip_names = {p.name for p in lock.pip}
     stuck: list[str] = []
@@ -91,6 +97,10 @@ def choose(report: Report, lock: Lock, names: Sequence[str], *, security: bool,
     for o in report.packages:
         asked = everything or o.name in wanted or (security and o.security)
         if not asked:
+            continue
+        if o.kind == "apt" and not o.stage and (o.name, o.locked, o.arch) in in_base:
+            stuck.append(f"{o.name}: {o.locked} comes with the base image; a new base "
+                         f"digest (re-freeze) moves it to {o.newest}")
             continue
         if not o.movable:
             stuck.append(f"{o.name}: newest {o.newest} is held back by {o.held_back_by}")
@@ -246,9 +256,11 @@ def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = F
          everything: bool = False, archive: Any = None,
          keyrings: Mapping[str, bytes] | None = None,
          template: Mapping[str, list[str]] | None = None,
-         index_urls: Sequence[str] = (), run: Any = subprocess.run) -> Plan:
+         index_urls: Sequence[str] = (), run: Any = subprocess.run,
+         in_base: Collection[tuple[str, str, str]] = ()) -> Plan:
     """What an update moves, and the candidate lock the pinned build is given."""
-    chosen, stuck = choose(report, lock, names, security=security, everything=everything)
+    chosen, stuck = choose(report, lock, names, security=security, everything=everything,
+                           in_base=in_base)
     apt_new = apt_moves(lock, chosen, archive, keyrings) if any(
         o.kind == "apt" for o in chosen) else {}
     pip_new, pip_moved = pip_moves(lock, chosen, template or {}, index_urls, run) if any(

@@ -113,3 +113,11 @@ def test_lock_image_word() -> None:
     assert core.lock_image_word("# Remake it with: relock freeze --rootfs /srv -o y\n") == (
         "--rootfs /srv")
     assert core.lock_image_word("") == "IMAGE"
+
+
+def test_a_package_of_the_base_image_does_not_move() -> None:
+    chosen, stuck = core.choose(REPORT, LOCK, [], security=True, everything=False,
+                                in_base={("libc6", "2.41-1", "amd64")})
+    assert chosen == []
+    assert stuck == ["libc6: 2.41-1 comes with the base image; a new base digest (re-freeze) "
+                     "moves it to 2.41-2"]

@@ -89,12 +89,11 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
             for line in report.problems:
                 warn(f"not read: {line}")
             raise core.UpdateError("some package indexes could not be read; nothing updated")
-        progress("planning the update" + (" (pip resolved with pip-compile)"
-                                          if any(o.kind == "pip" for o in report.packages)
-                                          else ""))
+        progress("planning the update")
+        in_base = _in_base(lock, dry_run)
         plan = core.plan(lock, report, names, security=security, everything=everything,
                          archive=archive, keyrings=keyrings, template=template,
-                         index_urls=config.urls)
+                         index_urls=config.urls, in_base=in_base)
     for line in plan.stuck:
         warn(f"not moved: {line}")
     if dry_run:
@@ -130,6 +129,23 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
         lockfile.write(new, path, image=core.lock_image_word(text))
         progress(f"wrote {path} (from image {image[:19]})")
     _print_diff(lock, new, str(path), fmt)
+
+
+def _in_base(lock: object, dry_run: bool) -> set[tuple[str, str, str]]:
+    """What the lock's base images hold; a dry run without an engine guesses nothing."""
+    from relock import engine
+    from relock.errors import EngineError
+    from relock.lockfile import Lock
+    from relock.rebuild import installed_in_bases
+
+    assert isinstance(lock, Lock)
+    try:
+        return installed_in_bases(engine.connect(), lock, progress)
+    except EngineError as e:
+        if not dry_run:
+            raise
+        warn(f"no engine ({e}); packages of the base image are planned as if they could move")
+        return set()
 
 
 def _move_text(move: object) -> str:
