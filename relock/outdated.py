@@ -104,9 +104,13 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
     return out
 
 
-def apt_outdated(lock: Lock, archive: Any,
-                 keyrings: Mapping[str, bytes] | None = None) -> tuple[list[Outdated], list[str]]:
-    """Newer versions of the lock's APT packages in its sources' live indexes.
+def apt_outdated(lock: Lock, archive: Any, keyrings: Mapping[str, bytes] | None = None,
+                 snapshot: str = "", snapshot_url: str | None = None,
+                 ) -> tuple[list[Outdated], list[str]]:
+    """Newer versions of the lock's APT packages in its sources' indexes.
+
+    Live, or as the sources stood at ``snapshot`` (on ``snapshot_url``, else
+    the distro's snapshot service).
 
     Returns the outdated packages and the sources that could not be read.
     A source whose ``Signed-By`` keyring this machine lacks is read unchecked
@@ -137,7 +141,8 @@ def apt_outdated(lock: Lock, archive: Any,
                     f"{src.file}: {missing[0]} is not on this machine; the signature of "
                     f"{' '.join(src.uris)} is not checked")
             found += archive.candidates([src], arch if arch != "all" else _host_arch(lock),
-                                        names, ring)
+                                        names, ring, snapshot=snapshot,
+                                        snapshot_url=snapshot_url)
         versions: dict[str, list[tuple[Any, str]]] = {}
         for suite, (name, version, _a), _entry in found:
             versions.setdefault(name, []).append((Version(version), suite))
@@ -337,13 +342,18 @@ def _req_name(text: str) -> str:
 def outdated(lock: Lock, *, archive: Any | None, index: Any | None,
              template: Mapping[str, list[str]], pip_cache: Path | None = None,
              keyrings: Mapping[str, bytes] | None = None,
-             only: Sequence[str] = ("apt", "pip")) -> Report:
+             only: Sequence[str] = ("apt", "pip"), snapshot: str = "",
+             snapshot_url: str | None = None) -> Report:
     """The lock's outdated packages, APT then pip, each sorted by name."""
     found: list[Outdated] = []
     problems: list[str] = []
     warnings: list[str] = []
     if "apt" in only and archive is not None:
-        apt, bad = apt_outdated(lock, archive, keyrings)
+        if snapshot and not snapshot_url:
+            from relock.archive import SNAPSHOT_URLS
+
+            snapshot_url = SNAPSHOT_URLS.get(lock.distro.id)
+        apt, bad = apt_outdated(lock, archive, keyrings, snapshot, snapshot_url)
         found += sorted(apt, key=lambda o: (o.stage, o.name, o.arch))
         problems += bad
         warnings += [w for w in archive.warnings if w not in bad]

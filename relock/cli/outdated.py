@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -19,10 +20,16 @@ from relock.errors import EXIT_DIFFERS, EXIT_ERROR
                    "(keys in docs/outdated-json.md).")
 @click.option("--only", multiple=True, type=click.Choice(["apt", "pip"]),
               help="Look up only this kind of package (repeatable).")
+@click.option("--snapshot", metavar="TIME",
+              help="Read the APT sources as they stood at TIME (YYYYMMDDTHHMMSSZ) on the "
+                   "snapshot service instead of live.")
+@click.option("--apt-snapshot-url", metavar="URL",
+              help="Base URL of the snapshot archive (as for relock build). "
+                   "[default: the distro's snapshot service]")
 @click.option("--refresh", is_flag=True,
               help="Ask the Python index again even if its answer is less than an hour old.")
 def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str, ...],
-             refresh: bool) -> None:
+             snapshot: str | None, apt_snapshot_url: str | None, refresh: bool) -> None:
     """List the locked packages that have newer versions (no build).
 
     APT: the current indexes of the lock's own sources (Release signatures
@@ -45,6 +52,9 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
     from relock.archive import Archive
     from relock.archive import default_cache_dir as apt_cache_dir
 
+    if snapshot is not None and not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+        raise click.BadParameter(f"{snapshot!r} is not YYYYMMDDTHHMMSSZ",
+                                 param_hint="--snapshot")
     path = default_lock(lock_path)
     kinds = only or ("apt", "pip")
     with user_errors():
@@ -60,7 +70,8 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
             lock, archive=archive, index=index,
             template=core.template_requirements(dockerfile) if "pip" in kinds else {},
             pip_cache=None if refresh else core.default_cache_dir(),
-            keyrings=keyrings, only=kinds)
+            keyrings=keyrings, only=kinds, snapshot=snapshot or "",
+            snapshot_url=apt_snapshot_url)
     if fmt == "json":
         text = core.format_json(report)
     else:

@@ -124,3 +124,25 @@ def test_outdated_exits_0_when_nothing_moved_and_2_when_a_source_is_down(
                                 catch_exceptions=False)
     assert result.exit_code == 2
     assert "not read:" in result.stderr
+
+
+def test_outdated_at_a_snapshot_reads_the_sources_as_they_stood(
+        world: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    main = world["main"]
+    assert isinstance(main, AptArchive)
+    lock = dataclasses.replace(_lock(world), apt_sources=(_source(main),), pip=(), python=())
+    path = tmp_path / "t.lock"
+    lockfile.write(lock, path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["outdated", "--lock", str(path), "--apt-snapshot-url", main.snapshot_url]
+    then = CliRunner().invoke(cli, [*args, "--snapshot", T0], catch_exceptions=False)
+    assert (then.exit_code, then.stdout) == (0, "nothing outdated\n"), then.output
+    later = CliRunner().invoke(cli, [*args, "--snapshot", T1, "--format", "json"],
+                               catch_exceptions=False)
+    assert later.exit_code == 1, later.output
+    assert [(p["name"], p["newest"]) for p in json.loads(later.stdout)["packages"]] == [
+        ("pkga", "2.0-1")]
+    bad = CliRunner().invoke(cli, [*args, "--snapshot", "yesterday"])
+    assert bad.exit_code == 2
