@@ -167,6 +167,30 @@ class Archive:
             self._remember(sources, found)
         return found
 
+    def candidates(self, sources: Sequence[AptSource], arch: str, names: Collection[str],
+                   keyrings: Mapping[str, bytes] | None = None, snapshot: str = "",
+                   snapshot_url: str | None = None) -> list[tuple[str, Key, DebEntry]]:
+        """Every version of ``names`` the sources serve: (suite, key, entry) triples.
+
+        Read from the live indexes, or as they stood at ``snapshot`` on
+        ``snapshot_url`` (else the Archive's), found and checked as
+        ``deb_entries`` does, index answers cached by content, in the sources'
+        order. A source that cannot be read adds a line to ``self.warnings``.
+        """
+        service = snapshot_url or self.snapshot_url or ""
+        if snapshot and not service:
+            raise ArchiveError("no snapshot service known for these sources; "
+                               "pass --apt-snapshot-url")
+        dists = (self._dists(sources, "snapshot", snapshot, service, keyrings) if snapshot
+                 else self._dists(sources, "live", "", "", keyrings))
+        wanted = set(names)
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            answers = list(pool.map(self._dist_entries, dists, [arch] * len(dists),
+                                    [wanted] * len(dists)))
+        return [(dist.suite, key, entry)
+                for dist, answer in zip(dists, answers, strict=True)
+                for key, entry in answer.items()]
+
     def _dists(self, sources: Sequence[AptSource], label: str, snapshot: str,
                service: str, keyrings: Mapping[str, bytes] | None) -> list[_Dist]:
         out: list[_Dist] = []

@@ -56,7 +56,16 @@ def main() -> None:
 
 
 def _group() -> click.Group:
-    from relock.cli import build, diff, freeze, store, vendor  # noqa: F401  (registers them)
+    from relock.cli import (  # noqa: F401  (registers the commands)
+        build,
+        diff,
+        freeze,
+        merge,
+        outdated,
+        store,
+        update,
+        vendor,
+    )
     from relock.cli.common import cli
 
     return cli

@@ -26,14 +26,17 @@ TEXT = (
     '  -h, --help  Show this message and exit.\n'
     '\n'
     'Commands:\n'
-    '  build   Rebuild the template pinned to a lock, and verify the image.\n'
-    '  diff    Show what changed from OLD to NEW.\n'
-    "  freeze  Read IMAGE's files into a lock file.\n"
-    '  render  Write the pinned Dockerfile for another builder.\n'
-    '  serve   Serve the locked view on loopback until interrupted.\n'
-    '  store   Look into a store: an OCI image layout folder or...\n'
-    '  vendor  Put every byte a rebuild of the lock needs into a store.\n'
-    "  verify  Check that IMAGE's packages and base match a lock.\n"
+    '  build     Rebuild the template pinned to a lock, and verify the image.\n'
+    '  diff      Show what changed from OLD to NEW.\n'
+    "  freeze    Read IMAGE's files into a lock file.\n"
+    "  merge     Merge two locks package by package (git's merge driver).\n"
+    '  outdated  List the locked packages that have newer versions (no build).\n'
+    '  render    Write the pinned Dockerfile for another builder.\n'
+    '  serve     Serve the locked view on loopback until interrupted.\n'
+    '  store     Look into a store: an OCI image layout folder or...\n'
+    '  update    Move only the named packages (and what they need) to their...\n'
+    '  vendor    Put every byte a rebuild of the lock needs into a store.\n'
+    "  verify    Check that IMAGE's packages and base match a lock.\n"
 )
 
 

@@ -50,6 +50,7 @@ class Deb:
 
     name: str
     version: str
+    depends: str = ""  # a Depends: field, as dpkg writes it
 
     @property
     def filename(self) -> str:
@@ -101,7 +102,8 @@ def build_deb(deb: Deb, out_dir: Path) -> Path:
         "Maintainer: relock tests <relock@localhost>\n"
         "Section: misc\n"
         "Priority: optional\n"
-        f"Description: relock test package {deb.version}\n"
+        + (f"Depends: {deb.depends}\n" if deb.depends else "")
+        + f"Description: relock test package {deb.version}\n"
         " Made by tests/e2e/aptarchive.py; holds only its version.\n"
     )
     out = out_dir / deb.filename
@@ -206,7 +208,7 @@ class AptArchive:
             pool = staging / "pool" / self.component / name[0] / name
             pool.mkdir(parents=True, exist_ok=True)
             shutil.copy2(deb, pool / deb.name)
-        (staging / "pool").mkdir(exist_ok=True)
+        (staging / "pool").mkdir(parents=True, exist_ok=True)  # an empty suite too
         dist = staging / "dists" / self.suite
         binary = dist / self.component / f"binary-{self.arch}"
         binary.mkdir(parents=True)
@@ -322,14 +324,15 @@ class ArchiveServer:
 
 
 @contextlib.contextmanager
-def serve(root: Path, name: str = "relocktest",
-          gnupghome: Path | None = None) -> Iterator[AptArchive]:
+def serve(root: Path, name: str = "relocktest", gnupghome: Path | None = None,
+          suite: str = "stable") -> Iterator[AptArchive]:
     """An empty archive under ``root``, served until the block ends.
 
     Use it as a context manager in a fixture of the scope the archive should
-    live for (tests/e2e/test_build_faults.py keeps one per module).
+    live for (tests/e2e/test_build_faults.py keeps one per module). A
+    security archive is one more, with ``suite="stable-security"``.
     """
-    archive = AptArchive(root, name=name, gnupghome=gnupghome)
+    archive = AptArchive(root, name=name, suite=suite, gnupghome=gnupghome)
     server = ArchiveServer(archive)
     archive.server = server
     server.start()
