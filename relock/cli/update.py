@@ -45,7 +45,7 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
            security: bool, everything: bool, dry_run: bool, fmt: str, context: Path | None,
            tag: str | None, quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
            apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-           build_args: dict[str, str]) -> None:
+           store: str | None, build_args: dict[str, str]) -> None:
     """Move only the named packages (and what they need) to their newest versions.
 
     The pip side is resolved first with pip-tools (the lock's pins kept,
@@ -64,6 +64,9 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
       relock update --security --format markdown > pr-body.md
       relock update --all --dry-run
     """
+    if store is not None:
+        raise click.UsageError("update takes new versions from the archives and the index; "
+                               "--store (the locked files only) does not apply")
     from relock import lockfile
     from relock import outdated as od
     from relock import update as core
