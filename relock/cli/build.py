@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,92 +13,22 @@ from relock.cli.common import (
     build_arg_option,
     cli,
     default_lock,
+    load_template,
     lock_option,
+    make_rebuild_options,
     progress,
+    rebuild_options,
+    template_option,
     user_errors,
 )
 from relock.errors import EXIT_DIFFERS, BuildError
 
 if TYPE_CHECKING:
-    from relock.dockerfile import Dockerfile
     from relock.engine import ImageSource
     from relock.lockfile import Lock
-    from relock.rebuild import RebuildOptions
     from relock.verify import Drift
 
 RENDERED_NAME = "Dockerfile.relock"
-
-
-def template_option(f: Any) -> Any:
-    return click.option(
-        "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
-        help="The Dockerfile template. [default: the one the lock was frozen from, "
-             "else Dockerfile.in]",
-    )(f)
-
-
-def _load(dockerfile: Path | None, lock_path: Path,
-          build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
-    """The lock, the template (parsed with the lock's build arguments), those arguments."""
-    from relock import dockerfile as df
-    from relock import lockfile
-    from relock.rebuild import effective_build_args
-
-    lock = lockfile.read(lock_path)
-    if dockerfile is None:
-        recorded = Path(lock.input.dockerfile) if lock.input.dockerfile else None
-        dockerfile = recorded if recorded is not None and recorded.is_file() \
-            else Path("Dockerfile.in")
-    args = effective_build_args(lock, build_args)
-    return lock, df.load(dockerfile, args), args
-
-
-def _apt_options(f: Any) -> Any:
-    f = click.option(
-        "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
-        help="Another archive to fetch locked .debs from, after the snapshot and the "
-             "image's own sources (repeatable). Every file is checked against the lock.",
-    )(f)
-    f = click.option(
-        "--apt-snapshot-url", metavar="URL",
-        help="Base URL of the snapshot archive; the archive name (debian, "
-             "debian-security, ubuntu) and snapshot id are appended. "
-             "[default: the distro's snapshot service]",
-    )(f)
-    f = click.option(
-        "--store", metavar="DIR|oci://HOST/REPO",
-        help="Take every file and the base image from this store (filled by `relock "
-             "vendor`) and nothing from upstream: no archive, index or Docker Hub.",
-    )(f)
-    f = click.option(
-        "--apt-live", is_flag=True,
-        help="Do not ask the snapshot service: fetch locked .debs from the image's own "
-             "sources (they keep a version until it is superseded).",
-    )(f)
-    f = click.option(
-        "--view-port", type=click.IntRange(0, 65535), default=None,
-        help="Loopback port of the locked view (0: any free port; a fixed port lets the "
-             "engine's build cache match earlier builds). [default: 7780]",
-    )(f)
-    return click.option(
-        "--force", is_flag=True,
-        help="Use the lock even if it was frozen from another version of the template.",
-    )(f)
-
-
-def _rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
-                     apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-                     store: str | None = None, **extra: Any) -> RebuildOptions:
-    from relock.rebuild import RebuildOptions
-    from relock.render import DEFAULT_VIEW_PORT
-
-    if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
-        raise click.UsageError("--store takes every file from the store; --apt-live, "
-                               "--apt-snapshot-url and --apt-mirror do not apply")
-    return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
-                          snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
-                          view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, store=store, **extra)
 
 
 @cli.command("render")
@@ -134,7 +64,7 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 
     lock_path = default_lock(lock_path)
     with user_errors():
-        lock, parsed, _ = _load(dockerfile, lock_path, build_args)
+        lock, parsed, _ = load_template(dockerfile, lock_path, build_args)
         template = Path(parsed.path)
         out = output or template.parent / RENDERED_NAME
         if out.resolve() == template.resolve():
@@ -148,7 +78,7 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 
 @cli.command("serve")
 @lock_option
-@_apt_options
+@rebuild_options
 def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
               apt_snapshot_url: str | None, apt_mirrors: tuple[str, ...],
               view_port: int | None, force: bool) -> None:
@@ -165,7 +95,7 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
     from relock import engine, lockfile, rebuild
 
     lock_path = default_lock(lock_path)
-    options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
+    options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
                                view_port, force, store)
     with user_errors():
         lock = lockfile.read(lock_path)
@@ -190,7 +120,7 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")
 @click.option("--no-verify", is_flag=True, help="Skip checking the image against the lock.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
-@_apt_options
+@rebuild_options
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
               platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
@@ -222,7 +152,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     from relock import engine, rebuild
 
     lock_path = default_lock(lock_path)
-    options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
+    options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
                                view_port, force, store, tag=tag, platform=platform,
                                nocache=no_cache)
 
@@ -231,7 +161,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
             click.echo(line, err=True)
 
     with user_errors():
-        lock, parsed, args = _load(dockerfile, lock_path, build_args)
+        lock, parsed, args = load_template(dockerfile, lock_path, build_args)
         ctx = context or Path(parsed.path).parent
         client = engine.connect()
         try:

@@ -12,13 +12,18 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from relock import __version__
 from relock.errors import RelockError
 from relock.reference import parse
+
+if TYPE_CHECKING:
+    from relock.dockerfile import Dockerfile
+    from relock.lockfile import Lock
+    from relock.rebuild import RebuildOptions
 
 # click decorates callables of any signature.
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,18 +194,35 @@ def default_lock(lock_path: Path | None) -> Path:
     raise click.UsageError(f"several locks in locks/ ({names}); name one with --lock")
 
 
-def apt_options(f: F) -> F:
-    f = click.option(
-        "--apt-live", is_flag=True,
-        help="Keep the image's own APT sources (with exact version pins) instead of the "
-             "dated snapshot; for mirrors without time travel.",
+def template_option(f: Any) -> Any:
+    return click.option(
+        "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
+        help="The Dockerfile template. [default: the one the lock was frozen from, "
+             "else Dockerfile.in]",
     )(f)
+
+
+def load_template(dockerfile: Path | None, lock_path: Path,
+          build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
+    """The lock, the template (parsed with the lock's build arguments), those arguments."""
+    from relock import dockerfile as df
+    from relock import lockfile
+    from relock.rebuild import effective_build_args
+
+    lock = lockfile.read(lock_path)
+    if dockerfile is None:
+        recorded = Path(lock.input.dockerfile) if lock.input.dockerfile else None
+        dockerfile = recorded if recorded is not None and recorded.is_file() \
+            else Path("Dockerfile.in")
+    args = effective_build_args(lock, build_args)
+    return lock, df.load(dockerfile, args), args
+
+
+def rebuild_options(f: Any) -> Any:
     f = click.option(
-        "--apt-snapshot-style", type=click.Choice(["auto", "native", "rewrite"]),
-        default="auto", show_default=True,
-        help="How apt reaches the snapshot: 'native' uses apt's deb822 Snapshot: field "
-             "(apt >= 2.7: Debian 13, Ubuntu 23.10 on), 'rewrite' rewrites the source "
-             "URIs (any apt); 'auto' picks native where the image's apt has it.",
+        "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
+        help="Another archive to fetch locked .debs from, after the snapshot and the "
+             "image's own sources (repeatable). Every file is checked against the lock.",
     )(f)
     f = click.option(
         "--apt-snapshot-url", metavar="URL",
@@ -208,7 +230,37 @@ def apt_options(f: F) -> F:
              "debian-security, ubuntu) and snapshot id are appended. "
              "[default: the distro's snapshot service]",
     )(f)
+    f = click.option(
+        "--store", metavar="DIR|oci://HOST/REPO",
+        help="Take every file and the base image from this store (filled by `relock "
+             "vendor`) and nothing from upstream: no archive, index or Docker Hub.",
+    )(f)
+    f = click.option(
+        "--apt-live", is_flag=True,
+        help="Do not ask the snapshot service: fetch locked .debs from the image's own "
+             "sources (they keep a version until it is superseded).",
+    )(f)
+    f = click.option(
+        "--view-port", type=click.IntRange(0, 65535), default=None,
+        help="Loopback port of the locked view (0: any free port; a fixed port lets the "
+             "engine's build cache match earlier builds). [default: 7780]",
+    )(f)
     return click.option(
         "--force", is_flag=True,
-        help="Render even if the lock was frozen from another Dockerfile.in.",
+        help="Use the lock even if it was frozen from another version of the template.",
     )(f)
+
+
+def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
+                     apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
+                     store: str | None = None, **extra: Any) -> RebuildOptions:
+    from relock.rebuild import RebuildOptions
+    from relock.render import DEFAULT_VIEW_PORT
+
+    if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
+        raise click.UsageError("--store takes every file from the store; --apt-live, "
+                               "--apt-snapshot-url and --apt-mirror do not apply")
+    return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
+                          snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
+                          view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
+                          force=force, store=store, **extra)

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
-from relock.cli.build import _apt_options, _load, _rebuild_options
 from relock.cli.common import (
     build_arg_option,
     cli,
     default_lock,
+    load_template,
     lock_option,
+    make_rebuild_options,
     progress,
+    rebuild_options,
     user_errors,
     warn,
 )
@@ -39,7 +41,7 @@ from relock.errors import EXIT_DIFFERS
               help="Build context. [default: the template's folder]")
 @click.option("-t", "--tag", help="Name the updated image.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
-@_apt_options
+@rebuild_options
 @build_arg_option
 def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | None,
            security: bool, everything: bool, dry_run: bool, fmt: str, context: Path | None,
@@ -78,7 +80,7 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
         raise click.UsageError("name the packages to update, or pass --security or --all")
     path = default_lock(lock_path)
     with user_errors():
-        lock, parsed, args = _load(dockerfile, path, build_args)
+        lock, parsed, args = load_template(dockerfile, path, build_args)
         template_path = Path(parsed.path)
         config = pip_config()
         index = Index(config, default_cache_dir())
@@ -107,7 +109,7 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
         raise SystemExit(EXIT_DIFFERS)
     for move in plan.moves:
         progress(f"moving {_move_text(move)}")
-    options = _rebuild_options(path, apt_live, apt_snapshot_url, apt_mirrors, view_port,
+    options = make_rebuild_options(path, apt_live, apt_snapshot_url, apt_mirrors, view_port,
                                force, tag=tag)
 
     def log(line: str) -> None:
