@@ -1,0 +1,101 @@
+"""Multi-platform locks: one lock, a part per platform; version-1 locks still read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from relock import lockfile
+from relock.errors import LockfileError, PlatformMissingError
+from relock.lockfile import AptPackage, Base, Lock, PipPackage, PythonEnv
+from tests.factories import make_lock
+
+INDEX = "sha256:" + "1" * 64
+
+
+def part(platform: str, arch: str, *, bash: str = "5.2.37-2+b5", extra: tuple[AptPackage, ...] = ()
+         ) -> Lock:
+    return make_lock(
+        platform=platform, snapshot="20261101T000000Z", snapshot_from="release-date",
+        base=(Base(0, "debian:trixie-slim", INDEX),),
+        python=(PythonEnv("/opt/venv", "3.13", "/opt/venv/lib/python3.13/site-packages", True),),
+        apt=(AptPackage("bash", bash, arch), AptPackage("tzdata", "2025b-4", "all"), *extra),
+        pip=(PipPackage("six", "1.16.0", "/opt/venv", True, ("sha256:" + "a" * 64,)),),
+    )
+
+
+AMD = part("linux/amd64", "amd64", extra=(AptPackage("libquadmath0", "14.2.0-19", "amd64"),))
+ARM = part("linux/arm64", "arm64", bash="5.2.37-2+b4")
+
+
+def two() -> Lock:
+    return AMD.with_part(ARM)
+
+
+def test_two_platforms_round_trip_and_each_part_comes_back() -> None:
+    lock = two()
+    assert lock.platforms == ("linux/amd64", "linux/arm64") and lock.version == 2
+    text = lockfile.dumps(lock)
+    assert 'platforms = [\n  "linux/amd64",\n  "linux/arm64",\n]' in text
+    assert "\nplatform = " not in text.split("[input]")[0]
+    back = lockfile.loads(text)
+    assert back == lock.sorted()
+    assert back.for_platform("linux/amd64") == AMD.sorted()
+    assert back.for_platform("linux/arm64") == ARM.sorted()
+    # Architecture: all packages are listed for each platform, as each has them.
+    tz = [(p.platform, p.arch) for p in back.apt if p.name == "tzdata"]
+    assert tz == [("linux/amd64", "all"), ("linux/arm64", "all")]
+
+
+def test_adding_a_platform_again_replaces_only_that_part() -> None:
+    newer = part("linux/arm64", "arm64", bash="5.2.37-2+b6")
+    lock = two().with_part(newer)
+    assert lock.for_platform("linux/arm64") == newer
+    assert lock.for_platform("linux/amd64") == AMD
+    assert lockfile.dumps(two().with_part(ARM)) == lockfile.dumps(two())
+
+
+def test_a_platform_the_lock_lacks_is_named() -> None:
+    with pytest.raises(PlatformMissingError, match=r"no linux/arm64 part \(it holds linux/amd64\)"):
+        AMD.for_platform("linux/arm64")
+    assert AMD.for_platform("linux/amd64") is AMD
+
+
+def test_parts_of_another_template_or_distro_are_refused() -> None:
+    other = dataclasses.replace(ARM, input=dataclasses.replace(ARM.input, sha256="e" * 64))
+    with pytest.raises(LockfileError, match="another template"):
+        AMD.with_part(other)
+    with pytest.raises(LockfileError, match="one lock holds one distro"):
+        AMD.with_part(dataclasses.replace(ARM, distro=dataclasses.replace(ARM.distro, id="ubuntu")))
+
+
+V1 = lockfile.dumps(AMD).replace("version = 2", "version = 1")
+
+
+def test_a_version_1_lock_reads_as_one_platform_and_writes_back_as_version_1() -> None:
+    lock = lockfile.loads(V1)
+    assert lock.version == 1 and lock.all_platforms == ("linux/amd64",) and not lock.multi
+    assert lockfile.dumps(lock) == V1
+    assert lock.with_part(ARM).version == 2
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (V1.replace('name = "bash"', 'name = "bash"\nplatform = "linux/amd64"'),
+     "apt[0]: unknown key 'platform'"),
+    (V1.replace("version = 1", 'version = 1\nplatforms = ["linux/amd64"]'),
+     "unknown key 'platforms' at top level"),
+    (lockfile.dumps(two()).replace('platform = "linux/arm64"', 'platform = "linux/s390x"', 1),
+     "is not one of the lock's platforms"),
+    (lockfile.dumps(AMD).replace('name = "bash"', 'name = "bash"\nplatform = "linux/amd64"'),
+     "given in a lock without 'platforms'"),
+    (lockfile.dumps(two()).replace("platforms =", 'platform = "linux/amd64"\nplatforms ='),
+     "'platform' and 'platforms' both given"),
+    (lockfile.dumps(two()).replace('  "linux/arm64",\n]', '  "linux/amd64",\n]', 1),
+     "names a platform twice"),
+    (lockfile.dumps(two()).replace('platforms = [\n  "linux/amd64"', 'platforms = [\n  "Linux"'),
+     "platforms'[0]"),
+])
+def test_the_reader_checks_platforms(text: str, message: str) -> None:
+    with pytest.raises(LockfileError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        lockfile.loads(text)
