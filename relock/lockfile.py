@@ -195,6 +195,14 @@ class Lock:
                        for b in self.base if b.platform == platform),
             python=mine(self.python), apt=mine(self.apt), pip=mine(self.pip))
 
+    def part(self, platform: str | None, default: str) -> Lock:
+        """The part to build or verify: ``platform``'s, else ``default``'s in a
+        multi-platform lock; a one-platform lock is its own part when no
+        platform is asked for."""
+        if platform is None and not self.multi:
+            return self
+        return self.for_platform(platform or default)
+
     def with_part(self, part: Lock) -> Lock:
         """This lock with ``part`` (a single-platform lock) added or replacing its platform.
 

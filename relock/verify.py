@@ -111,5 +111,7 @@ def verify_image(source: ImageSource, ref: str, lock: Lock,
     from relock.freeze import FreezeOptions, freeze_image
 
     image = source.image(ref)
+    # A multi-platform lock: the image is checked against its own platform's part.
+    lock = lock.part(None, str(image.platform))
     found = freeze_image(source, image.id, None, FreezeOptions(index=None), progress).lock
     return [*check_base(source, image, lock), *compare(lock, found)]

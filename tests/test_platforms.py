@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +101,43 @@ def test_a_version_1_lock_reads_as_one_platform_and_writes_back_as_version_1() -
 def test_the_reader_checks_platforms(text: str, message: str) -> None:
     with pytest.raises(LockfileError, match=message.replace("(", r"\(").replace("[", r"\[")):
         lockfile.loads(text)
+
+
+def test_freezing_one_platform_into_a_lock_adds_or_replaces_only_it() -> None:
+    from relock.errors import ImagePlatformError
+    from relock.freeze import add_platform
+
+    assert add_platform(ARM, None, AMD) is ARM  # no --platform: the image's lock, as before
+    assert add_platform(ARM, "linux/arm64", None) is ARM
+    assert add_platform(ARM, "linux/arm64", AMD) == two()
+    newer = part("linux/amd64", "amd64", bash="9.9-1")
+    assert add_platform(newer, "linux/amd64", two()).for_platform("linux/amd64") == newer
+    with pytest.raises(ImagePlatformError, match="the image is linux/arm64, not linux/amd64"):
+        add_platform(ARM, "linux/amd64", AMD)
+
+
+def test_build_for_a_platform_the_lock_lacks_stops_before_any_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from relock import engine
+    from relock.cli import cli
+
+    template = tmp_path / "Dockerfile.in"
+    template.write_text("FROM debian:trixie-slim\nRUN true\n")
+    lock = dataclasses.replace(AMD, input=dataclasses.replace(
+        AMD.input, dockerfile=str(template),
+        sha256=hashlib.sha256(template.read_bytes()).hexdigest()))
+    path = tmp_path / "x.lock"
+    lockfile.write(lock, path)
+
+    def no_engine() -> None:
+        raise AssertionError("the engine was reached")
+
+    monkeypatch.setattr(engine, "connect", no_engine)
+    r = CliRunner().invoke(cli, ["build", "-f", str(template), "--lock", str(path),
+                                 "--platform", "linux/arm64"], catch_exceptions=False)
+    assert r.exit_code == 2
+    assert r.stderr == ("relock: error: the lock has no linux/arm64 part (it holds "
+                        "linux/amd64); build an image for linux/arm64, then: relock freeze "
+                        "IMAGE --platform linux/arm64 -o LOCK\n")

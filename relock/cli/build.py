@@ -206,6 +206,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
       relock build --lock locks/sci.lock -t sci:pinned
     """
     from relock import engine, rebuild
+    from relock.freeze import host_platform
 
     lock_path = default_lock(lock_path)
     options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -218,6 +219,8 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
 
     with user_errors():
         lock, parsed, args = _load(dockerfile, lock_path, build_args)
+        # That platform's part (exit 2 naming it if the lock lacks it), before any step.
+        lock = lock.part(platform, host_platform())
         ctx = context or Path(parsed.path).parent
         client = engine.connect()
         try:
