@@ -141,3 +141,62 @@ def test_build_for_a_platform_the_lock_lacks_stops_before_any_step(
     assert r.stderr == ("relock: error: the lock has no linux/arm64 part (it holds "
                         "linux/amd64); build an image for linux/arm64, then: relock freeze "
                         "IMAGE --platform linux/arm64 -o LOCK\n")
+
+
+def test_diff_shows_a_change_the_same_on_every_platform_once() -> None:
+    from relock.diff import diff_platforms
+    from relock.diffformat import format_text
+
+    # bash is the same version on both before and after (libquadmath0 is amd64's only).
+    old = AMD.with_part(part("linux/arm64", "arm64"))
+    new = part("linux/amd64", "amd64", bash="5.3-1",
+               extra=(AptPackage("libquadmath0", "14.2.0-20", "amd64"),)).with_part(
+        part("linux/arm64", "arm64", bash="5.3-1"))
+    d = diff_platforms(old, new)
+    assert d.platforms == ("linux/amd64", "linux/arm64")
+    rows = [(r.name, r.where, r.change, r.platforms) for r in d.apt or ()]
+    assert rows == [
+        ("bash", "amd64,arm64", "upgraded", ("linux/amd64", "linux/arm64")),
+        ("libquadmath0", "amd64", "upgraded", ("linux/amd64",)),
+    ]
+    text = format_text(d)
+    assert "libquadmath0 [linux/amd64]" in text and "bash  " in text
+    narrowed = diff_platforms(old, new, platforms=["linux/arm64"])
+    assert [(r.name, r.where, r.platforms) for r in narrowed.apt or ()] == [
+        ("bash", "arm64", ("linux/arm64",))]
+    with pytest.raises(PlatformMissingError, match="no linux/s390x part"):
+        diff_platforms(old, new, platforms=["linux/s390x"])
+
+
+def test_diff_of_locks_holding_other_platforms_says_so() -> None:
+    from relock.diff import ValueChange, diff_platforms
+
+    d = diff_platforms(AMD, two())
+    assert d.platform == ValueChange("linux/amd64", "linux/amd64 linux/arm64")
+    assert d.apt == () and d.platforms == ("linux/amd64",)
+    # Two one-platform locks: as before, the platforms' packages side by side.
+    single = diff_platforms(AMD, ARM)
+    assert single.platform == ValueChange("linux/amd64", "linux/arm64") and not single.platforms
+    assert {r.name for r in single.apt or ()} == {"bash", "libquadmath0"}
+
+
+def test_diff_json_names_the_platforms(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from relock.cli import cli
+
+    a, b = tmp_path / "a.lock", tmp_path / "b.lock"
+    lockfile.write(two(), a)
+    lockfile.write(two().with_part(part("linux/arm64", "arm64", bash="5.3-1")), b)
+    r = CliRunner().invoke(cli, ["diff", str(a), str(b), "--format", "json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert [(p["name"], p["arch"], p["platforms"]) for p in doc["apt"]] == [
+        ("bash", "arm64", ["linux/arm64"])]
+    r = CliRunner().invoke(cli, ["diff", str(a), str(b), "--platform", "linux/amd64"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
