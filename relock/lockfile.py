@@ -191,8 +191,7 @@ class Lock:
 
         return dataclasses.replace(
             self, platform=platform, platforms=(),
-            base=tuple(dataclasses.replace(b, platform="", manifest="")
-                       for b in self.base if b.platform == platform),
+            base=mine(self.base),
             python=mine(self.python), apt=mine(self.apt), pip=mine(self.pip))
 
     def part(self, platform: str | None, default: str) -> Lock:

@@ -189,8 +189,7 @@ def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
             tar.seek(0)
             result = builder.build(engine, tar, name, tag=options.tag,
                                    build_args=dict(build_args), platform=options.platform,
-                                   nocache=options.nocache, log=log, misses=view.misses,
-                                   pull=options.platform is not None)
+                                   nocache=options.nocache, log=log, misses=view.misses)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
                          notes=list(rendered.notes))
 

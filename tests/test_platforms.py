@@ -200,3 +200,40 @@ def test_diff_json_names_the_platforms(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["diff", str(a), str(b), "--platform", "linux/amd64"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
+
+
+def test_index_entries_name_their_platform() -> None:
+    from relock.platforms import platform_text
+
+    assert platform_text({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64"
+    assert platform_text({"os": "linux", "architecture": "arm", "variant": "v7"}) == "linux/arm/v7"
+    assert platform_text({"os": "linux", "architecture": "amd64"}) == "linux/amd64"
+
+
+def test_each_platform_s_base_gets_its_manifest_and_builds_pull_it() -> None:
+    from relock.errors import RegistryError
+    from relock.platforms import by_manifest, with_manifests
+
+    asked: list[tuple[str, str, str]] = []
+
+    def lookup(ref: str, digest: str, platform: str) -> str:
+        asked.append((ref, digest, platform))
+        return "sha256:" + "9" * 64
+
+    got, warnings = with_manifests(ARM, "linux/arm64", lookup)
+    assert asked == [("debian:trixie-slim", INDEX, "linux/arm64")] and not warnings
+    assert got.base[0].manifest == "sha256:" + "9" * 64 and got.base[0].digest == INDEX
+    # The lock keeps both; a build or check for the platform pulls its own manifest.
+    both = AMD.with_part(got)
+    assert both.for_platform("linux/arm64").base == got.base
+    assert by_manifest(both.for_platform("linux/arm64")).base[0].digest == "sha256:" + "9" * 64
+    assert by_manifest(AMD) == AMD
+
+    def offline(ref: str, digest: str, platform: str) -> str:
+        raise RegistryError("no route to the registry")
+
+    kept, warnings = with_manifests(ARM, "linux/arm64", offline)
+    assert kept == ARM
+    assert warnings == ["could not ask the registry for the linux/arm64 manifest of "
+                        "debian:trixie-slim (no route to the registry); a build for "
+                        "linux/arm64 will name the index"]

@@ -207,6 +207,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     """
     from relock import engine, rebuild
     from relock.freeze import host_platform
+    from relock.platforms import by_manifest
 
     lock_path = default_lock(lock_path)
     options = _rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -220,7 +221,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     with user_errors():
         lock, parsed, args = _load(dockerfile, lock_path, build_args)
         # That platform's part (exit 2 naming it if the lock lacks it), before any step.
-        lock = lock.part(platform, host_platform())
+        lock = by_manifest(lock.part(platform, host_platform()))
         ctx = context or Path(parsed.path).parent
         client = engine.connect()
         try:

@@ -124,8 +124,13 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
                                        result.lock, options, progress)
                 result = fz.FreezeResult(staged, result.warnings)
         existing = read(out) if platform is not None and out.exists() else None
-        result = fz.FreezeResult(fz.add_platform(result.lock, platform, existing),
-                                 result.warnings)
+        part, more = result.lock, list[str]()
+        if platform is not None and part.platform == platform:
+            from relock.platforms import with_manifests
+
+            part, more = with_manifests(part, platform)
+        result = fz.FreezeResult(fz.add_platform(part, platform, existing),
+                                 (*result.warnings, *more))
         for line in result.warnings:
             warn(line)
         write(result.lock, out, image=image or f"--rootfs {rootfs}")
