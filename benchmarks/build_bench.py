@@ -19,8 +19,10 @@ Prints each round, the medians and the overhead ratio against the 1.10 target.
 With ``--platform`` both builds are for that platform (under emulation on
 another machine: scripts/testbed registers qemu) and pull their base for it;
 the base is then the test bed's multi-platform debian:<base>-slim named
-through its local registry and pinned by its index digest, so that the pulls
-never move the engine's own debian:<base>-slim.
+through its local registry, so that the pulls never move the engine's own
+debian:<base>-slim. The template relock freezes and builds pins it by its
+index digest; the unpinned builds name the tag (the classic builder keeps
+an index digest for one platform's image only).
 
 Needs the test bed (scripts/testbed). Exit 0 when the target is met, 1 when
 it is not or a build failed (as benchmarks/run.py expects).
@@ -104,6 +106,10 @@ def main() -> int:
     context = work / "ctx"
     context.mkdir()
     (context / "Dockerfile.in").write_text(DOCKERFILE_IN.format(base=base))
+    unpinned_file = context / "Dockerfile.in"
+    if args.platform:
+        unpinned_file = context / "unpinned.Dockerfile"
+        unpinned_file.write_text(DOCKERFILE_IN.format(base=base.split("@", 1)[0]))
     lock = work / "bench.lock"
     run_id = uuid.uuid4().hex[:8]
     tags: list[str] = []
@@ -115,7 +121,7 @@ def main() -> int:
     def unpinned(n: int) -> float:
         return run(["docker", "build", "--no-cache", "--network", "host", "-q",
                     *unpinned_platform,
-                    "-f", str(context / "Dockerfile.in"), "-t", tag("unpinned", n),
+                    "-f", str(unpinned_file), "-t", tag("unpinned", n),
                     str(context)], work / f"unpinned-{n}.log")
 
     def pinned(n: int) -> float:
