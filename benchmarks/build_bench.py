@@ -14,6 +14,15 @@ downloads.
 Prints each round, the medians and the overhead ratio against the 1.10 target.
 
     .venv/bin/python benchmarks/build_bench.py [--rounds 2] [--base trixie] [--keep]
+                                               [--platform linux/arm64]
+
+With ``--platform`` both builds are for that platform (under emulation on
+another machine: scripts/testbed registers qemu) and pull their base for it;
+the base is then the test bed's multi-platform debian:<base>-slim named
+through its local registry, so that the pulls never move the engine's own
+debian:<base>-slim. The template relock freezes and builds pins it by its
+index digest; the unpinned builds name the tag (the classic builder keeps
+an index digest for one platform's image only).
 
 Needs the test bed (scripts/testbed). Exit 0 when the target is met, 1 when
 it is not or a build failed (as benchmarks/run.py expects).
@@ -33,9 +42,10 @@ import uuid
 from pathlib import Path
 
 TARGET = 1.10
+REGISTRY = "127.0.0.1:5000"  # the test bed's local registry (scripts/testbed)
 
 DOCKERFILE_IN = """\
-FROM debian:{codename}-slim
+FROM {base}
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends ca-certificates python3-venv tini \\
  && rm -rf /var/lib/apt/lists/*
@@ -65,6 +75,20 @@ def run(cmd: list[str], log: Path, extra_env: dict[str, str] | None = None) -> f
     return elapsed
 
 
+def platform_base(codename: str) -> str:
+    """The local registry's debian:<codename>-slim pinned by its image index digest."""
+    import requests
+
+    url = f"http://{REGISTRY}/v2/library/debian/manifests/{codename}-slim"
+    accept = ("application/vnd.oci.image.index.v1+json, "
+              "application/vnd.docker.distribution.manifest.list.v2+json")
+    r = requests.get(url, headers={"Accept": accept}, timeout=10)
+    if r.status_code != 200 or "manifests" not in r.json():
+        raise SystemExit(f"build_bench: {REGISTRY} has no multi-platform debian:{codename}-slim;"
+                         " run scripts/testbed")
+    return f"{REGISTRY}/library/debian:{codename}-slim@{r.headers['Docker-Content-Digest']}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each build (default 2)")
@@ -72,12 +96,20 @@ def main() -> int:
                         help="debian:<base>-slim (default trixie)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the images and the work folder")
+    parser.add_argument("--platform", help="build for this platform (e.g. linux/arm64)")
     args = parser.parse_args()
+    base = platform_base(args.base) if args.platform else f"debian:{args.base}-slim"
+    unpinned_platform = ["--pull", "--platform", args.platform] if args.platform else []
+    relock_platform = ["--platform", args.platform] if args.platform else []
 
     work = Path(tempfile.mkdtemp(prefix="relock-bench-"))
     context = work / "ctx"
     context.mkdir()
-    (context / "Dockerfile.in").write_text(DOCKERFILE_IN.format(codename=args.base))
+    (context / "Dockerfile.in").write_text(DOCKERFILE_IN.format(base=base))
+    unpinned_file = context / "Dockerfile.in"
+    if args.platform:
+        unpinned_file = context / "unpinned.Dockerfile"
+        unpinned_file.write_text(DOCKERFILE_IN.format(base=base.split("@", 1)[0]))
     lock = work / "bench.lock"
     run_id = uuid.uuid4().hex[:8]
     tags: list[str] = []
@@ -88,22 +120,24 @@ def main() -> int:
 
     def unpinned(n: int) -> float:
         return run(["docker", "build", "--no-cache", "--network", "host", "-q",
-                    "-f", str(context / "Dockerfile.in"), "-t", tag("unpinned", n),
+                    *unpinned_platform,
+                    "-f", str(unpinned_file), "-t", tag("unpinned", n),
                     str(context)], work / f"unpinned-{n}.log")
 
     def pinned(n: int) -> float:
         cache = work / f"cache-{n}"
         return run([relock_exe(), "build", "-f", str(context / "Dockerfile.in"),
-                    "--lock", str(lock), "--no-cache", "-q",
+                    "--lock", str(lock), "--no-cache", "-q", *relock_platform,
                     "-t", tag("pinned", n)], work / f"pinned-{n}.log",
                    {"XDG_CACHE_HOME": str(cache)})
 
     try:
-        print(f"build_bench: debian:{args.base}-slim, {args.rounds} round(s), "
+        print(f"build_bench: {base}, {args.platform or 'this platform'}, "
+              f"{args.rounds} round(s), "
               f"cache-cold (--no-cache); work folder {work}", flush=True)
         first = unpinned(0)
         run([relock_exe(), "freeze", tags[-1], "-f", str(context / "Dockerfile.in"),
-             "-o", str(lock)], work / "freeze.log")
+             *relock_platform, "-o", str(lock)], work / "freeze.log")
         print(f"  first build {first:.1f} s, frozen to {lock.name}", flush=True)
         times: dict[str, list[float]] = {"unpinned": [], "pinned": []}
         for n in range(1, args.rounds + 1):
@@ -123,7 +157,8 @@ def main() -> int:
         print(f"  median:  unpinned {u:6.1f} s   pinned {p:6.1f} s   "
               f"(of which verify about {verify:.1f} s)")
         verdict = "met" if ratio <= TARGET else "NOT met"
-        print(f"overhead ratio pinned/unpinned: {ratio:.3f} (target <= {TARGET:.2f}: {verdict})")
+        print(f"overhead ratio pinned/unpinned{' for ' + args.platform if args.platform else ''}"
+              f": {ratio:.3f} (target <= {TARGET:.2f}: {verdict})")
         return 0 if ratio <= TARGET else 1
     finally:
         if not args.keep:

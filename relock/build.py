@@ -50,8 +50,8 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
           tag: str | None = None, build_args: Mapping[str, str] | None = None,
           platform: str | None = None, nocache: bool = False, log: Progress = quiet,
           misses: Misses | None = None, network_mode: str = "host",
-          extra_hosts: Mapping[str, str] | None = None, target: str | None = None
-          ) -> BuildResult:
+          extra_hosts: Mapping[str, str] | None = None, target: str | None = None,
+          pull: bool = False) -> BuildResult:
     """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
     ``context`` is a folder, or a file object of a ready tar of the context
@@ -63,6 +63,7 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
         context_tar=None if isinstance(context, Path) else context,
         tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
         network_mode=network_mode, extra_hosts=dict(extra_hosts or {}), target=target,
+        pull=pull,
     )
     tail: collections.deque[str] = collections.deque(maxlen=400)
     image_id = ""

@@ -11,10 +11,11 @@ turning a ``LockDiff`` into text, Markdown or JSON is ``relock.diffformat``'s.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from relock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
 
@@ -48,6 +49,8 @@ class PackageChange:
     new: str = ""
     old_hashes: tuple[str, ...] = ()
     new_hashes: tuple[str, ...] = ()
+    # The platforms the change concerns, in a diff of multi-platform locks.
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class BaseChange:
     change: str
     old: str = ""
     new: str = ""
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class LockDiff:
     # formatters know to show them.
     multi_arch: bool = False
     multi_env: bool = False
+    # The platforms compared, in a diff of multi-platform locks (else empty);
+    # a row whose ``platforms`` are all of these is the same on every one.
+    platforms: tuple[str, ...] = ()
 
     @property
     def identical(self) -> bool:
@@ -240,6 +247,95 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     return LockDiff(apt=apt, pip=pip, base=base, distro=distro, snapshot=snapshot,
                     platform=platform, sources=sources, sizes=sizes, multi_arch=multi_arch,
                     multi_env=multi_env)
+
+
+def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
+                   compare_base: bool = True, platforms: Collection[str] = ()) -> LockDiff:
+    """``diff_locks`` per platform, for locks of several platforms.
+
+    Each platform both sides hold is compared on its own; a change that is
+    the same on every platform compared is one row (its ``platforms`` all of
+    them), else one row per distinct change naming its platforms. Platforms
+    only one side holds show as a ``platform`` change (their packages are
+    not listed). ``platforms`` narrows the comparison (``--platform``); a
+    platform a side lacks is then a ``PlatformMissingError``. Two locks of
+    one platform each are compared as ``diff_locks`` does.
+    """
+    if not platforms and not old.multi and not new.multi:
+        return diff_locks(old, new, only=only, compare_base=compare_base)
+    if platforms:
+        wanted = tuple(sorted(set(platforms)))
+        for lock in (old, new):
+            for p in wanted:
+                lock.for_platform(p)  # names a platform the side lacks
+    else:
+        wanted = tuple(p for p in sorted(set(old.all_platforms) | set(new.all_platforms))
+                       if p in old.all_platforms and p in new.all_platforms)
+    parts = {p: diff_locks(old.for_platform(p), new.for_platform(p), only=only,
+                           compare_base=compare_base) for p in wanted}
+    first = next(iter(parts.values()), None)
+    if first is None:
+        first = diff_locks(old, new, only=only, compare_base=compare_base)
+    shown_old = " ".join(p for p in old.all_platforms if not platforms or p in wanted)
+    shown_new = " ".join(p for p in new.all_platforms if not platforms or p in wanted)
+
+    def merged(category: str) -> Any:
+        if getattr(first, category) is None:
+            return None
+        where: dict[Any, list[str]] = {}
+        for p, d in parts.items():
+            for row in getattr(d, category):
+                # A package of the platform's own architecture is the same
+                # change on each platform (bash 5.2-1 -> 5.2-2 on amd64 and on
+                # arm64); a rebuilt one is not (each .deb has its own bytes).
+                if (category == "apt" and row.where == debian_arch(p)
+                        and row.change != "rebuilt"):
+                    row = dataclasses.replace(row, where=_NATIVE)
+                where.setdefault(row, []).append(p)
+        out = []
+        for row, ps in where.items():
+            if row.where == _NATIVE:
+                row = dataclasses.replace(row, where=",".join(debian_arch(p) for p in ps))
+            out.append(dataclasses.replace(row, platforms=tuple(ps)))
+        return tuple(out)
+
+    def same(name: str) -> Any:
+        values = {getattr(d, name) for d in parts.values()} - {None}
+        return values.pop() if len(values) == 1 else (
+            None if not values else ValueChange(*(" / ".join(sorted(
+                {getattr(v, side) for v in values})) for side in ("old", "new"))))
+
+    sources: tuple[SourceChange, ...] | None = None
+    if first.sources is not None:
+        sources = tuple(dict.fromkeys(r for d in parts.values() for r in d.sources or ()))
+    apt = merged("apt")
+    return LockDiff(
+        apt=None if apt is None else tuple(sorted(apt, key=lambda r: (r.name, r.where,
+                                                                      r.platforms))),
+        pip=merged("pip"), base=merged("base"), distro=same("distro"),
+        snapshot=same("snapshot"),
+        platform=None if first.apt is None else _value(shown_old, shown_new),
+        sources=sources,
+        sizes={k: max((d.sizes.get(k, 0) for d in parts.values()), default=0)
+               for k in first.sizes},
+        multi_arch=any(d.multi_arch for d in parts.values()),
+        multi_env=any(d.multi_env for d in parts.values()),
+        platforms=wanted,
+    )
+
+
+_NATIVE = "\0native"
+
+# Docker's platform architectures that Debian names otherwise.
+_DEBIAN_ARCHES = {"arm/v7": "armhf", "arm/v6": "armel", "arm/v5": "armel", "386": "i386",
+                  "ppc64le": "ppc64el", "mips64le": "mips64el"}
+
+
+def debian_arch(platform: str) -> str:
+    """The Debian architecture of ``platform``: ``linux/arm64`` is ``arm64``,
+    ``linux/arm/v7`` is ``armhf``."""
+    arch = platform.partition("/")[2]
+    return _DEBIAN_ARCHES.get(arch, arch.partition("/")[0])
 
 
 def _source_identity(s: AptSource) -> tuple[object, ...]:

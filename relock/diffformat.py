@@ -97,8 +97,8 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
         return summary_line(d) + "\n"
     blocks: list[list[str]] = []
     if d.base:
-        rows = [(_esc(b.ref), _esc(_short(b.old)), _esc(_short(b.new)), b.change)
-                for b in d.base]
+        rows = [(_esc(b.ref) + only_on(b, d), _esc(_short(b.old)), _esc(_short(b.new)),
+                 b.change) for b in d.base]
         blocks.append([style("base images", bold=True), *_text_rows(rows, style)])
     system = _system_rows(d)
     if system:
@@ -109,20 +109,27 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
         blocks.append([style("apt sources", bold=True), *_text_rows(rows, style)])
     if d.apt:
         lines = [style("apt", bold=True)]
-        lines += _package_lines(d.apt, style, qualify=d.multi_arch)
+        lines += _package_lines(d.apt, style, qualify=d.multi_arch, d=d)
         blocks.append(lines)
     if d.pip:
         for env, group in _by_env(d.pip):
             title = f"pip {_esc(env)}" if d.multi_env else "pip"
-            blocks.append([style(title, bold=True), *_package_lines(group, style)])
+            blocks.append([style(title, bold=True), *_package_lines(group, style, d=d)])
     body = "\n".join("\n".join(lines) for lines in blocks)
     return f"{body}\n\n{summary_line(d)}\n"
 
 
-def _package_lines(rows: Sequence[PackageChange], style: Style, qualify: bool = False
-                   ) -> list[str]:
+def only_on(row: PackageChange | BaseChange, d: LockDiff) -> str:
+    """`` [linux/arm64]`` for a row that concerns some of the platforms compared only."""
+    if not d.platforms or set(row.platforms) == set(d.platforms):
+        return ""
+    return " [" + " ".join(row.platforms) + "]"
+
+
+def _package_lines(rows: Sequence[PackageChange], style: Style, qualify: bool = False,
+                   d: LockDiff | None = None) -> list[str]:
     cells = [
-        (_esc(f"{r.name}:{r.where}" if qualify else r.name),
+        (_esc(f"{r.name}:{r.where}" if qualify else r.name) + (only_on(r, d) if d else ""),
          _esc(r.old), "(same version, different hashes)" if r.change == "rebuilt" else _esc(r.new),
          r.change)
         for r in rows
@@ -183,7 +190,8 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
     if d.base:
         out += ["#### Base images", ""]
         out += _table(("Image", "Change", "Old", "New"),
-                      [(_code(b.ref), b.change, _code(b.old), _code(b.new)) for b in d.base])
+                      [(_code(b.ref) + _md(only_on(b, d)), b.change, _code(b.old), _code(b.new))
+                       for b in d.base])
     system = _system_rows(d)
     if system:
         out += ["#### System", ""]
@@ -198,7 +206,8 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
         head = ("Package", "Arch", "Change", "Old", "New") if d.multi_arch else (
             "Package", "Change", "Old", "New")
         out += _table(head, [
-            (_md(r.name), *((_md(r.where),) if d.multi_arch else ()), _md_change(r.change),
+            (_md(r.name + only_on(r, d)), *((_md(r.where),) if d.multi_arch else ()),
+             _md_change(r.change),
              _md(r.old), _md(r.new))
             for r in d.apt
         ])
@@ -207,7 +216,8 @@ def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) ->
         head = ("Environment", "Distribution", "Change", "Old", "New") if d.multi_env else (
             "Distribution", "Change", "Old", "New")
         out += _table(head, [
-            (*((_code(r.where),) if d.multi_env else ()), _md(r.name), _md_change(r.change),
+            (*((_code(r.where),) if d.multi_env else ()), _md(r.name + only_on(r, d)),
+             _md_change(r.change),
              _md(r.old), _md(r.new))
             for r in d.pip
         ])
@@ -253,13 +263,14 @@ def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[st
     }
     if stat:
         return doc
-    doc["base"] = None if d.base is None else [_base_json(b) for b in d.base]
+    doc["platforms"] = list(d.platforms)
+    doc["base"] = None if d.base is None else [_base_json(b, d) for b in d.base]
     for name in ("distro", "snapshot", "platform"):
         v = getattr(d, name)
         doc[name] = None if v is None else {"old": v.old, "new": v.new}
     doc["apt_sources"] = None if d.sources is None else [_source_json(r) for r in d.sources]
-    doc["apt"] = None if d.apt is None else [_package_json(r, "arch") for r in d.apt]
-    doc["pip"] = None if d.pip is None else [_package_json(r, "env") for r in d.pip]
+    doc["apt"] = None if d.apt is None else [_package_json(r, "arch", d) for r in d.apt]
+    doc["pip"] = None if d.pip is None else [_package_json(r, "env", d) for r in d.pip]
     return doc
 
 
@@ -280,8 +291,9 @@ def _json_summary(d: LockDiff) -> dict[str, object]:
     return summary
 
 
-def _base_json(b: BaseChange) -> dict[str, object]:
-    return {"ref": b.ref, "change": b.change, "old": b.old or None, "new": b.new or None}
+def _base_json(b: BaseChange, d: LockDiff) -> dict[str, object]:
+    return {"ref": b.ref, "change": b.change, "old": b.old or None, "new": b.new or None,
+            "platforms": list(b.platforms or d.platforms)}
 
 
 def _source_json(r: SourceChange) -> dict[str, object]:
@@ -291,9 +303,10 @@ def _source_json(r: SourceChange) -> dict[str, object]:
             "options": dict(sorted(s.options.items())), "line": r.line}
 
 
-def _package_json(r: PackageChange, where: str) -> dict[str, object]:
+def _package_json(r: PackageChange, where: str, d: LockDiff) -> dict[str, object]:
     row: dict[str, object] = {"name": r.name, where: r.where, "change": r.change,
-                           "old": r.old or None, "new": r.new or None}
+                           "old": r.old or None, "new": r.new or None,
+                           "platforms": list(r.platforms or d.platforms)}
     if r.change == "rebuilt":
         row["old_hashes"] = list(r.old_hashes)
         row["new_hashes"] = list(r.new_hashes)

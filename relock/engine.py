@@ -44,7 +44,10 @@ class Platform:
 
     def __str__(self) -> str:
         text = f"{self.os}/{self.arch}"
-        return f"{text}/{self.variant}" if self.variant else text
+        # v8 is arm64's only variant: linux/arm64/v8 is linux/arm64, as registries say.
+        if self.variant and not (self.arch == "arm64" and self.variant == "v8"):
+            return f"{text}/{self.variant}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ class BuildRequest:
     network_mode: str = "host"
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None  # build only up to this stage
+    # Pull every FROM even if the engine has an image by that name: the
+    # legacy builder takes a local image whatever its platform, so a build
+    # for another platform must pull that platform's image.
+    pull: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,7 @@ class DockerEngine:
                 **where, dockerfile=request.dockerfile, tag=request.tag,
                 buildargs=dict(request.build_args), platform=request.platform,
                 network_mode=request.network_mode, extra_hosts=dict(request.extra_hosts) or None,
-                rm=True, forcerm=True, decode=True, nocache=request.nocache, pull=False,
+                rm=True, forcerm=True, decode=True, nocache=request.nocache, pull=request.pull,
                 target=request.target,
                 # A build step may be silent for long (a compiler): its log
                 # stream has no read deadline; every other request has one.

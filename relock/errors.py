@@ -23,6 +23,14 @@ class LockfileError(RelockError):
     """A lock file is missing, unreadable or not of relock's schema."""
 
 
+class PlatformMissingError(LockfileError):
+    """The lock has no part for the platform asked for."""
+
+
+class ImagePlatformError(RelockError):
+    """An image is not of the platform asked for."""
+
+
 class OutputError(RelockError):
     """An output file cannot be written (or must not be replaced)."""
 

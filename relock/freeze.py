@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from relock import apt, pyenv, reference
 from relock.debindex import DebEntry
-from relock.errors import BaseImageError, RelockError
+from relock.errors import BaseImageError, ImagePlatformError, RelockError
 from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, PythonEnv
 from relock.progress import Progress, quiet
 from relock.rootfs import LayeredFS, RootFS
@@ -249,17 +249,37 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
         raise RelockError(f"{root}: not a folder")
     inv = take_inventory(LayeredFS([root]), progress, deb_lists=options.deb_entries)
     inv = locate_debs(inv, options, progress=progress)
-    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=_host_platform(),
+    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=host_platform(),
                                options=options, progress=progress)
     return FreezeResult(lock, inv.warnings)
 
 
-def _host_platform() -> str:
+def host_platform() -> str:
+    """This machine's platform (``linux/amd64``), as the engine builds for by default."""
     import platform
 
     machine = platform.machine()
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, machine)
     return f"linux/{arch}"
+
+
+def add_platform(part: Lock, platform: str | None, existing: Lock | None) -> Lock:
+    """The lock to write when freezing one image of ``platform``.
+
+    ``part`` is the image's own lock; its platform is the engine's word for
+    the image. With ``platform`` the image must be of it, and ``existing`` (the
+    lock already at the output, if any) keeps every other platform's part:
+    that platform is added or replaced. Without it, ``part`` is the lock.
+    """
+    if platform is None:
+        return part
+    if part.platform != platform:
+        raise ImagePlatformError(
+            f"the image is {part.platform or 'of no known platform'}, not {platform}: "
+            f"build it with --platform {platform}, or freeze it without --platform")
+    if existing is None:
+        return part
+    return existing.with_part(part)
 
 
 def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,

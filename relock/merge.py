@@ -25,11 +25,13 @@ from relock.lockfile import Lock
 Key = tuple[Hashable, ...]
 
 _ARRAYS: dict[str, Callable[[Any], tuple[Hashable, ...]]] = {
-    "base": lambda b: (b.stage,),
+    # Entries of a multi-platform lock are a platform's own: the platform is
+    # part of their identity.
+    "base": lambda b: (b.platform, b.stage),
     "apt_sources": lambda s: (s.file, s.uris, s.suites),
-    "python": lambda e: (e.stage, e.prefix),
-    "apt": lambda p: (p.stage, p.name, p.arch),
-    "pip": lambda p: (p.stage, p.env, p.name),
+    "python": lambda e: (e.platform, e.stage, e.prefix),
+    "apt": lambda p: (p.platform, p.stage, p.name, p.arch),
+    "pip": lambda p: (p.platform, p.stage, p.env, p.name),
 }
 
 MARKER = 7
@@ -74,6 +76,7 @@ def _units(lock: Lock) -> dict[Key, Any]:
     out: dict[Key, Any] = {
         ("top", "version"): lock.version,
         ("top", "platform"): lock.platform,
+        ("top", "platforms"): lock.platforms,
         ("top", "snapshot"): (lock.snapshot, lock.snapshot_from),
         ("top", "input"): lock.input,
         ("top", "distro"): lock.distro,
@@ -90,6 +93,7 @@ def _lock(units: dict[Key, Any]) -> Lock:
     return Lock(
         version=units[("top", "version")],
         platform=units[("top", "platform")],
+        platforms=units[("top", "platforms")],
         snapshot=snapshot,
         snapshot_from=snapshot_from,
         input=units[("top", "input")],

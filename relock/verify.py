@@ -109,7 +109,10 @@ def verify_image(source: ImageSource, ref: str, lock: Lock,
     with the lock; an empty list means it matches.
     """
     from relock.freeze import FreezeOptions, freeze_image
+    from relock.platforms import by_manifest
 
     image = source.image(ref)
+    # A multi-platform lock: the image is checked against its own platform's part.
+    lock = by_manifest(lock.part(None, str(image.platform)))
     found = freeze_image(source, image.id, None, FreezeOptions(index=None), progress).lock
     return [*check_base(source, image, lock), *compare(lock, found)]

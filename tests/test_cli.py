@@ -68,7 +68,7 @@ def test_unreadable_lock_is_one_line(tmp_path: Path) -> None:
     r = invoke("render", "-f", str(tmp_path / "Dockerfile.in"), "--lock", str(lock))
     assert r.exit_code == 2
     assert r.stderr == (f"relock: error: {lock}: lock schema version 7 is newer than this "
-                        "relock understands (1); upgrade relock\n")
+                        "relock understands (2); upgrade relock\n")
     assert not (tmp_path / "Dockerfile").exists()
 
 

@@ -61,7 +61,7 @@ def test_bytes_do_not_depend_on_input_order() -> None:
 def test_version_is_the_first_key_and_file_ends_with_newline() -> None:
     text = lockfile.dumps(sample())
     first = next(line for line in text.splitlines() if line and not line.startswith("#"))
-    assert first == "version = 1"
+    assert first == "version = 2"
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert "do not edit" in text.splitlines()[0]
 
@@ -95,10 +95,10 @@ GOOD = lockfile.dumps(sample())
     ("text", "message"),
     [
         ("", "no 'version' key"),
-        ("version = 2\n", "newer than this relock"),
+        ("version = 3\n", "newer than this relock"),
         ("version = 0\n", "unknown lock schema version 0"),
         ('version = "1"\n', "'version' must be an integer"),
-        (GOOD.replace("version = 1", "version = 1\nextra = 3"), "unknown key 'extra'"),
+        (GOOD.replace("version = 2", "version = 2\nextra = 3"), "unknown key 'extra'"),
         (GOOD.replace('name = "bash"', 'name = "bash"\ncolour = "red"'),
          "apt[0]: unknown key 'colour'"),
         (GOOD.replace('requested = true', 'requested = "yes"'), "pip[1].requested: wrong type"),
@@ -148,7 +148,8 @@ def _documented_keys() -> dict[str, list[str]]:
 
 def test_schema_document_matches_the_model() -> None:
     documented = _documented_keys()
-    assert documented.pop("top") == ["version", "platform", "snapshot", "snapshot_from"]
+    assert documented.pop("top") == ["version", "platform", "platforms", "snapshot",
+                                     "snapshot_from"]
     model = {name: [f.name for f in dataclasses.fields(cls)]
              for name, cls in lockfile.TABLES.items()}
     assert documented == model

@@ -103,7 +103,7 @@ def test_conflicting_platform_marks_the_head() -> None:
     result = core.merge(BASE, ours, theirs)
     assert [c.name for c in result.conflicts] == ["platform"]
     text = core.conflict_text(result, "")
-    assert text.startswith('<<<<<<< ours\nversion = 1\nplatform = "linux/arm64"')
+    assert text.startswith(f'<<<<<<< ours\nversion = {BASE.version}\nplatform = "linux/arm64"')
 
 
 def test_conflict_text_has_markers_around_only_the_conflict() -> None:

@@ -150,6 +150,8 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
     from relock import engine, rebuild
+    from relock.freeze import host_platform
+    from relock.platforms import by_manifest
 
     lock_path = default_lock(lock_path)
     options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -162,6 +164,8 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
 
     with user_errors():
         lock, parsed, args = load_template(dockerfile, lock_path, build_args)
+        # That platform's part (exit 2 naming it if the lock lacks it), before any step.
+        lock = by_manifest(lock.part(platform, host_platform()))
         ctx = context or Path(parsed.path).parent
         client = engine.connect()
         try:

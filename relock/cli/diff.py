@@ -30,10 +30,13 @@ from relock.errors import EXIT_DIFFERS
               help="Compare only this category (repeatable). Distro, snapshot, platform and "
                    "APT sources go with apt. The exit code counts only what is compared.")
 @click.option("--stat", is_flag=True, help="Print only the summary counts.")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+              help="Compare only this platform's part of multi-platform locks (repeatable). "
+                   "[default: every platform both sides hold]")
 @dockerfile_option
 @build_arg_option
-def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, dockerfile: Path,
-         build_args: dict[str, str]) -> None:
+def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
+         platforms: tuple[str, ...], dockerfile: Path, build_args: dict[str, str]) -> None:
     """Show what changed from OLD to NEW.
 
     Each side is a lock file, a lock at a git revision (REV:PATH, the path
@@ -41,7 +44,9 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
     (with -f's base images if that file exists; no index hashes). Lists APT
     sources added or removed, base digests, distro and snapshot changes, and
     APT and pip packages added, removed, upgraded, downgraded (Debian and
-    PEP 440 ordering) or rebuilt: same version, different hashes.
+    PEP 440 ordering) or rebuilt: same version, different hashes. Locks of
+    several platforms are compared platform by platform; a change that is
+    the same on every platform is shown once, others name their platforms.
 
     Exits 0 if identical, 1 if they differ, 2 on trouble.
 
@@ -70,7 +75,9 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool, docker
     if not compare_base and (not only or "base" in only):
         warn(f"base images not compared: no {dockerfile} for the image side")
     categories = cast("tuple[core.Category, ...]", only) or core.CATEGORIES
-    result = core.diff_locks(a.lock, b.lock, only=categories, compare_base=compare_base)
+    with user_errors():
+        result = core.diff_platforms(a.lock, b.lock, only=categories, compare_base=compare_base,
+                                     platforms=platforms)
     if fmt == "json":
         text = diffformat.format_json(result, a, b, stat=stat)
     elif fmt == "markdown":

@@ -46,12 +46,16 @@ from relock.cli.common import (
 @click.option("--final-only", is_flag=True,
               help="Do not record what build stages installed (a pinned build of a "
                    "template whose stages install packages then fails).")
+@click.option("--platform", metavar="OS/ARCH",
+              help="The platform IMAGE is for (linux/arm64): its part is added to the lock "
+                   "at the output, or replaces that platform's part there; the other "
+                   "platforms' parts stay.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @build_arg_option
 def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str | None,
            rootfs: Path | None, snapshot: str | None, allow_local_base: bool,
            no_index: bool, no_archive: bool, context: Path | None, final_only: bool,
-           as_json: bool,
+           platform: str | None, as_json: bool,
            build_args: dict[str, str]) -> None:
     """Read IMAGE's files into a lock file.
 
@@ -78,13 +82,14 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
       relock freeze sci                       # -> locks/sci.lock
       relock freeze sci -f Dockerfile.in -o locks/2026-11.lock
       relock freeze --rootfs /srv/chroot --name chroot
+      relock freeze sci-arm64 --platform linux/arm64 -o locks/sci.lock
     """
     from relock import dockerfile as df
     from relock import freeze as fz
     from relock.archive import Archive
     from relock.archive import default_cache_dir as apt_cache_dir
     from relock.files import writable_target
-    from relock.lockfile import write
+    from relock.lockfile import read, write
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
@@ -118,6 +123,14 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
                 staged = freeze_stages(client, parsed, context or dockerfile.parent,
                                        result.lock, options, progress)
                 result = fz.FreezeResult(staged, result.warnings)
+        existing = read(out) if platform is not None and out.exists() else None
+        part, more = result.lock, list[str]()
+        if platform is not None and part.platform == platform:
+            from relock.platforms import with_manifests
+
+            part, more = with_manifests(part, platform)
+        result = fz.FreezeResult(fz.add_platform(part, platform, existing),
+                                 (*result.warnings, *more))
         for line in result.warnings:
             warn(line)
         write(result.lock, out, image=image or f"--rootfs {rootfs}")
@@ -128,6 +141,7 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         "pip": len(lock.pip),
         "base": len(lock.base),
         "snapshot": lock.snapshot,
+        "platforms": list(lock.all_platforms),
         "warnings": list(result.warnings),
     }
     if as_json:

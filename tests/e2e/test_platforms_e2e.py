@@ -1,0 +1,155 @@
+"""Issue 14 end to end: one lock for linux/amd64 and linux/arm64, a pinned
+arm64 rebuild under emulation (qemu, registered by scripts/testbed), verify.
+
+Small on purpose: one tiny APT package of every architecture (netbase, all),
+an architecture-specific one (hello), and a venv with one pure wheel (six).
+The base is the test bed's multi-platform debian:trixie-slim, named through
+the local registry (127.0.0.1:5000/library/debian) and pinned by its index
+digest, so that arm64 pulls never touch the engine's debian:trixie-slim that
+other tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from relock.cli import cli
+from relock.lockfile import read, write
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.engine
+
+REPO = "127.0.0.1:5000/library/debian"
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def relock(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def index_digest() -> str:
+    """The digest of the local registry's debian:trixie-slim, if it is an image index."""
+    import requests
+
+    accept = ("application/vnd.oci.image.index.v1+json, "
+              "application/vnd.docker.distribution.manifest.list.v2+json")
+    try:
+        r = requests.get("http://127.0.0.1:5000/v2/library/debian/manifests/trixie-slim",
+                         headers={"Accept": accept}, timeout=10)
+    except requests.RequestException as e:
+        skip_or_fail(f"no local registry ({e}); run scripts/testbed")
+    if r.status_code != 200 or "manifests" not in r.json():
+        skip_or_fail("debian:trixie-slim is not multi-platform in the local registry; "
+                     "run scripts/testbed")
+    return str(r.headers["Docker-Content-Digest"])
+
+
+@pytest.fixture(scope="module")
+def made(client: Any) -> Iterator[list[str]]:
+    tags: list[str] = []
+    yield tags
+    for tag in reversed(tags):
+        with contextlib.suppress(Exception):  # an image already gone is fine
+            client.images.remove(tag, noprune=False)
+
+
+STEPS = ("RUN apt-get update && apt-get install -y --no-install-recommends "
+         "netbase hello python3-venv\n"
+         "RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir six\n")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template, its base pinned by the index digest (the same for every platform).
+
+    Beside it, the same steps from the tag, for the first, unpinned builds:
+    this engine (the classic builder) keeps a digest for one platform's image
+    only, so those builds pull the tag for their platform instead.
+    """
+    context = tmp_path_factory.mktemp("platforms")
+    path = context / "Dockerfile.in"
+    path.write_text(f"FROM {REPO}:trixie-slim@{index_digest()}\n{STEPS}")
+    (context / "unpinned.Dockerfile").write_text(f"FROM {REPO}:trixie-slim\n{STEPS}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lock(docker_engine: Any, template: Path, made: list[str]) -> Path:
+    """Both platforms built (unpinned) and frozen into one lock."""
+    from relock.build import build
+
+    name = f"relock-test-platforms:{uuid.uuid4().hex[:8]}"
+    out = template.parent / "both.lock"
+    for platform in PLATFORMS:
+        tag = f"{name}-{platform.rsplit('/', 1)[1]}"
+        made.append(tag)
+        build(docker_engine, template.parent, "unpinned.Dockerfile", tag=tag,
+              platform=platform, pull=True)
+        r = relock("freeze", tag, "-f", template, "--platform", platform, "-o", out)
+        assert r.exit_code == 0, r.output
+    return out
+
+
+def test_the_registry_names_each_platform_s_manifest() -> None:
+    from relock.errors import ImagePlatformError
+    from relock.platforms import manifest_digest
+
+    ref = f"{REPO}:trixie-slim"
+    index = index_digest()
+    amd64 = manifest_digest(ref, index, "linux/amd64")
+    arm64 = manifest_digest(ref, index, "linux/arm64")
+    assert len({index, amd64, arm64}) == 3
+    assert manifest_digest(ref, arm64, "linux/arm64") == ""  # a single manifest: nothing to choose
+    with pytest.raises(ImagePlatformError, match="has no linux/s390x image"):
+        manifest_digest(ref, index, "linux/s390x")
+
+
+@pytest.mark.slow
+def test_one_lock_holds_both_platforms(lock: Path) -> None:
+    got = read(lock)
+    assert got.platforms == PLATFORMS and got.version == 2
+    hello = {(p.platform, p.arch) for p in got.apt if p.name == "hello"}
+    assert hello == {("linux/amd64", "amd64"), ("linux/arm64", "arm64")}
+    netbase = {(p.platform, p.arch) for p in got.apt if p.name == "netbase"}
+    assert netbase == {("linux/amd64", "all"), ("linux/arm64", "all")}
+    for platform in PLATFORMS:
+        part = got.for_platform(platform)
+        assert part.base[0].manifest and part.base[0].manifest != part.base[0].digest
+        assert [p.name for p in part.pip if p.name == "six"] == ["six"]
+        assert all(p.sha256 for p in part.apt if not p.stage), platform
+
+
+@pytest.mark.slow
+def test_pinned_arm64_rebuild_verifies(lock: Path, template: Path, made: list[str]) -> None:
+    tag = f"relock-test-platforms:pinned-{uuid.uuid4().hex[:8]}"
+    made.append(tag)
+    r = relock("build", "-f", template, "--lock", lock, "--platform", "linux/arm64",
+               "-t", tag, "-q")
+    assert r.exit_code == 0, r.output
+    assert "matches" in r.stdout
+    r = relock("verify", tag, "--lock", lock)
+    assert r.exit_code == 0, r.output
+    # The image is arm64's: checked against the arm64 part, not the amd64 one.
+    r = relock("verify", tag, "--lock", lock, "--json")
+    assert r.exit_code == 0 and '"matches": true' in r.stdout
+
+
+@pytest.mark.slow
+def test_amd64_only_lock_built_for_arm64_stops_before_any_step(
+        lock: Path, template: Path, made: list[str], client: Any) -> None:
+    amd64 = template.parent / "amd64.lock"
+    write(read(lock).for_platform("linux/amd64"), amd64)
+    tag = f"relock-test-platforms:never-{uuid.uuid4().hex[:8]}"
+    r = relock("build", "-f", template, "--lock", amd64, "--platform", "linux/arm64",
+               "-t", tag)
+    assert r.exit_code == 2
+    assert "the lock has no linux/arm64 part (it holds linux/amd64)" in r.stderr
+    assert "Step " not in r.output
+    assert not client.images.list(name=tag)
