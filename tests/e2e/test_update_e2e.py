@@ -103,7 +103,8 @@ def _entries(path: Path) -> dict[tuple[str, str], str]:
     out = {}
     for key, text in chunks(lockfile.read(path)):
         if key[0] in ("apt", "pip"):
-            out[(str(key[0]), str(key[2] if key[0] == "apt" else key[3]))] = text
+            # (table, platform, stage, name, arch) or (table, platform, stage, env, name)
+            out[(str(key[0]), str(key[3] if key[0] == "apt" else key[4]))] = text
     return out
 
 
