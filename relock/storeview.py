@@ -13,7 +13,7 @@ file missing from the store is an error before anything is built.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
@@ -23,17 +23,12 @@ from packaging.utils import canonicalize_name
 from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
 from relock.lockfile import AptPackage, Lock
+from relock.progress import Progress, quiet
 from relock.store import DirStore, Store, StoredFile, lock_tag, open_store, read_lock
 
 if TYPE_CHECKING:
     from relock.engine import DockerEngine
     from relock.view import AptFile, LockedView, PipFile
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 class MissingFromStoreError(StoreError):
@@ -132,7 +127,7 @@ def _missing(store: Store, problems: Sequence[str]) -> None:
 
 
 def publish_bases(client: DockerEngine, lock: Lock, store: Store,
-                  progress: Progress = _quiet) -> None:
+                  progress: Progress = quiet) -> None:
     """Put each locked base image where the engine pulls it, from the store, same digest."""
     from relock import registry
     from relock.baseimage import mirror_hosts, publish_base
@@ -223,7 +218,7 @@ def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> 
 
 
 def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
-            progress: Progress = _quiet, cache_dir: Path | None = None) -> LockedView:
+            progress: Progress = quiet, cache_dir: Path | None = None) -> LockedView:
     """The locked view of ``lock`` served from the store ``where`` alone.
 
     In order, all before any build: the store's files for this lock are all

@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 from relock.blobs import BlobCache
 from relock.errors import HashMismatchError, RelockError, StoreError
 from relock.lockfile import AptPackage, Lock
+from relock.progress import Progress, quiet
 from relock.store import DirStore, Store, StoredFile
 
 if TYPE_CHECKING:
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
 
     from relock.archive import Archive
     from relock.view import PipFile, PipSource
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 class VendorError(RelockError):
@@ -397,7 +392,7 @@ def _run(jobs: Sequence[_Job], store: Store, workers: int, report: VendorReport,
 def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
            installed: set[tuple[str, str, str]] | None, *,
            pip_source: PipSource | None = None, archive: Archive | None = None,
-           staging: BlobCache | None = None, progress: Progress = _quiet) -> VendorReport:
+           staging: BlobCache | None = None, progress: Progress = quiet) -> VendorReport:
     """Fetch into ``store`` what a rebuild of ``lock`` needs, then tie it with a lock manifest.
 
     ``installed``: (name, version, arch) of the packages the base images
