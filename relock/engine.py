@@ -151,6 +151,19 @@ def _where() -> str:
 DEFAULT_TIMEOUT = 60
 
 
+def engine_timeout() -> int:
+    """Seconds an engine request may take: ``RELOCK_ENGINE_TIMEOUT``, 60 by default."""
+    text = os.environ.get("RELOCK_ENGINE_TIMEOUT", "")
+    try:
+        timeout = int(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} is not a number of seconds"
+                          ) from None
+    if timeout <= 0:
+        raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} must be above 0")
+    return timeout
+
+
 def connect(timeout: int | None = None) -> DockerEngine:
     """The Docker engine of this host (``DOCKER_HOST``), once it has answered.
 
@@ -161,14 +174,7 @@ def connect(timeout: int | None = None) -> DockerEngine:
     that accepts and never answers does not hold relock.
     """
     if timeout is None:
-        text = os.environ.get("RELOCK_ENGINE_TIMEOUT", "")
-        try:
-            timeout = int(text) if text else DEFAULT_TIMEOUT
-        except ValueError:
-            raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} is not a number of seconds"
-                              ) from None
-        if timeout <= 0:
-            raise EngineError(f"RELOCK_ENGINE_TIMEOUT={text!r} must be above 0")
+        timeout = engine_timeout()
     import docker
     import requests
     from docker.errors import DockerException

@@ -113,14 +113,13 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
         else:
             assert parsed is not None and image is not None
-            from relock import engine
+            from relock.enginefiles import local_images, sdk_engine
+            from relock.stages import freeze_stages, stages_to_freeze
 
-            client = engine.connect()
-            result = fz.freeze_image(client, image, parsed, options, progress)
-            if not final_only:
-                from relock.stages import freeze_stages
-
-                staged = freeze_stages(client, parsed, context or dockerfile.parent,
+            source = local_images()
+            result = fz.freeze_image(source, image, parsed, options, progress)
+            if not final_only and stages_to_freeze(parsed):
+                staged = freeze_stages(sdk_engine(source), parsed, context or dockerfile.parent,
                                        result.lock, options, progress)
                 result = fz.FreezeResult(staged, result.warnings)
         existing = read(out) if platform is not None and out.exists() else None
