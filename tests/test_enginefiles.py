@@ -1,0 +1,350 @@
+"""The engine's image store read as files: a fake data root laid out like the
+engine's, and the real engine of the test bed against the SDK."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relock import enginefiles
+from relock.engine import DockerEngine, ImageInfo, Platform
+from relock.enginefiles import EngineFiles, local_images, sdk_engine
+from relock.errors import ImageNotFoundError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Store:
+    """A data root with the engine's layout: image/overlay2 and overlay2/."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = root / "image" / "overlay2"
+        (self.store / "imagedb" / "content" / "sha256").mkdir(parents=True)
+        (self.store / "imagedb" / "metadata" / "sha256").mkdir(parents=True)
+        (self.store / "layerdb" / "sha256").mkdir(parents=True)
+        self.repos: dict[str, dict[str, str]] = {}
+        self._save()
+
+    def _save(self) -> None:
+        (self.store / "repositories.json").write_text(json.dumps({"Repositories": self.repos}))
+
+    def image(self, name: str, layers: dict[str, dict[str, str]], *, arch: str = "amd64",
+              variant: str = "", parent: str = "") -> str:
+        """An image whose layers (bottom first) hold the given files; its ID."""
+        diff_ids = []
+        chain = ""
+        for label, files in layers.items():
+            diff = "sha256:" + _hex(label)
+            diff_ids.append(diff)
+            chain = diff if not chain else "sha256:" + _hex(f"{chain} {diff}")
+            meta = self.store / "layerdb" / "sha256" / chain.removeprefix("sha256:")
+            meta.mkdir(exist_ok=True)
+            cache_id = _hex("cache " + label)
+            (meta / "cache-id").write_text(cache_id)
+            for rel, text in files.items():
+                path = self.root / "overlay2" / cache_id / "diff" / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        config: dict[str, Any] = {
+            "architecture": arch, "os": "linux", "created": "2026-01-02T03:04:05.123456789Z",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {"Env": [name]},
+        }
+        if variant:
+            config["variant"] = variant
+        data = json.dumps(config).encode()
+        hex_id = hashlib.sha256(data).hexdigest()
+        (self.store / "imagedb" / "content" / "sha256" / hex_id).write_bytes(data)
+        if parent:
+            meta = self.store / "imagedb" / "metadata" / "sha256" / hex_id
+            meta.mkdir()
+            (meta / "parent").write_text(parent)
+        return "sha256:" + hex_id
+
+    def tag(self, repo: str, ref: str, image_id: str) -> None:
+        self.repos.setdefault(repo, {})[ref] = image_id
+        self._save()
+
+
+class _FakeEngine:
+    """Stands for the SDK client: records what the files passed on to it."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def image(self, ref: str) -> ImageInfo:
+        self.asked.append(ref)
+        raise ImageNotFoundError(f"image {ref!r} not found in the engine; build or pull it first")
+
+    def images(self) -> list[ImageInfo]:
+        self.asked.append("images")
+        return []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> _Store:
+    return _Store(tmp_path / "docker")
+
+
+def _files(store: _Store) -> tuple[EngineFiles, _FakeEngine]:
+    fake = _FakeEngine()
+    return EngineFiles(store.root, engine=fake), fake  # type: ignore[arg-type]
+
+
+DIGEST = "sha256:" + "d" * 64
+
+
+def test_image_by_tag_digest_and_id(store: _Store) -> None:
+    base = store.image("base", {"l1": {"etc/os-release": "ID=debian\n"}}, arch="arm64",
+                       variant="v8")
+    store.tag("debian", "debian:trixie-slim", base)
+    store.tag("debian", f"debian@{DIGEST}", base)
+    store.tag("127.0.0.1:5000/library/debian", f"127.0.0.1:5000/library/debian@{DIGEST}", base)
+    other = store.image("other", {"l1": {}, "l2": {}})
+    store.tag("me/app", "me/app:latest", other)
+    files, fake = _files(store)
+
+    want = ImageInfo(
+        id=base, layers=("sha256:" + _hex("l1"),),
+        repo_digests=(f"127.0.0.1:5000/library/debian@{DIGEST}", f"debian@{DIGEST}"),
+        platform=Platform("linux", "arm64", "v8"),
+        created=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    for ref in ("debian:trixie-slim", "docker.io/library/debian:trixie-slim",
+                f"debian@{DIGEST}", base, base.removeprefix("sha256:"), base[:19],
+                base[7:19], f"127.0.0.1:5000/library/debian@{DIGEST}"):
+        assert files.image(ref) == want, ref
+    app = files.image("me/app")  # :latest when no tag is given
+    assert app.id == other and app.layers[1] == "sha256:" + _hex("l2")
+    assert app.repo_digests == ()
+    assert files.image("docker.io/me/app:latest") == app
+    assert fake.asked == []
+
+
+@pytest.mark.parametrize("ref", ["debian:bookworm", "nothere", "sha256:" + "e" * 64,
+                                 "Debian:trixie-slim", "debian:trixie-slim@" + DIGEST])
+def test_what_the_files_do_not_answer_goes_to_the_engine(store: _Store, ref: str) -> None:
+    store.tag("debian", "debian:trixie-slim", store.image("base", {"l1": {}}))
+    files, fake = _files(store)
+    with pytest.raises(ImageNotFoundError, match="not found in the engine"):
+        files.image(ref)
+    assert fake.asked == [ref]
+
+
+def test_an_ambiguous_short_id_goes_to_the_engine(store: _Store) -> None:
+    ids = [store.image(str(n), {f"l{n}": {}}) for n in range(40)]
+    first = ids[0][7]
+    files, fake = _files(store)
+    with pytest.raises(ImageNotFoundError):
+        files.image(first)  # 40 IDs: more than one starts with this digit
+    assert fake.asked == [first]
+
+
+def test_a_config_without_a_created_time_goes_to_the_engine(store: _Store) -> None:
+    image_id = store.image("base", {"l1": {}})
+    path = store.store / "imagedb" / "content" / "sha256" / image_id[7:]
+    config = json.loads(path.read_text())
+    del config["created"]
+    path.write_text(json.dumps(config))
+    files, fake = _files(store)
+    with pytest.raises(ImageNotFoundError):
+        files.image(image_id)
+    assert fake.asked == [image_id]
+
+
+def test_images_leaves_out_intermediate_images(store: _Store) -> None:
+    base = store.image("base", {"l1": {}})
+    store.tag("debian", "debian:trixie-slim", base)
+    step = store.image("step", {"l1": {}, "l2": {}}, parent=base)
+    final = store.image("final", {"l1": {}, "l2": {}, "l3": {}}, parent=step)
+    dangling = store.image("dangling", {"l9": {}})
+    files, fake = _files(store)
+    assert sorted(i.id for i in files.images()) == sorted([base, final, dangling])
+    assert fake.asked == []
+
+
+def test_open_rootfs_reads_the_layers_top_first(store: _Store) -> None:
+    image_id = store.image("img", {"l1": {"etc/a": "old\n", "etc/b": "b\n"},
+                                   "l2": {"etc/a": "new\n"}})
+    files, _ = _files(store)
+    info = files.image(image_id)
+    with files.open_rootfs(info) as fs:
+        assert fs.read_bytes("etc/a") == b"new\n"
+        assert fs.read_bytes("etc/b") == b"b\n"
+
+
+# -- finding the data root -------------------------------------------------------
+
+
+class _InfoEngine:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.client = self
+        self._info = info
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+@pytest.fixture
+def listening(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "d.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        s.listen()
+        yield path
+
+
+def test_the_data_root_is_learnt_once_per_socket(store: _Store, listening: Path,
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{listening}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    info = {"Driver": "overlay2", "DockerRootDir": str(store.root), "DriverStatus": []}
+    connects: list[int] = []
+
+    def connect(timeout: int | None = None) -> Any:
+        connects.append(1)
+        return _InfoEngine(info)
+
+    monkeypatch.setattr(enginefiles, "connect", connect)
+    first = local_images()
+    assert isinstance(first, EngineFiles) and first.root == store.root
+    assert len(connects) == 1
+    second = local_images()
+    assert isinstance(second, EngineFiles) and second.root == store.root
+    assert len(connects) == 1  # cached for this socket file
+
+    # The engine started again (a new socket file), now with the containerd store.
+    listening.unlink()
+    info["DriverStatus"] = [["driver-type", "io.containerd.snapshotter.v1"]]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(listening))
+        s.listen()
+        third = local_images()
+    assert isinstance(third, _InfoEngine)
+    assert len(connects) == 2
+
+
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "ssh://me@host"])
+def test_a_remote_engine_is_the_sdk_client(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", host)
+    sentinel = _InfoEngine({})
+    monkeypatch.setattr(enginefiles, "connect", lambda timeout=None: sentinel)
+    assert local_images() is sentinel
+
+
+def test_a_socket_nobody_listens_on_is_the_sdk_client(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "d.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))  # bound, never listening: a dead engine's socket
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    sentinel = _InfoEngine({})
+    monkeypatch.setattr(enginefiles, "connect", lambda timeout=None: sentinel)
+    assert local_images() is sentinel
+
+
+# -- the real engine -------------------------------------------------------------
+
+
+def _file_source(docker_engine: DockerEngine) -> EngineFiles:
+    source = local_images()
+    if not isinstance(source, EngineFiles):
+        pytest.fail("the test bed's engine is local overlay2: its files must be readable")
+    return source
+
+
+@pytest.fixture
+def digest_only(build_image: Any, client: Any, tmp_path: Path) -> Iterator[str]:
+    """A built image (two layers) known only by its digest in the test bed's registry."""
+    tag = build_image(tmp_path / "ctx", "FROM debian:trixie-slim\n"
+                      f"RUN echo {uuid.uuid4().hex} > /made\n", name="ef")
+    repo = f"127.0.0.1:5000/relock-test-ef-{uuid.uuid4().hex[:8]}"
+    client.images.get(tag).tag(repo, "t")
+    client.images.push(repo, "t")
+    digest = client.images.get_registry_data(f"{repo}:t").id
+    client.images.remove(f"{repo}:t")
+    client.images.remove(tag, force=True)
+    ref = f"{repo}@{digest}"
+    client.images.pull(ref)
+    yield ref
+    with contextlib.suppress(Exception):
+        client.images.remove(ref, force=True)
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client: Any,
+                                            digest_only: str) -> None:
+    files = _file_source(docker_engine)
+    by_sdk = {i.id: i for i in docker_engine.images()}
+    by_files = {i.id: i for i in files.images()}
+    assert by_files == by_sdk
+    built = files.image(digest_only)
+    assert not client.images.get(built.id).tags and built.repo_digests == (digest_only,)
+    assert len(built.layers) == 2
+    refs = ["debian:trixie-slim", "relock-sci:latest", digest_only, built.id, built.short_id,
+            built.id[7:19]]
+    for ref in refs:
+        assert files.image(ref) == docker_engine.image(ref), ref
+        with files.open_rootfs(files.image(ref)) as a, \
+                docker_engine.open_rootfs(docker_engine.image(ref)) as b:
+            assert a.read_bytes("var/lib/dpkg/status") == b.read_bytes("var/lib/dpkg/status")
+            made = a.read_bytes("made")
+            assert made == b.read_bytes("made")
+            assert (made is not None) == (ref not in refs[:2])
+    for ref in ("relock-no-such-image:x", "sha256:" + "0" * 64):
+        with pytest.raises(ImageNotFoundError) as by_files_err:
+            files.image(ref)
+        with pytest.raises(ImageNotFoundError) as by_sdk_err:
+            docker_engine.image(ref)
+        assert str(by_files_err.value) == str(by_sdk_err.value)
+    assert sdk_engine(files) is files.engine()
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("image", ["debian:trixie-slim", "relock-sci:latest"])
+def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
+        docker_engine: DockerEngine, image: str) -> None:
+    from relock import dockerfile as df
+    from relock import freeze as fz
+    from relock.lockfile import dumps
+
+    files = _file_source(docker_engine)
+    parsed = df.load(ROOT / "Dockerfile.in", {})
+    options = fz.FreezeOptions(index=None, deb_entries=True, archive=None)
+    by_files = fz.freeze_image(files, image, parsed, options)
+    by_sdk = fz.freeze_image(docker_engine, image, parsed, options)
+    assert dumps(by_files.lock) == dumps(by_sdk.lock)
+    assert by_files.warnings == by_sdk.warnings
+
+
+@pytest.mark.engine
+def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngine,
+                                                      tmp_path: Path) -> None:
+    _file_source(docker_engine)  # fills the cache of the data root
+    code = ("import sys; sys.argv = ['relock', *sys.argv[1:]]\n"
+            "from relock.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('docker', 'requests', 'urllib3') if m in sys.modules),"
+            " file=sys.stderr)")
+    done = subprocess.run(
+        [sys.executable, "-c", code, "freeze", "relock-sci:latest", "--no-index",
+         "--no-archive", "-f", str(ROOT / "Dockerfile.in"), "-o", str(tmp_path / "x.lock")],
+        capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "x.lock").is_file()
