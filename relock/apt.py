@@ -8,7 +8,6 @@ import shlex
 import urllib.parse
 from collections.abc import Collection
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from relock.debindex import DebEntry, Key, decompress, pick
 from relock.errors import InventoryError
@@ -295,6 +294,8 @@ def release_date(fs: RootFS) -> datetime | None:
         if not m:
             continue
         try:
+            from email.utils import parsedate_to_datetime
+
             when = parsedate_to_datetime(m.group(1).decode().strip()).astimezone(UTC)
         except (TypeError, ValueError):
             continue

@@ -31,9 +31,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +153,8 @@ class Archive:
             if not todo:
                 break
             names = {k[0] for k in todo}
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
                 answers = list(pool.map(self._dist_entries, dists, [arch] * len(dists),
                                         [names] * len(dists)))
@@ -184,6 +184,8 @@ class Archive:
         dists = (self._dists(sources, "snapshot", snapshot, service, keyrings) if snapshot
                  else self._dists(sources, "live", "", "", keyrings))
         wanted = set(names)
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             answers = list(pool.map(self._dist_entries, dists, [arch] * len(dists),
                                     [wanted] * len(dists)))
@@ -629,6 +631,8 @@ def _retry_after(value: str | None, attempt: int, cap: float) -> float:
         if text.isdigit():
             wait = float(text)
         else:
+            from email.utils import parsedate_to_datetime
+
             with contextlib.suppress(TypeError, ValueError):
                 wait = parsedate_to_datetime(text).timestamp() - time.time()
     return max(0.0, min(wait, cap))

@@ -11,8 +11,6 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from packaging.utils import canonicalize_name
-
 from relock.apt import dpkg_owned_paths
 from relock.lockfile import PythonEnv
 from relock.rootfs import RootFS
@@ -128,7 +126,7 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
                 "utf-8", "replace").strip()
         out.append(
             Distribution(
-                name=str(canonicalize_name(dist_name)),
+                name=canonical_name(dist_name),
                 version=version,
                 env=env,
                 path=path,
@@ -137,6 +135,18 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
             )
         )
     return out
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name normalised as PEP 503 defines it (``Foo.Bar_baz`` -> ``foo-bar-baz``).
+
+    The same as ``packaging.utils.canonicalize_name``, whose import brings
+    ``packaging.tags`` (``platform``, ``subprocess``) into every freeze.
+    """
+    return _RUNS.sub("-", name).lower()
+
+
+_RUNS = re.compile(r"[-_.]+")
 
 
 def _name_and_version(meta: bytes) -> tuple[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from relock.pyenv import find_site_dirs, pip_installed
 from relock.rootfs import LayeredFS
 
@@ -89,3 +91,13 @@ def test_metadata_header_is_read_like_the_email_parser(tmp_path: Path) -> None:
     _, dists = pip_installed(LayeredFS([tmp_path]))
     assert [(d.name, d.version, d.installer, d.requested) for d in dists] == [
         ("foo-bar", "1.0", "pip", False)]
+
+
+@pytest.mark.parametrize("name", ["Foo", "foo.bar", "Foo__Bar", "a-_.-b", "zope.interface",
+                                  "ruamel.yaml.clib", "A", "typing_extensions", "x---y...z"])
+def test_canonical_name_is_packagings(name: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    from relock.pyenv import canonical_name
+
+    assert canonical_name(name) == canonicalize_name(name)
