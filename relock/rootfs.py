@@ -56,9 +56,14 @@ def resolve(path: str, link_of: Callable[[tuple[str, ...]], str | None]) -> tupl
     "" for a file or folder, the target for a symlink. Absolute targets start
     again at the image's root and ``..`` stops there, as in a chroot.
     """
-    todo = _parts(path)
-    done: list[str] = []
-    hops = 0
+    walked = _walk(_parts(path), link_of, [], 0)
+    return None if walked is None else walked[0]
+
+
+def _walk(todo: list[str], link_of: Callable[[tuple[str, ...]], str | None], done: list[str],
+          hops: int) -> tuple[tuple[str, ...], int] | None:
+    """``resolve``'s loop from a state (``done`` so far after ``hops`` links): the
+    parts reached and the links taken, so that a walk can go on from there."""
     while todo:
         name = todo.pop(0)
         if name == "..":
@@ -77,7 +82,7 @@ def resolve(path: str, link_of: Callable[[tuple[str, ...]], str | None]) -> tupl
         if target.startswith("/"):
             done = []
         todo = [p for p in target.split("/") if p and p != "."] + todo
-    return tuple(done)
+    return tuple(done), hops
 
 
 class LayeredFS:
@@ -92,9 +97,13 @@ class LayeredFS:
         self.layers = [os.fspath(x) for x in layers]
         # folder parts -> {name: (top layer, stop layer, kind)}
         self._dirs: dict[tuple[str, ...], dict[str, tuple[int, int, str]] | None] = {}
+        # folder parts as written -> where resolving them ends, and after how
+        # many links: files of one folder resolve it once.
+        self._heads: dict[tuple[str, ...], tuple[tuple[str, ...], int] | None] = {}
 
     def _host(self, layer: int, parts: tuple[str, ...]) -> str:
-        return os.path.join(self.layers[layer], *parts)
+        # Parts are single names (never "", "/", "." or ".."): joining is concatenating.
+        return "/".join((self.layers[layer], *parts))
 
     def _merge(self, parts: tuple[str, ...], top: int,
                stop: int) -> dict[str, tuple[int, int, str]]:
@@ -157,7 +166,18 @@ class LayeredFS:
         return os.readlink(self._host(entry[0], parts)) if entry[2] == "link" else ""
 
     def _resolve(self, path: str) -> tuple[str, ...] | None:
-        return resolve(path, self._link_of)
+        parts = _parts(path)
+        if not parts:
+            return ()
+        head = tuple(parts[:-1])
+        if head in self._heads:
+            state = self._heads[head]
+        else:
+            state = self._heads[head] = _walk(list(head), self._link_of, [], 0)
+        if state is None:
+            return None
+        walked = _walk(parts[-1:], self._link_of, list(state[0]), state[1])
+        return None if walked is None else walked[0]
 
     def read_bytes(self, path: str) -> bytes | None:
         parts = self._resolve(path)
