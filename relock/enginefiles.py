@@ -107,16 +107,17 @@ class EngineFiles:
         created = config.get("created")
         rootfs = config.get("rootfs") or {}
         layers = rootfs.get("diff_ids")
-        if not isinstance(created, str) or not isinstance(layers, list) or not layers:
-            raise _Unsure
+        system, arch, variant = config.get("os"), config.get("architecture"), config.get("variant")
+        if (not isinstance(created, str) or not isinstance(layers, list) or not layers
+                or not isinstance(system, str) or not system or not isinstance(arch, str)
+                or not arch or not isinstance(variant, str | None)):
+            raise _Unsure  # the engine's answer for these is the SDK's to give
         digests = sorted(r for r in self._refs_of(image_id) if "@" in r)
         return ImageInfo(
             id=image_id,
             layers=tuple(str(x) for x in layers),
             repo_digests=tuple(digests),
-            platform=Platform(os=config.get("os", "linux"),
-                              arch=config.get("architecture", "amd64"),
-                              variant=config.get("variant") or ""),
+            platform=Platform(os=system, arch=arch, variant=variant or ""),
             created=_created(created),
         )
 

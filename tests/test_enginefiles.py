@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from relock import enginefiles
-from relock.engine import DockerEngine, ImageInfo, Platform
+from relock.engine import DockerEngine, ImageInfo, Platform, _overlay_layers
 from relock.enginefiles import EngineFiles, local_images, sdk_engine
 from relock.errors import ImageNotFoundError
 
@@ -154,11 +154,12 @@ def test_an_ambiguous_short_id_goes_to_the_engine(store: _Store) -> None:
     assert fake.asked == [first]
 
 
-def test_a_config_without_a_created_time_goes_to_the_engine(store: _Store) -> None:
+@pytest.mark.parametrize("key", ["created", "os", "architecture"])
+def test_a_config_without_a_field_goes_to_the_engine(store: _Store, key: str) -> None:
     image_id = store.image("base", {"l1": {}})
     path = store.store / "imagedb" / "content" / "sha256" / image_id[7:]
     config = json.loads(path.read_text())
-    del config["created"]
+    del config[key]
     path.write_text(json.dumps(config))
     files, fake = _files(store)
     with pytest.raises(ImageNotFoundError):
@@ -301,6 +302,8 @@ def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client:
             built.id[7:19]]
     for ref in refs:
         assert files.image(ref) == docker_engine.image(ref), ref
+        image = files.image(ref)
+        assert files._layer_dirs(image) == _overlay_layers(docker_engine._attrs[image.id])
         with files.open_rootfs(files.image(ref)) as a, \
                 docker_engine.open_rootfs(docker_engine.image(ref)) as b:
             assert a.read_bytes("var/lib/dpkg/status") == b.read_bytes("var/lib/dpkg/status")
@@ -348,3 +351,20 @@ def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngin
         capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "x.lock").is_file()
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_a_second_engine_is_read_from_its_own_data_root(second_host: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    second_host.load("debian:trixie-slim")
+    monkeypatch.setenv("DOCKER_HOST", second_host.docker_host)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = local_images()
+    assert isinstance(source, EngineFiles)
+    sdk = source.engine()
+    assert str(source.root) == sdk.client.info()["DockerRootDir"] != "/var/lib/docker"
+    assert {i.id: i for i in source.images()} == {i.id: i for i in sdk.images()}
+    assert source.image("debian:trixie-slim") == sdk.image("debian:trixie-slim")
+    with pytest.raises(ImageNotFoundError):
+        source.image("relock-sci:latest")  # in the test bed's engine only
