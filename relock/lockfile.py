@@ -406,12 +406,6 @@ def _table(obj: Any, multiline: Iterable[str] = ()) -> dict[str, Any]:
 
 def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
     """The full text of a lock file: header and TOML."""
-    header = _header(lock, image, path)
-    return header + "\n" + to_toml(lock)
-
-
-def _header(lock: Lock, image: str, path: str) -> str:
-    """The generated-file header, which says how to remake the lock and build from it."""
     words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
     for what, value in words.items():
         if value and problem("text", value):
@@ -429,9 +423,10 @@ def _header(lock: Lock, image: str, path: str) -> str:
             for w in ("--build-arg", f"{k}={v}")]
     template = ["-f", lock.input.dockerfile] if lock.input.dockerfile else []
     image_words = image.split(" ", 1) if image.startswith("--rootfs ") else [image]
-    return HEADER.format(
+    header = HEADER.format(
         freeze=line("relock", "freeze", *image_words, *template, *args, "-o", path),
         build=line("relock", "build", *template, "--lock", path))
+    return header + "\n" + to_toml(lock)
 
 
 def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
@@ -440,9 +435,9 @@ def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
     The lock is checked as the reader would check it first, so relock never
     writes a lock it cannot read back (an image with hostile values fails here).
     """
-    body = to_toml(lock)
-    loads(body, f"{path} (not written)")  # as check() does, without a second to_toml
-    atomic_write_text(path, _header(lock, image, str(path)) + "\n" + body)
+    check(lock, f"{path} (not written)")
+    text = dumps(lock, image=image, path=str(path))
+    atomic_write_text(path, text)
 
 
 def loads(text: str, source: str = "<lock>") -> Lock:
