@@ -237,3 +237,26 @@ def test_each_platform_s_base_gets_its_manifest_and_builds_pull_it() -> None:
     assert warnings == ["could not ask the registry for the linux/arm64 manifest of "
                         "debian:trixie-slim (no route to the registry); a build for "
                         "linux/arm64 will name the index"]
+
+
+def test_a_base_locked_by_its_platform_manifest_is_lifted_to_the_tag_s_index() -> None:
+    from relock.platforms import with_manifests
+
+    arm_manifest = "sha256:" + "8" * 64
+    by_manifest_only = dataclasses.replace(
+        ARM, base=tuple(dataclasses.replace(b, digest=arm_manifest, manifest="")
+                        for b in ARM.base))
+
+    def single(ref: str, digest: str, platform: str) -> str:
+        return ""  # the digest names one image's manifest
+
+    def lift(ref: str, digest: str, platform: str) -> str:
+        assert (ref, digest, platform) == ("debian:trixie-slim", arm_manifest, "linux/arm64")
+        return INDEX
+
+    got, warnings = with_manifests(by_manifest_only, "linux/arm64", single, lift)
+    assert not warnings
+    assert (got.base[0].digest, got.base[0].manifest) == (INDEX, arm_manifest)
+    # The tag's index does not list it (the tag moved on): the lock keeps what it had.
+    kept, _ = with_manifests(by_manifest_only, "linux/arm64", single, lambda *a: "")
+    assert kept == by_manifest_only

@@ -128,7 +128,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         if platform is not None and part.platform == platform:
             from relock.platforms import with_manifests
 
-            part, more = with_manifests(part, platform)
+            mirrors = client.registry_mirrors() if image is not None else []
+            part, more = with_manifests(part, platform, mirrors=mirrors)
         result = fz.FreezeResult(fz.add_platform(part, platform, existing),
                                  (*result.warnings, *more))
         for line in result.warnings:

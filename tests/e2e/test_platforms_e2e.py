@@ -111,6 +111,23 @@ def test_the_registry_names_each_platform_s_manifest() -> None:
         manifest_digest(ref, index, "linux/s390x")
 
 
+def test_a_platform_manifest_is_lifted_to_the_index_its_tag_names(client: Any) -> None:
+    """An engine that pulled a platform's manifest records that digest; a lock
+    for several platforms names the tag's index instead. A Docker Hub name is
+    asked of the engine's registry mirror, as the engine pulls it."""
+    from relock.platforms import manifest_digest, tag_index
+
+    ref = f"{REPO}:trixie-slim"
+    index = index_digest()
+    arm64 = manifest_digest(ref, index, "linux/arm64")
+    assert tag_index(ref, arm64, "linux/arm64") == index
+    assert tag_index(ref, arm64, "linux/amd64") == ""  # not that platform's manifest
+    assert tag_index(f"{REPO}@{arm64}", arm64, "linux/arm64") == ""  # no tag to ask
+    mirrors = ["http://127.0.0.1:5000"]
+    assert tag_index("debian:trixie-slim", arm64, "linux/arm64", mirrors) == index
+    assert manifest_digest("debian:trixie-slim", index, "linux/arm64", mirrors) == arm64
+
+
 @pytest.mark.slow
 def test_one_lock_holds_both_platforms(lock: Path) -> None:
     got = read(lock)
