@@ -338,7 +338,10 @@ def _base_under(source: ImageSource, built: ImageInfo, ref: str, tagged: ImageIn
             "rebuild the image, or pull that base by digest"
         )
     found = max(candidates, key=lambda img: len(img.layers))
-    warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
+    if found.platform == tagged.platform:
+        # The engine keeps one image per tag: for an image of another platform
+        # the tag naming this host's image is no news.
+        warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
     return found
 
 
