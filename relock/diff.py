@@ -294,7 +294,7 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
                 where.setdefault(row, []).append(p)
         out = []
         for row, ps in where.items():
-            if row.where == _NATIVE:
+            if category == "apt" and row.where == _NATIVE:
                 row = dataclasses.replace(row, where=",".join(debian_arch(p) for p in ps))
             out.append(dataclasses.replace(row, platforms=tuple(ps)))
         return tuple(out)

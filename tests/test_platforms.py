@@ -260,3 +260,17 @@ def test_a_base_locked_by_its_platform_manifest_is_lifted_to_the_tag_s_index() -
     # The tag's index does not list it (the tag moved on): the lock keeps what it had.
     kept, _ = with_manifests(by_manifest_only, "linux/arm64", single, lambda *a: "")
     assert kept == by_manifest_only
+
+
+def test_diff_of_a_moved_base_on_several_platforms_is_one_base_row() -> None:
+    """Base rows have no ``where``: a base that moved on every platform is one row."""
+    from relock.diff import diff_platforms
+
+    moved = "sha256:" + "2" * 64
+
+    def rebased(lock: Lock) -> Lock:
+        return dataclasses.replace(lock, base=(Base(0, "debian:trixie-slim", moved),))
+
+    d = diff_platforms(two(), rebased(AMD).with_part(rebased(ARM)))
+    assert [(r.ref, r.old, r.new, r.platforms) for r in d.base or ()] == [
+        ("debian:trixie-slim", INDEX, moved, ("linux/amd64", "linux/arm64"))]
