@@ -172,3 +172,14 @@ def test_docker_hub_bases_are_asked_of_the_mirror_first(tmp_path: Path) -> None:
     bases = lock.for_platform("linux/arm64").base
     assert [(b.ref, b.digest, b.manifest) for b in bases] == [
         ("debian:trixie-slim", index, manifests["linux/arm64"])]
+
+
+def test_several_platforms_are_for_a_registry_image_only(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from relock.cli import cli
+
+    r = CliRunner().invoke(cli, ["freeze", "app:1", "--platform", "linux/amd64,linux/arm64",
+                                 "-o", str(tmp_path / "x.lock")], catch_exceptions=False)
+    assert r.exit_code == 2
+    assert "an image in the engine is of one platform" in r.output
