@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import read, write
+from relock.lockfile import read, to_toml, write
 from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.engine
@@ -81,17 +81,26 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lock(docker_engine: Any, template: Path, made: list[str]) -> Path:
-    """Both platforms built (unpinned) and frozen into one lock."""
+def images(docker_engine: Any, template: Path, made: list[str]) -> dict[str, str]:
+    """Both platforms built (unpinned): their tags by platform."""
     from relock.build import build
 
     name = f"relock-test-platforms:{uuid.uuid4().hex[:8]}"
-    out = template.parent / "both.lock"
+    tags = {}
     for platform in PLATFORMS:
         tag = f"{name}-{platform.rsplit('/', 1)[1]}"
         made.append(tag)
         build(docker_engine, template.parent, "unpinned.Dockerfile", tag=tag,
               platform=platform, pull=True)
+        tags[platform] = tag
+    return tags
+
+
+@pytest.fixture(scope="module")
+def lock(images: dict[str, str], template: Path) -> Path:
+    """Both platforms' images frozen from the engine into one lock."""
+    out = template.parent / "both.lock"
+    for platform, tag in images.items():
         r = relock("freeze", tag, "-f", template, "--platform", platform, "-o", out)
         assert r.exit_code == 0, r.output
     return out
@@ -153,3 +162,43 @@ def test_amd64_only_lock_built_for_arm64_stops_before_any_step(
     assert "the lock has no linux/arm64 part (it holds linux/amd64)" in r.stderr
     assert "Step " not in r.output
     assert not client.images.list(name=tag)
+
+
+@pytest.mark.slow
+def test_freeze_of_an_index_in_a_registry(images: dict[str, str], lock: Path, template: Path,
+                                          made: list[str], client: Any) -> None:
+    """Both images pushed, an index put over them: one freeze from the registry gives
+    the lock the engine freezes of each platform's image gave, byte for byte."""
+    import json
+
+    from relock import registry as reg
+
+    repo = f"relock-test-index-{uuid.uuid4().hex[:8]}"
+    entries = []
+    registry = reg.registry_for("127.0.0.1:5000")
+    for platform, tag in images.items():
+        arch = platform.rsplit("/", 1)[1]
+        pushed = f"127.0.0.1:5000/{repo}:{arch}"
+        client.images.get(tag).tag(pushed)
+        made.append(pushed)
+        out = client.images.push(f"127.0.0.1:5000/{repo}", tag=arch)
+        assert '"error"' not in out, out
+        m = registry.manifest(repo, arch)
+        entries.append({"mediaType": m.media_type, "digest": m.digest, "size": len(m.data),
+                        "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": reg.DOCKER_LIST,
+                        "manifests": entries}).encode()
+    registry.push_manifest(repo, "both", reg.DOCKER_LIST, index)
+    out = template.parent / "registry.lock"
+    r = relock("freeze", f"oci://127.0.0.1:5000/{repo}:both", "-f", template, "-o", out)
+    assert r.exit_code == 0, r.output
+    got, want = read(out), read(lock)
+    assert got.platforms == PLATFORMS
+    for platform in PLATFORMS:
+        assert got.for_platform(platform) == want.for_platform(platform), platform
+    assert to_toml(got) == to_toml(want)
+    # One platform chosen: its part alone, as an engine freeze of that image gives.
+    r = relock("freeze", f"oci://127.0.0.1:5000/{repo}:both", "-f", template,
+               "--platform", "linux/arm64", "-o", template.parent / "arm64.lock")
+    assert r.exit_code == 0, r.output
+    assert read(template.parent / "arm64.lock") == want.for_platform("linux/arm64")
