@@ -202,3 +202,49 @@ def test_freeze_of_an_index_in_a_registry(images: dict[str, str], lock: Path, te
                "--platform", "linux/arm64", "-o", template.parent / "arm64.lock")
     assert r.exit_code == 0, r.output
     assert read(template.parent / "arm64.lock") == want.for_platform("linux/arm64")
+
+
+def test_apt_of_each_platform_takes_its_own_part_from_the_view(
+        docker_engine: Any, client: Any, tmp_path: Path) -> None:
+    """One view of a two-platform lock, the rendered RUN prefix, and real apt in an
+    amd64 and an arm64 (emulated) container of the base: each installs its own
+    platform's versions, an ``all`` package that differs included."""
+    import hashlib
+
+    from relock import render
+    from relock.lockfile import AptPackage
+    from relock.platforms import manifest_digest
+    from relock.view import AptFile, LockedView, deb_control
+    from tests.e2e.aptarchive import Deb, build_deb
+    from tests.factories import make_lock
+
+    versions = {"amd64": ("1.0-1", "2.0-1"), "arm64": ("1.0-1+b1", "2.0-2")}
+    files: dict[str, list[AptFile]] = {}
+    for arch, (own, data) in versions.items():
+        files[arch] = []
+        for deb in (Deb("relock-hello", own, arch=arch), Deb("relock-data", data)):
+            folder = tmp_path / arch
+            folder.mkdir(exist_ok=True)
+            path = build_deb(deb, folder)
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            package = AptPackage(deb.name, deb.version, deb.arch, sha256=sha,
+                                 filename=path.name)
+            files[arch].append(AptFile(package, path, deb_control(path)))
+    parts = [make_lock(platform=f"linux/{arch}", apt=tuple(f.package for f in fs))
+             for arch, fs in files.items()]
+    lock = parts[0].with_part(parts[1])
+    view = LockedView([f for fs in files.values() for f in fs], lock, None)
+    index = index_digest()
+    with view.serve() as server:
+        prefix = render.view_prefix(server.url, render.view_id(lock), per_arch=lock.multi)
+        script = (f"{prefix} apt-get update -qq && apt-get install -y -qq --no-install-recommends"
+                  " relock-hello relock-data >/dev/null"
+                  " && dpkg-query -W -f '${Package} ${Version} ${Architecture}\\n'"
+                  " relock-hello relock-data")
+        for arch, (own, data) in versions.items():
+            image = docker_engine.pull(
+                f"{REPO}@{manifest_digest(f'{REPO}:trixie-slim', index, f'linux/{arch}')}")
+            out = client.containers.run(image.id, ["sh", "-c", script], network_mode="host",
+                                        remove=True, entrypoint=[]).decode()
+            assert sorted(out.split("\n")[:-1]) == [f"relock-data {data} all",
+                                                    f"relock-hello {own} {arch}"], arch
