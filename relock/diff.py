@@ -125,6 +125,11 @@ class LockDiff:
     # The platforms compared, in a diff of multi-platform locks (else empty);
     # a row whose ``platforms`` are all of these is the same on every one.
     platforms: tuple[str, ...] = ()
+    # Set when two locks of one platform each, of different platforms, are
+    # compared with each other (the diff is one of architectures): the old
+    # and new platform. APT packages of each side's own architecture are then
+    # paired by name (``where`` names both architectures: ``amd64,arm64``).
+    across: ValueChange | None = None
 
     @property
     def identical(self) -> bool:
@@ -205,7 +210,7 @@ def compare_pip_versions(old: str, new: str) -> str:
 
 
 def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
-               compare_base: bool = True) -> LockDiff:
+               compare_base: bool = True, native: tuple[str, str] | None = None) -> LockDiff:
     """What differs from ``old`` to ``new``.
 
     ``only`` picks the categories compared; distro, snapshot, platform and
@@ -213,6 +218,9 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     from).
     ``compare_base=False`` skips base pins, for a side that cannot have them
     (an image frozen without its Dockerfile.in).
+    ``native``, the Debian architectures of two different platforms (old's,
+    new's), pairs the APT packages of those architectures by name: their
+    ``.deb`` files differ by nature, so only their versions are compared.
     """
     # Build stages' entries feed the locked view; the images compared are final stages.
     old, new = old.final(), new.final()
@@ -223,7 +231,12 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     sources = None
     multi_arch = multi_env = False
     if "apt" in only:
-        apt = _diff_apt(old.apt, new.apt)
+        apt = _diff_apt(_as_native(old.apt, native[0]) if native else old.apt,
+                        _as_native(new.apt, native[1]) if native else new.apt)
+        if native:
+            apt = tuple(sorted((dataclasses.replace(r, where=",".join(native))
+                                if r.where == _NATIVE else r for r in apt),
+                               key=lambda r: (r.name, r.where)))
         sizes["apt"] = max(len(old.apt), len(new.apt))
         arches = {p.arch for p in old.apt} | {p.arch for p in new.apt}
         # "all" goes with every architecture; several real ones is multiarch
@@ -259,8 +272,16 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
     only one side holds show as a ``platform`` change (their packages are
     not listed). ``platforms`` narrows the comparison (``--platform``); a
     platform a side lacks is then a ``PlatformMissingError``. Two locks of
-    one platform each are compared as ``diff_locks`` does.
+    one platform each are compared as ``diff_locks`` does; of two different
+    platforms, with each other (``across``): amd64's part against arm64's.
     """
+    ours, theirs = old.all_platforms, new.all_platforms
+    if not platforms and len(ours) == len(theirs) == 1 and ours != theirs:
+        # One platform each, not the same: the diff is of architectures.
+        d = diff_locks(old.for_platform(ours[0]), new.for_platform(theirs[0]), only=only,
+                       compare_base=compare_base,
+                       native=(debian_arch(ours[0]), debian_arch(theirs[0])))
+        return dataclasses.replace(d, across=ValueChange(ours[0], theirs[0]))
     if not platforms and not old.multi and not new.multi:
         return diff_locks(old, new, only=only, compare_base=compare_base)
     if platforms:
@@ -336,6 +357,12 @@ def debian_arch(platform: str) -> str:
     ``linux/arm/v7`` is ``armhf``."""
     arch = platform.partition("/")[2]
     return _DEBIAN_ARCHES.get(arch, arch.partition("/")[0])
+
+
+def _as_native(packages: Iterable[AptPackage], arch: str) -> tuple[AptPackage, ...]:
+    """``packages`` with those of ``arch`` keyed as the platform's own (their hash left out)."""
+    return tuple(dataclasses.replace(p, arch=_NATIVE, sha256="") if p.arch == arch else p
+                 for p in packages)
 
 
 def _source_identity(s: AptSource) -> tuple[object, ...]:

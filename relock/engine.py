@@ -343,11 +343,12 @@ def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:
         repo_digests=tuple(attrs.get("RepoDigests") or ()),
         platform=Platform(os=attrs.get("Os", "linux"), arch=attrs.get("Architecture", "amd64"),
                           variant=attrs.get("Variant") or ""),
-        created=_created(attrs.get("Created", "")),
+        created=parse_created(attrs.get("Created", "")),
     )
 
 
-def _created(text: str) -> datetime | None:
+def parse_created(text: str) -> datetime | None:
+    """An RFC 3339 time as the engine and image configs give it (to the second, UTC)."""
     if not text:
         return None
     # The engine gives nanoseconds; datetime takes microseconds.

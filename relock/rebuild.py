@@ -16,6 +16,7 @@ Verification (``relock.verify``) is the caller's next step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,9 @@ def installed_in_bases(source: ImageSource, lock: Lock,
 
     out: set[tuple[str, str, str]] = set()
     for base in lock.base:
-        ref = render.pinned_ref(base.ref, base)
+        # In a lock of several platforms, each platform's own base image.
+        ref = render.pinned_ref(base.ref, dataclasses.replace(base, digest=base.manifest)
+                                if base.manifest else base)
         try:
             image = source.image(ref)
         except RelockError:
