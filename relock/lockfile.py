@@ -404,8 +404,12 @@ def _table(obj: Any, multiline: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
-    """The full text of a lock file: header and TOML."""
+def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "") -> str:
+    """The full text of a lock file: header and TOML.
+
+    ``platform``: the platform ``image`` is for, when it was frozen into a
+    lock of several platforms (the header then says so).
+    """
     words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
     for what, value in words.items():
         if value and problem("text", value):
@@ -423,20 +427,27 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
             for w in ("--build-arg", f"{k}={v}")]
     template = ["-f", lock.input.dockerfile] if lock.input.dockerfile else []
     image_words = image.split(" ", 1) if image.startswith("--rootfs ") else [image]
-    header = HEADER.format(
-        freeze=line("relock", "freeze", *image_words, *template, *args, "-o", path),
-        build=line("relock", "build", *template, "--lock", path))
-    return header + "\n" + to_toml(lock)
+    freeze, build = (line("relock", "freeze", *image_words, *template, *args, "-o", path),
+                     line("relock", "build", *template, "--lock", path))
+    several = lock.all_platforms if len(lock.all_platforms) > 1 else ()
+    if several and platform:
+        # One engine image is one platform: the others were frozen from their own.
+        others = ", ".join(p for p in several if p != platform)
+        freeze = line("relock", "freeze", *image_words, "--platform", platform, *template,
+                      *args, "-o", path) + (f" (and likewise for {others})" if others else "")
+    if several:
+        build += " --platform P (P: " + ", ".join(several) + ")"
+    return HEADER.format(freeze=freeze, build=build) + "\n" + to_toml(lock)
 
 
-def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
+def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -> None:
     """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock.
 
     The lock is checked as the reader would check it first, so relock never
     writes a lock it cannot read back (an image with hostile values fails here).
     """
     check(lock, f"{path} (not written)")
-    text = dumps(lock, image=image, path=str(path))
+    text = dumps(lock, image=image, path=str(path), platform=platform)
     atomic_write_text(path, text)
 
 

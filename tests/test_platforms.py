@@ -274,3 +274,25 @@ def test_diff_of_a_moved_base_on_several_platforms_is_one_base_row() -> None:
     d = diff_platforms(two(), rebased(AMD).with_part(rebased(ARM)))
     assert [(r.ref, r.old, r.new, r.platforms) for r in d.base or ()] == [
         ("debian:trixie-slim", INDEX, moved, ("linux/amd64", "linux/arm64"))]
+
+
+def test_the_header_of_a_lock_of_several_platforms_says_how_to_remake_each() -> None:
+    from relock.lockfile import dumps
+
+    text = dumps(two(), image="app:arm64", path="locks/app.lock", platform="linux/arm64")
+    head = text.splitlines()[1:3]
+    assert head == [
+        "# Remake it with: relock freeze app:arm64 --platform linux/arm64 -f Dockerfile.in "
+        "-o locks/app.lock "
+        "(and likewise for linux/amd64)",
+        "# Rebuild from it with: relock build -f Dockerfile.in --lock locks/app.lock --platform P "
+        "(P: linux/amd64, linux/arm64)",
+    ]
+    # One registry image holds every platform: one command remakes the lock.
+    whole = dumps(two(), image="oci://127.0.0.1:5000/app:1", path="app.lock").splitlines()[1]
+    assert whole == ("# Remake it with: relock freeze oci://127.0.0.1:5000/app:1 "
+                     "-f Dockerfile.in -o app.lock")
+    # A lock of one platform keeps the header it always had.
+    assert dumps(AMD, image="app", path="app.lock").splitlines()[1:3] == [
+        "# Remake it with: relock freeze app -f Dockerfile.in -o app.lock",
+        "# Rebuild from it with: relock build -f Dockerfile.in --lock app.lock"]

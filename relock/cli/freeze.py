@@ -162,7 +162,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
                                      (*result.warnings, *more))
         for line in result.warnings:
             warn(line)
-        write(result.lock, out, image=image or f"--rootfs {rootfs}")
+        write(result.lock, out, image=image or f"--rootfs {rootfs}",
+              platform="" if from_registry else platform or "")
     lock = result.lock
     summary = {
         "lock": str(out),
