@@ -616,7 +616,7 @@ def test_dripping_index_is_cut_off(index_server: str) -> None:
     """B9: one byte every 0.3 s never trips a 1 s read time-out; the deadline does."""
     index = Index(IndexConfig((index_server,), timeout=1.5))
     start = time.monotonic()
-    with pytest.raises(IndexError_, match=r"took more than 1\.5 s .* \(timed out\)"):
+    with pytest.raises(IndexError_, match=r"within 1\.5 s \(timed out\)"):
         index.hashes("drip", "1.0")
     assert time.monotonic() - start < 4
 
