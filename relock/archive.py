@@ -687,10 +687,9 @@ def _origin(url: str) -> str:
 
 
 def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
-    return url
+    from relock.http import shown
+
+    return shown(url)
 
 
 def _short(e: Exception) -> str:

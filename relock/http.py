@@ -92,6 +92,9 @@ class Watch:
         self.limits = limits
         self.started = time.monotonic()
         self.conn: Any = None  # the urllib3 connection (untyped) the request uses
+        # Its socket, noted when connected: http.client lets go of it when
+        # the answer ends the connection, while the body is still read.
+        self.sock: socket.socket | None = None
         self.response: Any = None  # the urllib3 response once headers are in
         self.expired = ""
         self._window = (self.started, 0)
@@ -119,13 +122,13 @@ class Watch:
         if now - since > limits.stall:
             got = _tell(self.response)
             if got - count < MIN_PROGRESS:
-                return (f"the download stalled: {got - count} bytes in {limits.stall:g} s "
-                        f"(at least {MIN_PROGRESS} are needed)")
+                return (f"the body came slower than {MIN_PROGRESS} bytes "
+                        f"in {limits.stall:g} s")
             self._window = (now, got)
         return ""
 
     def _cut(self) -> None:
-        sock = getattr(self.conn, "sock", None)
+        sock = self.sock or getattr(self.conn, "sock", None)
         if isinstance(sock, socket.socket):
             # socket.socket's own shutdown, under a TLS wrapper too: the
             # blocked read in the other thread returns at once.
@@ -206,6 +209,7 @@ def close(watch: Watch) -> None:
     if getattr(_current, "watch", None) is watch:
         _current.watch = None
     watch.conn = None
+    watch.sock = None
 
 
 class WatchedStream:
@@ -273,19 +277,37 @@ def _adapter_class() -> Any:
     if _ADAPTER is not None:
         return _ADAPTER
     from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     def note(conn: Any) -> Any:
         watch = getattr(_current, "watch", None)
         if watch is not None:
             watch.conn = conn
+            sock = getattr(conn, "sock", None)
+            if isinstance(sock, socket.socket):
+                watch.sock = sock
         return conn
 
+    class _Conn(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            note(self)
+
+    class _TLSConn(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            note(self)
+
     class _Pool(HTTPConnectionPool):
+        ConnectionCls = _Conn
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             return note(super()._get_conn(timeout))
 
     class _TLSPool(HTTPSConnectionPool):
+        ConnectionCls = _TLSConn
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             return note(super()._get_conn(timeout))
 

@@ -551,8 +551,6 @@ def _html_links(text: str, page: str) -> list[IndexLink]:
 
 
 def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password or parts.username:
-        netloc = parts.hostname or ""
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
+    from relock.http import shown
+
+    return shown(url)

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 from relock import lockfile
 from relock.cli import cli
-from relock.errors import IndexError_, LockfileError
+from relock.errors import IndexError_, LockfileError, RelockError
 from relock.index import Index, IndexConfig, parse_timeout
 
 DATA = Path(__file__).resolve().parent / "hostile"
@@ -842,3 +842,178 @@ def test_an_engine_that_never_answers_does_not_hold_relock(tmp_path: Path) -> No
     assert "timed out" in line.lower() or "time" in line.lower(), line
     assert held, "the engine was asked"
     assert took < 20, took
+
+
+# -- class: index and archive deadlines (B9) ----------------------------------
+
+class _Drip:
+    """A loopback HTTP server that answers every request slowly, one way or another.
+
+    ``headers``: the status line and headers one byte a second; ``body``:
+    headers at once, then the body one byte a second; ``steady``: a 96 KiB
+    body in 32 KiB parts, one a second (slow, but keeping pace).
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.requests = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.requests += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                b"Content-Length: %d\r\n\r\n")
+        try:
+            conn.recv(65536)
+            if self.mode == "headers":
+                for byte in head % 10:
+                    if self.stop.is_set():
+                        break
+                    conn.sendall(bytes([byte]))
+                    time.sleep(1)
+            elif self.mode == "body":
+                conn.sendall(head % 1000)
+                for _ in range(1000):
+                    if self.stop.is_set():
+                        break
+                    conn.sendall(b" ")
+                    time.sleep(1)
+            else:
+                conn.sendall(head % (3 * 32768))
+                for _ in range(3):
+                    time.sleep(1)
+                    conn.sendall(b"x" * 32768)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+@pytest.fixture
+def drip(request: pytest.FixtureRequest) -> Iterator[_Drip]:
+    server = _Drip(request.param)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"], indirect=True)
+def test_freeze_with_a_dripping_index_is_cut_off(tmp_path: Path, drip: _Drip) -> None:
+    """B9: an index that drips its headers or its page is cut off at pip's time-out."""
+    site = "opt/venv/lib/python3.13/site-packages/"
+    root = rootfs(tmp_path, {
+        "opt/venv/pyvenv.cfg": "version = 3.13.1\n",
+        site + "six-1.16.0.dist-info/METADATA": "Name: six\nVersion: 1.16.0\n",
+        site + "six-1.16.0.dist-info/INSTALLER": "pip\n",
+    })
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DEFAULT_TIMEOUT": "2",
+            "PIP_INDEX_URL": drip.url.replace("http://", "http://alice:hunter2@") + "/simple",
+            "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = tmp_path / "locks" / "x.lock"
+    started = time.monotonic()
+    r = CliRunner().invoke(cli, ["freeze", "--rootfs", str(root), "-o", str(out),
+                                 "--snapshot", "20261101T000000Z"],
+                           catch_exceptions=False, env=env)  # type: ignore[arg-type]
+    took = time.monotonic() - started
+    line = one_line_error(r, f"package index {drip.url}/simple", "within 2 s (timed out)")
+    assert "hunter2" not in line and "alice" not in line
+    assert not out.parent.exists()
+    assert drip.requests == 1
+    assert took < 12, took  # two pip runs (~1 s each), then the 2 s deadline
+
+
+def _deb_lock(url: str) -> lockfile.Lock:
+    from relock.lockfile import AptPackage, AptSource
+    from tests.factories import make_lock
+
+    return make_lock(
+        apt_sources=(AptSource("/etc/apt/sources.list", ("deb",), (url + "/debian",),
+                               ("trixie",), ("main",)),),
+        apt=(AptPackage("pkga", "1.0", "amd64", sha256=H,
+                        filename="pool/main/p/pkga/pkga_1.0_amd64.deb"),))
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"], indirect=True)
+def test_fetching_debs_from_a_dripping_archive_is_cut_off(
+        tmp_path: Path, drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B9 for a build's fetch of .debs: RELOCK_HTTP_TIMEOUT bounds headers and pace."""
+    from relock import rebuild
+    from relock.errors import ArchiveError
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "2")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lock = _deb_lock(drip.url.replace("http://", "http://bob:s3cret@"))
+    started = time.monotonic()
+    with pytest.raises(ArchiveError) as e:
+        rebuild.fetch_debs(lock, list(lock.apt), rebuild.RebuildOptions(
+            use_snapshot=False, cache_dir=tmp_path / "blobs"), lambda _: None)
+    took = time.monotonic() - started
+    message = str(e.value)
+    assert "\n" not in message
+    assert f"{drip.url}/debian/pool/main/p/pkga/pkga_1.0_amd64.deb" in message
+    assert "timed out" in message and "2 s" in message and "RELOCK_HTTP_TIMEOUT" in message
+    assert "s3cret" not in message and "bob" not in message
+    assert took < 8, took
+    blobs = tmp_path / "blobs"
+    assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+
+
+@pytest.mark.parametrize("drip", ["headers", "body", "steady"], indirect=True)
+def test_http_deadlines(drip: _Drip) -> None:
+    """The rule itself: headers have a deadline, a body a pace; slow and steady passes."""
+    from relock import http
+
+    limits = http.Limits(headers=2, stall=2)
+    session = http.session()
+    started = time.monotonic()
+    if drip.mode == "steady":
+        with http.watched(drip.url, limits) as watch:
+            resp = session.get(drip.url, stream=True, timeout=10)
+            watch.answered(resp)
+            assert len(resp.content) == 3 * 32768
+        return
+    with pytest.raises(http.HttpTimeoutError, match=r"within 2 s|in 2 s") as e, \
+            http.watched(drip.url, limits) as watch:
+        resp = session.get(drip.url, stream=True, timeout=10)
+        watch.answered(resp)
+        resp.content  # noqa: B018  (reading is the point)
+    assert drip.url in str(e.value)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("drip", ["headers"], indirect=True)
+def test_registry_that_drips_is_cut_off(drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relock.registry import Registry, RegistryUnreachable
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "1")
+    started = time.monotonic()
+    with pytest.raises(RegistryUnreachable, match=r"within 1 s .*timed out"):
+        Registry(drip.url.removeprefix("http://")).manifest("x", "latest")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-1", "nan"])
+def test_bad_http_time_out(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relock import http
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", text)
+    with pytest.raises(RelockError, match="RELOCK_HTTP_TIMEOUT"):
+        http.Limits.from_env()
