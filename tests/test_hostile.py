@@ -1017,3 +1017,128 @@ def test_bad_http_time_out(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", text)
     with pytest.raises(RelockError, match="RELOCK_HTTP_TIMEOUT"):
         http.Limits.from_env()
+
+
+# -- class: engine calls past connecting (B9) ----------------------------------
+
+class _SilentEngine:
+    """A loopback engine API on a unix socket that answers some calls and never others."""
+
+    IMAGE = "sha256:" + "4" * 64
+    CONTAINER = "c" * 64
+
+    def __init__(self, path: Path, hang: str) -> None:
+        import json
+        import re
+        import socketserver
+
+        hang_on = hang
+        stop = self.stop = threading.Event()
+        image, container = self.IMAGE, self.CONTAINER
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                path = re.sub(r"^/v[0-9.]+", "", self.path.split("?")[0])
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                routes = {
+                    "version": ("GET", r"/version", {"ApiVersion": "1.43", "Version": "x"}),
+                    "image": ("GET", r"/images/[^/]+/json",
+                              {"Id": image, "RootFS": {"Layers": []}, "Os": "linux",
+                               "Architecture": "amd64"}),
+                    "images": ("GET", r"/images/json", []),
+                    "info": ("GET", r"/info", {"RegistryConfig": {"Mirrors": []}}),
+                    "pull": ("POST", r"/images/create", {}),
+                    "create": ("POST", r"/containers/create", {"Id": container}),
+                    "inspect": ("GET", r"/containers/[^/]+/json", {"Id": container}),
+                    "export": ("GET", r"/containers/[^/]+/export", None),
+                    "remove": ("DELETE", r"/containers/[^/]+", None),
+                }
+                for name, (method, pattern, body) in routes.items():
+                    if method == self.command and re.fullmatch(pattern, path):
+                        if name == hang_on:
+                            stop.wait(60)  # accepted, never answered
+                            return
+                        data = json.dumps(body).encode() if body is not None else b""
+                        self.send_response(200 if body is not None else 204)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
+                self.send_error(404)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def address_string(self) -> str:
+                return "local"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(str(path), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("hang", "call"), [
+    ("image", "image"), ("images", "images"), ("info", "registry_mirrors"), ("pull", "pull"),
+    ("export", "open_rootfs"), ("create", "open_rootfs"),
+])
+def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang: str, call: str) -> None:
+    """B9: past connecting, each engine call relock makes (but a build's log) is bounded."""
+    from relock import engine
+    from relock.errors import EngineError
+
+    sock = tmp_path / "engine.sock"
+    fake = _SilentEngine(sock, hang)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    started = time.monotonic()
+    try:
+        client = engine.connect(timeout=1)
+        info = engine.ImageInfo(id=_SilentEngine.IMAGE)
+        with pytest.raises(EngineError) as e:
+            if call == "open_rootfs":
+                client._attrs[info.id] = {}
+                with client.open_rootfs(info) as fs:
+                    fs.exists("etc/os-release")
+            elif call == "pull":
+                client.pull("localhost:5000/x:1")
+            elif call == "image":
+                client.image("x")
+            else:
+                getattr(client, call)()
+    finally:
+        fake.close()
+    message = str(e.value)
+    assert "\n" not in message
+    assert "timed out" in message and "within 1 s" in message, message
+    assert time.monotonic() - started < 10
+
+
+def test_a_silent_build_is_said(tmp_path: Path) -> None:
+    """B9: a build's log stream has no deadline, but its silence is reported while it lasts."""
+    from relock import build
+    from relock.engine import BuildEvent, BuildRequest
+
+    class Slow:
+        def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+            yield BuildEvent("log", "Step 2/3 : RUN make")
+            time.sleep(1.3)
+            yield BuildEvent("image", "sha256:" + "5" * 64)
+
+    said: list[str] = []
+    result = build.build(Slow(), tmp_path, "Dockerfile", progress=said.append, silence=0.5)
+    assert result.image_id == "sha256:" + "5" * 64
+    assert len(said) == 2, said  # at 0.5 s and at 1.0 s of silence
+    assert all("said nothing of the build" in line and "Step 2/3 : RUN make" in line
+               for line in said), said
