@@ -5,6 +5,63 @@ on stderr, no traceback, and no output file written, replaced or half-left.
 Classes: lock, Dockerfile, root tree, output, signal, engine, index, git.
 Most cases go through click's CliRunner; a few run ``python -m relock`` as a
 real process (signals, tracebacks). No image is built here.
+
+Each finding of issue 12 and the tests that check it ([case] is a
+parametrised id of ``test_hostile_lock_values_are_refused``; other files
+are named):
+
+======  =====================================================================
+S1      [S1 ...] (digest, image id, ref with a newline);
+        test_render_writes_nothing_from_a_hostile_lock
+S2      [S2 ...] (URI, option, suite, snapshot, apt name and version);
+        test_render_writes_nothing_from_a_hostile_lock;
+        test_hostile_image_values_are_not_written (a source from the image);
+        test_verify.py::test_a_changed_apt_source_is_drift;
+        test_diff.py::test_golden_multiarch_multienv (a source turned trusted)
+S3      [S3 ...] (pip name, version, hash); test_render_writes_nothing_from_a_hostile_lock
+S4      test_newline_in_the_template_name; test_render.py::test_file_names_cannot_add_lines
+S5      [S5 credentials in an APT URI]; test_apt_credentials_are_not_copied_into_the_lock;
+        test_index_password_stays_out_of_messages; test_freeze_with_a_dripping_index_is_cut_off;
+        test_fetching_debs_from_a_dripping_archive_is_cut_off
+S6      test_dist_named_to_escape_the_index_folder;
+        test_file_index_name_cannot_leave_the_folder;
+        test_freeze_with_the_index_on_refuses_hostile_dists
+S7      test_diff_of_images_shows_escapes_not_terminal_sequences;
+        test_reader_error_on_an_unknown_key_is_escaped; test_diff.py::test_markdown_escapes_cells
+B1      test_deeply_nested_toml; test_real_process_has_no_traceback;
+        test_non_utf8_source_file_name_is_skipped_as_apt_does; test_non_utf8_installer_file;
+        test_non_utf8_environment_prefix; test_corrupt_packages_list_costs_only_its_hashes;
+        test_unbalanced_quote_in_a_sources_line; test_bad_dist_version_with_the_index_on;
+        test_freeze_with_the_index_on_refuses_hostile_dists; test_full_disk_keeps_the_old_lock
+        (freeze); test_render_on_a_full_disk_keeps_the_old_output (render);
+        test_docker_host_that_cannot_be_an_address; test_malformed_index_answers;
+        test_bad_time_out_value; test_bad_http_time_out; test_dev_zero_as_a_lock;
+        test_render_into_a_folder_nothing_can_be_written_to
+B2      test_render_on_a_full_disk_keeps_the_old_output; test_eight_renders_to_one_output_at_once;
+        test_render_cli.py::test_an_interrupted_render_leaves_the_previous_output
+        (render writes one file now: relock.d is gone)
+B3      test_output_on_a_device_node_is_refused; test_output_on_a_fifo_is_refused;
+        test_render_output_on_a_non_regular_file_is_refused
+B4      test_sigterm_in_the_write_window_leaves_no_temp_file
+B5      test_render.py::test_rendered_dockerfile_matches_golden[forms] (a comment inside
+        a RUN continuation, whole golden file)
+B6      test_every_form_of_run_reaches_only_the_view;
+        test_render.py::test_heredoc_with_its_own_interpreter_is_refused;
+        test_render.py::test_parser_directive_stays_first
+B7      test_two_venvs_with_one_folder_name_stay_apart (support files are gone)
+B8      test_render_cli.py::test_output_equal_to_the_template_is_refused;
+        test_render_cli.py::test_default_output_is_beside_the_template_and_never_the_template
+B9      test_an_engine_that_never_answers_does_not_hold_relock;
+        test_an_engine_that_stops_answering_is_cut_off_on_every_call; test_a_silent_build_is_said;
+        test_dripping_index_is_cut_off; test_freeze_with_a_dripping_index_is_cut_off;
+        test_fetching_debs_from_a_dripping_archive_is_cut_off; test_registry_that_drips_is_cut_off;
+        test_http_deadlines
+B10     [B10 ...] (empty, NUL and space in versions, duplicates, non-hex, md5, short hashes)
+B11     test_image_id_needs_a_lock_name; test_newline_in_the_template_name
+B12     test_pyenv.py::test_deep_and_hidden_environments_are_found_and_locked
+B13     test_bom_template_is_accepted
+B14     test_usage_errors_are_one_line; test_real_process_has_no_traceback
+======  =====================================================================
 """
 
 from __future__ import annotations
@@ -1110,7 +1167,7 @@ def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
             if call == "open_rootfs":
                 client._attrs[info.id] = {}
                 with client.open_rootfs(info) as fs:
-                    fs.exists("etc/os-release")
+                    fs.read_bytes("etc/os-release")
             elif call == "pull":
                 client.pull("localhost:5000/x:1")
             elif call == "image":
@@ -1142,3 +1199,99 @@ def test_a_silent_build_is_said(tmp_path: Path) -> None:
     assert len(said) == 2, said  # at 0.5 s and at 1.0 s of silence
     assert all("said nothing of the build" in line and "Step 2/3 : RUN make" in line
                for line in said), said
+
+
+# -- class: output of render (B1, B2, B6, B7) ---------------------------------
+
+def _render(tmp_path: Path, out: Path, template_text: str = "FROM debian:trixie-slim\n"
+            ) -> list[str]:
+    lock = tmp_path / "x.lock"
+    lock.write_text(GOOD)
+    template = tmp_path / "Dockerfile.in"
+    template.write_text(template_text)
+    return ["render", "-f", str(template), "--lock", str(lock), "-o", str(out), "--force"]
+
+
+def test_render_on_a_full_disk_keeps_the_old_output(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """B1/B2: render's -o on a full file system: one line, the old file stays, no temp."""
+    import errno
+
+    from relock import files
+
+    out = tmp_path / "out" / "Dockerfile"
+    out.parent.mkdir()
+    out.write_text("old\n")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    one_line_error(invoke(*_render(tmp_path, out)), str(out), "No space left on device",
+                   "the old file is kept")
+    assert out.read_text() == "old\n"
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_render_into_a_folder_nothing_can_be_written_to(tmp_path: Path) -> None:
+    """B1: a read-only output folder for render (as root, /sys is one) is one line."""
+    folder = Path("/sys/relock-hostile-test")
+    if os.access("/sys", os.W_OK) and not Path("/sys").is_mount():
+        pytest.skip("no read-only folder to write into")
+    one_line_error(invoke(*_render(tmp_path, folder / "Dockerfile")), str(folder),
+                   "cannot write here")
+    assert not folder.exists()
+
+
+def test_eight_renders_to_one_output_at_once(tmp_path: Path) -> None:
+    """B2: concurrent renders to one -o: every one exits 0 and the file is whole."""
+    out = tmp_path / "out" / "Dockerfile"
+    args = _render(tmp_path, out)
+    assert invoke(*args).exit_code == 0
+    expected = out.read_text()
+    out.unlink()
+    procs = [subprocess.Popen([sys.executable, "-m", "relock", *args], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+    assert out.read_text() == expected
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_every_form_of_run_reaches_only_the_view(tmp_path: Path) -> None:
+    """B6: exec form, sh -c, a heredoc, uv, a script, under '# escape=': each RUN is pinned."""
+    template = ("# escape=`\nFROM debian:trixie-slim\nRUN [\"pip\", \"install\", \"six\"]\n"
+                "RUN sh -c 'pip install six'\nRUN <<EOT\nuv pip install six\nEOT\n"
+                "RUN ./install.sh\n")
+    out = tmp_path / "out" / "Dockerfile"
+    r = invoke(*_render(tmp_path, out, template))
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.startswith("# escape=`\n")
+    runs = [line for line in text.splitlines() if line.startswith("RUN ")]
+    assert len(runs) == 4
+    pinned = [line for line in text.splitlines()
+              if "PIP_INDEX_URL=http://127.0.0.1:" in line and "UV_INDEX_URL=" in line
+              and "APT_CONFIG=/dev/shm/relock/apt.conf" in line]
+    assert len(pinned) == 4  # one per RUN (the heredoc's is its first body line)
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_two_venvs_with_one_folder_name_stay_apart(tmp_path: Path) -> None:
+    """B7: /root/.venv and /root/venv are two environments in the lock. (The support
+    files whose names collided are gone: the locked view serves every environment.)"""
+    files: dict[str, str | bytes] = {}
+    for env, version in (("root/.venv", "1.16.0"), ("root/venv", "1.17.0")):
+        site = f"{env}/lib/python3.13/site-packages/six-{version}.dist-info/"
+        files |= {f"{env}/pyvenv.cfg": "version = 3.13.1\n",
+                  site + "METADATA": f"Name: six\nVersion: {version}\n",
+                  site + "INSTALLER": "pip\n"}
+    lock_path = tmp_path / "x.lock"
+    r = freeze_rootfs(rootfs(tmp_path, files), lock_path)
+    assert r.exit_code == 0, r.output
+    lock = lockfile.read(lock_path)
+    assert sorted((p.env, p.version) for p in lock.pip) == [
+        ("/root/.venv", "1.16.0"), ("/root/venv", "1.17.0")]
+    assert sorted(e.prefix for e in lock.python) == ["/root/.venv", "/root/venv"]
