@@ -104,6 +104,9 @@ class Watch:
         raw = getattr(response, "raw", None)
         self._window = (time.monotonic(), _tell(raw))
         self.response = raw
+        # Its connection is known: a later request of this thread is not this one's.
+        if getattr(_current, "watch", None) is self:
+            _current.watch = None
 
     def check(self) -> None:
         """Raise ``HttpTimeoutError`` if the request was cut off."""

@@ -381,28 +381,27 @@ class Registry:
                 if watch is not None:
                     http.close(watch)
                 raise
-            if watch is not None:
+            if watch is not None and not stream:
                 http.close(watch)
+                watch = None
+            # A streamed body is read by the caller, under the same watch.
+            resp.relock_watch = watch
             if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
                 auth_tries += 1
-                resp.close()
+                _let_go(resp)
                 continue
             if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
                 wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
                 busy_tries += 1
-                resp.close()
+                _let_go(resp)
                 time.sleep(wait)
                 continue
             break
         if resp.status_code in ok or resp.status_code == 404:
-            if stream and limits is not None:  # watched on while the caller reads the body
-                resp.relock_watch = http.start(url, limits)
-                resp.relock_watch.conn = getattr(resp.raw, "connection", None)
-                resp.relock_watch.answered(resp)
             return resp
         detail = _error_detail(resp)
-        resp.close()
+        _let_go(resp)
         raise RegistryError(
             f"{self.host}/{repo}: {what or method} answered HTTP {resp.status_code}{detail}"
         )
@@ -595,6 +594,16 @@ class _Reader:
                 raise RegistryError("the blob ended before its declared size")
             self._left -= len(part)
             yield part
+
+
+def _let_go(resp: Any) -> None:
+    """Close ``resp`` (a requests response) and stop watching it."""
+    from relock import http
+
+    watch = getattr(resp, "relock_watch", None)
+    if watch is not None:
+        http.close(watch)
+    resp.close()
 
 
 def _with_query(url: str, **params: str) -> str:
