@@ -1029,6 +1029,9 @@ def test_fetching_debs_from_a_dripping_archive_is_cut_off(
     assert "timed out" in message and "2 s" in message and "RELOCK_HTTP_TIMEOUT" in message
     assert "s3cret" not in message and "bob" not in message
     assert took < 8, took
+    from relock import http
+
+    assert not http._watcher._watches  # every request let go of its watch
     blobs = tmp_path / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
 
@@ -1054,6 +1057,7 @@ def test_http_deadlines(drip: _Drip) -> None:
         resp.content  # noqa: B018  (reading is the point)
     assert drip.url in str(e.value)
     assert time.monotonic() - started < 5
+    assert not http._watcher._watches
 
 
 @pytest.mark.parametrize("drip", ["headers"], indirect=True)
