@@ -205,7 +205,8 @@ def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
             tar.seek(0)
             result = builder.build(engine, tar, name, tag=options.tag,
                                    build_args=dict(build_args), platform=options.platform,
-                                   nocache=options.nocache, log=log, misses=view.misses)
+                                   nocache=options.nocache, log=log, misses=view.misses,
+                                   progress=progress)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
                          notes=list(rendered.notes))
 

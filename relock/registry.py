@@ -172,8 +172,12 @@ class VerifiedStream:
             return False
         import requests
 
+        from relock.http import HttpTimeoutError
+
         try:
             chunk = next(self._chunks)
+        except HttpTimeoutError as e:
+            raise RegistryError(f"{self._where}: {e}") from None
         except requests.RequestException as e:
             raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
         except StopIteration:
@@ -259,11 +263,11 @@ class Registry:
 
     # -- plumbing -----------------------------------------------------------
     def _session(self) -> Any:
-        import requests
+        from relock import http
 
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = http.session()
             session.verify = ca_bundle()
             # The registry is named by the user; a proxy for the wide
             # internet must not sit between us and a loopback registry.
@@ -292,6 +296,8 @@ class Registry:
         """Answer a 401's challenge; whether there is something new to try."""
         import requests
 
+        from relock import http
+
         scheme, params = _parse_challenge(challenge)
         login = self._login()
         if scheme == "basic":
@@ -305,17 +311,23 @@ class Registry:
         self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}
         try:
-            resp = self._session().get(params["realm"], params=query, auth=login,
-                                       timeout=self.timeout)
-        except requests.RequestException as e:
+            with http.watched(params["realm"], http.Limits.from_env()) as watch:
+                resp = self._session().get(params["realm"], params=query, auth=login,
+                                           timeout=self.timeout, stream=True)
+                watch.answered(resp)
+                body = resp.json() if resp.status_code == 200 else {}
+                resp.close()
+        except http.HttpTimeoutError as e:
+            raise RegistryError(f"{self.host}: token service: {e}") from None
+        except (requests.RequestException, ValueError) as e:
             raise RegistryError(f"{self.host}: token service unreachable: {_short(e)}") from None
         if resp.status_code != 200:
             raise RegistryError(
                 f"{self.host}: token service refused {scope!r} (HTTP {resp.status_code}); "
                 "check `docker login` for this registry"
             )
-        body = resp.json()
-        token = body.get("token") or body.get("access_token")
+        found = body if isinstance(body, dict) else {}
+        token = found.get("token") or found.get("access_token")
         if not token:
             raise RegistryError(f"{self.host}: token service gave no token for {scope!r}")
         self._tokens[scope] = str(token)
@@ -323,8 +335,14 @@ class Registry:
 
     def _request(self, method: str, url: str, repo: str, *, push: bool = False,
                  ok: tuple[int, ...] = (200,), what: str = "", **kwargs: Any) -> Any:
-        """One request with auth; the response if its status is in ``ok`` (or 404)."""
+        """One request with auth; the response if its status is in ``ok`` (or 404).
+
+        With ``stream=True`` the body is left to read and the response carries
+        its deadline's watch (``relock_watch``, see ``relock.http``).
+        """
         import requests
+
+        from relock import http
 
         scope = f"repository:{repo}:" + ("pull,push" if push else "pull")
         if not url.startswith(("http://", "https://")):
@@ -332,31 +350,58 @@ class Registry:
         # A streamed body cannot be sent twice; earlier requests of the same
         # scope have already been through the challenge.
         replayable = isinstance(kwargs.get("data"), bytes | None)
+        # An upload's time depends on its size and the line: only requests
+        # without a body are held to relock.http's deadlines.
+        limits = http.Limits.from_env() if not kwargs.get("data") else None
+        stream = bool(kwargs.pop("stream", False))
         extra = kwargs.pop("headers", {})
         auth_tries, busy_tries = 0, 0
         while True:
             kwargs["headers"] = {**extra, **self._headers(scope)}
+            watch = http.start(url, limits) if limits else None
             try:
-                resp = self._session().request(method, url, timeout=self.timeout, **kwargs)
-            except requests.RequestException as e:
+                resp = self._session().request(method, url, timeout=self.timeout,
+                                               stream=True, **kwargs)
+                if watch is not None:
+                    watch.answered(resp)
+                if not stream:
+                    _ = resp.content  # read now, under the deadline
+                    if watch is not None:
+                        watch.check()
+            except (requests.RequestException, http.HttpTimeoutError) as e:
+                if watch is not None:
+                    http.close(watch)
+                    if watch.expired:
+                        raise RegistryUnreachable(
+                            f"{self.host}: {what or method}: {http.shown(url)}: {watch.expired} "
+                            "(timed out; RELOCK_HTTP_TIMEOUT)") from None
                 raise RegistryUnreachable(f"{self.host}: {what or method} failed: {_short(e)}"
                                           ) from None
+            except BaseException:
+                if watch is not None:
+                    http.close(watch)
+                raise
+            if watch is not None and not stream:
+                http.close(watch)
+                watch = None
+            # A streamed body is read by the caller, under the same watch.
+            resp.relock_watch = watch
             if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
                 auth_tries += 1
-                resp.close()
+                _let_go(resp)
                 continue
             if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
                 wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
                 busy_tries += 1
-                resp.close()
+                _let_go(resp)
                 time.sleep(wait)
                 continue
             break
         if resp.status_code in ok or resp.status_code == 404:
             return resp
         detail = _error_detail(resp)
-        resp.close()
+        _let_go(resp)
         raise RegistryError(
             f"{self.host}/{repo}: {what or method} answered HTTP {resp.status_code}{detail}"
         )
@@ -424,13 +469,24 @@ class Registry:
         check_digest(digest)
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, stream=True,
                              what=f"GET blob {digest[:19]}")
-        if resp.status_code == 404:
+        from relock import http
+
+        watch = getattr(resp, "relock_watch", None)
+
+        def close() -> None:
+            if watch is not None:
+                http.close(watch)
             resp.close()
+
+        if resp.status_code == 404:
+            close()
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest}")
         size = resp.headers.get("Content-Length")
-        return VerifiedStream(resp.iter_content(CHUNK), digest, f"{self.host}/{repo}@{digest}",
+        chunks = (http.iter_chunks(resp, watch, CHUNK) if watch is not None
+                  else resp.iter_content(CHUNK))
+        return VerifiedStream(chunks, digest, f"{self.host}/{repo}@{digest}",
                               size=int(size) if size and size.isdigit() else None,
-                              close=resp.close)
+                              close=close)
 
     # -- writing ------------------------------------------------------------
     def push_blob(self, repo: str, digest: str, source: Path | BinaryIO, size: int, *,
@@ -538,6 +594,16 @@ class _Reader:
                 raise RegistryError("the blob ended before its declared size")
             self._left -= len(part)
             yield part
+
+
+def _let_go(resp: Any) -> None:
+    """Close ``resp`` (a requests response) and stop watching it."""
+    from relock import http
+
+    watch = getattr(resp, "relock_watch", None)
+    if watch is not None:
+        http.close(watch)
+    resp.close()
 
 
 def _with_query(url: str, **params: str) -> str:

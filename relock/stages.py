@@ -89,7 +89,7 @@ def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lo
             name = build_context(context, text, tar)
             tar.seek(0)
             result = builder.build(engine, tar, name, build_args=dict(df.build_args),
-                                   target=target_name(stage), log=log)
+                                   target=target_name(stage), log=log, progress=progress)
         if fresh:
             progress(f"warning: stage {label} was not all in the build cache; it was built "
                      "again, so the lock records that build")

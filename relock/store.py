@@ -233,12 +233,12 @@ class DirStore:
                                  "make it with `relock vendor`")
             try:
                 (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-                _atomic_write(root, "index.json", _index_bytes([]))
-                _atomic_write(root, "oci-layout",
-                              json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
             except OSError as e:
                 raise StoreError(f"{root}: cannot make a store here: {e.strerror or e}"
                                  ) from None
+            _atomic_write(root, "index.json", _index_bytes([]))
+            _atomic_write(root, "oci-layout",
+                          json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
         else:
             try:
                 version = json.loads(layout.read_text()).get("imageLayoutVersion")
@@ -348,11 +348,7 @@ class DirStore:
                            platform=descriptor.platform)
         with self._locked():
             kept = [d for d in self._index() if d.annotations.get(REF_NAME) != name]
-            try:
-                _atomic_write(self.root, "index.json", _index_bytes([*kept, entry]))
-            except OSError as e:
-                raise StoreError(f"{self.root}: cannot update index.json: {e.strerror or e}; "
-                                 "the old index is kept") from None
+            _atomic_write(self.root, "index.json", _index_bytes([*kept, entry]))
 
     def tags(self) -> dict[str, Descriptor]:
         return {d.annotations[REF_NAME]: d for d in self._index() if REF_NAME in d.annotations}
@@ -387,17 +383,14 @@ def _index_bytes(descriptors: Sequence[Descriptor]) -> bytes:
 
 
 def _atomic_write(folder: Path, name: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    """``relock.files``' atomic write (signals held), failing as a StoreError."""
+    from relock.errors import OutputError
+    from relock.files import atomic_write_bytes
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(folder / name, data)
+    except OutputError as e:
+        raise StoreError(str(e)) from None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -434,12 +434,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            with stream:
-                while chunk := stream.read(1 << 16):
-                    digest.update(chunk)
-                    if tmp is not None:
-                        tmp[0].write(chunk)
-                    self._write_held(chunk)
+            try:
+                with stream:
+                    while chunk := stream.read(1 << 16):
+                        digest.update(chunk)
+                        if tmp is not None:
+                            tmp[0].write(chunk)
+                        self._write_held(chunk)
+            except RelockError as e:  # cut off upstream (a deadline): the client gets less
+                view.misses.add_upstream(str(e))
+                self.close_connection = True
+                return
             got = digest.hexdigest()
             if got != file.sha256:
                 view.misses.add_mismatch(
