@@ -18,15 +18,23 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from relock import lockfile
-from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.lockfile import (
+    AptPackage,
+    AptSource,
+    Base,
+    Distro,
+    Entry,
+    Input,
+    Lock,
+    PipPackage,
+    PythonEnv,
+)
 
 # A unit of a lock: ("top", what) for the scalars and single tables, or
 # (array, identity...) for one entry of an array.
 Key = tuple[Hashable, ...]
 
-# One entry of an array table, and any unit's value (the snapshot is the
-# pair (snapshot, snapshot_from)).
-Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage
+# Any unit's value (the snapshot is the pair (snapshot, snapshot_from)).
 Unit = int | str | tuple[str, ...] | Input | Distro | Entry
 
 E = TypeVar("E", bound=Entry)
