@@ -34,7 +34,7 @@ from relock.lockfile import (
 # (array, identity...) for one entry of an array.
 Key = tuple[Hashable, ...]
 
-# Any unit's value (the snapshot is the pair (snapshot, snapshot_from)).
+# The value of a unit (the snapshot is the pair (snapshot, snapshot_from)).
 Unit = int | str | tuple[str, ...] | Input | Distro | Entry
 
 E = TypeVar("E", bound=Entry)
