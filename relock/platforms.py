@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from relock.errors import ImagePlatformError, RelockError
 from relock.lockfile import Lock
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 Lookup = Callable[[str, str, str], str]
 
 
-def platform_text(p: Mapping[str, Any]) -> str:
+def platform_text(p: Mapping[str, object]) -> str:
     """``os/arch[/variant]`` of an index entry's ``platform``; arm64's v8 is left out."""
     text = f"{p.get('os', '')}/{p.get('architecture', '')}"
     variant = str(p.get("variant") or "")
