@@ -107,6 +107,14 @@ def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Pro
     return image_id
 
 
+def _user_step(step: str) -> str:
+    """``Step 3/11 : RUN <the template's command>``: relock's view prefix left out."""
+    head, sep, rest = step.partition(" : RUN ")
+    if sep and rest.startswith("mkdir -p /dev/shm/relock") and "|| exit 1;" in rest:
+        return f"{head}{sep}{rest.split('|| exit 1;', 1)[1].strip()}"
+    return step
+
+
 @contextlib.contextmanager
 def _silence_said(progress: Progress, every: float,
                   tail: collections.deque[str]) -> Iterator[Callable[[], None]]:
@@ -125,8 +133,8 @@ def _silence_said(progress: Progress, every: float,
                 said = 0
             elif quiet_for >= every * (said + 1):
                 said += 1
-                step = next((line.strip() for line in reversed(tail)
-                             if line.lstrip().startswith("Step ")), "")
+                step = _user_step(next((line.strip() for line in reversed(tail)
+                                        if line.lstrip().startswith("Step ")), ""))
                 at = f" (at {step[:100]})" if step else ""
                 progress(f"the engine has said nothing of the build for {quiet_for:.0f} s"
                          f"{at}; still waiting (a build has no deadline; Ctrl-C stops it)")
