@@ -152,7 +152,7 @@ class Manifest:
     data: bytes
     digest: str
 
-    def json(self) -> dict[str, Any]:
+    def json(self) -> dict[str, Any]:  # Any: callers index it unchecked (issue 11, to narrow)
         try:
             doc = json.loads(self.data)
         except ValueError:
