@@ -35,12 +35,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from relock.blobs import BlobCache
 from relock.debindex import COMPRESSIONS, DebEntry, Key, decompress, stanzas_of
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
 from relock.lockfile import AptPackage, AptSource
+
+if TYPE_CHECKING:
+    import requests
+
+    from relock.http import Watch
+
+    class _Answer(requests.Response):
+        """A streamed answer of ``Archive._request``, carrying its deadline's watch."""
+
+        relock_watch: Watch
 
 __all__ = ["Archive", "DebEntry", "default_cache_dir"]
 
@@ -95,7 +105,8 @@ class Archive:
     """A client of the APT archives an image's sources name."""
 
     def __init__(self, cache_dir: Path | None = None, snapshot_url: str | None = None,
-                 timeout: tuple[float, float] = (2.0, 30.0), session: Any = None,
+                 timeout: tuple[float, float] = (2.0, 30.0),
+                 session: requests.Session | None = None,
                  mirrors: Sequence[str] = (), workers: int = 4, tries: int = 3,
                  max_wait: float = 30.0) -> None:
         self.cache_dir = cache_dir
@@ -416,10 +427,10 @@ class Archive:
                 yield label, url
 
     # -- HTTP --------------------------------------------------------------
-    def _http(self) -> Any:
+    def _http(self) -> requests.Session:
         if self._session is not None:
             return self._session
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             from relock import http
 
@@ -427,7 +438,7 @@ class Archive:
             self._local.session = session
         return session
 
-    def _request(self, url: str, headers: dict[str, str] | None = None) -> Any:
+    def _request(self, url: str, headers: dict[str, str] | None = None) -> _Answer:
         """GET ``url``: retried on 429/503 (honouring Retry-After), fast-failing on a down host.
 
         The answer is streamed, under a deadline (``relock.http``): read it
@@ -447,8 +458,8 @@ class Archive:
                 raise _SourceFailed(f"unreachable ({down})", origin)
             watch = http.start(url, limits)
             try:
-                resp = self._http().get(url, stream=True, timeout=self.timeout,
-                                        headers=headers or {})
+                resp = cast("_Answer", self._http().get(url, stream=True, timeout=self.timeout,
+                                                        headers=headers or {}))
                 watch.answered(resp)
                 resp.relock_watch = watch
             except requests.RequestException as e:
@@ -623,7 +634,7 @@ def _snapshot_base(uri: str, snapshot: str, service: str) -> str:
     return snapshot_uri(uri, snapshot, service)
 
 
-def _chunks(resp: Any, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+def _chunks(resp: _Answer, progress: Callable[[int], None] | None) -> Iterator[bytes]:
     import requests
 
     watch = resp.relock_watch
@@ -640,7 +651,7 @@ def _chunks(resp: Any, progress: Callable[[int], None] | None) -> Iterator[bytes
         raise _SourceFailed(_expired(watch))
 
 
-def _content(resp: Any) -> bytes:
+def _content(resp: _Answer) -> bytes:
     """The whole body of ``resp``, within its deadline."""
     import requests
 
@@ -656,14 +667,14 @@ def _content(resp: Any) -> bytes:
     return data
 
 
-def _close(resp: Any) -> None:
+def _close(resp: _Answer) -> None:
     from relock import http
 
     http.close(resp.relock_watch)
     resp.close()
 
 
-def _expired(watch: Any) -> str:
+def _expired(watch: Watch) -> str:
     return f"timed out: {watch.expired} (RELOCK_HTTP_TIMEOUT)"
 
 

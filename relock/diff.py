@@ -15,7 +15,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Self, TypeVar
+from typing import Literal, Protocol, Self, TypeVar, final
 
 from relock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
 
@@ -33,6 +33,7 @@ SOURCE_CHANGES = ("added", "removed")
 # -- the result ----------------------------------------------------------------
 
 
+@final
 @dataclass(frozen=True)
 class PackageChange:
     """One APT or pip package that differs between the two locks.
@@ -53,6 +54,7 @@ class PackageChange:
     platforms: tuple[str, ...] = ()
 
 
+@final
 @dataclass(frozen=True)
 class BaseChange:
     """A FROM image whose pin differs: its digest (or local image ID) moved."""
@@ -171,6 +173,8 @@ class _Ordered(Protocol):
 
 
 V = TypeVar("V", bound=_Ordered)
+# The rows of a category that a diff of multi-platform locks merges.
+R = TypeVar("R", PackageChange, BaseChange)
 
 
 def _compare(old: str, new: str, parse: Callable[[str], V], invalid: type[Exception]) -> str:
@@ -300,41 +304,44 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
     shown_old = " ".join(p for p in old.all_platforms if not platforms or p in wanted)
     shown_new = " ".join(p for p in new.all_platforms if not platforms or p in wanted)
 
-    def merged(category: str) -> Any:
-        if getattr(first, category) is None:
+    head = first
+
+    def merged(rows: Callable[[LockDiff], tuple[R, ...] | None],
+               apt: bool = False) -> tuple[R, ...] | None:
+        if rows(head) is None:
             return None
-        where: dict[Any, list[str]] = {}
+        where: dict[R, list[str]] = {}
         for p, d in parts.items():
-            for row in getattr(d, category):
+            for row in rows(d) or ():
                 # A package of the platform's own architecture is the same
                 # change on each platform (bash 5.2-1 -> 5.2-2 on amd64 and on
                 # arm64); a rebuilt one is not (each .deb has its own bytes).
-                if (category == "apt" and row.where == debian_arch(p)
+                if (apt and isinstance(row, PackageChange) and row.where == debian_arch(p)
                         and row.change != "rebuilt"):
                     row = dataclasses.replace(row, where=_NATIVE)
                 where.setdefault(row, []).append(p)
         out = []
         for row, ps in where.items():
-            if category == "apt" and row.where == _NATIVE:
+            if apt and isinstance(row, PackageChange) and row.where == _NATIVE:
                 row = dataclasses.replace(row, where=",".join(debian_arch(p) for p in ps))
             out.append(dataclasses.replace(row, platforms=tuple(ps)))
         return tuple(out)
 
-    def same(name: str) -> Any:
-        values = {getattr(d, name) for d in parts.values()} - {None}
+    def same(value: Callable[[LockDiff], ValueChange | None]) -> ValueChange | None:
+        values = {v for d in parts.values() if (v := value(d)) is not None}
         return values.pop() if len(values) == 1 else (
-            None if not values else ValueChange(*(" / ".join(sorted(
-                {getattr(v, side) for v in values})) for side in ("old", "new"))))
+            None if not values else ValueChange(" / ".join(sorted({v.old for v in values})),
+                                                " / ".join(sorted({v.new for v in values}))))
 
     sources: tuple[SourceChange, ...] | None = None
     if first.sources is not None:
         sources = tuple(dict.fromkeys(r for d in parts.values() for r in d.sources or ()))
-    apt = merged("apt")
+    apt = merged(lambda d: d.apt, apt=True)
     return LockDiff(
         apt=None if apt is None else tuple(sorted(apt, key=lambda r: (r.name, r.where,
                                                                       r.platforms))),
-        pip=merged("pip"), base=merged("base"), distro=same("distro"),
-        snapshot=same("snapshot"),
+        pip=merged(lambda d: d.pip), base=merged(lambda d: d.base),
+        distro=same(lambda d: d.distro), snapshot=same(lambda d: d.snapshot),
         platform=None if first.apt is None else _value(shown_old, shown_new),
         sources=sources,
         sizes={k: max((d.sizes.get(k, 0) for d in parts.values()), default=0)

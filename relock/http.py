@@ -28,9 +28,16 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relock.errors import RelockError
+
+if TYPE_CHECKING:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3._base_connection import BaseHTTPConnection  # the type _get_conn returns
+    from urllib3.poolmanager import PoolManager
+    from urllib3.response import BaseHTTPResponse
 
 DEFAULT_TIMEOUT = 60.0
 # The body's minimum pace: this many bytes in every ``stall`` seconds.
@@ -91,15 +98,15 @@ class Watch:
         self.url = url
         self.limits = limits
         self.started = time.monotonic()
-        self.conn: Any = None  # the urllib3 connection (untyped) the request uses
+        self.conn: BaseHTTPConnection | None = None  # the urllib3 connection the request uses
         # Its socket, noted when connected: http.client lets go of it when
         # the answer ends the connection, while the body is still read.
         self.sock: socket.socket | None = None
-        self.response: Any = None  # the urllib3 response once headers are in
+        self.response: BaseHTTPResponse | None = None  # the urllib3 response once headers are in
         self.expired = ""
         self._window = (self.started, 0)
 
-    def answered(self, response: Any) -> None:
+    def answered(self, response: requests.Response) -> None:
         """The headers are in (``response`` is requests'): the body's pace is watched now."""
         raw = getattr(response, "raw", None)
         self._window = (time.monotonic(), _tell(raw))
@@ -218,7 +225,7 @@ def close(watch: Watch) -> None:
 class WatchedStream:
     """A file-like ``read`` over a streamed urllib3 response, under its watch."""
 
-    def __init__(self, raw: Any, watch: Watch) -> None:
+    def __init__(self, raw: BaseHTTPResponse, watch: Watch) -> None:
         self._raw = raw
         self._watch = watch
 
@@ -243,7 +250,7 @@ class WatchedStream:
         self.close()
 
 
-def iter_chunks(response: Any, watch: Watch, size: int) -> Iterator[bytes]:
+def iter_chunks(response: requests.Response, watch: Watch, size: int) -> Iterator[bytes]:
     """``response.iter_content(size)``; a cut-off body raises ``HttpTimeoutError``."""
     try:
         yield from response.iter_content(size)
@@ -253,14 +260,16 @@ def iter_chunks(response: Any, watch: Watch, size: int) -> Iterator[bytes]:
     watch.check()
 
 
-def _tell(raw: Any) -> int:
+def _tell(raw: BaseHTTPResponse | None) -> int:
+    if raw is None:
+        return 0
     try:
         return int(raw.tell())
     except (AttributeError, TypeError, ValueError, OSError):
         return 0
 
 
-def session() -> Any:
+def session() -> requests.Session:
     """A ``requests.Session`` whose requests the watch can cut off."""
     import requests
 
@@ -271,10 +280,11 @@ def session() -> Any:
     return s
 
 
-_ADAPTER: Any = None
+_ADAPTER: type[HTTPAdapter] | None = None
+_C = TypeVar("_C", bound="BaseHTTPConnection")
 
 
-def _adapter_class() -> Any:
+def _adapter_class() -> type[HTTPAdapter]:
     """The requests adapter class whose pools report each connection they hand out."""
     global _ADAPTER
     if _ADAPTER is not None:
@@ -283,7 +293,7 @@ def _adapter_class() -> Any:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    def note(conn: Any) -> Any:
+    def note(conn: _C) -> _C:
         watch = getattr(_current, "watch", None)
         if watch is not None:
             watch.conn = conn
@@ -305,24 +315,26 @@ def _adapter_class() -> Any:
     class _Pool(HTTPConnectionPool):
         ConnectionCls = _Conn
 
-        def _get_conn(self, timeout: float | None = None) -> Any:
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
             return note(super()._get_conn(timeout))
 
     class _TLSPool(HTTPSConnectionPool):
         ConnectionCls = _TLSConn
 
-        def _get_conn(self, timeout: float | None = None) -> Any:
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
             return note(super()._get_conn(timeout))
 
-    pools = {"http": _Pool, "https": _TLSPool}
+    pools: dict[str, type[HTTPConnectionPool]] = {"http": _Pool, "https": _TLSPool}
 
     class _Adapter(HTTPAdapter):
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
+        def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                             **pool_kwargs: Any) -> None:  # Any: urllib3 PoolManager's options
+            super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
             self.poolmanager.pool_classes_by_scheme = pools
 
-        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-            manager = super().proxy_manager_for(proxy, **kwargs)
+        def proxy_manager_for(self, proxy: str,
+                              **kwargs: Any) -> PoolManager:  # Any: urllib3 ProxyManager's options
+            manager: PoolManager = super().proxy_manager_for(proxy, **kwargs)
             manager.pool_classes_by_scheme = pools
             return manager
 

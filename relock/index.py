@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -32,6 +32,10 @@ from packaging.version import InvalidVersion, Version
 
 from relock.errors import IndexError_, one_line
 from relock.grammar import problem, show
+
+if TYPE_CHECKING:
+    import requests
+    from urllib3.response import HTTPResponse
 
 # A project page of the biggest projects is a few MiB; far more is not one.
 MAX_PAGE = 128 * 1024 * 1024
@@ -195,10 +199,10 @@ class Index:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def _session(self) -> Any:
+    def _session(self) -> requests.Session:
         from relock import http
 
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = http.session()
             if self.config.cert:
@@ -253,7 +257,7 @@ class Index:
                 try:
                     resp = self._session().get(
                         url, headers={"Accept": _ACCEPT}, timeout=timeout, stream=True,
-                        **({"verify": False} if trusted else {}))
+                        verify=False if trusted else None)  # None: the session's own
                 except requests.Timeout:
                     raise IndexError_(f"package index {shown} did not answer for {name} "
                                       f"within {timeout:g} s (timed out)") from None
@@ -280,7 +284,7 @@ class Index:
                               f"within {timeout:g} s (timed out)") from None
 
     @staticmethod
-    def _read_page(raw: Any, shown: str, name: str) -> bytes:
+    def _read_page(raw: HTTPResponse, shown: str, name: str) -> bytes:
         chunks: list[bytes] = []
         size = 0
         # read1 returns what has arrived, not waiting for a full 64 KiB.
@@ -452,7 +456,7 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def _load_json(body: bytes, where: str) -> Any:
+def _load_json(body: bytes, where: str) -> object:
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
@@ -494,7 +498,7 @@ def _parse_html(text: str, where: str = "package index") -> list[tuple[str, str]
     return out
 
 
-def _digest(value: Any, where: str) -> str:
+def _digest(value: object, where: str) -> str:
     """A sha256 hex digest from an index (lower-cased), '' if none; refuse anything else."""
     if not value:
         return ""
@@ -514,15 +518,16 @@ class IndexLink:
     requires_python: str = ""
 
 
-def _json_links(data: Any, page: str) -> list[IndexLink]:
+def _json_links(data: object, page: str) -> list[IndexLink]:
     files = data.get("files", []) if isinstance(data, dict) else []
     out = []
     for f in files if isinstance(files, list) else []:
         if not isinstance(f, dict) or f.get("yanked") or not isinstance(f.get("filename"), str):
             continue
-        hashes: dict[str, Any] = f["hashes"] if isinstance(f.get("hashes"), dict) else {}
+        hashes = f.get("hashes")
+        sha256 = hashes.get("sha256", "") if isinstance(hashes, dict) else ""
         out.append(IndexLink(f["filename"], urllib.parse.urljoin(page, str(f.get("url", ""))),
-                             str(hashes.get("sha256", "")), str(f.get("requires-python") or "")))
+                             str(sha256), str(f.get("requires-python") or "")))
     return out
 
 

@@ -21,14 +21,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from relock import render
 from relock.dockerfile import Dockerfile
 from relock.errors import RelockError
 from relock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
-from relock.view import AptFile, LockedView, ViewServer
+from relock.view import AptFile, IndexSource, LockedView, ViewServer
 
 if TYPE_CHECKING:
     from relock.engine import DockerEngine, ImageSource
@@ -179,10 +179,9 @@ def view_for(client: DockerEngine, lock: Lock, options: RebuildOptions,
     return prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
 
 
-def pip_source() -> Any:
+def pip_source() -> IndexSource:
     """The configured Python index, as the view's source of locked files."""
     from relock.index import Index, pip_config
-    from relock.view import IndexSource
 
     return IndexSource(Index(pip_config()))
 

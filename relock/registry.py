@@ -19,12 +19,22 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from relock.errors import RegistryError
+
+if TYPE_CHECKING:
+    import requests
+
+    from relock.http import Watch
+
+    class _Answer(requests.Response):
+        """An answer of ``Registry._request``; a streamed one carries its deadline's watch."""
+
+        relock_watch: Watch | None
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -142,7 +152,7 @@ class Manifest:
     data: bytes
     digest: str
 
-    def json(self) -> dict[str, Any]:
+    def json(self) -> dict[str, Any]:  # Any: callers index it unchecked (issue 11, to narrow)
         try:
             doc = json.loads(self.data)
         except ValueError:
@@ -156,7 +166,7 @@ class VerifiedStream:
     """A blob's bytes as a file-like ``read``; raises at the end if the digest differs."""
 
     def __init__(self, chunks: Iterator[bytes], digest: str, where: str,
-                 size: int | None = None, close: Any = None) -> None:
+                 size: int | None = None, close: Callable[[], object] | None = None) -> None:
         self._chunks = chunks
         self._digest = digest
         self._where = where
@@ -262,10 +272,10 @@ class Registry:
         return f"Registry({self.host!r})"
 
     # -- plumbing -----------------------------------------------------------
-    def _session(self) -> Any:
+    def _session(self) -> requests.Session:
         from relock import http
 
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = http.session()
             session.verify = ca_bundle()
@@ -334,7 +344,8 @@ class Registry:
         return True
 
     def _request(self, method: str, url: str, repo: str, *, push: bool = False,
-                 ok: tuple[int, ...] = (200,), what: str = "", **kwargs: Any) -> Any:
+                 ok: tuple[int, ...] = (200,), what: str = "",
+                 **kwargs: Any) -> _Answer:  # Any: requests' own keyword arguments, passed on
         """One request with auth; the response if its status is in ``ok`` (or 404).
 
         With ``stream=True`` the body is left to read and the response carries
@@ -360,8 +371,8 @@ class Registry:
             kwargs["headers"] = {**extra, **self._headers(scope)}
             watch = http.start(url, limits) if limits else None
             try:
-                resp = self._session().request(method, url, timeout=self.timeout,
-                                               stream=True, **kwargs)
+                resp = cast("_Answer", self._session().request(
+                    method, url, timeout=self.timeout, stream=True, **kwargs))
                 if watch is not None:
                     watch.answered(resp)
                 if not stream:
@@ -513,7 +524,7 @@ class Registry:
             self._upload(repo, digest, source, size, location, chunk)
         return "uploaded"
 
-    def _location(self, resp: Any) -> str:
+    def _location(self, resp: requests.Response) -> str:
         location = str(resp.headers.get("Location") or "")
         if not location:
             raise RegistryError(f"{self.host}: the registry gave no upload location")
@@ -538,7 +549,7 @@ class Registry:
                     raise RegistryError(f"{self.host}/{repo}: upload of {digest} was lost")
                 location = self._location(resp)
                 sent += len(part)
-            body: Any = b""
+            body: _Reader | bytes = b""
         else:
             body = _Reader(f, size) if size else b""
         final = _with_query(location, digest=digest)
@@ -596,7 +607,7 @@ class _Reader:
             yield part
 
 
-def _let_go(resp: Any) -> None:
+def _let_go(resp: requests.Response) -> None:
     """Close ``resp`` (a requests response) and stop watching it."""
     from relock import http
 
@@ -629,7 +640,7 @@ def _retry_after(header: str | None, default: float) -> float:
     return max(0.0, min(seconds, MAX_WAIT))
 
 
-def _error_detail(resp: Any) -> str:
+def _error_detail(resp: requests.Response) -> str:
     try:
         errors = resp.json().get("errors") or []
     except (ValueError, AttributeError):

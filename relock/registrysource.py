@@ -16,7 +16,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from relock import registry as reg
 from relock.blobs import BlobCache
@@ -226,8 +226,8 @@ def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
     for entry in index.json().get("manifests") or []:
         if not isinstance(entry, dict):
             continue
-        platform: Any = entry.get("platform") or {}
-        text = platform_text(platform)
+        platform = entry.get("platform")
+        text = platform_text(platform if isinstance(platform, dict) else {})
         if "unknown" in text.split("/") or text == "/":
             continue
         out.append((text, reg.check_digest(str(entry.get("digest", "")),

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, cast
+from typing import IO, BinaryIO, Protocol, cast
 
 from relock import registry as reg
 from relock.errors import RegistryError, StoreError
@@ -60,10 +60,10 @@ class Descriptor:
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
     artifact_type: str = ""
-    platform: Mapping[str, Any] = field(default_factory=dict)
+    platform: Mapping[str, object] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest,
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"mediaType": self.media_type, "digest": self.digest,
                                "size": self.size}
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
@@ -74,7 +74,7 @@ class Descriptor:
         return out
 
     @classmethod
-    def from_json(cls, doc: Any, where: str) -> Descriptor:
+    def from_json(cls, doc: object, where: str) -> Descriptor:
         if not isinstance(doc, dict):
             raise StoreError(f"{where}: a descriptor must be a JSON object")
         try:
@@ -698,7 +698,7 @@ def put_lock(store: Store, lock_bytes: bytes, files: Sequence[StoredFile], *,
     layers = sorted({f.digest: f for f in files}.values(),
                     key=lambda f: (f.kind, f.name, f.version, f.arch, f.filename))
     annotations = {f"dev.relock.base.{i}": b for i, b in enumerate(bases)}
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "schemaVersion": 2,
         "mediaType": reg.OCI_MANIFEST,
         "artifactType": LOCK_ARTIFACT,
