@@ -33,12 +33,22 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from relock.blobs import BlobCache
 from relock.debindex import COMPRESSIONS, DebEntry, Key, decompress, stanzas_of
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
 from relock.lockfile import AptPackage, AptSource
+
+if TYPE_CHECKING:
+    import requests
+
+    from relock.http import Watch
+
+    class _Answer(requests.Response):
+        """A streamed answer of ``Archive._request``, carrying its deadline's watch."""
+
+        relock_watch: Watch
 
 __all__ = ["Archive", "DebEntry", "default_cache_dir"]
 
@@ -93,7 +103,8 @@ class Archive:
     """A client of the APT archives an image's sources name."""
 
     def __init__(self, cache_dir: Path | None = None, snapshot_url: str | None = None,
-                 timeout: tuple[float, float] = (2.0, 30.0), session: Any = None,
+                 timeout: tuple[float, float] = (2.0, 30.0),
+                 session: requests.Session | None = None,
                  mirrors: Sequence[str] = (), workers: int = 4, tries: int = 3,
                  max_wait: float = 30.0) -> None:
         self.cache_dir = cache_dir
@@ -308,15 +319,16 @@ class Archive:
         problems = []
         for path, url in self._index_urls(dist, listed, release):
             resp = self._request(url)
-            if resp.status_code == 404:
-                resp.close()
-                problems.append(f"{path}: not found")
-                continue
-            if resp.status_code >= 400:
-                resp.close()
-                problems.append(f"{path}: HTTP {resp.status_code}")
-                continue
-            data = resp.content
+            try:
+                if resp.status_code == 404:
+                    problems.append(f"{path}: not found")
+                    continue
+                if resp.status_code >= 400:
+                    problems.append(f"{path}: HTTP {resp.status_code}")
+                    continue
+                data = _content(resp)
+            finally:
+                _close(resp)
             expected = release.files.get(path)
             if expected and hashlib.sha256(data).hexdigest() != expected:
                 # A mirror caught mid-sync; the next form (or by-hash) may be whole.
@@ -367,12 +379,12 @@ class Archive:
         mismatch = False
         for label, url in self._deb_urls(pkg, sources, snapshot, snapshot_url):
             try:
-                resp = self._request(url, stream=True)
+                resp = self._request(url)
             except _SourceFailed as e:
                 failures.append((label, url, str(e)))
                 continue
             if resp.status_code >= 400:
-                resp.close()
+                _close(resp)
                 problem = "not found" if resp.status_code == 404 else f"HTTP {resp.status_code}"
                 failures.append((label, url, problem))
                 continue
@@ -387,7 +399,7 @@ class Archive:
                 failures.append((label, url, str(e)))
                 continue
             finally:
-                resp.close()
+                _close(resp)
             return path, label
         tried = "; ".join(f"{label} {_redact(url)}: {problem}" for label, url, problem in failures)
         if mismatch:
@@ -417,22 +429,28 @@ class Archive:
                 yield label, url
 
     # -- HTTP --------------------------------------------------------------
-    def _http(self) -> Any:
+    def _http(self) -> requests.Session:
         if self._session is not None:
             return self._session
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            import requests
+            from relock import http
 
-            session = requests.Session()
+            session = http.session()
             self._local.session = session
         return session
 
-    def _request(self, url: str, stream: bool = False,
-                 headers: dict[str, str] | None = None) -> Any:
-        """GET ``url``: retried on 429/503 (honouring Retry-After), fast-failing on a down host."""
+    def _request(self, url: str, headers: dict[str, str] | None = None) -> _Answer:
+        """GET ``url``: retried on 429/503 (honouring Retry-After), fast-failing on a down host.
+
+        The answer is streamed, under a deadline (``relock.http``): read it
+        with ``_content`` or ``_chunks`` and let it go with ``_close``.
+        """
         import requests
 
+        from relock import http
+
+        limits = http.Limits.from_env()
         origin = _origin(url)
         for attempt in range(1, self.tries + 1):
             with self._lock:
@@ -440,22 +458,29 @@ class Archive:
                 self.requests_made += 1
             if down is not None:
                 raise _SourceFailed(f"unreachable ({down})", origin)
+            watch = http.start(url, limits)
             try:
-                resp = self._http().get(url, stream=stream, timeout=self.timeout,
-                                        headers=headers or {})
-            except requests.ConnectionError as e:
+                resp = cast("_Answer", self._http().get(url, stream=True, timeout=self.timeout,
+                                                        headers=headers or {}))
+                watch.answered(resp)
+                resp.relock_watch = watch
+            except requests.RequestException as e:
+                http.close(watch)
+                if not watch.expired and not isinstance(e, requests.ConnectionError):
+                    raise _SourceFailed(_short(e)) from None
                 # Refused, unresolvable or not answering: the same for every
                 # later request to this host in this run.
-                reason = _short(e)
+                reason = _expired(watch) if watch.expired else _short(e)
                 with self._lock:
                     self._down.setdefault(origin, reason)
                 raise _SourceFailed(f"unreachable ({reason})", origin) from None
-            except requests.RequestException as e:
-                raise _SourceFailed(_short(e)) from None
+            except BaseException:
+                http.close(watch)
+                raise
             if resp.status_code not in RETRY_STATUSES or attempt == self.tries:
                 return resp
             wait = _retry_after(resp.headers.get("Retry-After"), attempt, self.max_wait)
-            resp.close()
+            _close(resp)
             with self._lock:
                 self.retries += 1
                 self.waited += wait
@@ -487,13 +512,13 @@ class Archive:
             if resp.status_code >= 400:
                 raise _SourceFailed(f"HTTP {resp.status_code} for {_redact(url)}")
             # Exact bytes survive the round trip (a signature is checked on them).
-            text = str(resp.content.decode("utf-8", "surrogateescape"))
+            text = _content(resp).decode("utf-8", "surrogateescape")
             if path is not None:
                 _write_json(path, {"text": text, "etag": resp.headers.get("ETag", ""),
                                    "last_modified": resp.headers.get("Last-Modified", "")})
             return text
         finally:
-            resp.close()
+            _close(resp)
 
     # -- the answer cache --------------------------------------------------
     def _cache_file(self, kind: str, key: str) -> Path | None:
@@ -611,16 +636,48 @@ def _snapshot_base(uri: str, snapshot: str, service: str) -> str:
     return snapshot_uri(uri, snapshot, service)
 
 
-def _chunks(resp: Any, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+def _chunks(resp: _Answer, progress: Callable[[int], None] | None) -> Iterator[bytes]:
     import requests
 
+    watch = resp.relock_watch
     try:
         for chunk in resp.iter_content(1 << 16):
             if progress is not None:
                 progress(len(chunk))
             yield chunk
     except requests.RequestException as e:
+        if watch.expired:
+            raise _SourceFailed(_expired(watch)) from None
         raise _SourceFailed(f"the download broke off ({_short(e)})") from None
+    if watch.expired:  # a cut body may look like its end
+        raise _SourceFailed(_expired(watch))
+
+
+def _content(resp: _Answer) -> bytes:
+    """The whole body of ``resp``, within its deadline."""
+    import requests
+
+    watch = resp.relock_watch
+    try:
+        data = bytes(resp.content)
+    except requests.RequestException as e:
+        if watch.expired:
+            raise _SourceFailed(_expired(watch)) from None
+        raise _SourceFailed(f"the answer broke off ({_short(e)})") from None
+    if watch.expired:
+        raise _SourceFailed(_expired(watch))
+    return data
+
+
+def _close(resp: _Answer) -> None:
+    from relock import http
+
+    http.close(resp.relock_watch)
+    resp.close()
+
+
+def _expired(watch: Watch) -> str:
+    return f"timed out: {watch.expired} (RELOCK_HTTP_TIMEOUT)"
 
 
 def _retry_after(value: str | None, attempt: int, cap: float) -> float:
@@ -645,10 +702,9 @@ def _origin(url: str) -> str:
 
 
 def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
-    return url
+    from relock.http import shown
+
+    return shown(url)
 
 
 def _short(e: Exception) -> str:

@@ -9,13 +9,16 @@ one line that names the package.
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from relock.engine import BuildRequest, ImageBuilder
+from relock.engine import BuildEvent, BuildRequest, ImageBuilder
 from relock.errors import BuildError
 from relock.progress import Progress, quiet
 
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from relock.view import Misses
 
 TAIL_LINES = 25
+# A build step may be silent for long (a compiler, a big download): its log
+# stream has no deadline, but every this many seconds of silence are said.
+SILENCE = 300.0
 
 # Patterns, not compiled regexes: they are needed only when a build fails.
 _APT_MISSING = r"Version '([^']+)' for '([^']+)' was not found"
@@ -51,11 +57,13 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
           platform: str | None = None, nocache: bool = False, log: Progress = quiet,
           misses: Misses | None = None, network_mode: str = "host",
           extra_hosts: Mapping[str, str] | None = None, target: str | None = None,
-          pull: bool = False) -> BuildResult:
+          pull: bool = False, progress: Progress = quiet,
+          silence: float = SILENCE) -> BuildResult:
     """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
     ``context`` is a folder, or a file object of a ready tar of the context
-    (which must hold ``dockerfile``).
+    (which must hold ``dockerfile``). ``progress`` hears of every ``silence``
+    seconds the engine says nothing.
     """
     request = BuildRequest(
         dockerfile=dockerfile,
@@ -66,8 +74,23 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
         pull=pull,
     )
     tail: collections.deque[str] = collections.deque(maxlen=400)
+    with _silence_said(progress, silence, tail) as heard:
+        image_id = _follow(builder.build(request), tail, log, misses, heard)
+    if not image_id:
+        m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
+                  if "Successfully built" in line), None)
+        image_id = m.group(1) if m else ""
+    if not image_id:
+        raise BuildError("the build ended without an image", _tail(tail))
+    return BuildResult(image_id=image_id, log=list(tail))
+
+
+def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Progress,
+            misses: Misses | None, heard: Callable[[], None]) -> str:
+    """The image ID the build stream names; a failure it reports raises BuildError."""
     image_id = ""
-    for event in builder.build(request):
+    for event in events:
+        heard()
         if event.kind == "log":
             tail.append(event.text)
             log(event.text)
@@ -81,13 +104,48 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
                              _tail(tail))
         else:
             raise BuildError(f"the engine refused the build: {event.text}", _tail(tail))
-    if not image_id:
-        m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
-                  if "Successfully built" in line), None)
-        image_id = m.group(1) if m else ""
-    if not image_id:
-        raise BuildError("the build ended without an image", _tail(tail))
-    return BuildResult(image_id=image_id, log=list(tail))
+    return image_id
+
+
+def _user_step(step: str) -> str:
+    """``Step 3/11 : RUN <the template's command>``: relock's view prefix left out."""
+    head, sep, rest = step.partition(" : RUN ")
+    if sep and rest.startswith("mkdir -p /dev/shm/relock") and "|| exit 1;" in rest:
+        return f"{head}{sep}{rest.split('|| exit 1;', 1)[1].strip()}"
+    return step
+
+
+@contextlib.contextmanager
+def _silence_said(progress: Progress, every: float,
+                  tail: collections.deque[str]) -> Iterator[Callable[[], None]]:
+    """A ``heard()`` to call on each event; a thread says each ``every`` s of silence."""
+    last = [time.monotonic()]
+    stop = threading.Event()
+
+    def heard() -> None:
+        last[0] = time.monotonic()
+
+    def watch() -> None:
+        said = 0
+        while not stop.wait(min(every, 5.0) / 5):
+            quiet_for = time.monotonic() - last[0]
+            if quiet_for < every:
+                said = 0
+            elif quiet_for >= every * (said + 1):
+                said += 1
+                step = _user_step(next((line.strip() for line in reversed(tail)
+                                        if line.lstrip().startswith("Step ")), ""))
+                at = f" (at {step[:100]})" if step else ""
+                progress(f"the engine has said nothing of the build for {quiet_for:.0f} s"
+                         f"{at}; still waiting (a build has no deadline; Ctrl-C stops it)")
+
+    thread = threading.Thread(target=watch, name="relock-build-silence", daemon=True)
+    thread.start()
+    try:
+        yield heard
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _tail(lines: collections.deque[str]) -> str:

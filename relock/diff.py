@@ -15,7 +15,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Self, TypeVar
+from typing import Literal, Protocol, Self, TypeVar, final
 
 from relock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
 
@@ -33,6 +33,7 @@ SOURCE_CHANGES = ("added", "removed")
 # -- the result ----------------------------------------------------------------
 
 
+@final
 @dataclass(frozen=True)
 class PackageChange:
     """One APT or pip package that differs between the two locks.
@@ -53,6 +54,7 @@ class PackageChange:
     platforms: tuple[str, ...] = ()
 
 
+@final
 @dataclass(frozen=True)
 class BaseChange:
     """A FROM image whose pin differs: its digest (or local image ID) moved."""
@@ -125,6 +127,11 @@ class LockDiff:
     # The platforms compared, in a diff of multi-platform locks (else empty);
     # a row whose ``platforms`` are all of these is the same on every one.
     platforms: tuple[str, ...] = ()
+    # Set when two locks of one platform each, of different platforms, are
+    # compared with each other (the diff is one of architectures): the old
+    # and new platform. APT packages of each side's own architecture are then
+    # paired by name (``where`` names both architectures: ``amd64,arm64``).
+    across: ValueChange | None = None
 
     @property
     def identical(self) -> bool:
@@ -166,6 +173,8 @@ class _Ordered(Protocol):
 
 
 V = TypeVar("V", bound=_Ordered)
+# The rows of a category that a diff of multi-platform locks merges.
+R = TypeVar("R", PackageChange, BaseChange)
 
 
 def _compare(old: str, new: str, parse: Callable[[str], V], invalid: type[Exception]) -> str:
@@ -205,7 +214,7 @@ def compare_pip_versions(old: str, new: str) -> str:
 
 
 def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
-               compare_base: bool = True) -> LockDiff:
+               compare_base: bool = True, native: tuple[str, str] | None = None) -> LockDiff:
     """What differs from ``old`` to ``new``.
 
     ``only`` picks the categories compared; distro, snapshot, platform and
@@ -213,6 +222,9 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     from).
     ``compare_base=False`` skips base pins, for a side that cannot have them
     (an image frozen without its Dockerfile.in).
+    ``native``, the Debian architectures of two different platforms (old's,
+    new's), pairs the APT packages of those architectures by name: their
+    ``.deb`` files differ by nature, so only their versions are compared.
     """
     # Build stages' entries feed the locked view; the images compared are final stages.
     old, new = old.final(), new.final()
@@ -223,7 +235,12 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     sources = None
     multi_arch = multi_env = False
     if "apt" in only:
-        apt = _diff_apt(old.apt, new.apt)
+        apt = _diff_apt(_as_native(old.apt, native[0]) if native else old.apt,
+                        _as_native(new.apt, native[1]) if native else new.apt)
+        if native:
+            apt = tuple(sorted((dataclasses.replace(r, where=",".join(native))
+                                if r.where == _NATIVE else r for r in apt),
+                               key=lambda r: (r.name, r.where)))
         sizes["apt"] = max(len(old.apt), len(new.apt))
         arches = {p.arch for p in old.apt} | {p.arch for p in new.apt}
         # "all" goes with every architecture; several real ones is multiarch
@@ -259,8 +276,16 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
     only one side holds show as a ``platform`` change (their packages are
     not listed). ``platforms`` narrows the comparison (``--platform``); a
     platform a side lacks is then a ``PlatformMissingError``. Two locks of
-    one platform each are compared as ``diff_locks`` does.
+    one platform each are compared as ``diff_locks`` does; of two different
+    platforms, with each other (``across``): amd64's part against arm64's.
     """
+    ours, theirs = old.all_platforms, new.all_platforms
+    if not platforms and len(ours) == len(theirs) == 1 and ours != theirs:
+        # One platform each, not the same: the diff is of architectures.
+        d = diff_locks(old.for_platform(ours[0]), new.for_platform(theirs[0]), only=only,
+                       compare_base=compare_base,
+                       native=(debian_arch(ours[0]), debian_arch(theirs[0])))
+        return dataclasses.replace(d, across=ValueChange(ours[0], theirs[0]))
     if not platforms and not old.multi and not new.multi:
         return diff_locks(old, new, only=only, compare_base=compare_base)
     if platforms:
@@ -279,41 +304,44 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
     shown_old = " ".join(p for p in old.all_platforms if not platforms or p in wanted)
     shown_new = " ".join(p for p in new.all_platforms if not platforms or p in wanted)
 
-    def merged(category: str) -> Any:
-        if getattr(first, category) is None:
+    head = first
+
+    def merged(rows: Callable[[LockDiff], tuple[R, ...] | None],
+               apt: bool = False) -> tuple[R, ...] | None:
+        if rows(head) is None:
             return None
-        where: dict[Any, list[str]] = {}
+        where: dict[R, list[str]] = {}
         for p, d in parts.items():
-            for row in getattr(d, category):
+            for row in rows(d) or ():
                 # A package of the platform's own architecture is the same
                 # change on each platform (bash 5.2-1 -> 5.2-2 on amd64 and on
                 # arm64); a rebuilt one is not (each .deb has its own bytes).
-                if (category == "apt" and row.where == debian_arch(p)
+                if (apt and isinstance(row, PackageChange) and row.where == debian_arch(p)
                         and row.change != "rebuilt"):
                     row = dataclasses.replace(row, where=_NATIVE)
                 where.setdefault(row, []).append(p)
         out = []
         for row, ps in where.items():
-            if row.where == _NATIVE:
+            if apt and isinstance(row, PackageChange) and row.where == _NATIVE:
                 row = dataclasses.replace(row, where=",".join(debian_arch(p) for p in ps))
             out.append(dataclasses.replace(row, platforms=tuple(ps)))
         return tuple(out)
 
-    def same(name: str) -> Any:
-        values = {getattr(d, name) for d in parts.values()} - {None}
+    def same(value: Callable[[LockDiff], ValueChange | None]) -> ValueChange | None:
+        values = {v for d in parts.values() if (v := value(d)) is not None}
         return values.pop() if len(values) == 1 else (
-            None if not values else ValueChange(*(" / ".join(sorted(
-                {getattr(v, side) for v in values})) for side in ("old", "new"))))
+            None if not values else ValueChange(" / ".join(sorted({v.old for v in values})),
+                                                " / ".join(sorted({v.new for v in values}))))
 
     sources: tuple[SourceChange, ...] | None = None
     if first.sources is not None:
         sources = tuple(dict.fromkeys(r for d in parts.values() for r in d.sources or ()))
-    apt = merged("apt")
+    apt = merged(lambda d: d.apt, apt=True)
     return LockDiff(
         apt=None if apt is None else tuple(sorted(apt, key=lambda r: (r.name, r.where,
                                                                       r.platforms))),
-        pip=merged("pip"), base=merged("base"), distro=same("distro"),
-        snapshot=same("snapshot"),
+        pip=merged(lambda d: d.pip), base=merged(lambda d: d.base),
+        distro=same(lambda d: d.distro), snapshot=same(lambda d: d.snapshot),
         platform=None if first.apt is None else _value(shown_old, shown_new),
         sources=sources,
         sizes={k: max((d.sizes.get(k, 0) for d in parts.values()), default=0)
@@ -336,6 +364,12 @@ def debian_arch(platform: str) -> str:
     ``linux/arm/v7`` is ``armhf``."""
     arch = platform.partition("/")[2]
     return _DEBIAN_ARCHES.get(arch, arch.partition("/")[0])
+
+
+def _as_native(packages: Iterable[AptPackage], arch: str) -> tuple[AptPackage, ...]:
+    """``packages`` with those of ``arch`` keyed as the platform's own (their hash left out)."""
+    return tuple(dataclasses.replace(p, arch=_NATIVE, sha256="") if p.arch == arch else p
+                 for p in packages)
 
 
 def _source_identity(s: AptSource) -> tuple[object, ...]:

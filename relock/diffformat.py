@@ -21,6 +21,7 @@ from relock.diff import (
     PackageChange,
     SourceChange,
     ValueChange,
+    debian_arch,
 )
 from relock.grammar import escape_control
 from relock.sides import Side
@@ -116,7 +117,16 @@ def format_text(d: LockDiff, *, stat: bool = False, style: Style = plain) -> str
             title = f"pip {_esc(env)}" if d.multi_env else "pip"
             blocks.append([style(title, bold=True), *_package_lines(group, style, d=d)])
     body = "\n".join("\n".join(lines) for lines in blocks)
-    return f"{body}\n\n{summary_line(d)}\n"
+    head = f"{_esc(across_line(d))}\n" if d.across else ""
+    return f"{head}{body}\n\n{summary_line(d)}\n"
+
+
+def across_line(d: LockDiff) -> str:
+    """What a diff of two platforms' locks compares, for its header."""
+    assert d.across is not None
+    old, new = d.across.old, d.across.new
+    return (f"{old} against {new}: the packages of each one's own architecture "
+            f"({debian_arch(old)}, {debian_arch(new)}) are compared by version")
 
 
 def only_on(row: PackageChange | BaseChange, d: LockDiff) -> str:
@@ -184,6 +194,7 @@ def _short(pin: str) -> str:
 def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> str:
     """Markdown for release notes or a pull request: a summary, then tables."""
     out = [f"### relock diff: {_code(old.label)} {_ARROW} {_code(new.label)}", "",
+           *([_md(across_line(d)), ""] if d.across else []),
            f"**Summary:** {_md(summary_line(d))}", ""]
     if stat or d.identical:
         return "\n".join(out)
@@ -264,6 +275,7 @@ def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[st
     if stat:
         return doc
     doc["platforms"] = list(d.platforms)
+    doc["across"] = None if d.across is None else {"old": d.across.old, "new": d.across.new}
     doc["base"] = None if d.base is None else [_base_json(b, d) for b in d.base]
     for name in ("distro", "snapshot", "platform"):
         v = getattr(d, name)

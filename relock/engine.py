@@ -188,15 +188,37 @@ def connect(timeout: int | None = None) -> DockerEngine:
         ) from None
     except ValueError as e:  # a malformed DOCKER_HOST (a port out of range, say)
         raise EngineError(f"DOCKER_HOST {_where()!r} is not a usable address: {e}") from None
-    return DockerEngine(client)
+    return DockerEngine(client, timeout)
+
+
+@contextlib.contextmanager
+def _answers(what: str, timeout: float | None) -> Iterator[None]:
+    """Whatever the SDK, requests or urllib3 raise for ``what`` as one EngineError line.
+
+    The SDK wraps HTTP errors, not a read that timed out or a broken connection.
+    """
+    import requests
+    from docker.errors import DockerException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except (DockerException, requests.RequestException, HTTPError, TimeoutError) as e:
+        if not isinstance(e, requests.Timeout | TimeoutError) and \
+                "timed out" not in str(e).lower():
+            raise EngineError(f"engine error when {what}: {one_line(e)}") from None
+        bound = f" within {timeout:g} s" if timeout else ""
+        raise EngineError(f"the engine did not answer{bound} when {what} (timed out; "
+                          f"RELOCK_ENGINE_TIMEOUT): {one_line(e)}") from None
 
 
 class DockerEngine:
     """``ImageSource`` and ``ImageBuilder`` over a docker SDK client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, timeout: float | None = None) -> None:
         # The docker SDK ships no type hints: its client is untyped.
         self.client: Any = client
+        self.timeout = timeout
         # Inspect JSON (untyped, as the engine sends it) by image ID, for the
         # layer folders open_rootfs reads.
         self._attrs: dict[str, Mapping[str, Any]] = {}
@@ -219,36 +241,60 @@ class DockerEngine:
             ) from None
         except (APIError, DockerException) as e:
             raise EngineError(f"engine error looking up image {ref!r}: {one_line(e)}") from None
+        except requests.Timeout as e:
+            raise EngineError(f"the engine did not answer about image {ref!r}{self._within()} "
+                              f"(timed out; RELOCK_ENGINE_TIMEOUT): {one_line(e)}") from None
         except requests.RequestException as e:  # after APIError, which is one too
             raise EngineError(f"the engine did not answer about image {ref!r}: {one_line(e)}"
                               ) from None
 
+    def _within(self) -> str:
+        return f" within {self.timeout:g} s" if self.timeout else ""
+
     def registry_mirrors(self) -> list[str]:
         """The engine's ``registry-mirrors`` (URLs), which it asks for Docker Hub names."""
-        from docker.errors import DockerException
-
-        try:
+        with _answers("asked for its registry mirrors", self.timeout):
             info = self.client.info()
-        except DockerException as e:
-            raise EngineError(f"cannot ask the engine for its registry mirrors: {one_line(e)}"
-                              ) from None
         return [str(m) for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
 
     def images(self) -> list[ImageInfo]:
-        from docker.errors import DockerException
-
-        try:
+        with _answers("asked for its images", self.timeout):
             return [self._info(img) for img in self.client.images.list()]
-        except DockerException as e:
-            raise EngineError(f"cannot list the engine's images: {one_line(e)}") from None
 
     def pull(self, ref: str) -> ImageInfo:
-        from docker.errors import DockerException
+        """Pull ``ref``; the engine's progress must say something every ``timeout`` s.
 
-        try:
-            return self._info(self.client.images.pull(ref))
-        except DockerException as e:
-            raise EngineError(f"cannot pull {ref}: {one_line(e)}") from None
+        The SDK's own pull waits for ever (it sets no time-out): an engine
+        that takes the request and never answers would hold relock.
+        """
+        import json
+
+        from docker import auth
+        from docker.utils import parse_repository_tag
+
+        repo, tag = parse_repository_tag(ref)
+        tag = tag or "latest"
+        api = self.client.api
+        headers = {}
+        header = auth.get_config_header(api, auth.resolve_repository_name(repo)[0])
+        if header:
+            headers["X-Registry-Auth"] = header
+        with _answers(f"pulling {ref}", self.timeout):
+            resp = api.post(f"{api.base_url}/v{api.api_version}/images/create",
+                            params={"fromImage": repo, "tag": tag}, headers=headers,
+                            stream=True, timeout=self.timeout)
+            with resp:
+                if resp.status_code >= 400:
+                    raise EngineError(f"cannot pull {ref}: {_api_message(resp)}")
+                for line in resp.iter_lines():
+                    try:
+                        event = json.loads(line) if line.strip() else None
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict) and event.get("error"):
+                        raise EngineError(f"cannot pull {ref}: {_first_line(event['error'])}")
+            sep = "@" if tag.startswith("sha256:") else ":"
+            return self._info(self.client.images.get(f"{repo}{sep}{tag}"))
 
     @contextlib.contextmanager
     def open_rootfs(self, image: ImageInfo, keep: tuple[str, ...] = INVENTORY_PATHS
@@ -272,14 +318,11 @@ class DockerEngine:
         container = None
         try:
             # Created only to export its files; it is never started.
-            container = self.client.containers.create(
-                image.id, command=["/relock-never-runs"], entrypoint=[], network_mode="none")
-            stream = _ChunkReader(container.export())
-            yield TarFS(stream, keep)
-        except DockerException as e:
-            raise EngineError(
-                f"cannot read the files of image {image.short_id}: {one_line(e)}"
-            ) from None
+            with _answers(f"reading the files of image {image.short_id}", self.timeout):
+                container = self.client.containers.create(
+                    image.id, command=["/relock-never-runs"], entrypoint=[], network_mode="none")
+                stream = _ChunkReader(container.export())
+                yield TarFS(stream, keep)
         except (KeyError, TypeError) as e:  # an answer without the fields the API promises
             raise EngineError(
                 f"cannot read the files of image {image.short_id}: the engine answered "
@@ -287,7 +330,8 @@ class DockerEngine:
             ) from None
         finally:
             if container is not None:
-                with contextlib.suppress(DockerException):
+                with contextlib.suppress(DockerException, EngineError), _answers(
+                        "removing a container", self.timeout):
                     container.remove(force=True)
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
@@ -317,6 +361,15 @@ class DockerEngine:
         except (DockerException, RequestException, HTTPError) as e:
             # A connection that breaks while the log streams is not wrapped by the SDK.
             raise EngineError(f"lost the engine during the build: {e}") from None
+
+
+def _api_message(resp: Any) -> str:
+    """The ``message`` of an engine's error answer (a requests response), else its status."""
+    try:
+        found = resp.json().get("message")
+    except (ValueError, AttributeError):
+        found = None
+    return _first_line(found) if found else f"HTTP {resp.status_code}"
 
 
 def _build_events(chunk: Mapping[str, Any]) -> Iterator[BuildEvent]:
@@ -349,11 +402,12 @@ def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:
         repo_digests=tuple(attrs.get("RepoDigests") or ()),
         platform=Platform(os=attrs.get("Os", "linux"), arch=attrs.get("Architecture", "amd64"),
                           variant=attrs.get("Variant") or ""),
-        created=_created(attrs.get("Created", "")),
+        created=parse_created(attrs.get("Created", "")),
     )
 
 
-def _created(text: str) -> datetime | None:
+def parse_created(text: str) -> datetime | None:
+    """An RFC 3339 time as the engine and image configs give it (to the second, UTC)."""
     if not text:
         return None
     # The engine gives nanoseconds; datetime takes microseconds.
@@ -394,3 +448,10 @@ class _ChunkReader:
         else:
             out, self._buf = self._buf[:size], self._buf[size:]
         return out
+
+
+def _first_line(value: object, limit: int = 160) -> str:
+    """The first line of what an engine said, clipped, for a one-line error."""
+    lines = str(value).strip().splitlines()
+    text = lines[0] if lines else "?"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

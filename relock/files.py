@@ -83,9 +83,16 @@ def writable_target(path: Path) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``.
+
+    Raises ``OutputError`` (the old file is kept, no temp file is left).
+    """
     target = writable_target(path)
     folder = target.parent if str(target.parent) else Path(".")
-    data = text.encode("utf-8")
     with signals_held():
         try:
             folder.mkdir(parents=True, exist_ok=True)

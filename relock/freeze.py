@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from relock.dockerfile import Dockerfile
     from relock.engine import ImageInfo, ImageSource
     from relock.index import Index
+    from relock.registrysource import RegistrySource
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,10 @@ def _base_under(source: ImageSource, built: ImageInfo, ref: str, tagged: ImageIn
             "rebuild the image, or pull that base by digest"
         )
     found = max(candidates, key=lambda img: len(img.layers))
-    warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
+    if found.platform == tagged.platform:
+        # The engine keeps one image per tag: for an image of another platform
+        # the tag naming this host's image is no news.
+        warnings.append(f"{ref} has moved since the build; locked the digest the image sits on")
     return found
 
 
@@ -362,3 +366,70 @@ def freeze_image(source: ImageSource, ref: str, dockerfile: Dockerfile | None,
                                platform=str(image.platform), options=options,
                                created=image.created, progress=progress)
     return FreezeResult(lock, (*warnings, *inv.warnings))
+
+
+def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None,
+                 options: FreezeOptions, platforms: Sequence[str] = (),
+                 existing: Lock | None = None, progress: Progress = quiet) -> FreezeResult:
+    """Freeze every platform of the registry image ``ref`` (or ``platforms``) into one lock.
+
+    Each platform's part is what freezing that platform's image alone gives;
+    the bases are pinned in their registries (the tag's digest, and the
+    platform's manifest of it). With ``platforms``, ``existing`` (the lock at
+    the output) keeps its other platforms' parts.
+    """
+    from relock.stages import stages_to_freeze
+
+    have = source.platforms(ref)
+    chosen = list(dict.fromkeys(platforms)) or have
+    missing = [p for p in chosen if p not in have]
+    if missing:
+        raise ImagePlatformError(f"{ref} has no {', '.join(missing)} image (it has "
+                                 f"{', '.join(have) or 'none'})")
+    lock = existing if platforms else None
+    warnings: list[str] = []
+    if dockerfile is not None and stages_to_freeze(dockerfile):
+        warnings.append("the build stages are not recorded: a registry holds the final image "
+                        "only (a pinned build of a template whose stages install packages then "
+                        "fails); freeze the image from the engine that built it for them")
+    for platform in chosen:
+        image = source.resolve(ref, platform)
+        bases: tuple[Base, ...] = ()
+        if dockerfile is not None:
+            bases = registry_bases(source, dockerfile, image.info, platform)
+        progress(f"reading the files of {ref} for {platform} ({image.info.short_id})")
+        with source.open_rootfs(image.info) as fs:
+            inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
+        inv = locate_debs(inv, options, image.info.created, progress)
+        part = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases, platform=platform,
+                                   options=options, created=image.info.created,
+                                   progress=progress)
+        lock = part if lock is None else lock.with_part(part)
+        warnings += [w for w in inv.warnings if w not in warnings]
+    assert lock is not None
+    return FreezeResult(lock, tuple(warnings))
+
+
+def registry_bases(source: RegistrySource, dockerfile: Dockerfile, built: ImageInfo,
+                   platform: str) -> tuple[Base, ...]:
+    """Each external FROM pinned in its registry: the digest its tag names (an index's, for a
+    multi-platform base) and ``platform``'s manifest of it.
+
+    The final stage's base must be the one ``built`` sits on (its layers are
+    the bottom of ``built``'s): a registry keeps no older images of a tag.
+    """
+    bases = []
+    final_root = dockerfile.root(dockerfile.stages[-1])
+    for stage in dockerfile.stages:
+        if not stage.external:
+            continue
+        found = source.resolve(stage.ref, platform)
+        pinned = reference.parse(stage.ref).digest.startswith("sha256:")
+        if stage == final_root and not pinned and not built.sits_on(found.info):
+            raise BaseImageError(
+                f"the {platform} image was not built on {stage.ref} as its registry has it "
+                f"now ({found.digest}): the tag has moved since the build; rebuild and push "
+                "the image, or pin the FROM by the digest it was built on")
+        bases.append(Base(stage.index, stage.ref, found.digest, name=stage.name,
+                          manifest=found.manifest))
+    return tuple(bases)

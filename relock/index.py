@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -32,6 +32,10 @@ from packaging.version import InvalidVersion, Version
 
 from relock.errors import IndexError_, one_line
 from relock.grammar import problem, show
+
+if TYPE_CHECKING:
+    import requests
+    from urllib3.response import HTTPResponse
 
 # A project page of the biggest projects is a few MiB; far more is not one.
 MAX_PAGE = 128 * 1024 * 1024
@@ -195,12 +199,12 @@ class Index:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def _session(self) -> Any:
-        import requests
+    def _session(self) -> requests.Session:
+        from relock import http
 
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = http.session()
             if self.config.cert:
                 session.verify = self.config.cert
             self._local.session = session
@@ -235,61 +239,65 @@ class Index:
     def _fetch(self, url: str, index: str, name: str) -> tuple[bytes, str, str]:
         """The body, Content-Type and final URL of ``url``, all within the time-out.
 
-        A 404 is ``(b"", "", url)``: the project is not on that index.
+        A 404 is ``(b"", "", url)``: the project is not on that index. The
+        time-out bounds the whole answer, headers included (``relock.http``).
         """
-        import time
-
         import requests
         from urllib3.exceptions import HTTPError as Urllib3Error
-        from urllib3.exceptions import ReadTimeoutError
+
+        from relock import http
 
         shown = _redact(index)
         timeout = self.config.timeout
-        deadline = time.monotonic() + timeout
         host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
         trusted = host in self.config.trusted_hosts or host.split(":")[0] in \
             self.config.trusted_hosts
         try:
-            resp = self._session().get(url, headers={"Accept": _ACCEPT}, timeout=timeout,
-                                       stream=True, **({"verify": False} if trusted else {}))
-        except requests.Timeout:
-            raise IndexError_(f"package index {shown} did not answer for {name} within "
-                              f"{timeout:g} s (timed out)") from None
-        except requests.RequestException as e:
-            raise IndexError_(f"package index {shown} is unreachable: "
-                              f"{self._scrub(one_line(e))}") from None
-        with resp:
-            if resp.status_code == 404:
-                return b"", "", url
-            if resp.status_code >= 400:
-                raise IndexError_(
-                    f"package index {shown} answered HTTP {resp.status_code} for {name}")
-            chunks: list[bytes] = []
-            size = 0
-            # read1 returns what has arrived, so an index that drips its answer
-            # still meets the deadline.
-            read = getattr(resp.raw, "read1", resp.raw.read)
-            try:
-                while True:
-                    if time.monotonic() > deadline:
-                        raise IndexError_(
-                            f"package index {shown} took more than {timeout:g} s to send "
-                            f"its page for {name} (timed out)")
-                    chunk = read(65536, decode_content=True)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > MAX_PAGE:
-                        raise IndexError_(f"package index {shown} sent more than {MAX_PAGE} "
-                                          f"bytes for {name}; not a project page")
-                    chunks.append(chunk)
-            except ReadTimeoutError:
-                raise IndexError_(f"package index {shown} stopped sending its page for "
-                                  f"{name} for {timeout:g} s (timed out)") from None
-            except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
-                raise IndexError_(f"package index {shown} broke off its answer for {name}: "
-                                  f"{self._scrub(one_line(e))}") from None
-            return b"".join(chunks), resp.headers.get("Content-Type", ""), str(resp.url)
+            with http.watched(url, http.Limits.whole(timeout)) as watch:
+                try:
+                    resp = self._session().get(
+                        url, headers={"Accept": _ACCEPT}, timeout=timeout, stream=True,
+                        verify=False if trusted else None)  # None: the session's own
+                except requests.Timeout:
+                    raise IndexError_(f"package index {shown} did not answer for {name} "
+                                      f"within {timeout:g} s (timed out)") from None
+                except requests.RequestException as e:
+                    watch.check()
+                    raise IndexError_(f"package index {shown} is unreachable: "
+                                      f"{self._scrub(one_line(e))}") from None
+                watch.answered(resp)
+                with resp:
+                    if resp.status_code == 404:
+                        return b"", "", url
+                    if resp.status_code >= 400:
+                        raise IndexError_(f"package index {shown} answered HTTP "
+                                          f"{resp.status_code} for {name}")
+                    try:
+                        body = self._read_page(resp.raw, shown, name)
+                    except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
+                        watch.check()
+                        raise IndexError_(f"package index {shown} broke off its answer for "
+                                          f"{name}: {self._scrub(one_line(e))}") from None
+                    return body, resp.headers.get("Content-Type", ""), str(resp.url)
+        except http.HttpTimeoutError:
+            raise IndexError_(f"package index {shown} did not send its page for {name} "
+                              f"within {timeout:g} s (timed out)") from None
+
+    @staticmethod
+    def _read_page(raw: HTTPResponse, shown: str, name: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        # read1 returns what has arrived, not waiting for a full 64 KiB.
+        read = getattr(raw, "read1", raw.read)
+        while True:
+            chunk = read(65536, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_PAGE:
+                raise IndexError_(f"package index {shown} sent more than {MAX_PAGE} "
+                                  f"bytes for {name}; not a project page")
+            chunks.append(chunk)
 
     def _scrub(self, text: str) -> str:
         """``text`` without any of the configured indexes' passwords."""
@@ -379,16 +387,28 @@ class Index:
                 return path.open("rb"), path.stat().st_size
             except OSError as e:
                 raise IndexError_(f"{path}: cannot read: {e.strerror}") from None
+        from relock import http
+
+        # A wheel may be big: its headers have a deadline, its body a minimum pace.
+        watch = http.start(url, http.Limits.from_env())
         try:
             resp = self._session().get(url, stream=True, timeout=self.config.timeout)
+            watch.answered(resp)
         except requests.RequestException as e:
+            http.close(watch)
+            watch.check()
             raise IndexError_(f"cannot download {_redact(url)}: {one_line(e)}") from None
+        except BaseException:
+            http.close(watch)
+            raise
         if resp.status_code >= 400:
+            http.close(watch)
             resp.close()
             raise IndexError_(f"cannot download {_redact(url)}: HTTP {resp.status_code}")
         length = resp.headers.get("Content-Length")
         resp.raw.decode_content = True
-        return resp.raw, int(length) if length and length.isdigit() else None
+        stream = cast(BinaryIO, http.WatchedStream(resp.raw, watch))
+        return stream, int(length) if length and length.isdigit() else None
 
     # -- cache -----------------------------------------------------------
     def _cache_path(self, name: str, version: str) -> Path | None:
@@ -436,7 +456,7 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def _load_json(body: bytes, where: str) -> Any:
+def _load_json(body: bytes, where: str) -> object:
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
@@ -478,7 +498,7 @@ def _parse_html(text: str, where: str = "package index") -> list[tuple[str, str]
     return out
 
 
-def _digest(value: Any, where: str) -> str:
+def _digest(value: object, where: str) -> str:
     """A sha256 hex digest from an index (lower-cased), '' if none; refuse anything else."""
     if not value:
         return ""
@@ -498,15 +518,16 @@ class IndexLink:
     requires_python: str = ""
 
 
-def _json_links(data: Any, page: str) -> list[IndexLink]:
+def _json_links(data: object, page: str) -> list[IndexLink]:
     files = data.get("files", []) if isinstance(data, dict) else []
     out = []
     for f in files if isinstance(files, list) else []:
         if not isinstance(f, dict) or f.get("yanked") or not isinstance(f.get("filename"), str):
             continue
-        hashes: dict[str, Any] = f["hashes"] if isinstance(f.get("hashes"), dict) else {}
+        hashes = f.get("hashes")
+        sha256 = hashes.get("sha256", "") if isinstance(hashes, dict) else ""
         out.append(IndexLink(f["filename"], urllib.parse.urljoin(page, str(f.get("url", ""))),
-                             str(hashes.get("sha256", "")), str(f.get("requires-python") or "")))
+                             str(sha256), str(f.get("requires-python") or "")))
     return out
 
 
@@ -535,8 +556,6 @@ def _html_links(text: str, page: str) -> list[IndexLink]:
 
 
 def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password or parts.username:
-        netloc = parts.hostname or ""
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
+    from relock.http import shown
+
+    return shown(url)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 import tomli_w
 
@@ -270,6 +270,12 @@ class Lock:
 
 _E = TypeVar("_E", "Base", "PythonEnv", "AptPackage", "PipPackage")
 
+# One entry of an array table, and a value of any table of a lock.
+Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage
+Record = Input | Distro | Entry
+_R = TypeVar("_R", bound=Record)
+_E2 = TypeVar("_E2", bound=Entry)
+
 
 def _source_key(s: AptSource) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return (s.file, s.uris, s.suites)
@@ -277,7 +283,7 @@ def _source_key(s: AptSource) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
 
 # The keys of each table, in the order they are written. Documented in
 # docs/lockfile.md; ``tests/test_lockfile.py`` checks the two agree.
-TABLES: dict[str, type] = {
+TABLES: dict[str, type[Record]] = {
     "input": Input,
     "distro": Distro,
     "base": Base,
@@ -321,13 +327,18 @@ EMPTY_OK = {("input", "dockerfile"), ("input", "sha256"), ("top", "platform"),
             ("top", "platforms"),
             ("top", "snapshot"), ("top", "snapshot_from"), ("python", "python")}
 
-# What makes two entries of an array the same entry: a lock lists each once.
-_IDENTITY: dict[str, Callable[[Any], tuple[Any, ...]]] = {
-    "base": lambda b: (b.platform, b.stage),
-    "python": lambda e: (e.platform, e.stage, e.prefix),
-    "apt": lambda p: (p.platform, p.stage, p.name, p.arch),
-    "pip": lambda p: (p.platform, p.stage, p.env, p.name),
-}
+
+def _identity(item: Entry) -> tuple[str | int, ...] | None:
+    """What makes two entries of an array the same entry: a lock lists each once."""
+    if isinstance(item, Base):
+        return (item.platform, item.stage)
+    if isinstance(item, PythonEnv):
+        return (item.platform, item.stage, item.prefix)
+    if isinstance(item, AptPackage):
+        return (item.platform, item.stage, item.name, item.arch)
+    if isinstance(item, PipPackage):
+        return (item.platform, item.stage, item.env, item.name)
+    return None  # an APT source may repeat
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
 MAX_BYTES = 64 * 1024 * 1024
@@ -339,7 +350,7 @@ def empty_ok(table: str, key: str) -> bool:
         return True
     if table == "top":
         return False
-    f = _schema(cast(Any, TABLES[table]))[1][key]
+    f = _schema(table)[1][key]
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
@@ -351,7 +362,7 @@ def to_toml(lock: Lock) -> str:
     line by line, whatever the lengths of their values.
     """
     lock = lock.sorted()
-    head: dict[str, Any] = {"version": lock.version}
+    head: dict[str, object] = {"version": lock.version}
     if lock.multi:
         head["platforms"] = list(lock.platforms)
     else:
@@ -359,8 +370,7 @@ def to_toml(lock: Lock) -> str:
     head.update(snapshot=lock.snapshot, snapshot_from=lock.snapshot_from)
     chunks = [_dumps(head)]
     for name, table in (("input", lock.input), ("distro", lock.distro)):
-        body = _table(table)
-        nested = {k: body.pop(k) for k in list(body) if isinstance(body[k], dict)}
+        body, nested = _table(table)
         chunk = f"[{name}]\n{_dumps(body)}"
         for key, sub in nested.items():
             chunk += f"[{name}.{key}]\n{_dumps(sub)}"
@@ -373,8 +383,7 @@ def to_toml(lock: Lock) -> str:
         ("pip", lock.pip),
     ):
         for item in items:
-            body = _table(item)
-            nested = {k: body.pop(k) for k in list(body) if isinstance(body[k], dict)}
+            body, nested = _table(item)
             chunk = f"[[{name}]]\n{_dumps(body)}"
             for key, sub in nested.items():
                 chunk += f"[{name}.{key}]\n{_dumps(sub)}"
@@ -382,14 +391,16 @@ def to_toml(lock: Lock) -> str:
     return "\n".join(chunks)
 
 
-def _dumps(table: dict[str, Any]) -> str:
+def _dumps(table: Mapping[str, object]) -> str:
     return tomli_w.dumps(table, multiline_strings=False, indent=2)
 
 
-def _table(obj: Any, multiline: Iterable[str] = ()) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _table(obj: Record) -> tuple[dict[str, object], dict[str, dict[str, str]]]:
+    """The TOML keys of ``obj``: its values, and its tables of strings (written after them)."""
+    out: dict[str, object] = {}
+    nested: dict[str, dict[str, str]] = {}
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
+        value: object = getattr(obj, f.name)
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):
@@ -400,12 +411,19 @@ def _table(obj: Any, multiline: Iterable[str] = ()) -> dict[str, Any]:
             continue
         if value in ([], {}) and f.default_factory is not dataclasses.MISSING:
             continue
-        out[f.name] = value
-    return out
+        if isinstance(value, dict):
+            nested[f.name] = value
+        else:
+            out[f.name] = value
+    return out, nested
 
 
-def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
-    """The full text of a lock file: header and TOML."""
+def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "") -> str:
+    """The full text of a lock file: header and TOML.
+
+    ``platform``: the platform ``image`` is for, when it was frozen into a
+    lock of several platforms (the header then says so).
+    """
     words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
     for what, value in words.items():
         if value and problem("text", value):
@@ -423,20 +441,27 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK") -> str:
             for w in ("--build-arg", f"{k}={v}")]
     template = ["-f", lock.input.dockerfile] if lock.input.dockerfile else []
     image_words = image.split(" ", 1) if image.startswith("--rootfs ") else [image]
-    header = HEADER.format(
-        freeze=line("relock", "freeze", *image_words, *template, *args, "-o", path),
-        build=line("relock", "build", *template, "--lock", path))
-    return header + "\n" + to_toml(lock)
+    freeze, build = (line("relock", "freeze", *image_words, *template, *args, "-o", path),
+                     line("relock", "build", *template, "--lock", path))
+    several = lock.all_platforms if len(lock.all_platforms) > 1 else ()
+    if several and platform:
+        # One engine image is one platform: the others were frozen from their own.
+        others = ", ".join(p for p in several if p != platform)
+        freeze = line("relock", "freeze", *image_words, "--platform", platform, *template,
+                      *args, "-o", path) + (f" (and likewise for {others})" if others else "")
+    if several:
+        build += " --platform P (P: " + ", ".join(several) + ")"
+    return HEADER.format(freeze=freeze, build=build) + "\n" + to_toml(lock)
 
 
-def write(lock: Lock, path: Path, *, image: str = "IMAGE") -> None:
+def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -> None:
     """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock.
 
     The lock is checked as the reader would check it first, so relock never
     writes a lock it cannot read back (an image with hostile values fails here).
     """
     check(lock, f"{path} (not written)")
-    text = dumps(lock, image=image, path=str(path))
+    text = dumps(lock, image=image, path=str(path), platform=platform)
     atomic_write_text(path, text)
 
 
@@ -476,33 +501,40 @@ def loads(text: str, source: str = "<lock>") -> Lock:
             raise LockfileError(f"{source}: '{key}' must be a string, got {_short(value)}")
         _grammar("top", key, value, f"{source}: '{key}'")
         scalars[key] = value
-    platforms = _check(tuple[str, ...], doc.get("platforms", []), f"{source}: 'platforms'")
+    platforms = _strings(doc.get("platforms", []), f"{source}: 'platforms'")
     _grammar("top", "platforms", platforms, f"{source}: 'platforms'")
     if platforms and "platform" in doc:
         raise LockfileError(f"{source}: 'platform' and 'platforms' both given; a lock of "
                             "several platforms has only 'platforms'")
     if len(set(platforms)) != len(platforms):
         raise LockfileError(f"{source}: 'platforms' names a platform twice")
-    arrays: dict[str, tuple[Any, ...]] = {}
-    for key in ("base", "apt_sources", "python", "apt", "pip"):
+
+    def array(key: str, cls: type[_E2]) -> tuple[_E2, ...]:
         items = doc.get(key, [])
         if not isinstance(items, list):
             raise LockfileError(f"{source}: '{key}' must be an array of tables")
         built = tuple(
-            _build(key, item, f"{source}: {key}[{i}]", version) for i, item in enumerate(items)
+            _build(key, cls, item, f"{source}: {key}[{i}]", version)
+            for i, item in enumerate(items)
         )
         _no_duplicates(key, built, source)
         _platforms_known(key, built, platforms, source)
-        arrays[key] = built
+        return built
+
+    base = array("base", Base)
+    apt_sources = array("apt_sources", AptSource)
+    python = array("python", PythonEnv)
+    apt = array("apt", AptPackage)
+    pip = array("pip", PipPackage)
     return Lock(
         version=version,
-        input=_build("input", doc["input"], f"{source}: [input]", version),
-        distro=_build("distro", doc["distro"], f"{source}: [distro]", version),
+        input=_build("input", Input, doc["input"], f"{source}: [input]", version),
+        distro=_build("distro", Distro, doc["distro"], f"{source}: [distro]", version),
         platforms=platforms,
         platform="" if platforms else scalars["platform"] or "linux/amd64",
         snapshot=scalars["snapshot"],
         snapshot_from=scalars["snapshot_from"],
-        **arrays,
+        base=base, apt_sources=apt_sources, python=python, apt=apt, pip=pip,
     )
 
 
@@ -511,12 +543,12 @@ def check(lock: Lock, source: str) -> None:
     loads(to_toml(lock), source)
 
 
-def _platforms_known(table: str, items: tuple[Any, ...], platforms: tuple[str, ...],
+def _platforms_known(table: str, items: Sequence[Entry], platforms: tuple[str, ...],
                      source: str) -> None:
     """In a multi-platform lock every entry names one of its platforms; else none does."""
-    if table == "apt_sources":
-        return
     for i, item in enumerate(items):
+        if isinstance(item, AptSource):  # the sources are the platforms' common ones
+            return
         if platforms and item.platform not in platforms:
             raise LockfileError(
                 f"{source}: {table}[{i}].platform: {show(item.platform) or 'empty'} is not one "
@@ -526,13 +558,12 @@ def _platforms_known(table: str, items: tuple[Any, ...], platforms: tuple[str, .
                 f"{source}: {table}[{i}].platform: given in a lock without 'platforms'")
 
 
-def _no_duplicates(table: str, items: tuple[Any, ...], source: str) -> None:
-    identity = _IDENTITY.get(table)
-    if identity is None:
-        return
-    seen: dict[tuple[Any, ...], int] = {}
+def _no_duplicates(table: str, items: Sequence[Entry], source: str) -> None:
+    seen: dict[tuple[str | int, ...], int] = {}
     for i, item in enumerate(items):
-        key = identity(item)
+        key = _identity(item)
+        if key is None:
+            return
         if key in seen:
             what = " ".join(show(str(k)) for k in key)
             raise LockfileError(
@@ -542,11 +573,10 @@ def _no_duplicates(table: str, items: tuple[Any, ...], source: str) -> None:
         seen[key] = i
 
 
-T = TypeVar("T")
-
-
 @functools.cache
-def _schema(cls: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+def _schema(table: str) -> tuple[dict[str, object], dict[str, dataclasses.Field[object]]]:
+    """The type hints (``str``, ``tuple[str, ...]``, ...) and the fields of ``table``'s class."""
+    cls = TABLES[table]
     return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
@@ -554,15 +584,18 @@ def _schema(cls: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]
 _SINCE_V2 = frozenset({"platform", "manifest"})
 
 
-def _build(table: str, raw: Any, where: str, version: int = SCHEMA_VERSION) -> Any:
-    cls = TABLES[table]
+def _build(table: str, cls: type[_R], raw: object, where: str,
+           version: int = SCHEMA_VERSION) -> _R:
+    """An instance of ``table``'s class ``cls`` from its parsed TOML table, every value checked."""
     if not isinstance(raw, dict):
         raise LockfileError(f"{where}: must be a table")
-    hints, names = _schema(cast(Any, cls))
+    hints, names = _schema(table)
     known = set(names) if version >= 2 else set(names) - _SINCE_V2
     unknown = sorted(set(raw) - known)
     if unknown:
         raise LockfileError(f"{where}: unknown key {show(unknown[0])}")
+    # Any: each value is checked against its field's type hint (_check) at run time,
+    # which mypy cannot follow through ``cls(**kwargs)``.
     kwargs: dict[str, Any] = {}
     for name, f in names.items():
         if name not in raw:
@@ -575,11 +608,11 @@ def _build(table: str, raw: Any, where: str, version: int = SCHEMA_VERSION) -> A
     return cls(**kwargs)
 
 
-def _grammar(table: str, key: str, value: Any, where: str) -> None:
+def _grammar(table: str, key: str, value: object, where: str) -> None:
     """Check a string, list or table of strings against the key's grammar."""
     spec = GRAMMAR.get(table, {}).get(key)
     if spec is None:
-        if table == "base" and key == "stage" and value < 0:
+        if table == "base" and key == "stage" and isinstance(value, int) and value < 0:
             raise LockfileError(f"{where}: must not be negative")
         return
     may_be_empty = empty_ok(table, key)
@@ -591,7 +624,7 @@ def _grammar(table: str, key: str, value: Any, where: str) -> None:
             raise LockfileError(f"{where}: is empty")
         for i, item in enumerate(value):
             _one(spec, item, f"{where}[{i}]")
-    else:
+    elif isinstance(value, Mapping):  # _check let only tables of strings through
         key_spec, _, value_spec = spec.partition(": ")
         for k, v in value.items():
             _one(key_spec, k, f"{where} key")
@@ -605,7 +638,7 @@ def _one(grammar: str, value: str, where: str) -> None:
         raise LockfileError(f"{where}: {show(value)} {wrong}" if value else f"{where}: {wrong}")
 
 
-def _check(hint: Any, value: Any, where: str) -> Any:
+def _check(hint: object, value: object, where: str) -> object:
     text = str(hint)
     if hint is str:
         ok = isinstance(value, str)
@@ -614,8 +647,7 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif text.startswith("tuple[str"):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        value = tuple(value) if ok else value
+        return _strings(value, where)
     elif text.startswith("collections.abc.Mapping[str, str]"):
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     else:  # pragma: no cover - a new field type must be taught here
@@ -625,7 +657,14 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _short(value: Any) -> str:
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    """A TOML array of strings, as a tuple."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise LockfileError(f"{where}: wrong type {type(value).__name__} ({_short(value)})")
+
+
+def _short(value: object) -> str:
     return show(repr(value), 40)
 
 

@@ -13,26 +13,51 @@ a snapshot archive keeps every older version too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from relock import lockfile
-from relock.lockfile import Lock
+from relock.lockfile import (
+    AptPackage,
+    AptSource,
+    Base,
+    Distro,
+    Entry,
+    Input,
+    Lock,
+    PipPackage,
+    PythonEnv,
+)
 
 # A unit of a lock: ("top", what) for the scalars and single tables, or
 # (array, identity...) for one entry of an array.
 Key = tuple[Hashable, ...]
 
-_ARRAYS: dict[str, Callable[[Any], tuple[Hashable, ...]]] = {
+# The value of a unit (the snapshot is the pair (snapshot, snapshot_from)).
+Unit = int | str | tuple[str, ...] | Input | Distro | Entry
+
+E = TypeVar("E", bound=Entry)
+
+
+def _arrays(lock: Lock) -> dict[str, tuple[Entry, ...]]:
+    return {"base": lock.base, "apt_sources": lock.apt_sources, "python": lock.python,
+            "apt": lock.apt, "pip": lock.pip}
+
+
+def _identity(item: Entry) -> tuple[Hashable, ...]:
     # Entries of a multi-platform lock are a platform's own: the platform is
     # part of their identity.
-    "base": lambda b: (b.platform, b.stage),
-    "apt_sources": lambda s: (s.file, s.uris, s.suites),
-    "python": lambda e: (e.platform, e.stage, e.prefix),
-    "apt": lambda p: (p.platform, p.stage, p.name, p.arch),
-    "pip": lambda p: (p.platform, p.stage, p.env, p.name),
-}
+    if isinstance(item, Base):
+        return (item.platform, item.stage)
+    if isinstance(item, AptSource):
+        return (item.file, item.uris, item.suites)
+    if isinstance(item, PythonEnv):
+        return (item.platform, item.stage, item.prefix)
+    if isinstance(item, AptPackage):
+        return (item.platform, item.stage, item.name, item.arch)
+    return (item.platform, item.stage, item.env, item.name)
+
 
 MARKER = 7
 
@@ -42,8 +67,8 @@ class Conflict:
     """One unit changed differently on both sides."""
 
     key: Key
-    ours: Any  # None: removed on our side
-    theirs: Any
+    ours: Unit | None  # None: removed on our side
+    theirs: Unit | None
 
     @property
     def name(self) -> str:
@@ -72,8 +97,8 @@ class MergeResult:
         return not self.conflicts
 
 
-def _units(lock: Lock) -> dict[Key, Any]:
-    out: dict[Key, Any] = {
+def _units(lock: Lock) -> dict[Key, Unit]:
+    out: dict[Key, Unit] = {
         ("top", "version"): lock.version,
         ("top", "platform"): lock.platform,
         ("top", "platforms"): lock.platforms,
@@ -81,32 +106,47 @@ def _units(lock: Lock) -> dict[Key, Any]:
         ("top", "input"): lock.input,
         ("top", "distro"): lock.distro,
     }
-    for table, identity in _ARRAYS.items():
-        for item in getattr(lock, table):
-            out[(table, *identity(item))] = item
+    for table, items in _arrays(lock).items():
+        for item in items:
+            out[(table, *_identity(item))] = item
     return out
 
 
-def _lock(units: dict[Key, Any]) -> Lock:
-    arrays = {t: tuple(v for k, v in units.items() if k[0] == t) for t in _ARRAYS}
-    snapshot, snapshot_from = units[("top", "snapshot")]
+def _lock(units: dict[Key, Unit]) -> Lock:
+    def top(name: str) -> Unit:
+        return units[("top", name)]
+
+    version, platform, platforms = top("version"), top("platform"), top("platforms")
+    snapshot, input_, distro = top("snapshot"), top("input"), top("distro")
+    if not (isinstance(version, int) and isinstance(platform, str)
+            and isinstance(platforms, tuple) and isinstance(snapshot, tuple)
+            and isinstance(input_, Input) and isinstance(distro, Distro)):
+        raise AssertionError("a top unit of a lock has the wrong type")  # pragma: no cover
+
+    def array(table: str, kind: type[E]) -> tuple[E, ...]:
+        return tuple(v for k, v in units.items() if k[0] == table and isinstance(v, kind))
+
     return Lock(
-        version=units[("top", "version")],
-        platform=units[("top", "platform")],
-        platforms=units[("top", "platforms")],
-        snapshot=snapshot,
-        snapshot_from=snapshot_from,
-        input=units[("top", "input")],
-        distro=units[("top", "distro")],
-        **arrays,
+        version=version,
+        platform=platform,
+        platforms=platforms,
+        snapshot=snapshot[0],
+        snapshot_from=snapshot[1],
+        input=input_,
+        distro=distro,
+        base=array("base", Base),
+        apt_sources=array("apt_sources", AptSource),
+        python=array("python", PythonEnv),
+        apt=array("apt", AptPackage),
+        pip=array("pip", PipPackage),
     ).sorted()
 
 
 def merge(base: Lock, ours: Lock, theirs: Lock) -> MergeResult:
     """Merge ``ours`` and ``theirs``, both made from ``base``, unit by unit."""
     b, o, t = _units(base), _units(ours), _units(theirs)
-    merged_o: dict[Key, Any] = {}
-    merged_t: dict[Key, Any] = {}
+    merged_o: dict[Key, Unit] = {}
+    merged_t: dict[Key, Unit] = {}
     conflicts: list[Conflict] = []
     for key in _ordered(o, t, b):
         bv, ov, tv = b.get(key), o.get(key), t.get(key)
@@ -114,7 +154,7 @@ def merge(base: Lock, ours: Lock, theirs: Lock) -> MergeResult:
             pick_o = pick_t = ov
         elif ov == bv:
             pick_o = pick_t = tv
-        elif key == ("top", "snapshot") and ov is not None and tv is not None:
+        elif key == ("top", "snapshot") and isinstance(ov, tuple) and isinstance(tv, tuple):
             pick_o = pick_t = max(ov, tv)  # the later snapshot holds both sides' versions
         else:
             conflicts.append(Conflict(key, ov, tv))
@@ -126,7 +166,7 @@ def merge(base: Lock, ours: Lock, theirs: Lock) -> MergeResult:
     return MergeResult(_lock(merged_o), tuple(conflicts), _lock(merged_t))
 
 
-def _ordered(*sides: dict[Key, Any]) -> Iterable[Key]:
+def _ordered(*sides: dict[Key, Unit]) -> Iterable[Key]:
     seen: dict[Key, None] = {}
     for side in sides:
         for key in side:
@@ -139,8 +179,8 @@ def chunks(lock: Lock) -> list[tuple[Key, str]]:
     lock = lock.sorted()
     parts = lockfile.to_toml(lock).split("\n\n")
     keys: list[Key] = [("top", "head"), ("top", "input"), ("top", "distro")]
-    for table, identity in _ARRAYS.items():
-        keys.extend((table, *identity(item)) for item in getattr(lock, table))
+    for table, items in _arrays(lock).items():
+        keys.extend((table, *_identity(item)) for item in items)
     if len(parts) != len(keys):  # pragma: no cover - to_toml's layout changed
         raise AssertionError("lock text does not split into one chunk per entry")
     return [(k, p if p.endswith("\n") else p + "\n") for k, p in zip(keys, parts, strict=True)]

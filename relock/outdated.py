@@ -26,10 +26,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from relock.errors import RelockError
-from relock.lockfile import AptSource, Lock
+from relock.lockfile import AptPackage, AptSource, Lock
+
+if TYPE_CHECKING:
+    from debian.debian_support import Version as DebVersion
+
+    from relock.archive import Archive
+    from relock.debindex import DebEntry, Key
+    from relock.index import Index
 
 # A pip answer (the versions a project has) is reused for this long.
 PIP_TTL = 3600.0
@@ -104,7 +111,7 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
     return out
 
 
-def apt_outdated(lock: Lock, archive: Any, keyrings: Mapping[str, bytes] | None = None,
+def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | None = None,
                  snapshot: str = "", snapshot_url: str | None = None,
                  ) -> tuple[list[Outdated], list[str]]:
     """Newer versions of the lock's APT packages in its sources' indexes.
@@ -124,7 +131,7 @@ def apt_outdated(lock: Lock, archive: Any, keyrings: Mapping[str, bytes] | None 
         return [], []
     checked = keyrings is not None
     keys = dict(keyrings or {})
-    by_arch: dict[str, list[Any]] = {}
+    by_arch: dict[str, list[AptPackage]] = {}
     for pkg in lock.apt:
         by_arch.setdefault(pkg.arch, []).append(pkg)
     out: list[Outdated] = []
@@ -132,7 +139,7 @@ def apt_outdated(lock: Lock, archive: Any, keyrings: Mapping[str, bytes] | None 
     before = len(archive.warnings)
     for arch, pkgs in sorted(by_arch.items()):
         names = {p.name for p in pkgs}
-        found: list[tuple[str, tuple[str, str, str], Any]] = []
+        found: list[tuple[str, Key, DebEntry]] = []
         for src in lock.apt_sources:
             missing = [p for p in signed_by_paths(src) if p not in keys]
             ring = keys if checked and not missing else None
@@ -143,7 +150,7 @@ def apt_outdated(lock: Lock, archive: Any, keyrings: Mapping[str, bytes] | None 
             found += archive.candidates([src], arch if arch != "all" else _host_arch(lock),
                                         names, ring, snapshot=snapshot,
                                         snapshot_url=snapshot_url)
-        versions: dict[str, list[tuple[Any, str]]] = {}
+        versions: dict[str, list[tuple[DebVersion, str]]] = {}
         for suite, (name, version, _a), _entry in found:
             versions.setdefault(name, []).append((Version(version), suite))
         for pkg in pkgs:
@@ -251,7 +258,7 @@ def _requirements_file(folder: Path, name: str) -> list[str]:
     return out
 
 
-def pip_versions(index: Any, name: str, cache_dir: Path | None,
+def pip_versions(index: Index, name: str, cache_dir: Path | None,
                  ttl: float = PIP_TTL) -> list[tuple[str, str]]:
     """(version, requires-python) of every file of ``name`` on the index, cached ``ttl`` s."""
     from relock.index import _version_of
@@ -279,7 +286,7 @@ def pip_versions(index: Any, name: str, cache_dir: Path | None,
     return out
 
 
-def pip_outdated(lock: Lock, index: Any, template: Mapping[str, list[str]],
+def pip_outdated(lock: Lock, index: Index, template: Mapping[str, list[str]],
                  cache_dir: Path | None = None,
                  ttl: float = PIP_TTL) -> tuple[list[Outdated], list[str]]:
     """Newer releases of the lock's pip distributions on the configured index."""
@@ -339,7 +346,7 @@ def _req_name(text: str) -> str:
 
 # -- both --------------------------------------------------------------------
 
-def outdated(lock: Lock, *, archive: Any | None, index: Any | None,
+def outdated(lock: Lock, *, archive: Archive | None, index: Index | None,
              template: Mapping[str, list[str]], pip_cache: Path | None = None,
              keyrings: Mapping[str, bytes] | None = None,
              only: Sequence[str] = ("apt", "pip"), snapshot: str = "",
@@ -429,7 +436,7 @@ def format_json(report: Report) -> str:
     """One object for scripts; keys in docs/outdated-json.md."""
     rows = []
     for o in report.packages:
-        row: dict[str, Any] = asdict(o)
+        row: dict[str, object] = asdict(o)
         row["movable"] = o.movable
         rows.append(row)
     doc = {"version": FORMAT_VERSION, "outdated": report.outdated, "packages": rows,

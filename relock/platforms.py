@@ -11,16 +11,20 @@ platform's image only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from relock.errors import ImagePlatformError, RelockError
 from relock.lockfile import Lock
 
+if TYPE_CHECKING:
+    from relock.registry import Manifest
+
 Lookup = Callable[[str, str, str], str]
 
 
-def platform_text(p: Mapping[str, Any]) -> str:
+def platform_text(p: Mapping[str, object]) -> str:
     """``os/arch[/variant]`` of an index entry's ``platform``; arm64's v8 is left out."""
     text = f"{p.get('os', '')}/{p.get('architecture', '')}"
     variant = str(p.get("variant") or "")
@@ -29,17 +33,41 @@ def platform_text(p: Mapping[str, Any]) -> str:
     return text
 
 
-def manifest_digest(ref: str, digest: str, platform: str) -> str:
+def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
+    """The manifest ``what`` (tag or digest) of ``ref``'s repository.
+
+    A Docker Hub name is asked of the engine's registry ``mirrors`` first, as
+    the engine itself pulls it, then of Docker Hub.
+    """
+    from relock.baseimage import mirror_hosts
+    from relock.registry import (
+        DOCKER_HUB,
+        ManifestUnknown,
+        RegistryUnreachable,
+        parse_reference,
+        registry_for,
+    )
+
+    r = parse_reference(ref)
+    hosts = mirror_hosts(mirrors) if r.host == DOCKER_HUB else []
+    for host in hosts:
+        try:
+            return registry_for(host).manifest(r.repo, what)
+        except (ManifestUnknown, RegistryUnreachable):
+            continue
+    return registry_for(r.host).manifest(r.repo, what)
+
+
+def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str] = ()) -> str:
     """The digest of ``platform``'s manifest in the index ``ref@digest``.
 
     "" when ``digest`` names a single image manifest (nothing to choose).
     ``ImagePlatformError`` when the index has no manifest for ``platform``;
     ``RegistryError`` when the registry cannot be asked.
     """
-    from relock.registry import INDEX_TYPES, check_digest, parse_reference, registry_for
+    from relock.registry import INDEX_TYPES, check_digest
 
-    r = parse_reference(ref)
-    manifest = registry_for(r.host).manifest(r.repo, digest)
+    manifest = _manifest(ref, digest, mirrors)
     if manifest.media_type not in INDEX_TYPES:
         return ""
     entries = manifest.json().get("manifests") or []
@@ -51,18 +79,56 @@ def manifest_digest(ref: str, digest: str, platform: str) -> str:
                              f"{', '.join(have) or 'none'})")
 
 
-def with_manifests(lock: Lock, platform: str, lookup: Lookup = manifest_digest
+def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = ()) -> str:
+    """The digest of the image index ``ref``'s tag names now, if it lists
+    ``manifest`` as its ``platform`` image; "" otherwise.
+
+    An engine records the digest it pulled: a platform's own manifest when
+    the image came by that digest (or from a registry that served the
+    platform's manifest for the tag). A lock for several platforms names
+    the index in ``FROM``, the same on every platform.
+    """
+    from relock.registry import INDEX_TYPES, parse_reference
+
+    r = parse_reference(ref)
+    if not r.tag or r.digest:
+        return ""
+    index = _manifest(ref, r.tag, mirrors)
+    if index.media_type not in INDEX_TYPES:
+        return ""
+    for entry in index.json().get("manifests") or []:
+        if (isinstance(entry, dict) and entry.get("digest") == manifest
+                and platform_text(entry.get("platform") or {}) == platform):
+            return index.digest
+    return ""
+
+
+def with_manifests(lock: Lock, platform: str, lookup: Lookup | None = None,
+                   lift: Lookup | None = None, mirrors: Sequence[str] = ()
                    ) -> tuple[Lock, list[str]]:
     """``lock`` (one platform's) with each base's platform manifest digest filled in.
 
-    A registry that cannot be asked leaves the field empty, with a warning.
+    A base locked by a platform's own manifest is lifted to the index its
+    tag names, when that index lists the manifest for ``platform``: every
+    platform's part then names the same ``FROM`` digest. A registry that
+    cannot be asked leaves the fields as they are, with a warning.
     """
+    if lookup is None:
+        lookup = functools.partial(manifest_digest, mirrors=mirrors)
+    if lift is None:
+        lift = functools.partial(tag_index, mirrors=mirrors)
     warnings: list[str] = []
     bases = []
     for base in lock.base:
         if base.digest and not base.manifest:
             try:
-                base = dataclasses.replace(base, manifest=lookup(base.ref, base.digest, platform))
+                manifest = lookup(base.ref, base.digest, platform)
+                if manifest:
+                    base = dataclasses.replace(base, manifest=manifest)
+                else:
+                    index = lift(base.ref, base.digest, platform)
+                    if index:
+                        base = dataclasses.replace(base, digest=index, manifest=base.digest)
             except ImagePlatformError:
                 raise
             except RelockError as e:

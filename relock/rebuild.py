@@ -16,18 +16,19 @@ Verification (``relock.verify``) is the caller's next step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from relock import render
 from relock.dockerfile import Dockerfile
 from relock.errors import RelockError
 from relock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
-from relock.view import AptFile, LockedView, ViewServer
+from relock.view import AptFile, IndexSource, LockedView, ViewServer
 
 if TYPE_CHECKING:
     from relock.engine import DockerEngine, ImageSource
@@ -74,7 +75,9 @@ def installed_in_bases(source: ImageSource, lock: Lock,
 
     out: set[tuple[str, str, str]] = set()
     for base in lock.base:
-        ref = render.pinned_ref(base.ref, base)
+        # In a lock of several platforms, each platform's own base image.
+        ref = render.pinned_ref(base.ref, dataclasses.replace(base, digest=base.manifest)
+                                if base.manifest else base)
         try:
             image = source.image(ref)
         except RelockError:
@@ -176,10 +179,9 @@ def view_for(client: DockerEngine, lock: Lock, options: RebuildOptions,
     return prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
 
 
-def pip_source() -> Any:
+def pip_source() -> IndexSource:
     """The configured Python index, as the view's source of locked files."""
     from relock.index import Index, pip_config
-    from relock.view import IndexSource
 
     return IndexSource(Index(pip_config()))
 
@@ -202,7 +204,8 @@ def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
             tar.seek(0)
             result = builder.build(engine, tar, name, tag=options.tag,
                                    build_args=dict(build_args), platform=options.platform,
-                                   nocache=options.nocache, log=log, misses=view.misses)
+                                   nocache=options.nocache, log=log, misses=view.misses,
+                                   progress=progress)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
                          notes=list(rendered.notes))
 

@@ -19,12 +19,22 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from relock.errors import RegistryError
+
+if TYPE_CHECKING:
+    import requests
+
+    from relock.http import Watch
+
+    class _Answer(requests.Response):
+        """An answer of ``Registry._request``; a streamed one carries its deadline's watch."""
+
+        relock_watch: Watch | None
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -142,7 +152,7 @@ class Manifest:
     data: bytes
     digest: str
 
-    def json(self) -> dict[str, Any]:
+    def json(self) -> dict[str, Any]:  # Any: callers index it unchecked (issue 11, to narrow)
         try:
             doc = json.loads(self.data)
         except ValueError:
@@ -156,7 +166,7 @@ class VerifiedStream:
     """A blob's bytes as a file-like ``read``; raises at the end if the digest differs."""
 
     def __init__(self, chunks: Iterator[bytes], digest: str, where: str,
-                 size: int | None = None, close: Any = None) -> None:
+                 size: int | None = None, close: Callable[[], object] | None = None) -> None:
         self._chunks = chunks
         self._digest = digest
         self._where = where
@@ -172,8 +182,12 @@ class VerifiedStream:
             return False
         import requests
 
+        from relock.http import HttpTimeoutError
+
         try:
             chunk = next(self._chunks)
+        except HttpTimeoutError as e:
+            raise RegistryError(f"{self._where}: {e}") from None
         except requests.RequestException as e:
             raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
         except StopIteration:
@@ -258,12 +272,12 @@ class Registry:
         return f"Registry({self.host!r})"
 
     # -- plumbing -----------------------------------------------------------
-    def _session(self) -> Any:
-        import requests
+    def _session(self) -> requests.Session:
+        from relock import http
 
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = http.session()
             session.verify = ca_bundle()
             # The registry is named by the user; a proxy for the wide
             # internet must not sit between us and a loopback registry.
@@ -292,6 +306,8 @@ class Registry:
         """Answer a 401's challenge; whether there is something new to try."""
         import requests
 
+        from relock import http
+
         scheme, params = _parse_challenge(challenge)
         login = self._login()
         if scheme == "basic":
@@ -305,26 +321,39 @@ class Registry:
         self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}
         try:
-            resp = self._session().get(params["realm"], params=query, auth=login,
-                                       timeout=self.timeout)
-        except requests.RequestException as e:
+            with http.watched(params["realm"], http.Limits.from_env()) as watch:
+                resp = self._session().get(params["realm"], params=query, auth=login,
+                                           timeout=self.timeout, stream=True)
+                watch.answered(resp)
+                body = resp.json() if resp.status_code == 200 else {}
+                resp.close()
+        except http.HttpTimeoutError as e:
+            raise RegistryError(f"{self.host}: token service: {e}") from None
+        except (requests.RequestException, ValueError) as e:
             raise RegistryError(f"{self.host}: token service unreachable: {_short(e)}") from None
         if resp.status_code != 200:
             raise RegistryError(
                 f"{self.host}: token service refused {scope!r} (HTTP {resp.status_code}); "
                 "check `docker login` for this registry"
             )
-        body = resp.json()
-        token = body.get("token") or body.get("access_token")
+        found = body if isinstance(body, dict) else {}
+        token = found.get("token") or found.get("access_token")
         if not token:
             raise RegistryError(f"{self.host}: token service gave no token for {scope!r}")
         self._tokens[scope] = str(token)
         return True
 
     def _request(self, method: str, url: str, repo: str, *, push: bool = False,
-                 ok: tuple[int, ...] = (200,), what: str = "", **kwargs: Any) -> Any:
-        """One request with auth; the response if its status is in ``ok`` (or 404)."""
+                 ok: tuple[int, ...] = (200,), what: str = "",
+                 **kwargs: Any) -> _Answer:  # Any: requests' own keyword arguments, passed on
+        """One request with auth; the response if its status is in ``ok`` (or 404).
+
+        With ``stream=True`` the body is left to read and the response carries
+        its deadline's watch (``relock_watch``, see ``relock.http``).
+        """
         import requests
+
+        from relock import http
 
         scope = f"repository:{repo}:" + ("pull,push" if push else "pull")
         if not url.startswith(("http://", "https://")):
@@ -332,31 +361,58 @@ class Registry:
         # A streamed body cannot be sent twice; earlier requests of the same
         # scope have already been through the challenge.
         replayable = isinstance(kwargs.get("data"), bytes | None)
+        # An upload's time depends on its size and the line: only requests
+        # without a body are held to relock.http's deadlines.
+        limits = http.Limits.from_env() if not kwargs.get("data") else None
+        stream = bool(kwargs.pop("stream", False))
         extra = kwargs.pop("headers", {})
         auth_tries, busy_tries = 0, 0
         while True:
             kwargs["headers"] = {**extra, **self._headers(scope)}
+            watch = http.start(url, limits) if limits else None
             try:
-                resp = self._session().request(method, url, timeout=self.timeout, **kwargs)
-            except requests.RequestException as e:
+                resp = cast("_Answer", self._session().request(
+                    method, url, timeout=self.timeout, stream=True, **kwargs))
+                if watch is not None:
+                    watch.answered(resp)
+                if not stream:
+                    _ = resp.content  # read now, under the deadline
+                    if watch is not None:
+                        watch.check()
+            except (requests.RequestException, http.HttpTimeoutError) as e:
+                if watch is not None:
+                    http.close(watch)
+                    if watch.expired:
+                        raise RegistryUnreachable(
+                            f"{self.host}: {what or method}: {http.shown(url)}: {watch.expired} "
+                            "(timed out; RELOCK_HTTP_TIMEOUT)") from None
                 raise RegistryUnreachable(f"{self.host}: {what or method} failed: {_short(e)}"
                                           ) from None
+            except BaseException:
+                if watch is not None:
+                    http.close(watch)
+                raise
+            if watch is not None and not stream:
+                http.close(watch)
+                watch = None
+            # A streamed body is read by the caller, under the same watch.
+            resp.relock_watch = watch
             if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
                 auth_tries += 1
-                resp.close()
+                _let_go(resp)
                 continue
             if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
                 wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
                 busy_tries += 1
-                resp.close()
+                _let_go(resp)
                 time.sleep(wait)
                 continue
             break
         if resp.status_code in ok or resp.status_code == 404:
             return resp
         detail = _error_detail(resp)
-        resp.close()
+        _let_go(resp)
         raise RegistryError(
             f"{self.host}/{repo}: {what or method} answered HTTP {resp.status_code}{detail}"
         )
@@ -424,13 +480,24 @@ class Registry:
         check_digest(digest)
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, stream=True,
                              what=f"GET blob {digest[:19]}")
-        if resp.status_code == 404:
+        from relock import http
+
+        watch = getattr(resp, "relock_watch", None)
+
+        def close() -> None:
+            if watch is not None:
+                http.close(watch)
             resp.close()
+
+        if resp.status_code == 404:
+            close()
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest}")
         size = resp.headers.get("Content-Length")
-        return VerifiedStream(resp.iter_content(CHUNK), digest, f"{self.host}/{repo}@{digest}",
+        chunks = (http.iter_chunks(resp, watch, CHUNK) if watch is not None
+                  else resp.iter_content(CHUNK))
+        return VerifiedStream(chunks, digest, f"{self.host}/{repo}@{digest}",
                               size=int(size) if size and size.isdigit() else None,
-                              close=resp.close)
+                              close=close)
 
     # -- writing ------------------------------------------------------------
     def push_blob(self, repo: str, digest: str, source: Path | BinaryIO, size: int, *,
@@ -457,7 +524,7 @@ class Registry:
             self._upload(repo, digest, source, size, location, chunk)
         return "uploaded"
 
-    def _location(self, resp: Any) -> str:
+    def _location(self, resp: requests.Response) -> str:
         location = str(resp.headers.get("Location") or "")
         if not location:
             raise RegistryError(f"{self.host}: the registry gave no upload location")
@@ -482,7 +549,7 @@ class Registry:
                     raise RegistryError(f"{self.host}/{repo}: upload of {digest} was lost")
                 location = self._location(resp)
                 sent += len(part)
-            body: Any = b""
+            body: _Reader | bytes = b""
         else:
             body = _Reader(f, size) if size else b""
         final = _with_query(location, digest=digest)
@@ -540,6 +607,16 @@ class _Reader:
             yield part
 
 
+def _let_go(resp: requests.Response) -> None:
+    """Close ``resp`` (a requests response) and stop watching it."""
+    from relock import http
+
+    watch = getattr(resp, "relock_watch", None)
+    if watch is not None:
+        http.close(watch)
+    resp.close()
+
+
 def _with_query(url: str, **params: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
@@ -563,7 +640,7 @@ def _retry_after(header: str | None, default: float) -> float:
     return max(0.0, min(seconds, MAX_WAIT))
 
 
-def _error_detail(resp: Any) -> str:
+def _error_detail(resp: requests.Response) -> str:
     try:
         errors = resp.json().get("errors") or []
     except (ValueError, AttributeError):

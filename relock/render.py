@@ -77,7 +77,8 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     """Render ``df`` pinned to ``lock``."""
     options = options or RenderOptions()
     check_fresh(df, lock, options)
-    prefix = view_prefix(options.view_url, options.view_id or view_id(lock))
+    prefix = view_prefix(options.view_url, options.view_id or view_id(lock),
+                         per_arch=lock.multi)
     notes: list[str] = []
     lines = df.text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -119,10 +120,13 @@ def view_id(lock: Lock) -> str:
     return h.hexdigest()[:16]
 
 
-def view_prefix(view_url: str, served: str = "") -> str:
+def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
     """The shell words that point one RUN's APT, pip and uv at the locked view.
 
-    ``served`` (a ``view_id``) names what the view serves.
+    ``served`` (a ``view_id``) names what the view serves. With ``per_arch``
+    (a lock of several platforms), APT is pointed at the view's repository
+    of the architecture dpkg reports in the build, which holds that
+    platform's part only.
     """
     if not _VIEW_URL.fullmatch(view_url):
         raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
@@ -133,12 +137,17 @@ def view_prefix(view_url: str, served: str = "") -> str:
     apt_conf = (f'Dir::Etc::SourceList "{SCRATCH}/sources.list"; '
                 f'Dir::Etc::SourceParts "{SCRATCH}/parts"; '
                 f'Acquire::http::Proxy::{host} "DIRECT";')
-    source = f"deb [trusted=yes] {url}/apt/ ./"
     index = f"{url}/pypi/simple/"
+    if per_arch:
+        # The URL is checked above: nothing in it that double quotes expand.
+        source = (f'"deb [trusted=yes] {url}/apt/'
+                  '$(dpkg --print-architecture 2>/dev/null || echo none)/ ./"')
+    else:
+        source = quote(f"deb [trusted=yes] {url}/apt/ ./")
     return (
         f"mkdir -p {SCRATCH}/parts"
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
-        f" && echo {quote(source)} >{SCRATCH}/sources.list"
+        f" && echo {source} >{SCRATCH}/sources.list"
         f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
         f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"

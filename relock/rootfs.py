@@ -238,18 +238,48 @@ class Readable(Protocol):
 
 
 class TarFS:
-    """The same view over a flattened tar stream of a whole file tree."""
+    """The same view over a flattened tar stream of a whole file tree.
 
-    def __init__(self, stream: Readable, keep: tuple[str, ...] = ()) -> None:
+    Or over an image's layer tars, applied bottom first with ``add_layer``:
+    a layer's whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``)
+    hide what lower layers put there, as overlayfs would. Only the files
+    ``keep`` names are held in memory; every name is kept, for listings.
+    """
+
+    def __init__(self, stream: Readable | None = None, keep: tuple[str, ...] = ()) -> None:
+        self._keep = keep
         self._files: dict[str, bytes] = {}
         self._links: dict[str, str] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
+        if stream is not None:
+            self._read(stream, layer=False)
+
+    def add_layer(self, stream: Readable) -> None:
+        """Apply one layer's tar (uncompressed or compressed) over what is here."""
+        self._read(stream, layer=True)
+
+    def _read(self, stream: Readable, layer: bool) -> None:
+        # Names this layer put here: its own whiteouts never hide them.
+        mine: set[str] = set()
         with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
             for member in tar:
                 parts = _parts(member.name)
                 if not parts:
                     continue
                 name = "/".join(parts)
+                if layer:
+                    base = parts[-1]
+                    if base == ".wh..wh..opq":
+                        folder = "/".join(parts[:-1])
+                        for child in sorted(self._dirs.get(folder, ())):
+                            self._remove(f"{folder}/{child}" if folder else child, mine)
+                        continue
+                    if base.startswith(".wh."):
+                        self._remove("/".join([*parts[:-1], base[4:]]), mine)
+                        continue
+                    if name not in mine and (not member.isdir() or name not in self._dirs):
+                        self._remove(name, mine)  # a file, link or folder replaces what was
+                    mine.add(name)
                 self._add_parents(parts)
                 if member.isdir():
                     self._dirs.setdefault(name, set())
@@ -259,10 +289,24 @@ class TarFS:
                     target = "/".join(_parts(member.linkname))
                     if target in self._files:
                         self._files[name] = self._files[target]
-                elif member.isfile() and (not keep or _wanted(name, keep)):
+                elif member.isfile() and (not self._keep or _wanted(name, self._keep)):
                     f = tar.extractfile(member)
                     if f is not None:
                         self._files[name] = f.read()
+
+    def _remove(self, name: str, mine: set[str]) -> None:
+        """Take ``name`` (and all under it) away, but not what this layer put there."""
+        if name in mine:
+            return
+        for child in sorted(self._dirs.get(name, ())):
+            self._remove(f"{name}/{child}", mine)
+        self._files.pop(name, None)
+        self._links.pop(name, None)
+        if self._dirs.get(name):  # a folder still holding this layer's own entries
+            return
+        self._dirs.pop(name, None)
+        parent, _, base = name.rpartition("/")
+        self._dirs.get(parent, set()).discard(base)
 
     def _add_parents(self, parts: list[str]) -> None:
         for i in range(len(parts)):

@@ -16,7 +16,7 @@ import dataclasses
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from relock.dockerfile import Dockerfile, Stage
 from relock.lockfile import Lock
@@ -24,6 +24,7 @@ from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from relock.engine import DockerEngine
+    from relock.freeze import FreezeOptions
 
 
 
@@ -59,7 +60,8 @@ def target_name(stage: Stage) -> str:
     return stage.name or f"relock-stage-{stage.index}"
 
 
-def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lock, options: Any,
+def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lock,
+                  options: FreezeOptions,
                   progress: Progress = quiet) -> Lock:
     """``final`` plus the entries of every build stage that runs something."""
     from relock import build as builder
@@ -89,7 +91,7 @@ def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lo
             name = build_context(context, text, tar)
             tar.seek(0)
             result = builder.build(engine, tar, name, build_args=dict(df.build_args),
-                                   target=target_name(stage), log=log)
+                                   target=target_name(stage), log=log, progress=progress)
         if fresh:
             progress(f"warning: stage {label} was not all in the build cache; it was built "
                      "again, so the lock records that build")

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, cast
+from typing import IO, BinaryIO, Protocol, cast
 
 from relock import registry as reg
 from relock.errors import RegistryError, StoreError
@@ -60,10 +60,10 @@ class Descriptor:
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
     artifact_type: str = ""
-    platform: Mapping[str, Any] = field(default_factory=dict)
+    platform: Mapping[str, object] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest,
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"mediaType": self.media_type, "digest": self.digest,
                                "size": self.size}
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
@@ -74,7 +74,7 @@ class Descriptor:
         return out
 
     @classmethod
-    def from_json(cls, doc: Any, where: str) -> Descriptor:
+    def from_json(cls, doc: object, where: str) -> Descriptor:
         if not isinstance(doc, dict):
             raise StoreError(f"{where}: a descriptor must be a JSON object")
         try:
@@ -233,12 +233,12 @@ class DirStore:
                                  "make it with `relock vendor`")
             try:
                 (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-                _atomic_write(root, "index.json", _index_bytes([]))
-                _atomic_write(root, "oci-layout",
-                              json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
             except OSError as e:
                 raise StoreError(f"{root}: cannot make a store here: {e.strerror or e}"
                                  ) from None
+            _atomic_write(root, "index.json", _index_bytes([]))
+            _atomic_write(root, "oci-layout",
+                          json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
         else:
             try:
                 version = json.loads(layout.read_text()).get("imageLayoutVersion")
@@ -348,11 +348,7 @@ class DirStore:
                            platform=descriptor.platform)
         with self._locked():
             kept = [d for d in self._index() if d.annotations.get(REF_NAME) != name]
-            try:
-                _atomic_write(self.root, "index.json", _index_bytes([*kept, entry]))
-            except OSError as e:
-                raise StoreError(f"{self.root}: cannot update index.json: {e.strerror or e}; "
-                                 "the old index is kept") from None
+            _atomic_write(self.root, "index.json", _index_bytes([*kept, entry]))
 
     def tags(self) -> dict[str, Descriptor]:
         return {d.annotations[REF_NAME]: d for d in self._index() if REF_NAME in d.annotations}
@@ -387,17 +383,14 @@ def _index_bytes(descriptors: Sequence[Descriptor]) -> bytes:
 
 
 def _atomic_write(folder: Path, name: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    """``relock.files``' atomic write (signals held), failing as a StoreError."""
+    from relock.errors import OutputError
+    from relock.files import atomic_write_bytes
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(folder / name, data)
+    except OutputError as e:
+        raise StoreError(str(e)) from None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -705,7 +698,7 @@ def put_lock(store: Store, lock_bytes: bytes, files: Sequence[StoredFile], *,
     layers = sorted({f.digest: f for f in files}.values(),
                     key=lambda f: (f.kind, f.name, f.version, f.arch, f.filename))
     annotations = {f"dev.relock.base.{i}": b for i, b in enumerate(bases)}
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "schemaVersion": 2,
         "mediaType": reg.OCI_MANIFEST,
         "artifactType": LOCK_ARTIFACT,

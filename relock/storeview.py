@@ -13,10 +13,10 @@ file missing from the store is an error before anything is built.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from packaging.utils import canonicalize_name
 
@@ -206,7 +206,7 @@ def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> 
         return hit
     stream = store.open("sha256:" + p.sha256)
     try:
-        def chunks() -> Any:
+        def chunks() -> Iterator[bytes]:
             try:
                 while chunk := stream.read(1 << 16):
                     yield chunk

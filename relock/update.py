@@ -26,10 +26,10 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
@@ -39,9 +39,14 @@ from relock.outdated import Outdated, Report
 from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
+    from relock.archive import Archive
     from relock.dockerfile import Dockerfile
     from relock.engine import DockerEngine
+    from relock.index import Index
     from relock.rebuild import RebuildOptions
+
+# How pip-compile is started: ``subprocess.run`` (its keywords), or a test's stand-in.
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 class UpdateError(RelockError):
@@ -115,7 +120,7 @@ def choose(report: Report, lock: Lock, names: Sequence[str], *, security: bool,
 
 # -- APT ---------------------------------------------------------------------
 
-def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Any,
+def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Archive | None,
               keyrings: Mapping[str, bytes] | None) -> dict[tuple[str, str, str], AptPackage]:
     """The new entries (version, .deb sha256, pool path) of the moving APT packages."""
     from relock.outdated import _host_arch
@@ -125,6 +130,8 @@ def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Any,
     for o in chosen:
         if o.kind != "apt":
             continue
+        if archive is None:
+            raise UpdateError(f"{o.name}: moving an APT package needs the archives")
         arch = o.arch if o.arch != "all" else _host_arch(lock)
         found = archive.candidates(lock.apt_sources, arch, [o.name], keyrings)
         entry = next((e for _s, (n, v, _a), e in found if n == o.name and v == o.newest), None)
@@ -165,7 +172,7 @@ def parse_compiled(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 def compile_env(lock: Lock, env: str, upgrades: Mapping[str, str],
                 template: Mapping[str, list[str]], index_urls: Sequence[str],
-                run: Any = subprocess.run) -> dict[str, tuple[str, tuple[str, ...]]]:
+                run: Run = subprocess.run) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Resolve one environment with pip-compile: the lock's pins kept, ``upgrades`` moved."""
     dists = [p for p in lock.pip if p.env == env and not p.stage]
     top = [p.name for p in dists if p.requested] or [p.name for p in dists]
@@ -205,7 +212,7 @@ def _resolver_words(stderr: str) -> str:
 
 
 def pip_moves(lock: Lock, chosen: Sequence[Outdated], template: Mapping[str, list[str]],
-              index_urls: Sequence[str], run: Any = subprocess.run,
+              index_urls: Sequence[str], run: Run = subprocess.run,
               ) -> tuple[dict[tuple[str, str], PipPackage], list[Move]]:
     """New pip entries by (env, name), from pip-compile, and every pip move with why."""
     targets: dict[str, dict[str, str]] = {}
@@ -253,10 +260,10 @@ def _no_downgrade(lock: Lock, env: str, moves: Sequence[Move]) -> None:
 # -- the plan ------------------------------------------------------------------
 
 def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = False,
-         everything: bool = False, archive: Any = None,
+         everything: bool = False, archive: Archive | None = None,
          keyrings: Mapping[str, bytes] | None = None,
          template: Mapping[str, list[str]] | None = None,
-         index_urls: Sequence[str] = (), run: Any = subprocess.run,
+         index_urls: Sequence[str] = (), run: Run = subprocess.run,
          in_base: Collection[tuple[str, str, str]] = ()) -> Plan:
     """What an update moves, and the candidate lock the pinned build is given."""
     chosen, stuck = choose(report, lock, names, security=security, everything=everything,
@@ -280,7 +287,7 @@ def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = F
 
 def build_and_freeze(engine: DockerEngine, df: Dockerfile, plan_: Plan, context: Path,
                      options: RebuildOptions, build_args: Mapping[str, str], *,
-                     index: Any, archive: Any, log: Progress = quiet,
+                     index: Index | None, archive: Archive | None, log: Progress = quiet,
                      progress: Progress = quiet) -> tuple[Lock, str]:
     """Build the template pinned to the candidate, freeze the image, verify it.
 

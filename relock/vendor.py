@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from relock.blobs import BlobCache
 from relock.errors import HashMismatchError, RelockError, StoreError
-from relock.lockfile import AptPackage, Lock
+from relock.lockfile import AptPackage, Base, Lock
 from relock.progress import Progress, quiet
 from relock.store import DirStore, Store, StoredFile
 
@@ -329,7 +329,7 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _stream_chunks(stream: Any) -> Iterator[bytes]:
+def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
     while chunk := stream.read(1 << 16):
         yield chunk
 
@@ -454,7 +454,7 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     return report
 
 
-def _bases(lock: Lock, allow_missing: bool, warnings: list[str]) -> list[Any]:
+def _bases(lock: Lock, allow_missing: bool, warnings: list[str]) -> list[Base]:
     seen: set[str] = set()
     out = []
     for base in lock.base:

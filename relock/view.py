@@ -4,6 +4,9 @@ During ``relock build`` (and ``relock serve``) this module serves on loopback
 
     /apt/Release, /apt/Packages[.gz]   a flat APT repository of the locked .debs
     /apt/pool/<sha256>/<file>.deb       each one checked against the lock
+    /apt/<arch>/...                     the same, of one platform's part only (a
+                                        lock of several platforms; ``arch`` is
+                                        what ``dpkg --print-architecture`` says)
     /pypi/simple/<name>/                PEP 503 pages listing only locked files
     /pypi/files/<sha256>/<filename>     each file checked against the lock
 
@@ -183,6 +186,13 @@ def packages_index(files: Iterable[AptFile]) -> str:
     return "\n".join(stanzas)
 
 
+def _apt_meta(files: Iterable[AptFile]) -> dict[str, bytes]:
+    packages = packages_index(files).encode()
+    meta = {"Packages": packages, "Packages.gz": gzip.compress(packages, mtime=0)}
+    meta["Release"] = _release(meta).encode()
+    return meta
+
+
 def _release(files: Mapping[str, bytes]) -> str:
     lines = ["Origin: relock", "Label: relock locked view", "Suite: relock",
              f"Date: {formatdate(usegmt=True)}", "SHA256:"]
@@ -199,10 +209,22 @@ class LockedView:
     def __init__(self, apt: Iterable[AptFile], pip: Lock | None, source: PipSource | None,
                  cache_dir: Path | None = None) -> None:
         self.apt = {f.url_path: f for f in apt}
-        packages = packages_index(self.apt.values()).encode()
-        self.apt_meta: dict[str, bytes] = {"Packages": packages,
-                                           "Packages.gz": gzip.compress(packages, mtime=0)}
-        self.apt_meta["Release"] = _release(self.apt_meta).encode()
+        self.apt_meta = _apt_meta(self.apt.values())
+        # A lock of several platforms: one flat repository per platform's
+        # architecture too, so that each build sees its own part only (an
+        # ``all`` package may differ in version between platforms).
+        self.arch_paths: dict[str, frozenset[str]] = {}
+        self.arch_meta: dict[str, dict[str, bytes]] = {}
+        if pip is not None and pip.multi:
+            from relock.diff import debian_arch
+
+            for platform in pip.all_platforms:
+                keys = {(p.name, p.version, p.arch) for p in pip.for_platform(platform).apt}
+                mine = [f for f in self.apt.values()
+                        if (f.package.name, f.package.version, f.package.arch) in keys]
+                arch = debian_arch(platform)
+                self.arch_paths[arch] = frozenset(f.url_path for f in mine)
+                self.arch_meta[arch] = _apt_meta(mine)
         self.locked: dict[str, dict[str, frozenset[str]]] = {}
         for p in (pip.pip if pip is not None else ()):
             name = str(canonicalize_name(p.name))
@@ -325,11 +347,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # -- APT ----------------------------------------------------------------
     def _apt(self, parts: list[str]) -> None:
         view = self.server.view
+        meta, paths = view.apt_meta, None
+        if parts and parts[0] in view.arch_meta:
+            meta, paths, parts = view.arch_meta[parts[0]], view.arch_paths[parts[0]], parts[1:]
         name = "/".join(parts)
-        if name in view.apt_meta:
-            self._send(200, view.apt_meta[name])
+        if name in meta:
+            self._send(200, meta[name])
             return
-        found = view.apt.get(name)
+        found = view.apt.get(name) if paths is None or name in paths else None
         if found is None:
             self._send(404, b"not in the lock\n")
             return
@@ -409,12 +434,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            with stream:
-                while chunk := stream.read(1 << 16):
-                    digest.update(chunk)
-                    if tmp is not None:
-                        tmp[0].write(chunk)
-                    self._write_held(chunk)
+            try:
+                with stream:
+                    while chunk := stream.read(1 << 16):
+                        digest.update(chunk)
+                        if tmp is not None:
+                            tmp[0].write(chunk)
+                        self._write_held(chunk)
+            except RelockError as e:  # cut off upstream (a deadline): the client gets less
+                view.misses.add_upstream(str(e))
+                self.close_connection = True
+                return
             got = digest.hexdigest()
             if got != file.sha256:
                 view.misses.add_mismatch(

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from relock.engine import BuildEvent, BuildRequest, ImageInfo
 from relock.errors import EngineError, ImageNotFoundError
 from relock.reference import normalize_repo, parse
+from relock.registry import Manifest, VerifiedStream
 from relock.rootfs import RootFS
 
 
@@ -125,3 +126,107 @@ class FakeBuilder:
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         self.requests.append(request)
         yield from self.events
+
+
+def layer_tar(entries: Mapping[str, bytes | str | None]) -> tuple[bytes, str]:
+    """A gzipped layer tar and its diff ID. An entry is a file's bytes, ``"/"`` for a
+    folder, ``"->target"`` for a symlink; names may be whiteouts (``.wh.x``)."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, value in entries.items():
+            info = tarfile.TarInfo(name)
+            if value == "/":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(value, str) and value.startswith("->"):
+                info.type, info.linkname = tarfile.SYMTYPE, value[2:]
+                tar.addfile(info)
+            else:
+                data = value if isinstance(value, bytes) else b""
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    plain = raw.getvalue()
+    return gzip.compress(plain, mtime=0), "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+class FakeRegistry:
+    """A registry in memory (``RegistryReader``): manifests by repo and tag or digest,
+    blobs by digest. ``blob_reads`` counts the blobs served."""
+
+    def __init__(self, host: str = "127.0.0.1:5999") -> None:
+        self.host = host
+        self.manifests: dict[tuple[str, str], Manifest] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.blob_reads: list[str] = []
+
+    def manifest(self, repo: str, ref: str) -> Manifest:
+        from relock.registry import ManifestUnknown
+
+        found = self.manifests.get((repo, ref))
+        if found is None:
+            raise ManifestUnknown(f"{self.host}/{repo}:{ref}: no such manifest in the registry")
+        return found
+
+    def blob(self, repo: str, digest_: str) -> VerifiedStream:
+        from relock.registry import BlobUnknown
+
+        if digest_ not in self.blobs:
+            raise BlobUnknown(f"{self.host}/{repo}: no blob {digest_}")
+        self.blob_reads.append(digest_)
+        return VerifiedStream(iter([self.blobs[digest_]]), digest_, f"{self.host}/{repo}")
+
+    def put_blob(self, data: bytes) -> str:
+        from relock.registry import sha256_digest
+
+        self.blobs[sha256_digest(data)] = data
+        return sha256_digest(data)
+
+    def put_manifest(self, repo: str, doc: Mapping[str, object], *tags: str) -> str:
+        import json
+
+        from relock.registry import sha256_digest
+
+        data = json.dumps(doc).encode()
+        m = Manifest(media_type=str(doc["mediaType"]), data=data, digest=sha256_digest(data))
+        for ref in (m.digest, *tags):
+            self.manifests[(repo, ref)] = m
+        return m.digest
+
+    def put_image(self, repo: str, layers_: list[Mapping[str, bytes | str | None]], *tags: str,
+                  arch: str = "amd64", created: str = "2026-11-01T00:00:00Z") -> str:
+        """An image of these layers (bottom first); its manifest's digest."""
+        import json
+
+        from relock.registry import OCI_MANIFEST
+
+        blobs, diff_ids = [], []
+        for entries in layers_:
+            data, diff_id = layer_tar(entries)
+            blobs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                          "digest": self.put_blob(data), "size": len(data)})
+            diff_ids.append(diff_id)
+        config = json.dumps({"architecture": arch, "os": "linux", "created": created,
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        return self.put_manifest(repo, {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": self.put_blob(config), "size": len(config)},
+            "layers": blobs}, *tags)
+
+    def put_index(self, repo: str, images: Mapping[str, str], *tags: str) -> str:
+        """An image index of ``{platform: manifest digest}``; its digest."""
+        from relock.registry import OCI_INDEX
+
+        entries = []
+        for platform, digest_ in images.items():
+            os_, arch = platform.split("/", 1)
+            m = self.manifests[(repo, digest_)]
+            entries.append({"mediaType": m.media_type, "digest": digest_, "size": len(m.data),
+                            "platform": {"os": os_, "architecture": arch}})
+        return self.put_manifest(repo, {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                        "manifests": entries}, *tags)

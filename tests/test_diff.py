@@ -23,7 +23,7 @@ from relock import diff as core
 from relock import diffformat, sides
 from relock.cli import cli
 from relock.diff import compare_apt_versions, compare_pip_versions, diff_locks
-from relock.errors import EngineError, GitRevisionError, ImageNotFoundError
+from relock.errors import EngineError, GitRevisionError, ImageNotFoundError, PlatformMissingError
 from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, write
 from tests.factories import make_lock
 from tests.fakes import FakeSource
@@ -130,7 +130,7 @@ def multi_locks() -> tuple[Lock, Lock]:
         platform="linux/arm64",
         apt_sources=(AptSource(debian, ("deb",), ("http://127.0.0.1:8/debian",),
                                ("trixie",), ("main",), {"trusted": "yes"}),),
-        apt=(AptPackage("libc6", "2.41-6", "amd64"), AptPackage("libc6", "2.36-9", "i386"),
+        apt=(AptPackage("libc6", "2.41-6", "arm64"), AptPackage("libc6", "2.36-9", "i386"),
              AptPackage("archswap", "1.1-1", "all")),
         pip=(PipPackage("numpy", "2.0.0", "/opt/venv"),
              PipPackage("pip", "25.0", "/usr")),
@@ -275,17 +275,49 @@ def test_multiarch_keys_and_flags() -> None:
     old, new = multi_locks()
     d = diff_locks(old, new)
     assert rows(d, "apt") == {
-        ("libc6", "amd64"): ("upgraded", "2.36-9", "2.41-6"),
+        ("libc6", "amd64"): ("removed", "2.36-9", ""),
+        ("libc6", "arm64"): ("added", "", "2.41-6"),
         ("archswap", "all"): ("added", "", "1.1-1"),
         ("archswap", "amd64"): ("removed", "1.0-1", ""),
     }
-    assert d.multi_arch and d.multi_env
+    assert d.multi_arch and d.multi_env and d.across is None
     assert d.distro == core.ValueChange("debian 12 (bookworm)", "debian 13 (trixie)")
     assert d.platform == core.ValueChange("linux/amd64", "linux/arm64")
     assert d.apt_counts_by_arch() == {
         "all": {**dict.fromkeys(core.CHANGES, 0), "added": 1},
-        "amd64": {**dict.fromkeys(core.CHANGES, 0), "upgraded": 1, "removed": 1},
+        "amd64": {**dict.fromkeys(core.CHANGES, 0), "removed": 2},
+        "arm64": {**dict.fromkeys(core.CHANGES, 0), "added": 1},
     }
+
+
+def test_two_platforms_locks_are_compared_with_each_other() -> None:
+    """amd64's lock against arm64's: each one's own packages paired by name, not all
+    removed and added; foreign and ``all`` packages keyed as ever."""
+    old, new = multi_locks()
+    d = core.diff_platforms(old, new)
+    assert d.across == core.ValueChange("linux/amd64", "linux/arm64")
+    assert rows(d, "apt") == {
+        ("libc6", "amd64,arm64"): ("upgraded", "2.36-9", "2.41-6"),
+        ("archswap", "all"): ("added", "", "1.1-1"),
+        ("archswap", "amd64,arm64"): ("removed", "1.0-1", ""),
+    }
+    assert d.platform == core.ValueChange("linux/amd64", "linux/arm64") and not d.platforms
+    # The .deb of each architecture has its own bytes: not "rebuilt". An
+    # ``all`` package's .deb is the same file on both: it still is compared.
+    a = make_lock(apt=(AptPackage("bash", "5.2-1", "amd64", sha256="1" * 64),
+                       AptPackage("tzdata", "2025b-1", "all", sha256="3" * 64)))
+    b = make_lock(platform="linux/arm64",
+                  apt=(AptPackage("bash", "5.2-1", "arm64", sha256="2" * 64),
+                       AptPackage("tzdata", "2025b-1", "all", sha256="4" * 64)))
+    d = core.diff_platforms(a, b)
+    assert rows(d, "apt") == {("tzdata", "all"): ("rebuilt", "2025b-1", "2025b-1")}
+    assert d.across is not None and not d.identical
+    # A lock of several platforms holding one counts as that one platform.
+    assert core.diff_platforms(a.with_part(a), b).across == d.across
+    # The same platform on both sides, or --platform: compared as before.
+    assert core.diff_platforms(a, a).across is None
+    with pytest.raises(PlatformMissingError, match="has no linux/arm64 part"):
+        core.diff_platforms(a, b, platforms=["linux/arm64"])
 
 
 def test_single_arch_with_all_is_not_multiarch() -> None:
@@ -579,5 +611,7 @@ def test_json_keys_are_documented(two_locks: tuple[str, str]) -> None:
     d = diff_locks(old, new)
     a = sides.Side("a", "file", old)
     docs.append(diffformat.to_json(d, a, sides.Side("b", "image", new)))
+    across = core.diff_platforms(old, new)
+    docs.append(diffformat.to_json(across, a, sides.Side("b", "file", new)))
     produced = set().union(*(_json_keys(doc) for doc in docs))
     assert produced == documented

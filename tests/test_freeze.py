@@ -75,6 +75,22 @@ def test_a_moved_tag_pins_the_base_the_image_sits_on() -> None:
     assert pin_bases(source, df, allow_local=False)[0][0].digest == digest("n")
 
 
+def test_an_image_of_another_platform_pins_its_own_base_without_a_moved_tag_warning() -> None:
+    """The engine's tag names this host's image; an arm64 image built from the
+    arm64 base (pulled by digest) is pinned to that base, and the tag is no news."""
+    source = FakeSource()
+    arm = source.add(ImageInfo("sha256:" + "4" * 64, layers("a"),
+                               (repo_digest("mine/base", digest("a")),),
+                               platform=Platform("linux", "arm64")), "mine/base@" + digest("a"))
+    source.add(ImageInfo("sha256:" + "6" * 64, layers("n"),
+                         (repo_digest("mine/base", digest("n")),)), "mine/base:1")
+    built = source.add(ImageInfo("sha256:" + "5" * 64, (*arm.layers, *layers("x")),
+                                 platform=Platform("linux", "arm64")), "app")
+    bases, warnings = pin_bases(source, parse("FROM mine/base:1\n"), allow_local=False,
+                                built=built)
+    assert bases[0].digest == digest("a") and warnings == []
+
+
 def test_a_moved_tag_whose_old_base_is_gone_is_an_error() -> None:
     source = FakeSource()
     source.add(ImageInfo("sha256:" + "6" * 64, layers("n"),

@@ -5,6 +5,63 @@ on stderr, no traceback, and no output file written, replaced or half-left.
 Classes: lock, Dockerfile, root tree, output, signal, engine, index, git.
 Most cases go through click's CliRunner; a few run ``python -m relock`` as a
 real process (signals, tracebacks). No image is built here.
+
+Each finding of issue 12 and the tests that check it ([case] is a
+parametrised id of ``test_hostile_lock_values_are_refused``; other files
+are named):
+
+======  =====================================================================
+S1      [S1 ...] (digest, image id, ref with a newline);
+        test_render_writes_nothing_from_a_hostile_lock
+S2      [S2 ...] (URI, option, suite, snapshot, apt name and version);
+        test_render_writes_nothing_from_a_hostile_lock;
+        test_hostile_image_values_are_not_written (a source from the image);
+        test_verify.py::test_a_changed_apt_source_is_drift;
+        test_diff.py::test_golden_multiarch_multienv (a source turned trusted)
+S3      [S3 ...] (pip name, version, hash); test_render_writes_nothing_from_a_hostile_lock
+S4      test_newline_in_the_template_name; test_render.py::test_file_names_cannot_add_lines
+S5      [S5 credentials in an APT URI]; test_apt_credentials_are_not_copied_into_the_lock;
+        test_index_password_stays_out_of_messages; test_freeze_with_a_dripping_index_is_cut_off;
+        test_fetching_debs_from_a_dripping_archive_is_cut_off
+S6      test_dist_named_to_escape_the_index_folder;
+        test_file_index_name_cannot_leave_the_folder;
+        test_freeze_with_the_index_on_refuses_hostile_dists
+S7      test_diff_of_images_shows_escapes_not_terminal_sequences;
+        test_reader_error_on_an_unknown_key_is_escaped; test_diff.py::test_markdown_escapes_cells
+B1      test_deeply_nested_toml; test_real_process_has_no_traceback;
+        test_non_utf8_source_file_name_is_skipped_as_apt_does; test_non_utf8_installer_file;
+        test_non_utf8_environment_prefix; test_corrupt_packages_list_costs_only_its_hashes;
+        test_unbalanced_quote_in_a_sources_line; test_bad_dist_version_with_the_index_on;
+        test_freeze_with_the_index_on_refuses_hostile_dists; test_full_disk_keeps_the_old_lock
+        (freeze); test_render_on_a_full_disk_keeps_the_old_output (render);
+        test_docker_host_that_cannot_be_an_address; test_malformed_index_answers;
+        test_bad_time_out_value; test_bad_http_time_out; test_dev_zero_as_a_lock;
+        test_render_into_a_folder_nothing_can_be_written_to
+B2      test_render_on_a_full_disk_keeps_the_old_output; test_eight_renders_to_one_output_at_once;
+        test_render_cli.py::test_an_interrupted_render_leaves_the_previous_output
+        (render writes one file now: relock.d is gone)
+B3      test_output_on_a_device_node_is_refused; test_output_on_a_fifo_is_refused;
+        test_render_output_on_a_non_regular_file_is_refused
+B4      test_sigterm_in_the_write_window_leaves_no_temp_file
+B5      test_render.py::test_rendered_dockerfile_matches_golden[forms] (a comment inside
+        a RUN continuation, whole golden file)
+B6      test_every_form_of_run_reaches_only_the_view;
+        test_render.py::test_heredoc_with_its_own_interpreter_is_refused;
+        test_render.py::test_parser_directive_stays_first
+B7      test_two_venvs_with_one_folder_name_stay_apart (support files are gone)
+B8      test_render_cli.py::test_output_equal_to_the_template_is_refused;
+        test_render_cli.py::test_default_output_is_beside_the_template_and_never_the_template
+B9      test_an_engine_that_never_answers_does_not_hold_relock;
+        test_an_engine_that_stops_answering_is_cut_off_on_every_call; test_a_silent_build_is_said;
+        test_dripping_index_is_cut_off; test_freeze_with_a_dripping_index_is_cut_off;
+        test_fetching_debs_from_a_dripping_archive_is_cut_off; test_registry_that_drips_is_cut_off;
+        test_http_deadlines
+B10     [B10 ...] (empty, NUL and space in versions, duplicates, non-hex, md5, short hashes)
+B11     test_image_id_needs_a_lock_name; test_newline_in_the_template_name
+B12     test_pyenv.py::test_deep_and_hidden_environments_are_found_and_locked
+B13     test_bom_template_is_accepted
+B14     test_usage_errors_are_one_line; test_real_process_has_no_traceback
+======  =====================================================================
 """
 
 from __future__ import annotations
@@ -28,7 +85,7 @@ from click.testing import CliRunner
 
 from relock import lockfile
 from relock.cli import cli
-from relock.errors import IndexError_, LockfileError
+from relock.errors import IndexError_, LockfileError, RelockError
 from relock.index import Index, IndexConfig, parse_timeout
 
 DATA = Path(__file__).resolve().parent / "hostile"
@@ -616,7 +673,7 @@ def test_dripping_index_is_cut_off(index_server: str) -> None:
     """B9: one byte every 0.3 s never trips a 1 s read time-out; the deadline does."""
     index = Index(IndexConfig((index_server,), timeout=1.5))
     start = time.monotonic()
-    with pytest.raises(IndexError_, match=r"took more than 1\.5 s .* \(timed out\)"):
+    with pytest.raises(IndexError_, match=r"within 1\.5 s \(timed out\)"):
         index.hashes("drip", "1.0")
     assert time.monotonic() - start < 4
 
@@ -842,3 +899,406 @@ def test_an_engine_that_never_answers_does_not_hold_relock(tmp_path: Path) -> No
     assert "timed out" in line.lower() or "time" in line.lower(), line
     assert held, "the engine was asked"
     assert took < 20, took
+
+
+# -- class: index and archive deadlines (B9) ----------------------------------
+
+class _Drip:
+    """A loopback HTTP server that answers every request slowly, one way or another.
+
+    ``headers``: the status line and headers one byte a second; ``body``:
+    headers at once, then the body one byte a second; ``steady``: a 96 KiB
+    body in 32 KiB parts, one a second (slow, but keeping pace).
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.requests = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.requests += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                b"Content-Length: %d\r\n\r\n")
+        try:
+            conn.recv(65536)
+            if self.mode == "headers":
+                for byte in head % 10:
+                    if self.stop.is_set():
+                        break
+                    conn.sendall(bytes([byte]))
+                    time.sleep(1)
+            elif self.mode == "body":
+                conn.sendall(head % 1000)
+                for _ in range(1000):
+                    if self.stop.is_set():
+                        break
+                    conn.sendall(b" ")
+                    time.sleep(1)
+            else:
+                conn.sendall(head % (3 * 32768))
+                for _ in range(3):
+                    time.sleep(1)
+                    conn.sendall(b"x" * 32768)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+@pytest.fixture
+def drip(request: pytest.FixtureRequest) -> Iterator[_Drip]:
+    server = _Drip(request.param)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"], indirect=True)
+def test_freeze_with_a_dripping_index_is_cut_off(tmp_path: Path, drip: _Drip) -> None:
+    """B9: an index that drips its headers or its page is cut off at pip's time-out."""
+    site = "opt/venv/lib/python3.13/site-packages/"
+    root = rootfs(tmp_path, {
+        "opt/venv/pyvenv.cfg": "version = 3.13.1\n",
+        site + "six-1.16.0.dist-info/METADATA": "Name: six\nVersion: 1.16.0\n",
+        site + "six-1.16.0.dist-info/INSTALLER": "pip\n",
+    })
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DEFAULT_TIMEOUT": "2",
+            "PIP_INDEX_URL": drip.url.replace("http://", "http://alice:hunter2@") + "/simple",
+            "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = tmp_path / "locks" / "x.lock"
+    started = time.monotonic()
+    r = CliRunner().invoke(cli, ["freeze", "--rootfs", str(root), "-o", str(out),
+                                 "--snapshot", "20261101T000000Z"],
+                           catch_exceptions=False, env=env)  # type: ignore[arg-type]
+    took = time.monotonic() - started
+    line = one_line_error(r, f"package index {drip.url}/simple", "within 2 s (timed out)")
+    assert "hunter2" not in line and "alice" not in line
+    assert not out.parent.exists()
+    assert drip.requests == 1
+    assert took < 12, took  # two pip runs (~1 s each), then the 2 s deadline
+
+
+def _deb_lock(url: str) -> lockfile.Lock:
+    from relock.lockfile import AptPackage, AptSource
+    from tests.factories import make_lock
+
+    return make_lock(
+        apt_sources=(AptSource("/etc/apt/sources.list", ("deb",), (url + "/debian",),
+                               ("trixie",), ("main",)),),
+        apt=(AptPackage("pkga", "1.0", "amd64", sha256=H,
+                        filename="pool/main/p/pkga/pkga_1.0_amd64.deb"),))
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"], indirect=True)
+def test_fetching_debs_from_a_dripping_archive_is_cut_off(
+        tmp_path: Path, drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B9 for a build's fetch of .debs: RELOCK_HTTP_TIMEOUT bounds headers and pace."""
+    from relock import rebuild
+    from relock.errors import ArchiveError
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "2")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lock = _deb_lock(drip.url.replace("http://", "http://bob:s3cret@"))
+    started = time.monotonic()
+    with pytest.raises(ArchiveError) as e:
+        rebuild.fetch_debs(lock, list(lock.apt), rebuild.RebuildOptions(
+            use_snapshot=False, cache_dir=tmp_path / "blobs"), lambda _: None)
+    took = time.monotonic() - started
+    message = str(e.value)
+    assert "\n" not in message
+    assert f"{drip.url}/debian/pool/main/p/pkga/pkga_1.0_amd64.deb" in message
+    assert "timed out" in message and "2 s" in message and "RELOCK_HTTP_TIMEOUT" in message
+    assert "s3cret" not in message and "bob" not in message
+    assert took < 8, took
+    from relock import http
+
+    assert not http._watcher._watches  # every request let go of its watch
+    blobs = tmp_path / "blobs"
+    assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+
+
+@pytest.mark.parametrize("drip", ["headers", "body", "steady"], indirect=True)
+def test_http_deadlines(drip: _Drip) -> None:
+    """The rule itself: headers have a deadline, a body a pace; slow and steady passes."""
+    from relock import http
+
+    limits = http.Limits(headers=2, stall=2)
+    session = http.session()
+    started = time.monotonic()
+    if drip.mode == "steady":
+        with http.watched(drip.url, limits) as watch:
+            resp = session.get(drip.url, stream=True, timeout=10)
+            watch.answered(resp)
+            assert len(resp.content) == 3 * 32768
+        return
+    with pytest.raises(http.HttpTimeoutError, match=r"within 2 s|in 2 s") as e, \
+            http.watched(drip.url, limits) as watch:
+        resp = session.get(drip.url, stream=True, timeout=10)
+        watch.answered(resp)
+        resp.content  # noqa: B018  (reading is the point)
+    assert drip.url in str(e.value)
+    assert time.monotonic() - started < 5
+    assert not http._watcher._watches
+
+
+@pytest.mark.parametrize("drip", ["headers"], indirect=True)
+def test_registry_that_drips_is_cut_off(drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relock.registry import Registry, RegistryUnreachable
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "1")
+    started = time.monotonic()
+    with pytest.raises(RegistryUnreachable, match=r"within 1 s .*timed out"):
+        Registry(drip.url.removeprefix("http://")).manifest("x", "latest")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-1", "nan"])
+def test_bad_http_time_out(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relock import http
+
+    monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", text)
+    with pytest.raises(RelockError, match="RELOCK_HTTP_TIMEOUT"):
+        http.Limits.from_env()
+
+
+# -- class: engine calls past connecting (B9) ----------------------------------
+
+class _SilentEngine:
+    """A loopback engine API on a unix socket that answers some calls and never others."""
+
+    IMAGE = "sha256:" + "4" * 64
+    CONTAINER = "c" * 64
+
+    def __init__(self, path: Path, hang: str) -> None:
+        import json
+        import re
+        import socketserver
+
+        hang_on = hang
+        stop = self.stop = threading.Event()
+        image, container = self.IMAGE, self.CONTAINER
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                path = re.sub(r"^/v[0-9.]+", "", self.path.split("?")[0])
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                routes = {
+                    "version": ("GET", r"/version", {"ApiVersion": "1.43", "Version": "x"}),
+                    "image": ("GET", r"/images/[^/]+/json",
+                              {"Id": image, "RootFS": {"Layers": []}, "Os": "linux",
+                               "Architecture": "amd64"}),
+                    "images": ("GET", r"/images/json", []),
+                    "info": ("GET", r"/info", {"RegistryConfig": {"Mirrors": []}}),
+                    "pull": ("POST", r"/images/create", {}),
+                    "create": ("POST", r"/containers/create", {"Id": container}),
+                    "inspect": ("GET", r"/containers/[^/]+/json", {"Id": container}),
+                    "export": ("GET", r"/containers/[^/]+/export", None),
+                    "remove": ("DELETE", r"/containers/[^/]+", None),
+                }
+                for name, (method, pattern, body) in routes.items():
+                    if method == self.command and re.fullmatch(pattern, path):
+                        if name == hang_on:
+                            stop.wait(60)  # accepted, never answered
+                            return
+                        data = json.dumps(body).encode() if body is not None else b""
+                        self.send_response(200 if body is not None else 204)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
+                self.send_error(404)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def address_string(self) -> str:
+                return "local"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(str(path), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("hang", "call"), [
+    ("image", "image"), ("images", "images"), ("info", "registry_mirrors"), ("pull", "pull"),
+    ("export", "open_rootfs"), ("create", "open_rootfs"),
+])
+def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang: str, call: str) -> None:
+    """B9: past connecting, each engine call relock makes (but a build's log) is bounded."""
+    from relock import engine
+    from relock.errors import EngineError
+
+    sock = tmp_path / "engine.sock"
+    fake = _SilentEngine(sock, hang)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    started = time.monotonic()
+    try:
+        client = engine.connect(timeout=1)
+        info = engine.ImageInfo(id=_SilentEngine.IMAGE)
+        with pytest.raises(EngineError) as e:
+            if call == "open_rootfs":
+                client._attrs[info.id] = {}
+                with client.open_rootfs(info) as fs:
+                    fs.read_bytes("etc/os-release")
+            elif call == "pull":
+                client.pull("localhost:5000/x:1")
+            elif call == "image":
+                client.image("x")
+            else:
+                getattr(client, call)()
+    finally:
+        fake.close()
+    message = str(e.value)
+    assert "\n" not in message
+    assert "timed out" in message and "within 1 s" in message, message
+    assert time.monotonic() - started < 10
+
+
+def test_a_silent_build_is_said(tmp_path: Path) -> None:
+    """B9: a build's log stream has no deadline, but its silence is reported while it lasts."""
+    from relock import build
+    from relock.engine import BuildEvent, BuildRequest
+
+    class Slow:
+        def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+            # As the engine echoes a pinned step: relock's prefix, then the template's command.
+            yield BuildEvent("log", "Step 2/3 : RUN mkdir -p /dev/shm/relock/parts && echo "
+                                    "'Dir::Etc::SourceList \"/dev/shm/relock/x\"' > y "
+                                    "|| exit 1; make")
+            time.sleep(1.3)
+            yield BuildEvent("image", "sha256:" + "5" * 64)
+
+    said: list[str] = []
+    result = build.build(Slow(), tmp_path, "Dockerfile", progress=said.append, silence=0.5)
+    assert result.image_id == "sha256:" + "5" * 64
+    assert len(said) == 2, said  # at 0.5 s and at 1.0 s of silence
+    assert all("said nothing of the build" in line and "(at Step 2/3 : RUN make)" in line
+               for line in said), said
+
+
+# -- class: output of render (B1, B2, B6, B7) ---------------------------------
+
+def _render(tmp_path: Path, out: Path, template_text: str = "FROM debian:trixie-slim\n"
+            ) -> list[str]:
+    lock = tmp_path / "x.lock"
+    lock.write_text(GOOD)
+    template = tmp_path / "Dockerfile.in"
+    template.write_text(template_text)
+    return ["render", "-f", str(template), "--lock", str(lock), "-o", str(out), "--force"]
+
+
+def test_render_on_a_full_disk_keeps_the_old_output(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """B1/B2: render's -o on a full file system: one line, the old file stays, no temp."""
+    import errno
+
+    from relock import files
+
+    out = tmp_path / "out" / "Dockerfile"
+    out.parent.mkdir()
+    out.write_text("old\n")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    one_line_error(invoke(*_render(tmp_path, out)), str(out), "No space left on device",
+                   "the old file is kept")
+    assert out.read_text() == "old\n"
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_render_into_a_folder_nothing_can_be_written_to(tmp_path: Path) -> None:
+    """B1: a read-only output folder for render (as root, /sys is one) is one line."""
+    folder = Path("/sys/relock-hostile-test")
+    if os.access("/sys", os.W_OK) and not Path("/sys").is_mount():
+        pytest.skip("no read-only folder to write into")
+    one_line_error(invoke(*_render(tmp_path, folder / "Dockerfile")), str(folder),
+                   "cannot write here")
+    assert not folder.exists()
+
+
+def test_eight_renders_to_one_output_at_once(tmp_path: Path) -> None:
+    """B2: concurrent renders to one -o: every one exits 0 and the file is whole."""
+    out = tmp_path / "out" / "Dockerfile"
+    args = _render(tmp_path, out)
+    assert invoke(*args).exit_code == 0
+    expected = out.read_text()
+    out.unlink()
+    procs = [subprocess.Popen([sys.executable, "-m", "relock", *args], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+    assert out.read_text() == expected
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_every_form_of_run_reaches_only_the_view(tmp_path: Path) -> None:
+    """B6: exec form, sh -c, a heredoc, uv, a script, under '# escape=': each RUN is pinned."""
+    template = ("# escape=`\nFROM debian:trixie-slim\nRUN [\"pip\", \"install\", \"six\"]\n"
+                "RUN sh -c 'pip install six'\nRUN <<EOT\nuv pip install six\nEOT\n"
+                "RUN ./install.sh\n")
+    out = tmp_path / "out" / "Dockerfile"
+    r = invoke(*_render(tmp_path, out, template))
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.startswith("# escape=`\n")
+    runs = [line for line in text.splitlines() if line.startswith("RUN ")]
+    assert len(runs) == 4
+    pinned = [line for line in text.splitlines()
+              if "PIP_INDEX_URL=http://127.0.0.1:" in line and "UV_INDEX_URL=" in line
+              and "APT_CONFIG=/dev/shm/relock/apt.conf" in line]
+    assert len(pinned) == 4  # one per RUN (the heredoc's is its first body line)
+    assert files_in(out.parent) == ["Dockerfile"]
+
+
+def test_two_venvs_with_one_folder_name_stay_apart(tmp_path: Path) -> None:
+    """B7: /root/.venv and /root/venv are two environments in the lock. (The support
+    files whose names collided are gone: the locked view serves every environment.)"""
+    files: dict[str, str | bytes] = {}
+    for env, version in (("root/.venv", "1.16.0"), ("root/venv", "1.17.0")):
+        site = f"{env}/lib/python3.13/site-packages/six-{version}.dist-info/"
+        files |= {f"{env}/pyvenv.cfg": "version = 3.13.1\n",
+                  site + "METADATA": f"Name: six\nVersion: {version}\n",
+                  site + "INSTALLER": "pip\n"}
+    lock_path = tmp_path / "x.lock"
+    r = freeze_rootfs(rootfs(tmp_path, files), lock_path)
+    assert r.exit_code == 0, r.output
+    lock = lockfile.read(lock_path)
+    assert sorted((p.env, p.version) for p in lock.pip) == [
+        ("/root/.venv", "1.16.0"), ("/root/venv", "1.17.0")]
+    assert sorted(e.prefix for e in lock.python) == ["/root/.venv", "/root/venv"]

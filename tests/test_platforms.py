@@ -237,3 +237,62 @@ def test_each_platform_s_base_gets_its_manifest_and_builds_pull_it() -> None:
     assert warnings == ["could not ask the registry for the linux/arm64 manifest of "
                         "debian:trixie-slim (no route to the registry); a build for "
                         "linux/arm64 will name the index"]
+
+
+def test_a_base_locked_by_its_platform_manifest_is_lifted_to_the_tag_s_index() -> None:
+    from relock.platforms import with_manifests
+
+    arm_manifest = "sha256:" + "8" * 64
+    by_manifest_only = dataclasses.replace(
+        ARM, base=tuple(dataclasses.replace(b, digest=arm_manifest, manifest="")
+                        for b in ARM.base))
+
+    def single(ref: str, digest: str, platform: str) -> str:
+        return ""  # the digest names one image's manifest
+
+    def lift(ref: str, digest: str, platform: str) -> str:
+        assert (ref, digest, platform) == ("debian:trixie-slim", arm_manifest, "linux/arm64")
+        return INDEX
+
+    got, warnings = with_manifests(by_manifest_only, "linux/arm64", single, lift)
+    assert not warnings
+    assert (got.base[0].digest, got.base[0].manifest) == (INDEX, arm_manifest)
+    # The tag's index does not list it (the tag moved on): the lock keeps what it had.
+    kept, _ = with_manifests(by_manifest_only, "linux/arm64", single, lambda *a: "")
+    assert kept == by_manifest_only
+
+
+def test_diff_of_a_moved_base_on_several_platforms_is_one_base_row() -> None:
+    """Base rows have no ``where``: a base that moved on every platform is one row."""
+    from relock.diff import diff_platforms
+
+    moved = "sha256:" + "2" * 64
+
+    def rebased(lock: Lock) -> Lock:
+        return dataclasses.replace(lock, base=(Base(0, "debian:trixie-slim", moved),))
+
+    d = diff_platforms(two(), rebased(AMD).with_part(rebased(ARM)))
+    assert [(r.ref, r.old, r.new, r.platforms) for r in d.base or ()] == [
+        ("debian:trixie-slim", INDEX, moved, ("linux/amd64", "linux/arm64"))]
+
+
+def test_the_header_of_a_lock_of_several_platforms_says_how_to_remake_each() -> None:
+    from relock.lockfile import dumps
+
+    text = dumps(two(), image="app:arm64", path="locks/app.lock", platform="linux/arm64")
+    head = text.splitlines()[1:3]
+    assert head == [
+        "# Remake it with: relock freeze app:arm64 --platform linux/arm64 -f Dockerfile.in "
+        "-o locks/app.lock "
+        "(and likewise for linux/amd64)",
+        "# Rebuild from it with: relock build -f Dockerfile.in --lock locks/app.lock --platform P "
+        "(P: linux/amd64, linux/arm64)",
+    ]
+    # One registry image holds every platform: one command remakes the lock.
+    whole = dumps(two(), image="oci://127.0.0.1:5000/app:1", path="app.lock").splitlines()[1]
+    assert whole == ("# Remake it with: relock freeze oci://127.0.0.1:5000/app:1 "
+                     "-f Dockerfile.in -o app.lock")
+    # A lock of one platform keeps the header it always had.
+    assert dumps(AMD, image="app", path="app.lock").splitlines()[1:3] == [
+        "# Remake it with: relock freeze app -f Dockerfile.in -o app.lock",
+        "# Rebuild from it with: relock build -f Dockerfile.in --lock app.lock"]

@@ -185,3 +185,49 @@ def test_file_names_cannot_add_lines() -> None:
     out = render.render(df, lock_for("system"), render.RenderOptions(
         force=True, lock_path="x\nRUN curl bad"))
     assert [k for k, _ in _instructions(out.dockerfile)] == ["FROM", "RUN"]
+
+
+def two_platforms() -> tuple[dockerfile.Dockerfile, Lock]:
+    text = (GOLDEN / "platforms.Dockerfile.in").read_text()
+    df = dockerfile.parse(text, "Dockerfile.in")
+    parts = [make_lock(input=Input("Dockerfile.in", df.sha256), platform=f"linux/{arch}",
+                       base=(Base(0, "debian:trixie-slim", DIGEST_T,
+                                  manifest="sha256:" + m * 64),),
+                       apt=(AptPackage("hello", version, arch),
+                            AptPackage("netbase", "6.5", "all")))
+             for arch, version, m in (("amd64", "2.10-5", "c"), ("arm64", "2.10-5+b1", "d"))]
+    return df, parts[0].with_part(parts[1])
+
+
+def test_a_two_platform_lock_renders_one_dockerfile_for_both() -> None:
+    """FROM names the index; APT is pointed at the view's repository of the architecture
+    dpkg reports in the build, which holds that platform's part."""
+    df, lock = two_platforms()
+    out = render.render(df, lock, render.RenderOptions(lock_path="locks/x.lock")).dockerfile
+    check_golden(GOLDEN / "platforms.Dockerfile", out)
+    assert f"FROM debian:trixie-slim@{DIGEST_T}\n" in out
+    assert "/apt/$(dpkg --print-architecture 2>/dev/null || echo none)/ ./" in out
+    # One platform's part renders as a one-platform lock: the flat repository.
+    part = render.render(df, lock.for_platform("linux/arm64")).dockerfile
+    assert "/apt/ ./" in part and "dpkg --print-architecture" not in part
+
+
+def test_the_per_architecture_source_line_is_what_a_shell_makes_of_it(tmp_path: Path) -> None:
+    import subprocess
+
+    prefix = render.view_prefix("http://127.0.0.1:7781", "ab", per_arch=True)
+    script = prefix.replace("/dev/shm/relock", str(tmp_path)) + " cat " + str(
+        tmp_path / "sources.list")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dpkg").write_text("#!/bin/sh\necho arm64\n")
+    (fake / "dpkg").chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin"}
+    out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "deb [trusted=yes] http://127.0.0.1:7781/apt/arm64/ ./\n"
+    # A stage without dpkg (as the shell says of a missing command): a source apt never reads.
+    (fake / "dpkg").write_text("#!/bin/sh\necho 'dpkg: not found' >&2; exit 127\n")
+    out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "deb [trusted=yes] http://127.0.0.1:7781/apt/none/ ./\n"

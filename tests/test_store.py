@@ -146,7 +146,8 @@ def test_disk_full_mid_put_keeps_the_old_store(tmp_path: Path,
         s.put(digest_of(big), big)
     # index.json cannot be rewritten either, and the old one stays
     monkeypatch.setattr(st.os, "fdopen", lambda fd, mode: _FullDisk(real(fd, mode), 10))
-    with pytest.raises(StoreError, match=r"cannot update index\.json"):
+    with pytest.raises(StoreError, match=r"index\.json: cannot write: No space left on device; "
+                                         r"the old file is kept"):
         s.tag("new", old)
     monkeypatch.undo()
     assert tree(tmp_path) == before
@@ -185,6 +186,63 @@ def test_a_real_full_disk_leaves_no_partial_blob(tmp_path: Path) -> None:
         assert tree(root) == before
         assert leftovers(root) == []
         assert st.verify(s) == (3, [])
+
+
+def test_a_real_full_disk_keeps_index_json(tmp_path: Path) -> None:
+    """The store writes index.json through relock.files: on a full disk, one StoreError line."""
+    with tiny_tmpfs(tmp_path / "small", "1m") as root:
+        s = st.DirStore.open_layout(root, create=True)
+        m = s.put_manifest(manifest_of({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                        "config": blob_desc(s, b"{}"), "layers": []}))
+        s.tag("kept", m)
+        before = (root / "index.json").read_bytes()
+        with contextlib.suppress(OSError), (root / "filler").open("wb") as f:
+            while True:  # until the disk is full
+                f.write(b"x" * 4096)
+                f.flush()
+        with pytest.raises(StoreError, match=r"index\.json: cannot write: No space left") as e:
+            s.tag("new", m)
+        assert "\n" not in str(e.value)
+        assert (root / "index.json").read_bytes() == before
+        assert leftovers(root) == [] and list(root.glob(".index.json.*")) == []
+        assert set(st.open_store(root).tags()) == {"kept"}
+
+
+def test_sigterm_while_index_json_is_written_leaves_no_temp_file(tmp_path: Path) -> None:
+    """The store's index.json write holds SIGTERM until the rename is done (relock.files)."""
+    import signal
+    import sys
+    import time
+
+    st.DirStore.open_layout(tmp_path / "s", create=True)
+    code = f"""
+import os, time
+from pathlib import Path
+from relock import files, store
+real_fsync = os.fsync
+def slow_fsync(fd):
+    Path({str(tmp_path / "in-window")!r}).touch()
+    time.sleep(1.5)
+    real_fsync(fd)
+files.os.fsync = slow_fsync
+s = store.DirStore.open_layout(Path({str(tmp_path / "s")!r}))
+store._atomic_write(s.root, "index.json", b'{{"schemaVersion": 2, "manifests": []}}\\n')
+print("finished")
+"""
+    before = (tmp_path / "s" / "index.json").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "in-window").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    assert any(n.name.endswith(".tmp") for n in (tmp_path / "s").iterdir())
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM and "finished" not in out
+    assert not any(n.name.endswith(".tmp") for n in (tmp_path / "s").iterdir())
+    assert (tmp_path / "s" / "index.json").read_bytes() in (
+        before, b'{"schemaVersion": 2, "manifests": []}\n')
 
 
 def blob_desc(s: st.Store, data: bytes, media_type: str = "application/json") -> dict[str, Any]:

@@ -43,8 +43,12 @@ RENDERED_NAME = "Dockerfile.relock"
 @build_arg_option
 @click.option("--force", is_flag=True,
               help="Use the lock even if it was frozen from another version of the template.")
+@click.option("--platform", metavar="OS/ARCH",
+              help="Render for this platform's part of the lock only, its base pinned by the "
+                   "platform's own manifest. [default: every platform the lock holds]")
 def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | None,
-               view_url: str | None, build_args: dict[str, str], force: bool) -> None:
+               view_url: str | None, build_args: dict[str, str], force: bool,
+               platform: str | None) -> None:
     """Write the pinned Dockerfile for another builder.
 
     Every FROM is pinned to its locked digest and every RUN is pointed at
@@ -52,6 +56,11 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
     then see only the lock's packages, each checked against the lock. The
     template is never overwritten. `relock build` does all of this itself;
     render is for builds that relock does not drive.
+
+    A lock of several platforms gives one Dockerfile for all of them: each
+    FROM names the image index, and each RUN takes the APT packages of the
+    architecture dpkg reports in the build (`relock serve` serves each
+    platform's part), so `docker build --platform linux/arm64` gets arm64's.
 
     \b
     Example:
@@ -65,6 +74,10 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
     lock_path = default_lock(lock_path)
     with user_errors():
         lock, parsed, _ = load_template(dockerfile, lock_path, build_args)
+        if platform is not None:
+            from relock.platforms import by_manifest
+
+            lock = by_manifest(lock.for_platform(platform))
         template = Path(parsed.path)
         out = output or template.parent / RENDERED_NAME
         if out.resolve() == template.resolve():
@@ -79,15 +92,20 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 @cli.command("serve")
 @lock_option
 @rebuild_options
+@click.option("--platform", metavar="OS/ARCH",
+              help="Serve this platform's part of the lock only (for a Dockerfile rendered "
+                   "with the same --platform). [default: every platform the lock holds]")
 def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
               apt_snapshot_url: str | None, apt_mirrors: tuple[str, ...],
-              view_port: int | None, force: bool) -> None:
+              view_port: int | None, force: bool, platform: str | None) -> None:
     """Serve the locked view on loopback until interrupted.
 
     Fetches the locked .deb files the base images do not hold (checked
     against the lock, cached), then serves them as an APT repository and
     the locked Python files as a package index, for a Dockerfile made by
-    `relock render`. Stop it with Ctrl-C.
+    `relock render`. Stop it with Ctrl-C. For a lock of several platforms
+    the APT repository of each platform's part is also served under
+    /apt/ARCH/ (ARCH as dpkg names it: amd64, arm64).
     """
     import signal
     import threading
@@ -99,6 +117,8 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
                                view_port, force, store)
     with user_errors():
         lock = lockfile.read(lock_path)
+        if platform is not None:
+            lock = lock.for_platform(platform)
         view = rebuild.view_for(engine.connect(), lock, options, progress)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -12,7 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import click
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from relock.lockfile import Lock
     from relock.rebuild import RebuildOptions
 
-# click decorates callables of any signature.
-F = TypeVar("F", bound=Callable[..., Any])
+# click decorates callables of any signature; a decorator hands back the same type.
+F = TypeVar("F", bound=Callable[..., object])
 
 
 class RelockClickError(click.ClickException):
@@ -40,14 +40,14 @@ class RelockClickError(click.ClickException):
     def exit_code(self) -> int:  # type: ignore[override]
         return self.code
 
-    def show(self, file: IO[Any] | None = None) -> None:
+    def show(self, file: IO[str] | None = None) -> None:
         click.echo(f"relock: error: {one_line(self.format_message())}", err=True)
 
 
 class RelockUsageError(click.UsageError):
     """A misused command line, said the way every relock error is: one line, exit 2."""
 
-    def show(self, file: IO[Any] | None = None) -> None:
+    def show(self, file: IO[str] | None = None) -> None:
         hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
         click.echo(f"relock: error: {one_line(self.format_message())}{hint}", err=True)
 
@@ -133,13 +133,13 @@ class RelockGroup(click.Group):
     """The command group; its usage errors are one ``relock: error:`` line."""
 
     def make_context(self, info_name: str | None, args: list[str],
-                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+                     parent: click.Context | None = None, **extra: object) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:
             raise _one_line_usage(e) from None
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except click.UsageError as e:
@@ -194,7 +194,7 @@ def default_lock(lock_path: Path | None) -> Path:
     raise click.UsageError(f"several locks in locks/ ({names}); name one with --lock")
 
 
-def template_option(f: Any) -> Any:
+def template_option(f: F) -> F:
     return click.option(
         "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
         help="The Dockerfile template. [default: the one the lock was frozen from, "
@@ -218,7 +218,7 @@ def load_template(dockerfile: Path | None, lock_path: Path,
     return lock, df.load(dockerfile, args), args
 
 
-def rebuild_options(f: Any) -> Any:
+def rebuild_options(f: F) -> F:
     f = click.option(
         "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
         help="Another archive to fetch locked .debs from, after the snapshot and the "
@@ -253,7 +253,8 @@ def rebuild_options(f: Any) -> Any:
 
 def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
                      apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-                     store: str | None = None, **extra: Any) -> RebuildOptions:
+                     store: str | None = None, *, tag: str | None = None,
+                     platform: str | None = None, nocache: bool = False) -> RebuildOptions:
     from relock.rebuild import RebuildOptions
     from relock.render import DEFAULT_VIEW_PORT
 
@@ -263,4 +264,5 @@ def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str 
     return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
                           snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
                           view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, store=store, **extra)
+                          force=force, store=store, tag=tag, platform=platform,
+                          nocache=nocache)

@@ -47,6 +47,9 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
     PEP 440 ordering) or rebuilt: same version, different hashes. Locks of
     several platforms are compared platform by platform; a change that is
     the same on every platform is shown once, others name their platforms.
+    Two locks of one platform each, of different platforms (amd64's against
+    arm64's), are compared with each other: each one's own architecture's
+    packages are paired by name, and the header says so.
 
     Exits 0 if identical, 1 if they differ, 2 on trouble.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from relock.cli.common import (
     user_errors,
     warn,
 )
+
+if TYPE_CHECKING:
+    from relock.dockerfile import Dockerfile
+    from relock.registrysource import RegistrySource
 
 
 @cli.command()
@@ -46,16 +51,17 @@ from relock.cli.common import (
 @click.option("--final-only", is_flag=True,
               help="Do not record what build stages installed (a pinned build of a "
                    "template whose stages install packages then fails).")
-@click.option("--platform", metavar="OS/ARCH",
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
               help="The platform IMAGE is for (linux/arm64): its part is added to the lock "
                    "at the output, or replaces that platform's part there; the other "
-                   "platforms' parts stay.")
+                   "platforms' parts stay. For an oci:// IMAGE: the platforms of its index "
+                   "to freeze (repeatable, or a comma list). [default: oci://, every one]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @build_arg_option
 def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str | None,
            rootfs: Path | None, snapshot: str | None, allow_local_base: bool,
            no_index: bool, no_archive: bool, context: Path | None, final_only: bool,
-           platform: str | None, as_json: bool,
+           platforms: tuple[str, ...], as_json: bool,
            build_args: dict[str, str]) -> None:
     """Read IMAGE's files into a lock file.
 
@@ -78,8 +84,17 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     independent: one is about the Python index, the other about APT.
 
     \b
+    IMAGE may name an image in a registry instead of the engine:
+    oci://HOST[:PORT]/REPO:TAG (or @sha256:...), as stores are named. It is
+    read from the registry, no engine needed; a multi-platform image (an
+    image index) gives one lock of all its platforms, or of those --platform
+    chooses. Each platform's part is what freezing that platform's image
+    from the engine gives, but for build stages (a registry has none).
+
+    \b
     Examples:
       relock freeze sci                       # -> locks/sci.lock
+      relock freeze oci://127.0.0.1:5000/team/sci:1   # every platform
       relock freeze sci -f Dockerfile.in -o locks/2026-11.lock
       relock freeze --rootfs /srv/chroot --name chroot
       relock freeze sci-arm64 --platform linux/arm64 -o locks/sci.lock
@@ -93,8 +108,16 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
-    label = image or str(rootfs)
+    from relock.registrysource import is_registry_ref, strip_prefix
+
+    label = strip_prefix(image) if image else str(rootfs)
     out = output or Path("locks") / f"{name or lock_name(label)}.lock"
+    chosen = [p.strip() for text in platforms for p in text.split(",") if p.strip()]
+    from_registry = image is not None and is_registry_ref(image)
+    if len(chosen) > 1 and not from_registry:
+        raise click.UsageError("an image in the engine is of one platform: give one --platform, "
+                               "or name a multi-platform image in a registry (oci://HOST/REPO:TAG)")
+    platform = chosen[0] if chosen else None
     with user_errors():
         writable_target(out)  # a device or folder there: refuse before the work
         if image is not None or dockerfile.exists():
@@ -109,8 +132,13 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         archive = None if no_archive else Archive(apt_cache_dir())
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index, deb_entries=True, archive=archive)
+        existing = read(out) if chosen and out.exists() else None
         if rootfs is not None:
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
+        elif from_registry:
+            assert image is not None
+            source = registry_source(parsed)
+            result = fz.freeze_index(source, image, parsed, options, chosen, existing, progress)
         else:
             assert parsed is not None and image is not None
             from relock.enginefiles import local_images, sdk_engine
@@ -122,17 +150,19 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
                 staged = freeze_stages(sdk_engine(source), parsed, context or dockerfile.parent,
                                        result.lock, options, progress)
                 result = fz.FreezeResult(staged, result.warnings)
-        existing = read(out) if platform is not None and out.exists() else None
-        part, more = result.lock, list[str]()
-        if platform is not None and part.platform == platform:
-            from relock.platforms import with_manifests
+        if not from_registry:
+            part, more = result.lock, list[str]()
+            if platform is not None and part.platform == platform:
+                from relock.platforms import with_manifests
 
-            part, more = with_manifests(part, platform)
-        result = fz.FreezeResult(fz.add_platform(part, platform, existing),
-                                 (*result.warnings, *more))
+                mirrors = client.registry_mirrors() if rootfs is None else []
+                part, more = with_manifests(part, platform, mirrors=mirrors)
+            result = fz.FreezeResult(fz.add_platform(part, platform, existing),
+                                     (*result.warnings, *more))
         for line in result.warnings:
             warn(line)
-        write(result.lock, out, image=image or f"--rootfs {rootfs}")
+        write(result.lock, out, image=image or f"--rootfs {rootfs}",
+              platform="" if from_registry else platform or "")
     lock = result.lock
     summary = {
         "lock": str(out),
@@ -148,3 +178,23 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
     else:
         click.echo(f"wrote {out}: {len(lock.apt)} apt, {len(lock.pip)} pip, "
                    f"{len(lock.base)} base, snapshot {lock.snapshot or '-'}")
+
+
+def registry_source(parsed: Dockerfile | None) -> RegistrySource:
+    """A registry source; Docker Hub names go through the engine's registry mirrors, as
+    the engine's own pulls do (none when no engine answers)."""
+    from relock.errors import RelockError
+    from relock.registry import DOCKER_HUB, parse_reference
+    from relock.registrysource import RegistrySource
+
+    mirrors: list[str] = []
+    hub = parsed is not None and any(
+        s.external and parse_reference(s.ref).host == DOCKER_HUB for s in parsed.stages)
+    if hub:
+        from relock import engine
+
+        try:
+            mirrors = engine.connect().registry_mirrors()
+        except RelockError as e:
+            warn(f"no engine to ask for registry mirrors ({e}); Docker Hub is asked directly")
+    return RegistrySource(mirrors=mirrors)

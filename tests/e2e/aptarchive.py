@@ -51,10 +51,11 @@ class Deb:
     name: str
     version: str
     depends: str = ""  # a Depends: field, as dpkg writes it
+    arch: str = "all"
 
     @property
     def filename(self) -> str:
-        return f"{self.name}_{self.version}_all.deb"
+        return f"{self.name}_{self.version}_{self.arch}.deb"
 
 
 @dataclass
@@ -98,7 +99,7 @@ def build_deb(deb: Deb, out_dir: Path) -> Path:
     (tree / "DEBIAN" / "control").write_text(
         f"Package: {deb.name}\n"
         f"Version: {deb.version}\n"
-        "Architecture: all\n"
+        f"Architecture: {deb.arch}\n"
         "Maintainer: relock tests <relock@localhost>\n"
         "Section: misc\n"
         "Priority: optional\n"

@@ -16,23 +16,19 @@ engine with host networking; servers listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import socket
 import socketserver
 import subprocess
-import sys
 import tarfile
 import threading
 import time
 import urllib.request
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +41,7 @@ from relock.cli import cli
 from relock.lockfile import Lock, read
 from tests.conftest import run_in
 from tests.e2e.aptarchive import AptArchive, Deb, serve
+from tests.e2e.pyindex import free_port, publish_wheel, pypiserver
 
 pytestmark = pytest.mark.engine
 
@@ -88,12 +85,6 @@ def image_exists(client: Any, ref: str) -> bool:
 
 def layers(client: Any, ref: str) -> list[str]:
     return list(client.images.get(ref).attrs["RootFS"]["Layers"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -404,59 +395,6 @@ def test_tag_moved_pinned_build_stays_on_the_locked_digest(
 # -- 3: a wheel on the index was tampered with --------------------------------------
 
 PROBE = "relocktest-probe"
-PROBE_WHEEL = "relocktest_probe-1.0-py3-none-any.whl"
-
-
-def make_wheel(path: Path, body: str) -> None:
-    """A minimal pure-Python wheel of relocktest-probe 1.0, byte for byte reproducible."""
-    info = "relocktest_probe-1.0.dist-info"
-    files = {
-        "relocktest_probe/__init__.py": body,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {PROBE}\nVersion: 1.0\n",
-        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: relock-tests\n"
-                          "Root-Is-Purelib: true\nTag: py3-none-any\n"),
-    }
-    record = []
-    for name, text in files.items():
-        digest = hashlib.sha256(text.encode()).digest()
-        b64 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-        record.append(f"{name},sha256={b64},{len(text.encode())}\n")
-    record.append(f"{info}/RECORD,,\n")
-    files[f"{info}/RECORD"] = "".join(record)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, text in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), text)
-
-
-@contextlib.contextmanager
-def pypiserver(folder: Path) -> Iterator[str]:
-    """A pypiserver for ``folder`` on 127.0.0.1; yields its simple index URL."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("pypi-server")
-    proc = subprocess.Popen(
-        [str(exe), "run", "-p", str(port), "-i", "127.0.0.1", "--backend", "simple-dir",
-         "--disable-fallback", "--hash-algo", "sha256", "--log-stream", "none", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/simple/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("pypiserver did not start") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def copy_out(client: Any, image: str, folder: str, suffix: str, dest: Path) -> list[Path]:
@@ -495,8 +433,7 @@ def test_tampered_wheel_fails_the_pinned_build_on_its_hash(
         client: Any, images: Images, tmp_path: Path) -> None:
     packages = tmp_path / "packages"
     packages.mkdir()
-    wheel = packages / PROBE_WHEEL
-    make_wheel(wheel, 'VERSION = "1.0"\n')
+    wheel = publish_wheel(packages, PROBE, "1.0")
     with pypiserver(packages) as index_url:
         frozen = Frozen(tmp_path / "ctx", "", tmp_path / "probe.lock")
         frozen.image = images.build(frozen.context, probe_dockerfile(index_url), "probe")
@@ -512,7 +449,7 @@ def test_tampered_wheel_fails_the_pinned_build_on_its_hash(
         assert locked[PROBE].hashes == (f"sha256:{original}",)
 
         # Same name, same version, other bytes (still a valid wheel).
-        make_wheel(wheel, 'VERSION = "1.0"\nimport os  # tampered\n')
+        publish_wheel(packages, PROBE, "1.0", body="VERSION = '1.0'\nimport os  # tampered\n")
         tampered = hashlib.sha256(wheel.read_bytes()).hexdigest()
         assert tampered != original
         tag = images.tag("probe-pinned")
@@ -525,7 +462,7 @@ def test_tampered_wheel_fails_the_pinned_build_on_its_hash(
     images.after_failure(result.stderr)
     line = assert_clean_failure(result, 1)
     assert line == (
-        f"relock: error: {PROBE_WHEEL} from the index does not match the lock "
+        f"relock: error: {wheel.name} from the index does not match the lock "
         f"(expected sha256 {original[:16]}..., got {tampered[:16]}...): the file changed "
         "upstream; refusing to install it"
     )

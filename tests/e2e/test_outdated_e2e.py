@@ -17,8 +17,7 @@ from relock import lockfile
 from relock.cli import cli
 from relock.lockfile import AptPackage, AptSource, PipPackage, PythonEnv
 from tests.e2e.aptarchive import AptArchive, Deb, serve
-from tests.e2e.pyindex import publish_wheel
-from tests.e2e.test_build_faults import pypiserver
+from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.factories import make_lock
 
 T0, T1 = "20260101T000000Z", "20260201T000000Z"

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import read, write
+from relock.lockfile import read, to_toml, write
 from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.engine
@@ -81,17 +81,26 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lock(docker_engine: Any, template: Path, made: list[str]) -> Path:
-    """Both platforms built (unpinned) and frozen into one lock."""
+def images(docker_engine: Any, template: Path, made: list[str]) -> dict[str, str]:
+    """Both platforms built (unpinned): their tags by platform."""
     from relock.build import build
 
     name = f"relock-test-platforms:{uuid.uuid4().hex[:8]}"
-    out = template.parent / "both.lock"
+    tags = {}
     for platform in PLATFORMS:
         tag = f"{name}-{platform.rsplit('/', 1)[1]}"
         made.append(tag)
         build(docker_engine, template.parent, "unpinned.Dockerfile", tag=tag,
               platform=platform, pull=True)
+        tags[platform] = tag
+    return tags
+
+
+@pytest.fixture(scope="module")
+def lock(images: dict[str, str], template: Path) -> Path:
+    """Both platforms' images frozen from the engine into one lock."""
+    out = template.parent / "both.lock"
+    for platform, tag in images.items():
         r = relock("freeze", tag, "-f", template, "--platform", platform, "-o", out)
         assert r.exit_code == 0, r.output
     return out
@@ -109,6 +118,23 @@ def test_the_registry_names_each_platform_s_manifest() -> None:
     assert manifest_digest(ref, arm64, "linux/arm64") == ""  # a single manifest: nothing to choose
     with pytest.raises(ImagePlatformError, match="has no linux/s390x image"):
         manifest_digest(ref, index, "linux/s390x")
+
+
+def test_a_platform_manifest_is_lifted_to_the_index_its_tag_names(client: Any) -> None:
+    """An engine that pulled a platform's manifest records that digest; a lock
+    for several platforms names the tag's index instead. A Docker Hub name is
+    asked of the engine's registry mirror, as the engine pulls it."""
+    from relock.platforms import manifest_digest, tag_index
+
+    ref = f"{REPO}:trixie-slim"
+    index = index_digest()
+    arm64 = manifest_digest(ref, index, "linux/arm64")
+    assert tag_index(ref, arm64, "linux/arm64") == index
+    assert tag_index(ref, arm64, "linux/amd64") == ""  # not that platform's manifest
+    assert tag_index(f"{REPO}@{arm64}", arm64, "linux/arm64") == ""  # no tag to ask
+    mirrors = ["http://127.0.0.1:5000"]
+    assert tag_index("debian:trixie-slim", arm64, "linux/arm64", mirrors) == index
+    assert manifest_digest("debian:trixie-slim", index, "linux/arm64", mirrors) == arm64
 
 
 @pytest.mark.slow
@@ -153,3 +179,89 @@ def test_amd64_only_lock_built_for_arm64_stops_before_any_step(
     assert "the lock has no linux/arm64 part (it holds linux/amd64)" in r.stderr
     assert "Step " not in r.output
     assert not client.images.list(name=tag)
+
+
+@pytest.mark.slow
+def test_freeze_of_an_index_in_a_registry(images: dict[str, str], lock: Path, template: Path,
+                                          made: list[str], client: Any) -> None:
+    """Both images pushed, an index put over them: one freeze from the registry gives
+    the lock the engine freezes of each platform's image gave, byte for byte."""
+    import json
+
+    from relock import registry as reg
+
+    repo = f"relock-test-index-{uuid.uuid4().hex[:8]}"
+    entries = []
+    registry = reg.registry_for("127.0.0.1:5000")
+    for platform, tag in images.items():
+        arch = platform.rsplit("/", 1)[1]
+        pushed = f"127.0.0.1:5000/{repo}:{arch}"
+        client.images.get(tag).tag(pushed)
+        made.append(pushed)
+        out = client.images.push(f"127.0.0.1:5000/{repo}", tag=arch)
+        assert '"error"' not in out, out
+        m = registry.manifest(repo, arch)
+        entries.append({"mediaType": m.media_type, "digest": m.digest, "size": len(m.data),
+                        "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": reg.DOCKER_LIST,
+                        "manifests": entries}).encode()
+    registry.push_manifest(repo, "both", reg.DOCKER_LIST, index)
+    out = template.parent / "registry.lock"
+    r = relock("freeze", f"oci://127.0.0.1:5000/{repo}:both", "-f", template, "-o", out)
+    assert r.exit_code == 0, r.output
+    got, want = read(out), read(lock)
+    assert got.platforms == PLATFORMS
+    for platform in PLATFORMS:
+        assert got.for_platform(platform) == want.for_platform(platform), platform
+    assert to_toml(got) == to_toml(want)
+    # One platform chosen: its part alone, as an engine freeze of that image gives.
+    r = relock("freeze", f"oci://127.0.0.1:5000/{repo}:both", "-f", template,
+               "--platform", "linux/arm64", "-o", template.parent / "arm64.lock")
+    assert r.exit_code == 0, r.output
+    assert read(template.parent / "arm64.lock") == want.for_platform("linux/arm64")
+
+
+def test_apt_of_each_platform_takes_its_own_part_from_the_view(
+        docker_engine: Any, client: Any, tmp_path: Path) -> None:
+    """One view of a two-platform lock, the rendered RUN prefix, and real apt in an
+    amd64 and an arm64 (emulated) container of the base: each installs its own
+    platform's versions, an ``all`` package that differs included."""
+    import hashlib
+
+    from relock import render
+    from relock.lockfile import AptPackage
+    from relock.platforms import manifest_digest
+    from relock.view import AptFile, LockedView, deb_control
+    from tests.e2e.aptarchive import Deb, build_deb
+    from tests.factories import make_lock
+
+    versions = {"amd64": ("1.0-1", "2.0-1"), "arm64": ("1.0-1+b1", "2.0-2")}
+    files: dict[str, list[AptFile]] = {}
+    for arch, (own, data) in versions.items():
+        files[arch] = []
+        for deb in (Deb("relock-hello", own, arch=arch), Deb("relock-data", data)):
+            folder = tmp_path / arch
+            folder.mkdir(exist_ok=True)
+            path = build_deb(deb, folder)
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            package = AptPackage(deb.name, deb.version, deb.arch, sha256=sha,
+                                 filename=path.name)
+            files[arch].append(AptFile(package, path, deb_control(path)))
+    parts = [make_lock(platform=f"linux/{arch}", apt=tuple(f.package for f in fs))
+             for arch, fs in files.items()]
+    lock = parts[0].with_part(parts[1])
+    view = LockedView([f for fs in files.values() for f in fs], lock, None)
+    index = index_digest()
+    with view.serve() as server:
+        prefix = render.view_prefix(server.url, render.view_id(lock), per_arch=lock.multi)
+        script = (f"{prefix} apt-get update -qq && apt-get install -y -qq --no-install-recommends"
+                  " relock-hello relock-data >/dev/null"
+                  " && dpkg-query -W -f '${Package} ${Version} ${Architecture}\\n'"
+                  " relock-hello relock-data")
+        for arch, (own, data) in versions.items():
+            image = docker_engine.pull(
+                f"{REPO}@{manifest_digest(f'{REPO}:trixie-slim', index, f'linux/{arch}')}")
+            out = client.containers.run(image.id, ["sh", "-c", script], network_mode="host",
+                                        remove=True, entrypoint=[]).decode()
+            assert sorted(out.split("\n")[:-1]) == [f"relock-data {data} all",
+                                                    f"relock-hello {own} {arch}"], arch

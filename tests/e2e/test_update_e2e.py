@@ -18,13 +18,12 @@ import pytest
 
 from relock import lockfile
 from tests.e2e.aptarchive import AptArchive, Deb, serve
-from tests.e2e.pyindex import publish_wheel
+from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.e2e.test_build_faults import (
     Frozen,
     Images,
     copy_out,
     freeze,
-    pypiserver,
     relock,
 )
 
