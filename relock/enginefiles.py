@@ -35,9 +35,9 @@ from relock.engine import (
     ImageInfo,
     ImageSource,
     Platform,
-    _created,
     connect,
     engine_timeout,
+    parse_created,
 )
 from relock.reference import parse
 from relock.rootfs import LayeredFS, RootFS
@@ -118,7 +118,7 @@ class EngineFiles:
             layers=tuple(str(x) for x in layers),
             repo_digests=tuple(digests),
             platform=Platform(os=system, arch=arch, variant=variant or ""),
-            created=_created(created),
+            created=parse_created(created),
         )
 
     def _ids(self) -> list[str]:

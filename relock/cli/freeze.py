@@ -144,18 +144,20 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             from relock.enginefiles import local_images, sdk_engine
             from relock.stages import freeze_stages, stages_to_freeze
 
-            source = local_images()
-            result = fz.freeze_image(source, image, parsed, options, progress)
+            images = local_images()
+            result = fz.freeze_image(images, image, parsed, options, progress)
             if not final_only and stages_to_freeze(parsed):
-                staged = freeze_stages(sdk_engine(source), parsed, context or dockerfile.parent,
+                staged = freeze_stages(sdk_engine(images), parsed, context or dockerfile.parent,
                                        result.lock, options, progress)
                 result = fz.FreezeResult(staged, result.warnings)
         if not from_registry:
             part, more = result.lock, list[str]()
             if platform is not None and part.platform == platform:
+                from relock.enginefiles import local_images, sdk_engine
                 from relock.platforms import with_manifests
 
-                mirrors = client.registry_mirrors() if rootfs is None else []
+                # The engine's mirrors: only an engine client can ask for them.
+                mirrors = sdk_engine(local_images()).registry_mirrors() if rootfs is None else []
                 part, more = with_manifests(part, platform, mirrors=mirrors)
             result = fz.FreezeResult(fz.add_platform(part, platform, existing),
                                      (*result.warnings, *more))
