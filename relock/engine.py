@@ -215,17 +215,17 @@ def _answers(what: str, timeout: float | None) -> Iterator[None]:
 class DockerEngine:
     """``ImageSource`` and ``ImageBuilder`` over a docker SDK client."""
 
-    def __init__(self, client: Any, timeout: float | None = None) -> None:
+    def __init__(self, client: Any, timeout: float | None = None) -> None:  # SDK: untyped
         # The docker SDK ships no type hints: its client is untyped.
-        self.client: Any = client
+        self.client: Any = client  # docker.DockerClient (the SDK ships no types)
         self.timeout = timeout
         # Inspect JSON (untyped, as the engine sends it) by image ID, for the
         # layer folders open_rootfs reads.
         self._attrs: dict[str, Mapping[str, Any]] = {}
 
-    def _info(self, image: Any) -> ImageInfo:
+    def _info(self, image: Any) -> ImageInfo:  # Any: an SDK Image (untyped)
         # An SDK Image (untyped); its attrs are the engine's inspect JSON.
-        attrs: Mapping[str, Any] = image.attrs
+        attrs: Mapping[str, Any] = image.attrs  # the engine's inspect JSON, as the SDK gives it
         self._attrs[image.id] = attrs
         return image_info(image.id, attrs)
 
@@ -363,7 +363,7 @@ class DockerEngine:
             raise EngineError(f"lost the engine during the build: {e}") from None
 
 
-def _api_message(resp: Any) -> str:
+def _api_message(resp: Any) -> str:  # Any: a requests Response inside an SDK error
     """The ``message`` of an engine's error answer (a requests response), else its status."""
     try:
         found = resp.json().get("message")
@@ -394,6 +394,8 @@ def pack_context(context: Path, ignore: list[str], name: str, dockerfile: str,
     tar(str(context), exclude=list(ignore), dockerfile=(name, dockerfile), fileobj=out)
 
 
+# The engine's inspect JSON comes untyped from the SDK (Mapping[str, Any] below); each
+# value read is checked where it is used.
 def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:
     """An ``ImageInfo`` from the engine's inspect JSON (untyped) of an image."""
     return ImageInfo(
