@@ -418,11 +418,13 @@ def _table(obj: Record) -> tuple[dict[str, object], dict[str, dict[str, str]]]:
     return out, nested
 
 
-def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "") -> str:
+def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "",
+          body: str | None = None) -> str:
     """The full text of a lock file: header and TOML.
 
     ``platform``: the platform ``image`` is for, when it was frozen into a
-    lock of several platforms (the header then says so).
+    lock of several platforms (the header then says so). ``body``: the
+    lock's TOML if the caller has it already.
     """
     words = {"image": image, "dockerfile": lock.input.dockerfile, "path": path}
     for what, value in words.items():
@@ -451,7 +453,8 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str
                       *args, "-o", path) + (f" (and likewise for {others})" if others else "")
     if several:
         build += " --platform P (P: " + ", ".join(several) + ")"
-    return HEADER.format(freeze=freeze, build=build) + "\n" + to_toml(lock)
+    return HEADER.format(freeze=freeze, build=build) + "\n" + (
+        to_toml(lock) if body is None else body)
 
 
 def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -> None:
@@ -460,9 +463,10 @@ def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -
     The lock is checked as the reader would check it first, so relock never
     writes a lock it cannot read back (an image with hostile values fails here).
     """
-    check(lock, f"{path} (not written)")
-    text = dumps(lock, image=image, path=str(path), platform=platform)
-    atomic_write_text(path, text)
+    body = to_toml(lock)  # serialised once: checked, then written
+    loads(body, f"{path} (not written)")
+    atomic_write_text(path, dumps(lock, image=image, path=str(path), platform=platform,
+                                  body=body))
 
 
 def loads(text: str, source: str = "<lock>") -> Lock:
