@@ -1012,12 +1012,13 @@ def _deb_lock(url: str) -> lockfile.Lock:
 def test_fetching_debs_from_a_dripping_archive_is_cut_off(
         tmp_path: Path, drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
     """B9 for a build's fetch of .debs: RELOCK_HTTP_TIMEOUT bounds headers and pace."""
-    from relock import rebuild
+    from relock import http, rebuild
     from relock.errors import ArchiveError
 
     monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "2")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     lock = _deb_lock(drip.url.replace("http://", "http://bob:s3cret@"))
+    before = set(http._watcher._watches)  # other tests' requests are not this one's business
     started = time.monotonic()
     with pytest.raises(ArchiveError) as e:
         rebuild.fetch_debs(lock, list(lock.apt), rebuild.RebuildOptions(
@@ -1029,9 +1030,7 @@ def test_fetching_debs_from_a_dripping_archive_is_cut_off(
     assert "timed out" in message and "2 s" in message and "RELOCK_HTTP_TIMEOUT" in message
     assert "s3cret" not in message and "bob" not in message
     assert took < 8, took
-    from relock import http
-
-    assert not http._watcher._watches  # every request let go of its watch
+    assert http._watcher._watches <= before  # every request let go of its watch
     blobs = tmp_path / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
 
@@ -1043,6 +1042,7 @@ def test_http_deadlines(drip: _Drip) -> None:
 
     limits = http.Limits(headers=2, stall=2)
     session = http.session()
+    before = set(http._watcher._watches)
     started = time.monotonic()
     if drip.mode == "steady":
         with http.watched(drip.url, limits) as watch:
@@ -1057,7 +1057,7 @@ def test_http_deadlines(drip: _Drip) -> None:
         resp.content  # noqa: B018  (reading is the point)
     assert drip.url in str(e.value)
     assert time.monotonic() - started < 5
-    assert not http._watcher._watches
+    assert http._watcher._watches <= before
 
 
 @pytest.mark.parametrize("drip", ["headers"], indirect=True)
