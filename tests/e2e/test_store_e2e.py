@@ -16,7 +16,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -29,6 +28,7 @@ import pytest
 
 from relock import baseimage, registry, store
 from relock.errors import BaseImageError
+from tests.e2e.pyindex import free_port
 
 pytestmark = pytest.mark.engine
 
@@ -244,19 +244,13 @@ def test_chunked_upload_and_cross_repository_mount(prefix: str) -> None:
         client.push_blob(f"{prefix}/a", other, io.BytesIO(data[:100]), 100)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def second_registry(tmp_path: Path) -> Iterator[str]:
     """Another docker-registry on a loopback port, with its own storage; stopped by pid."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         pytest.fail("docker-registry is not installed (scripts/testbed installs it)")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "registry.yml"
     config.write_text(json.dumps({
         "version": 0.1, "log": {"level": "error"},
