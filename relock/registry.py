@@ -187,11 +187,16 @@ class VerifiedStream:
         try:
             chunk = next(self._chunks)
         except HttpTimeoutError as e:
+            self.close()
             raise RegistryError(f"{self._where}: {e}") from None
         except requests.RequestException as e:
+            self.close()
             raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
         except StopIteration:
+            # The end: the answer and its deadline watch are let go even if the
+            # caller never closes the stream.
             self._done = True
+            self.close()
             got = "sha256:" + self._hash.hexdigest()
             if got != self._digest:
                 raise RegistryError(
@@ -213,8 +218,9 @@ class VerifiedStream:
         return out
 
     def close(self) -> None:
-        if self._close is not None:
-            self._close()
+        close, self._close = self._close, None  # once only
+        if close is not None:
+            close()
 
     def __enter__(self) -> VerifiedStream:
         return self

@@ -114,7 +114,14 @@ def test_a_blob_with_other_bytes_is_refused(fake: Any) -> None:
                                             rf"{digest}; refused"):
         stream.read()
     routes[f"/v2/x/blobs/{digest}"] = answer(200, good)
+    from relock import http
+
+    before = set(http._watcher._watches)
     assert reg.Registry(host).blob("x", digest).read() == good
+    # Read to its end (or refused), a stream lets go of its answer and deadline
+    # watch without a close(): a watch left behind would later cut the pooled
+    # connection under another request.
+    assert http._watcher._watches <= before
 
 
 def test_a_manifest_with_other_bytes_is_refused(fake: Any) -> None:
