@@ -38,6 +38,13 @@ def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
     return out
 
 
+def pull_hosts(parsed: reg.Reference, mirrors: Sequence[str]) -> list[str]:
+    """The registry hosts to ask for ``parsed``, in order: for a Docker Hub name
+    the engine's ``mirrors`` first, as the engine itself pulls, then its own host."""
+    hosts = mirror_hosts(mirrors) if parsed.host == reg.DOCKER_HUB else []
+    return [*hosts, parsed.host]
+
+
 def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = (),
                 mirrors: Sequence[str] = (), tag: str = "",
                 platforms: Collection[str] | None = None) -> tuple[Descriptor, CopyStats]:
@@ -57,8 +64,7 @@ def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = 
     if registries:
         clients = list(registries)
     else:
-        hosts = mirror_hosts(mirrors) if parsed.host == reg.DOCKER_HUB else []
-        clients = [reg.registry_for(h) for h in [*hosts, parsed.host]]
+        clients = [reg.registry_for(h) for h in pull_hosts(parsed, mirrors)]
     asked: list[str] = []
     for client in clients:
         src = RegistryStore(client, parsed.repo)

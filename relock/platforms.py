@@ -39,23 +39,17 @@ def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
     A Docker Hub name is asked of the engine's registry ``mirrors`` first, as
     the engine itself pulls it, then of Docker Hub.
     """
-    from relock.baseimage import mirror_hosts
-    from relock.registry import (
-        DOCKER_HUB,
-        ManifestUnknown,
-        RegistryUnreachable,
-        parse_reference,
-        registry_for,
-    )
+    from relock.baseimage import pull_hosts
+    from relock.registry import ManifestUnknown, RegistryUnreachable, parse_reference, registry_for
 
     r = parse_reference(ref)
-    hosts = mirror_hosts(mirrors) if r.host == DOCKER_HUB else []
-    for host in hosts:
+    *mirrors_first, own = pull_hosts(r, mirrors)
+    for host in mirrors_first:
         try:
             return registry_for(host).manifest(r.repo, what)
         except (ManifestUnknown, RegistryUnreachable):
             continue
-    return registry_for(r.host).manifest(r.repo, what)
+    return registry_for(own).manifest(r.repo, what)
 
 
 def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str] = ()) -> str:

@@ -89,15 +89,14 @@ class RegistrySource:
     # -- finding --------------------------------------------------------------
     def _top(self, ref: str) -> tuple[RegistryReader, reg.Reference, reg.Manifest]:
         """The registry that answers for ``ref``, the parsed ref, and its manifest."""
-        from relock.baseimage import mirror_hosts
+        from relock.baseimage import pull_hosts
 
         try:
             r = reg.parse_reference(strip_prefix(ref))
         except RegistryError as e:
             raise ImageNotFoundError(str(e)) from None
-        hosts = mirror_hosts(self.mirrors) if r.host == reg.DOCKER_HUB else []
         asked: list[str] = []
-        for host in [*hosts, r.host]:
+        for host in pull_hosts(r, self.mirrors):
             client = self._registry_for(host)
             try:
                 return client, r, client.manifest(r.repo, r.ref)
