@@ -62,6 +62,16 @@ class Dockerfile:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    def stage_of_instruction(self) -> list[Stage]:
+        """The stage each instruction belongs to (instructions before the first FROM: stage 0)."""
+        out: list[Stage] = []
+        current = self.stages[0]
+        starts = {s.instruction: s for s in self.stages}
+        for n in range(len(self.instructions)):
+            current = starts.get(n, current)
+            out.append(current)
+        return out
+
     def root(self, stage: Stage) -> Stage:
         """The stage whose FROM names the image ``stage`` is ultimately built on."""
         by_name = {s.name: s for s in self.stages if s.name}

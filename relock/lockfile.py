@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -27,7 +27,7 @@ from relock import reference
 from relock.errors import LockfileError, PlatformMissingError
 from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
-from relock.grammar import problem, show
+from relock.grammar import GRAMMARS, problem, show
 
 SCHEMA_VERSION = 2
 # Version 1 had one platform per lock; it is still read (as such a lock) and
@@ -399,23 +399,35 @@ def _table(obj: Record) -> tuple[dict[str, object], dict[str, dict[str, str]]]:
     """The TOML keys of ``obj``: its values, and its tables of strings (written after them)."""
     out: dict[str, object] = {}
     nested: dict[str, dict[str, str]] = {}
-    for f in dataclasses.fields(obj):
-        value: object = getattr(obj, f.name)
+    for name, has_default, has_factory in _fields(type(obj)):
+        value: object = getattr(obj, name)
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):
             value = dict(sorted(value.items()))
         # Empty optional fields are left out to keep the file short; the
         # reader puts the defaults back.
-        if value in ("", [], {}) and f.default is not dataclasses.MISSING:
+        if has_default and value in ("", [], {}):
             continue
-        if value in ([], {}) and f.default_factory is not dataclasses.MISSING:
+        if has_factory and value in ([], {}):
             continue
         if isinstance(value, dict):
-            nested[f.name] = value
+            nested[name] = value
         else:
-            out[f.name] = value
+            out[name] = value
     return out, nested
+
+
+_FIELDS: dict[type, tuple[tuple[str, bool, bool], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, bool, bool], ...]:
+    """Each field of ``cls``, whether it has a default and whether a default factory."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple((f.name, f.default is not dataclasses.MISSING,
+                              f.default_factory is not dataclasses.MISSING)
+                             for f in dataclasses.fields(cls))
+    return _FIELDS[cls]
 
 
 def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "",
@@ -588,26 +600,60 @@ def _schema(table: str) -> tuple[dict[str, object], dict[str, dataclasses.Field[
 _SINCE_V2 = frozenset({"platform", "manifest"})
 
 
+@dataclass(frozen=True)
+class _Key:
+    """How one key of a table is read: its type hint, whether it must be there,
+    and the grammar its strings obey (``check``: that grammar's function)."""
+
+    name: str
+    hint: object
+    required: bool
+    may_be_empty: bool
+    spec: str
+    check: Callable[[str], str] | None
+
+
+@functools.cache
+def _keys(table: str) -> tuple[tuple[_Key, ...], frozenset[str], frozenset[str]]:
+    """``table``'s keys in field order, and the names version 2 and version 1 know."""
+    hints, names = _schema(table)
+    keys = []
+    for name, f in names.items():
+        spec = GRAMMAR.get(table, {}).get(name, "")
+        keys.append(_Key(
+            name=name, hint=hints[name],
+            required=f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            may_be_empty=empty_ok(table, name), spec=spec,
+            check=GRAMMARS[spec].check if spec in GRAMMARS else None))
+    return tuple(keys), frozenset(names), frozenset(names) - _SINCE_V2
+
+
 def _build(table: str, cls: type[_R], raw: object, where: str,
            version: int = SCHEMA_VERSION) -> _R:
     """An instance of ``table``'s class ``cls`` from its parsed TOML table, every value checked."""
     if not isinstance(raw, dict):
         raise LockfileError(f"{where}: must be a table")
-    hints, names = _schema(table)
-    known = set(names) if version >= 2 else set(names) - _SINCE_V2
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise LockfileError(f"{where}: unknown key {show(unknown[0])}")
+    keys, known_v2, known_v1 = _keys(table)
+    known = known_v2 if version >= 2 else known_v1
+    if not raw.keys() <= known:
+        raise LockfileError(f"{where}: unknown key {show(sorted(set(raw) - known)[0])}")
     # Any: each value is checked against its field's type hint (_check) at run time,
     # which mypy cannot follow through ``cls(**kwargs)``.
     kwargs: dict[str, Any] = {}
-    for name, f in names.items():
+    for key in keys:
+        name = key.name
         if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if key.required:
                 raise LockfileError(f"{where}: missing key {name!r}")
             continue
-        value = _check(hints[name], raw[name], f"{where}.{name}")
-        _grammar(table, name, value, f"{where}.{name}")
+        value = raw[name]
+        if key.check is not None and key.hint is str and type(value) is str:
+            # The common case, checked inline; a problem is told as _grammar tells it.
+            if (key.check(value) if value else not key.may_be_empty):
+                _one(key.spec, value, f"{where}.{name}")
+        else:
+            value = _check(key.hint, value, f"{where}.{name}")
+            _grammar(table, name, value, f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
 

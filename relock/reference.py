@@ -11,6 +11,19 @@ from dataclasses import dataclass
 
 _HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
 
+# What names an image in a registry rather than in the engine.
+REGISTRY_PREFIX = "oci://"
+
+
+def is_registry_ref(text: str) -> bool:
+    """Whether ``text`` names an image in a registry (``oci://HOST/REPO:TAG``)."""
+    return text.startswith(REGISTRY_PREFIX)
+
+
+def strip_prefix(text: str) -> str:
+    """``HOST/REPO:TAG`` of ``oci://HOST/REPO:TAG`` (other text as it is)."""
+    return text[len(REGISTRY_PREFIX):] if is_registry_ref(text) else text
+
 
 @dataclass(frozen=True)
 class Reference:

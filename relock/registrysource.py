@@ -23,9 +23,9 @@ from relock.blobs import BlobCache
 from relock.engine import INVENTORY_PATHS, ImageInfo, Platform, parse_created
 from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
 from relock.platforms import platform_text
+from relock.reference import strip_prefix
 from relock.rootfs import RootFS, TarFS
 
-PREFIX = "oci://"
 # A config larger than this is not an image config.
 MAX_CONFIG = 16 << 20
 _LAYER_TYPES = (
@@ -35,16 +35,6 @@ _LAYER_TYPES = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 )
-
-
-def is_registry_ref(text: str) -> bool:
-    """Whether ``text`` names an image in a registry (``oci://HOST/REPO:TAG``)."""
-    return text.startswith(PREFIX)
-
-
-def strip_prefix(text: str) -> str:
-    """``HOST/REPO:TAG`` of ``oci://HOST/REPO:TAG`` (other text as it is)."""
-    return text[len(PREFIX):] if is_registry_ref(text) else text
 
 
 class RegistryReader(Protocol):

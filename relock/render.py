@@ -85,7 +85,7 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
         lines[-1] += "\n"
     pieces: list[str] = []
     cursor = 0
-    stage_of = stage_of_instruction(df)
+    stage_of = df.stage_of_instruction()
     shell_of: dict[int, list[str]] = {}
     for n, ins in enumerate(df.instructions):
         pieces.append("".join(lines[cursor:ins.startline]))
@@ -212,17 +212,6 @@ def base_for(stage: Stage, bases: tuple[Base, ...]) -> Base | None:
 
 
 # -- stages -------------------------------------------------------------------
-
-def stage_of_instruction(df: Dockerfile) -> list[Stage]:
-    """The stage each instruction belongs to (instructions before the first FROM: stage 0)."""
-    out: list[Stage] = []
-    current = df.stages[0]
-    starts = {s.instruction: s for s in df.stages}
-    for n in range(len(df.instructions)):
-        current = starts.get(n, current)
-        out.append(current)
-    return out
-
 
 def _inherited_shell(df: Dockerfile, stage: Stage,
                      done: Mapping[int, list[str]]) -> list[str]:

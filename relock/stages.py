@@ -35,9 +35,7 @@ def stage_label(stage: Stage) -> str:
 
 def stages_to_freeze(df: Dockerfile) -> list[Stage]:
     """Every stage but the final one that runs something."""
-    from relock.render import stage_of_instruction
-
-    stage_of = stage_of_instruction(df)
+    stage_of = df.stage_of_instruction()
     runs = {stage_of[n].index for n, ins in enumerate(df.instructions)
             if ins.instruction == "RUN"}
     return [s for s in df.stages[:-1] if s.index in runs]

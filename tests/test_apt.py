@@ -98,6 +98,67 @@ def test_corrupt_status(tmp_path: Path, status: bytes, message: str) -> None:
         apt.installed_packages(fs)
 
 
+def _package_file(text: str) -> list[dict[str, str]]:
+    """python-debian's reading of ``text``, with the comment and blank-line folding
+    apt.stanzas applies first (deb822(5) allows both; ``PackageFile`` neither)."""
+    import io
+
+    from debian.debian_support import PackageFile
+
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if lines and lines[-1] != "\n":
+                lines.append("\n")
+            continue
+        lines.append(line + "\n")
+    return [dict(f) for f in PackageFile("x", io.StringIO("".join(lines)))]
+
+
+DEB822_CASES = [
+    STATUS,
+    EXTENDED,
+    "\n\n  \nPackage: a\n\n\n\nPackage: b\n",  # blank and white-space lines fold
+    "# head\nPackage: a\n# inside\nDescription: one\n two \n .\n  . \n\tthree\n",
+    "Package: a\nPackage: b\nX-Y_z: 1\n",  # a repeated field: the last counts
+    "Package:a   \nVersion:\t1.0 \x0c\nEmpty:\n",  # white space around values
+    "Package: a\r\nVersion: 1\r\n\r\nPackage: b\x85Version: 2\u2028",  # other line ends
+    "Package: a\n \u00a0x\n",  # a continuation after Unicode white space
+]
+
+
+@pytest.mark.parametrize("text", DEB822_CASES)
+def test_stanzas_read_as_python_debian_reads_them(text: str) -> None:
+    assert apt.stanzas(text, "x") == _package_file(text)
+
+
+def test_stanzas_of_the_hosts_dpkg_database() -> None:
+    status = Path(apt.STATUS)
+    if not status.exists():
+        pytest.skip("this host has no dpkg database")
+    text = status.read_text("utf-8")
+    got = apt.stanzas(text, "status")
+    assert len(got) > 50 and got == _package_file(text)
+
+
+@pytest.mark.parametrize("text", [
+    " continued\nPackage: a\n",
+    "Package: a\nnot a field\n",
+    "Package: a\n\n two\n",
+    "P: a\n",  # a field name is two characters or more
+    "Pack age: a\n",
+])
+def test_stanzas_refuse_what_python_debian_refuses(text: str) -> None:
+    from debian.debian_support import ParseError
+
+    with pytest.raises(ParseError):
+        _package_file(text)
+    with pytest.raises(InventoryError, match="not a deb822 file: expected package field"):
+        apt.stanzas(text, "x")
+
+
 def test_one_line_sources() -> None:
     text = ("# comment\n"
             "deb [arch=amd64 signed-by=/k.gpg] http://m/debian bookworm main contrib\n"

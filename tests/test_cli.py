@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from relock import __version__
 from relock.cli import cli
+from relock.cli.common import COMMAND_MODULES
 
 
 def invoke(*args: str) -> click.testing.Result:
@@ -29,9 +30,40 @@ def test_help_lists_every_command_and_exit_codes() -> None:
     assert "Exit codes" in r.output
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))  # type: ignore[attr-defined]
+def _command(name: str) -> click.Command:
+    with click.Context(cli) as ctx:
+        command = cli.get_command(ctx, name)
+    assert isinstance(command, click.Command), name
+    return command
+
+
+def test_the_lazy_group_knows_every_command_its_modules_register() -> None:
+    import importlib
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(module)
+    commands = cli.commands
+    assert {name: getattr(cmd.callback, "__module__", "") for name, cmd in commands.items()
+            } == COMMAND_MODULES
+
+
+def test_a_command_loads_its_own_module_only() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['relock', 'freeze', '--help']\n"
+            "from relock.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('relock.cli.')), "
+            "file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stderr.strip().splitlines()[-1] == "['relock.cli.common', 'relock.cli.freeze']"
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_MODULES))
 def test_every_command_has_help_and_every_option_a_description(name: str) -> None:
-    command = cli.commands[name]  # type: ignore[attr-defined]
+    command = _command(name)
     assert command.help and len(command.help.split()) > 15
     for param in command.params:
         if isinstance(param, click.Option) and param.name != "help":

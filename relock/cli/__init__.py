@@ -56,16 +56,7 @@ def main() -> None:
 
 
 def _group() -> click.Group:
-    from relock.cli import (  # noqa: F401  (registers the commands)
-        build,
-        diff,
-        freeze,
-        merge,
-        outdated,
-        store,
-        update,
-        vendor,
-    )
+    """The click group; its commands' modules are imported on first use."""
     from relock.cli.common import cli
 
     return cli

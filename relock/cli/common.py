@@ -129,8 +129,40 @@ def lock_name(image: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
+# Each command's module, imported only when that command runs (or for the
+# group's help), so that ``relock freeze`` loads neither build's nor store's code.
+COMMAND_MODULES: dict[str, str] = {
+    "build": "relock.cli.build",
+    "diff": "relock.cli.diff",
+    "freeze": "relock.cli.freeze",
+    "merge": "relock.cli.merge",
+    "outdated": "relock.cli.outdated",
+    "render": "relock.cli.build",
+    "serve": "relock.cli.build",
+    "store": "relock.cli.store",
+    "update": "relock.cli.update",
+    "vendor": "relock.cli.vendor",
+    "verify": "relock.cli.build",
+}
+
+
 class RelockGroup(click.Group):
-    """The command group; its usage errors are one ``relock: error:`` line."""
+    """The command group; its usage errors are one ``relock: error:`` line.
+
+    Commands are loaded lazily (click's documented ``LazyGroup`` pattern): a
+    command's module registers it with ``@cli.command`` when first imported.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            import importlib
+
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: object) -> click.Context:

@@ -108,7 +108,7 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
-    from relock.registrysource import is_registry_ref, strip_prefix
+    from relock.reference import is_registry_ref, strip_prefix
 
     label = strip_prefix(image) if image else str(rootfs)
     out = output or Path("locks") / f"{name or lock_name(label)}.lock"
