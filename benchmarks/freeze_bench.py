@@ -2,7 +2,9 @@
 """Freeze's inventory phase against reading the same facts by running the image.
 
 Side by side in one run, interleaved:
-  relock:   relock freeze IMAGE --no-index   (reads the image's files; no index)
+  relock:   relock freeze IMAGE --no-index   (reads the image's files; no index),
+            installed as a user installs it (benchmarks/installed.py); the
+            editable development venv's figure is printed beside it
   baseline: docker run --rm IMAGE sh -c 'dpkg-query -W; python3 -m pip list'
 Prints the median of each and the ratio relock/baseline. Target: <= 0.35,
 aim <= 0.25. A second table shows the index phase: a cold cache against a
@@ -25,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from installed import relock_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RELOCK = [sys.executable, "-m", "relock"]
@@ -97,17 +101,22 @@ def main() -> int:
     ensure_image(args.image)
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "bench.lock")
-        freeze = [*RELOCK, "freeze", args.image, "-f", str(ROOT / "Dockerfile.in"), "-o", out]
+        args_ = ["freeze", args.image, "-f", str(ROOT / "Dockerfile.in"), "-o", out]
+        freeze = [*RELOCK, *args_]
+        installed = [*relock_command(), *args_, "--no-index"]
         baseline = ["docker", "run", "--rm", "--network", "host", "--entrypoint", "sh",
                     args.image, "-c", "dpkg-query -W; python3 -m pip list"]
-        ours, theirs = [], []
-        timed([*freeze, "--no-index"])  # warm the page cache for both sides alike
-        timed(baseline)
+        ours, dev, theirs = [], [], []
+        for cmd in (installed, [*freeze, "--no-index"], baseline):
+            timed(cmd)  # warm the page cache for every side alike
         for _ in range(args.rounds):
-            ours.append(timed([*freeze, "--no-index"]))
+            ours.append(timed(installed))
+            dev.append(timed([*freeze, "--no-index"]))
             theirs.append(timed(baseline))
-        a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"inventory  relock freeze --no-index  median {a:.3f} s over {args.rounds} runs")
+        a, d, b = statistics.median(ours), statistics.median(dev), statistics.median(theirs)
+        print(f"inventory  relock freeze --no-index  median {a:.3f} s over {args.rounds} runs "
+              "(pip install .)")
+        print(f"           the same, editable venv   median {d:.3f} s ({d / b:.2f} of baseline)")
         print(f"baseline   docker run dpkg-query+pip  median {b:.3f} s over {args.rounds} runs")
         verdict = "PASS" if a / b <= TARGET else "FAIL"
         print(f"ratio      {a / b:.2f} (target <= {TARGET:.2f}, aim <= 0.25): {verdict}")

@@ -14,14 +14,9 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, NamedTuple, TypeVar, get_type_hints
 
 import tomli_w
-
-try:  # tomli is the standard library's tomllib, compiled: 3-4x faster on big locks
-    import tomli as tomllib
-except ImportError:  # pragma: no cover - tomli is a declared dependency
-    import tomllib  # type: ignore[no-redef]
 
 from relock import reference
 from relock.errors import LockfileError, PlatformMissingError
@@ -355,38 +350,44 @@ def empty_ok(table: str, key: str) -> bool:
 
 
 def to_toml(lock: Lock) -> str:
-    """Serialise ``lock`` to TOML text (without the header).
+    """Serialise ``lock`` to TOML text (without the header)."""
+    return _serialise(_document(lock))
 
-    The layout is fixed (scalars, then [input], [distro], then one
-    ``[[array]]`` block per entry) so that two locks of similar images diff
-    line by line, whatever the lengths of their values.
-    """
+
+def _document(lock: Lock) -> dict[str, object]:
+    """What the TOML text of ``lock`` holds, as the TOML reader gives it back:
+    strings, integers, booleans, lists of strings and tables, arrays in
+    canonical order, empty optional keys left out."""
     lock = lock.sorted()
-    head: dict[str, object] = {"version": lock.version}
+    doc: dict[str, object] = {"version": lock.version}
     if lock.multi:
-        head["platforms"] = list(lock.platforms)
+        doc["platforms"] = list(lock.platforms)
     else:
-        head["platform"] = lock.platform
-    head.update(snapshot=lock.snapshot, snapshot_from=lock.snapshot_from)
-    chunks = [_dumps(head)]
-    for name, table in (("input", lock.input), ("distro", lock.distro)):
-        body, nested = _table(table)
-        chunk = f"[{name}]\n{_dumps(body)}"
-        for key, sub in nested.items():
-            chunk += f"[{name}.{key}]\n{_dumps(sub)}"
-        chunks.append(chunk)
-    for name, items in (
-        ("base", lock.base),
-        ("apt_sources", lock.apt_sources),
-        ("python", lock.python),
-        ("apt", lock.apt),
-        ("pip", lock.pip),
-    ):
+        doc["platform"] = lock.platform
+    doc.update(snapshot=lock.snapshot, snapshot_from=lock.snapshot_from,
+               input=_table(lock.input), distro=_table(lock.distro))
+    for name, items in (("base", lock.base), ("apt_sources", lock.apt_sources),
+                        ("python", lock.python), ("apt", lock.apt), ("pip", lock.pip)):
+        doc[name] = [_table(item) for item in items]
+    return doc
+
+
+def _serialise(doc: Mapping[str, object]) -> str:
+    """The text of a lock's document in its fixed layout: scalars, then [input],
+    [distro], then one ``[[array]]`` block per entry (its tables of strings
+    after its values), so that two locks of similar images diff line by line,
+    whatever the lengths of their values."""
+    chunks = [_dumps({k: v for k, v in doc.items() if k not in TABLES})]
+    for name in TABLES:
+        value = doc.get(name)
+        items = value if isinstance(value, list) else [value] if value is not None else []
         for item in items:
-            body, nested = _table(item)
-            chunk = f"[[{name}]]\n{_dumps(body)}"
-            for key, sub in nested.items():
-                chunk += f"[{name}.{key}]\n{_dumps(sub)}"
+            assert isinstance(item, dict)
+            head = f"[[{name}]]" if isinstance(value, list) else f"[{name}]"
+            chunk = f"{head}\n{_dumps({k: v for k, v in item.items() if not isinstance(v, dict)})}"
+            for key, sub in item.items():
+                if isinstance(sub, dict):
+                    chunk += f"[{name}.{key}]\n{_dumps(sub)}"
             chunks.append(chunk)
     return "\n".join(chunks)
 
@@ -395,27 +396,23 @@ def _dumps(table: Mapping[str, object]) -> str:
     return tomli_w.dumps(table, multiline_strings=False, indent=2)
 
 
-def _table(obj: Record) -> tuple[dict[str, object], dict[str, dict[str, str]]]:
-    """The TOML keys of ``obj``: its values, and its tables of strings (written after them)."""
+def _table(obj: Record) -> dict[str, object]:
+    """The TOML keys of ``obj``: tuples as lists, mappings as tables with sorted keys,
+    empty optional fields left out to keep the file short (the reader puts the
+    defaults back)."""
     out: dict[str, object] = {}
-    nested: dict[str, dict[str, str]] = {}
     for name, has_default, has_factory in _fields(type(obj)):
         value: object = getattr(obj, name)
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):
             value = dict(sorted(value.items()))
-        # Empty optional fields are left out to keep the file short; the
-        # reader puts the defaults back.
         if has_default and value in ("", [], {}):
             continue
         if has_factory and value in ([], {}):
             continue
-        if isinstance(value, dict):
-            nested[name] = value
-        else:
-            out[name] = value
-    return out, nested
+        out[name] = value
+    return out
 
 
 _FIELDS: dict[type, tuple[tuple[str, bool, bool], ...]] = {}
@@ -475,20 +472,30 @@ def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -
     The lock is checked as the reader would check it first, so relock never
     writes a lock it cannot read back (an image with hostile values fails here).
     """
-    body = to_toml(lock)  # serialised once: checked, then written
-    loads(body, f"{path} (not written)")
+    doc = _document(lock)
+    from_document(doc, f"{path} (not written)")  # as the reader will check it
+    body = _serialise(doc)
     atomic_write_text(path, dumps(lock, image=image, path=str(path), platform=platform,
                                   body=body))
 
 
 def loads(text: str, source: str = "<lock>") -> Lock:
     """Parse and validate lock text; every problem is one ``LockfileError`` line."""
+    # Imported here: writing a lock (freeze) checks its document without parsing text.
+    # tomli is the standard library's tomllib, compiled: 3-4x faster on big locks.
+    import tomli as tomllib
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise LockfileError(f"{source}: not valid TOML ({_one_line(str(e))})") from None
     except RecursionError:
         raise LockfileError(f"{source}: not a relock lock file (nested too deeply)") from None
+    return from_document(doc, source)
+
+
+def from_document(doc: Mapping[str, object], source: str) -> Lock:
+    """The lock a parsed TOML document holds, every key and value checked."""
     if "version" not in doc:
         raise LockfileError(f"{source}: no 'version' key; is this a relock lock file?")
     version = doc["version"]
@@ -556,7 +563,7 @@ def loads(text: str, source: str = "<lock>") -> Lock:
 
 def check(lock: Lock, source: str) -> None:
     """Raise ``LockfileError`` unless ``lock`` would read back as it is."""
-    loads(to_toml(lock), source)
+    from_document(_document(lock), source)
 
 
 def _platforms_known(table: str, items: Sequence[Entry], platforms: tuple[str, ...],
@@ -600,8 +607,7 @@ def _schema(table: str) -> tuple[dict[str, object], dict[str, dataclasses.Field[
 _SINCE_V2 = frozenset({"platform", "manifest"})
 
 
-@dataclass(frozen=True)
-class _Key:
+class _Key(NamedTuple):
     """How one key of a table is read: its type hint, whether it must be there,
     and the grammar its strings obey (``check``: that grammar's function)."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
@@ -261,6 +260,8 @@ class TarFS:
     def _read(self, stream: Readable, layer: bool) -> None:
         # Names this layer put here: its own whiteouts never hide them.
         mine: set[str] = set()
+        import tarfile  # here: a freeze of an engine's image reads folders, not tars
+
         with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
             for member in tar:
                 parts = _parts(member.name)
