@@ -420,7 +420,7 @@ def parse_created(text: str) -> datetime | None:
         return None
 
 
-def _overlay_layers(attrs: Mapping[str, Any]) -> list[Path] | None:
+def _overlay_layers(attrs: Mapping[str, Any]) -> list[Path] | None:  # Any: inspect JSON
     driver = attrs.get("GraphDriver") or {}
     if driver.get("Name") != "overlay2":
         return None

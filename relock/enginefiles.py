@@ -87,7 +87,7 @@ class EngineFiles:
                            for k, v in repos.items()}
         return self._repos
 
-    def _config(self, hex_id: str) -> Mapping[str, Any]:
+    def _config(self, hex_id: str) -> Mapping[str, Any]:  # Any: JSON, checked where read
         try:
             data = (self._store / "imagedb" / "content" / "sha256" / hex_id).read_bytes()
         except FileNotFoundError:

@@ -64,11 +64,11 @@ def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str]
     manifest = _manifest(ref, digest, mirrors)
     if manifest.media_type not in INDEX_TYPES:
         return ""
-    entries = manifest.json().get("manifests") or []
+    entries = manifest.objects("manifests")
     for entry in entries:
-        if isinstance(entry, dict) and platform_text(entry.get("platform") or {}) == platform:
+        if platform_text(_platform(entry)) == platform:
             return check_digest(str(entry.get("digest", "")), f"{ref}@{digest} {platform}")
-    have = sorted(platform_text(e.get("platform") or {}) for e in entries if isinstance(e, dict))
+    have = sorted(platform_text(_platform(e)) for e in entries)
     raise ImagePlatformError(f"{ref}@{digest} has no {platform} image (it has "
                              f"{', '.join(have) or 'none'})")
 
@@ -90,11 +90,16 @@ def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = (
     index = _manifest(ref, r.tag, mirrors)
     if index.media_type not in INDEX_TYPES:
         return ""
-    for entry in index.json().get("manifests") or []:
-        if (isinstance(entry, dict) and entry.get("digest") == manifest
-                and platform_text(entry.get("platform") or {}) == platform):
+    for entry in index.objects("manifests"):
+        if entry.get("digest") == manifest and platform_text(_platform(entry)) == platform:
             return index.digest
     return ""
+
+
+def _platform(entry: Mapping[str, object]) -> Mapping[str, object]:
+    """An index entry's ``platform`` object ({} when it has none)."""
+    value = entry.get("platform")
+    return value if isinstance(value, dict) else {}
 
 
 def with_manifests(lock: Lock, platform: str, lookup: Lookup | None = None,

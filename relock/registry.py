@@ -152,7 +152,8 @@ class Manifest:
     data: bytes
     digest: str
 
-    def json(self) -> dict[str, Any]:  # Any: callers index it unchecked (issue 11, to narrow)
+    def json(self) -> dict[str, object]:
+        """The manifest's JSON object (its values unchecked: see ``array`` and ``field``)."""
         try:
             doc = json.loads(self.data)
         except ValueError:
@@ -160,6 +161,24 @@ class Manifest:
         if not isinstance(doc, dict):
             raise RegistryError(f"manifest {self.digest} is not a JSON object")
         return doc
+
+    def array(self, key: str) -> list[object]:
+        """The JSON array ``key`` (``manifests``, ``layers``): [] when absent or null."""
+        value = self.json().get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise RegistryError(f"manifest {self.digest}: {key!r} is not an array")
+        return value
+
+    def field(self, key: str) -> str:
+        """The string ``key`` (``artifactType``): "" when absent or not a string."""
+        value = self.json().get(key)
+        return value if isinstance(value, str) else ""
+
+    def objects(self, key: str) -> list[dict[str, object]]:
+        """The JSON objects of the array ``key``; other items are left out."""
+        return [item for item in self.array(key) if isinstance(item, dict)]
 
 
 class VerifiedStream:

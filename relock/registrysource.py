@@ -139,8 +139,10 @@ class RegistrySource:
 
     def _config(self, client: RegistryReader, repo: str, manifest: reg.Manifest
                 ) -> tuple[ImageInfo, tuple[tuple[str, str], ...]]:
-        doc = manifest.json()
-        config = doc.get("config") or {}
+        config = manifest.json().get("config")
+        if not isinstance(config, dict):
+            raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: an image manifest "
+                                "without a config")
         digest = reg.check_digest(str(config.get("digest", "")), f"{manifest.digest} config")
         where = f"{client.host}/{repo}@{digest}"
         with client.blob(repo, digest) as stream:
@@ -157,7 +159,7 @@ class RegistrySource:
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
         layers = tuple((str(x.get("mediaType", "")),
                         reg.check_digest(str(x.get("digest", "")), f"{manifest.digest} layer"))
-                       for x in doc.get("layers") or [] if isinstance(x, dict))
+                       for x in manifest.objects("layers"))
         if len(layers) != len(diff_ids):
             raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: {len(layers)} layers "
                                 f"but {len(diff_ids)} diff IDs in the config")
@@ -212,9 +214,7 @@ class RegistrySource:
 def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
     """(platform, digest) of each image of an index; attestations and the like left out."""
     out = []
-    for entry in index.json().get("manifests") or []:
-        if not isinstance(entry, dict):
-            continue
+    for entry in index.objects("manifests"):
         platform = entry.get("platform")
         text = platform_text(platform if isinstance(platform, dict) else {})
         if "unknown" in text.split("/") or text == "/":

@@ -114,13 +114,15 @@ def children(manifest: Manifest) -> tuple[list[Descriptor], list[Descriptor]]:
     """What a manifest points to: (manifests, blobs). An index has only the first."""
     doc = manifest.json()
     where = f"manifest {manifest.digest}"
-    if manifest.media_type in reg.INDEX_TYPES:
-        items = doc.get("manifests") or []
-        return [Descriptor.from_json(d, where) for d in items], []
-    if "config" not in doc:
-        raise StoreError(f"{where}: an image manifest without a config")
-    blobs = [Descriptor.from_json(doc["config"], where)]
-    blobs += [Descriptor.from_json(d, where) for d in doc.get("layers") or []]
+    try:
+        if manifest.media_type in reg.INDEX_TYPES:
+            return [Descriptor.from_json(d, where) for d in manifest.array("manifests")], []
+        if "config" not in doc:
+            raise StoreError(f"{where}: an image manifest without a config")
+        blobs = [Descriptor.from_json(doc["config"], where)]
+        blobs += [Descriptor.from_json(d, where) for d in manifest.array("layers")]
+    except RegistryError as e:
+        raise StoreError(str(e)) from None
     return [], blobs
 
 
@@ -424,9 +426,8 @@ def _digest(value: str) -> str:
 
 
 def _descriptor_of(manifest: Manifest) -> Descriptor:
-    doc = manifest.json()
     return Descriptor(media_type=manifest.media_type, digest=manifest.digest,
-                      size=len(manifest.data), artifact_type=str(doc.get("artifactType", "")))
+                      size=len(manifest.data), artifact_type=manifest.field("artifactType"))
 
 
 # -- in a registry ---------------------------------------------------------------
@@ -718,8 +719,7 @@ def put_lock(store: Store, lock_bytes: bytes, files: Sequence[StoredFile], *,
 def read_lock(store: Store, ref: str) -> tuple[bytes, list[StoredFile]]:
     """The lock file and files of the lock manifest ``ref`` (a tag or digest)."""
     manifest = store.manifest(ref)
-    doc = manifest.json()
-    if doc.get("artifactType") != LOCK_ARTIFACT:
+    if manifest.field("artifactType") != LOCK_ARTIFACT:
         raise StoreError(f"{store.url}: {ref} is not a relock lock manifest")
     _, blobs = children(manifest)
     config, layers = blobs[0], blobs[1:]
@@ -769,7 +769,7 @@ def summarize(store: Store, digest: str, platforms: Collection[str] | None = Non
                 counts["bytes"] += b.size
 
     top = store.manifest(digest)
-    if top.json().get("artifactType") == LOCK_ARTIFACT:
+    if top.field("artifactType") == LOCK_ARTIFACT:
         kind = "lock"
     elif top.media_type in reg.INDEX_TYPES:
         kind = "index"
