@@ -240,6 +240,20 @@ def test_the_data_root_is_learnt_once_per_socket(store: _Store, listening: Path,
     assert len(connects) == 2
 
 
+@pytest.mark.skipif(not Path("/proc/net/unix").exists(), reason="no /proc/net/unix")
+def test_procfs_tells_a_listening_socket_from_a_bound_one(listening: Path,
+                                                          tmp_path: Path) -> None:
+    link = tmp_path / "link.sock"
+    link.symlink_to(listening)
+    assert enginefiles._listed_as_listening(str(listening))
+    assert enginefiles._listed_as_listening(str(link))  # the path as the user names it
+    bound = tmp_path / "bound.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(bound))
+        assert not enginefiles._listed_as_listening(str(bound))
+    assert not enginefiles._listed_as_listening(str(tmp_path / "none.sock"))
+
+
 @pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "ssh://me@host"])
 def test_a_remote_engine_is_the_sdk_client(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", host)

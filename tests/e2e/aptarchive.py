@@ -85,7 +85,15 @@ def make_key(home: Path, name: str = "relock test archive") -> bytes:
            "--passphrase", ""]
     subprocess.run([*gpg, "--quick-gen-key", name, "ed25519", "sign", "never"], check=True,
                    capture_output=True)
-    return subprocess.run([*gpg, "--export", name], check=True, capture_output=True).stdout
+    key = subprocess.run([*gpg, "--export", name], check=True, capture_output=True).stdout
+    stop_agent(home)
+    return key
+
+
+def stop_agent(home: Path) -> None:
+    """Stop the gpg-agent that gpg started for ``home`` (it would outlive the tests)."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+                   capture_output=True, check=False)
 
 
 def build_deb(deb: Deb, out_dir: Path) -> Path:
@@ -342,4 +350,6 @@ def serve(root: Path, name: str = "relocktest", gnupghome: Path | None = None,
     finally:
         server.stop()
         archive.server = None
+        if gnupghome is not None:
+            stop_agent(gnupghome)
 
