@@ -15,7 +15,6 @@ import errno
 import os
 import signal
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +80,19 @@ def writable_target(path: Path) -> Path:
     return target
 
 
+def _create_beside(folder: Path, name: str) -> tuple[int, str]:
+    """A new file ``.NAME.RANDOM.tmp`` in ``folder``, open for writing, as
+    ``tempfile.mkstemp`` makes one (O_EXCL: never a file or link already there;
+    a random name), without that module's imports on every freeze."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(folder))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -96,7 +108,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     with signals_held():
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+            fd, tmp = _create_beside(folder, target.name)
         except OSError as e:
             raise OutputError(f"{path}: cannot write here: {e.strerror or e}") from None
         try:

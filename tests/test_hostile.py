@@ -523,6 +523,32 @@ def test_usage_errors_are_one_line(args: list[str], fragment: str) -> None:
     assert line.endswith("--help')")
 
 
+def test_an_atomic_write_takes_a_fresh_temporary_name_each_time(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """The temp file beside the target is created O_EXCL under a random name: a file
+    already at one name is never opened, the next name is tried."""
+    from relock import files
+
+    names: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: str, flags: int, mode: int = 0o777) -> int:
+        names.append(os.path.basename(path))
+        if len(names) == 1:  # the first name is taken, as by a file planted there
+            Path(path).write_text("someone else's\n")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", recording_open)
+    files.atomic_write_text(tmp_path / "x.lock", "new\n")
+    assert len(names) == 2 and names[0] != names[1]
+    assert all(n.startswith(".x.lock.") and n.endswith(".tmp") for n in names)
+    assert (tmp_path / names[0]).read_text() == "someone else's\n"  # left as it was
+    assert (tmp_path / "x.lock").read_text() == "new\n"
+    assert (tmp_path / "x.lock").stat().st_mode & 0o777 == 0o644
+    assert not (tmp_path / names[1]).exists()
+
+
 # -- class: signal (real processes) --------------------------------------------
 
 def _python(code: str, cwd: Path) -> subprocess.Popen[str]:
