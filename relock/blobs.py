@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 import signal
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -63,6 +62,8 @@ class BlobCache:
         target = self._target(sha256, where)
         if target.is_file():
             return target
+        import tempfile  # here: a freeze that reads only files makes none
+
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{sha256[:16]}.",

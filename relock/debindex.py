@@ -9,11 +9,8 @@ over the whole file (issue 9, item 11).
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import lzma
 import re
-import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
@@ -45,6 +42,11 @@ def decompress(data: bytes, name: str) -> bytes:
 
     Raises ValueError when the data is not what its name says.
     """
+    # Imported here: a freeze of an image without APT lists decompresses nothing.
+    import gzip
+    import lzma
+    import zlib
+
     try:
         if name.endswith(".xz"):
             return lzma.decompress(data)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +83,8 @@ def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lo
         def log(line: str, fresh: list[str] = fresh) -> None:
             if re.match(r"\s*---> Running in ", line):
                 fresh.append(line)
+
+        import tempfile  # here: a freeze that reads only files makes none
 
         with tempfile.TemporaryFile() as tar:
             name = build_context(context, text, tar)
