@@ -164,6 +164,8 @@ def _name_and_version(meta: bytes) -> tuple[str, str]:
             if current:
                 fields[current] += b" " + line.strip()
             continue
+        if len(fields) == 2:
+            break  # both found, and the last of them is not folded on: the rest is not read
         key, sep, value = line.partition(b":")
         if not sep:
             current = b""

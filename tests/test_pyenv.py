@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from relock import pyenv
 from relock.pyenv import find_site_dirs, pip_installed
 from relock.rootfs import LayeredFS
 
@@ -101,3 +102,16 @@ def test_canonical_name_is_packagings(name: str) -> None:
     from relock.pyenv import canonical_name
 
     assert canonical_name(name) == canonicalize_name(name)
+
+
+@pytest.mark.parametrize(("meta", "want"), [
+    (b"Metadata-Version: 2.1\nName: numpy\nVersion: 2.3.1\nClassifier: x\n\nName: body",
+     ("numpy", "2.3.1")),
+    (b"Version: 1.0\nSummary: s\nName: Foo_Bar\nName: other\n", ("Foo_Bar", "1.0")),
+    (b"Name: a\nVersion: 1.0\n  .post1\nName: b\n", ("a", "1.0 .post1")),  # folded: one value
+    (b"name: a\nVERSION : 2\n", ("a", "2")),
+    (b"Name: a\n\nVersion: 1.0\n", ("a", "")),  # the body holds no fields
+    (b"Name: a\r\nVersion: 3\r\n", ("a", "3")),
+])
+def test_name_and_version_of_core_metadata(meta: bytes, want: tuple[str, str]) -> None:
+    assert pyenv._name_and_version(meta) == want
