@@ -48,14 +48,15 @@ def stanzas(text: str, where: str) -> list[Stanza]:
     fields: Stanza = {}
     name = ""
     for lineno, line in enumerate(text.splitlines(), 1):
-        if line.startswith("#"):
+        first = line[:1]
+        if first == "#":
             continue
-        if not line or line.isspace():
-            if fields:
-                out.append(fields)
-                fields, name = {}, ""
-            continue
-        if line[0].isspace():
+        if not first or first.isspace():
+            if not line or line.isspace():  # a blank line ends a stanza
+                if fields:
+                    out.append(fields)
+                    fields, name = {}, ""
+                continue
             if not name:
                 raise InventoryError(f"{where}: not a deb822 file: expected package field "
                                      f"(line {lineno})")

@@ -15,7 +15,7 @@ import posixpath
 import re
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Control characters (C0, DEL, C1), the line and paragraph separators that
 # some tools treat as newlines, and the bidi marks and overrides that make
@@ -39,8 +39,7 @@ URI_SCHEMES = ("http", "https", "file", "copy", "mirror", "mirror+http", "mirror
 _URI_BODY = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+")
 
 
-@dataclass(frozen=True)
-class Grammar:
+class Grammar(NamedTuple):
     """A named rule for one kind of value; ``check`` says what is wrong, or ''."""
 
     name: str

@@ -257,7 +257,8 @@ class Lock:
             apt=tuple(sorted(self.apt, key=lambda p: (p.platform, p.stage, p.name, p.arch,
                                                       p.version))),
             pip=tuple(
-                dataclasses.replace(p, hashes=tuple(sorted(set(p.hashes))))
+                p if p.hashes == (hashes := tuple(sorted(set(p.hashes))))
+                else dataclasses.replace(p, hashes=hashes)
                 for p in sorted(self.pip, key=lambda p: (p.platform, p.stage, p.env, p.name))
             ),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from relock.apt import dpkg_owned_paths
 from relock.lockfile import PythonEnv
@@ -40,8 +40,7 @@ def _is_pydir(name: str) -> bool:
     return name == "python3" or (name.startswith("python3.") and name[8:].isdigit())
 
 
-@dataclass(frozen=True)
-class Distribution:
+class Distribution(NamedTuple):
     """A distribution found in an environment's site folder."""
 
     name: str
