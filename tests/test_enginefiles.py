@@ -353,12 +353,15 @@ def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
 @pytest.mark.engine
 def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngine,
                                                       tmp_path: Path) -> None:
+    """Nor what a freeze of files does not use: the other commands, sockets, temp files,
+    a TOML parser, python-debian (freeze_bench's figure rests on it)."""
     _file_source(docker_engine)  # fills the cache of the data root
+    unused = ("docker", "requests", "urllib3", "socket", "tempfile", "tomli", "debian",
+              "relock.cli.build", "relock.render", "relock.registrysource", "relock.registry")
     code = ("import sys; sys.argv = ['relock', *sys.argv[1:]]\n"
             "from relock.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in ('docker', 'requests', 'urllib3') if m in sys.modules),"
-            " file=sys.stderr)")
+            f"print(sorted(m for m in {unused!r} if m in sys.modules), file=sys.stderr)")
     done = subprocess.run(
         [sys.executable, "-c", code, "freeze", "relock-sci:latest", "--no-index",
          "--no-archive", "-f", str(ROOT / "Dockerfile.in"), "-o", str(tmp_path / "x.lock")],
