@@ -13,7 +13,7 @@ image that keeps its APT lists (apt-get update, ~20 MB of indexes) with the
 same image without them: freeze, verify and diff must stay within 2x
 (issue 9, item 11).
 
-Usage: benchmarks/freeze_bench.py [IMAGE] [--rounds N] [--no-lists]
+Usage: benchmarks/freeze_bench.py [IMAGE] [--rounds N (15)] [--no-lists]
 IMAGE defaults to relock-sci:latest, built from Dockerfile.in if missing.
 """
 
@@ -94,7 +94,7 @@ def lists_ratio(rounds: int, tmp: Path) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("image", nargs="?", default="relock-sci:latest")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--no-lists", action="store_true",
                     help="skip the APT-lists comparison (it builds two small images)")
     args = ap.parse_args()
