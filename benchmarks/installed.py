@@ -19,14 +19,24 @@ VENV = ROOT / "build" / "bench-venv"
 
 
 def relock_command() -> list[str]:
-    """``[path/to/relock]``: this checkout, installed as ``pip install .`` installs it."""
+    """``[path/to/relock]``: this checkout, installed as ``pip install .`` installs it.
+
+    When it cannot be installed (no index here), the running interpreter's
+    relock, with a line saying so.
+    """
     python = VENV / "bin" / "python"
-    quiet = {"stdout": subprocess.DEVNULL, "check": True}
-    if not python.exists():
-        print(f"installing this checkout into {VENV.relative_to(ROOT)} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], **quiet)
-    else:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
-                        "--force-reinstall", str(ROOT)], **quiet)
+    try:
+        if not python.exists():
+            print(f"installing this checkout into {VENV.relative_to(ROOT)} ...", flush=True)
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)],
+                           stdout=subprocess.DEVNULL, check=True)
+        else:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                            "--force-reinstall", str(ROOT)], stdout=subprocess.DEVNULL,
+                           check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"could not install this checkout into {VENV.relative_to(ROOT)} ({e}); "
+              "timing the running interpreter's relock instead", flush=True)
+        return [sys.executable, "-m", "relock"]
     return [str(VENV / "bin" / "relock")]
