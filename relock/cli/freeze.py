@@ -20,6 +20,7 @@ from relock.cli.common import (
 
 if TYPE_CHECKING:
     from relock.dockerfile import Dockerfile
+    from relock.engine import ImageSource
     from relock.registrysource import RegistrySource
 
 
@@ -133,6 +134,7 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
                                    index=index, deb_entries=True, archive=archive)
         existing = read(out) if chosen and out.exists() else None
+        images: ImageSource | None = None  # the engine's, for an engine image
         if rootfs is not None:
             result = fz.freeze_rootfs(rootfs, parsed, options, progress)
         elif from_registry:
@@ -153,11 +155,11 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         if not from_registry:
             part, more = result.lock, list[str]()
             if platform is not None and part.platform == platform:
-                from relock.enginefiles import local_images, sdk_engine
+                from relock.enginefiles import sdk_engine
                 from relock.platforms import with_manifests
 
                 # The engine's mirrors: only an engine client can ask for them.
-                mirrors = sdk_engine(local_images()).registry_mirrors() if rootfs is None else []
+                mirrors = sdk_engine(images).registry_mirrors() if images is not None else []
                 part, more = with_manifests(part, platform, mirrors=mirrors)
             result = fz.FreezeResult(fz.add_platform(part, platform, existing),
                                      (*result.warnings, *more))
