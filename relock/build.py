@@ -109,10 +109,10 @@ def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Pro
 
 def _user_step(step: str) -> str:
     """``Step 3/11 : RUN <the template's command>``: relock's view prefix left out."""
+    from relock.render import template_command
+
     head, sep, rest = step.partition(" : RUN ")
-    if sep and rest.startswith("mkdir -p /dev/shm/relock") and "|| exit 1;" in rest:
-        return f"{head}{sep}{rest.split('|| exit 1;', 1)[1].strip()}"
-    return step
+    return f"{head}{sep}{template_command(rest)}" if sep else step
 
 
 @contextlib.contextmanager

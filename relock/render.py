@@ -152,8 +152,20 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
         f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
         f" UV_INDEX_URL={index}"
-        " || exit 1;"
+        f"{_PREFIX_END}"
     )
+
+
+# How the view prefix ends; the RUN's own command follows.
+_PREFIX_END = " || exit 1;"
+
+
+def template_command(command: str) -> str:
+    """The template's own command of a RUN command ``view_prefix`` was put before (as
+    an engine echoes it in a build's log); any other command as it is."""
+    if command.startswith(f"mkdir -p {SCRATCH}/") and _PREFIX_END in command:
+        return command.split(_PREFIX_END, 1)[1].strip()
+    return command
 
 
 def _with_header(body: str, source: str, lock_path: str) -> str:

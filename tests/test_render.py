@@ -136,6 +136,15 @@ def test_every_run_sees_only_the_view() -> None:
     assert prefix.endswith("|| exit 1;")
 
 
+@pytest.mark.parametrize("per_arch", [False, True])
+def test_the_template_command_is_read_back_from_a_prefixed_run(per_arch: bool) -> None:
+    prefix = render.view_prefix("http://127.0.0.1:7781", "ab12", per_arch=per_arch)
+    assert render.template_command(f"{prefix} pip install -r requirements.txt") == (
+        "pip install -r requirements.txt")
+    assert render.template_command("make || exit 1; make install") == (
+        "make || exit 1; make install")  # not relock's prefix: as it is
+
+
 @pytest.mark.parametrize("url", ["ftp://x/", "http://x/ && rm -rf /", "http://a'b/",
                                  "http://x/\nRUN id"])
 def test_view_url_is_checked(url: str) -> None:
