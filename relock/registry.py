@@ -11,6 +11,7 @@ or with the user's ``docker login`` entry for the host when there is one.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
@@ -153,7 +154,12 @@ class Manifest:
     digest: str
 
     def json(self) -> dict[str, object]:
-        """The manifest's JSON object (its values unchecked: see ``array`` and ``field``)."""
+        """The manifest's JSON object (its values unchecked: see ``array`` and ``field``),
+        parsed once: read it, do not change it."""
+        return self._doc
+
+    @functools.cached_property
+    def _doc(self) -> dict[str, object]:
         try:
             doc = json.loads(self.data)
         except ValueError:
