@@ -33,6 +33,12 @@ def platform_text(p: Mapping[str, object]) -> str:
     return text
 
 
+def entry_platform(entry: Mapping[str, object]) -> str:
+    """``os/arch[/variant]`` of an image index's entry ("/" when it names none)."""
+    value = entry.get("platform")
+    return platform_text(value if isinstance(value, dict) else {})
+
+
 def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
     """The manifest ``what`` (tag or digest) of ``ref``'s repository.
 
@@ -66,9 +72,9 @@ def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str]
         return ""
     entries = manifest.objects("manifests")
     for entry in entries:
-        if platform_text(_platform(entry)) == platform:
+        if entry_platform(entry) == platform:
             return check_digest(str(entry.get("digest", "")), f"{ref}@{digest} {platform}")
-    have = sorted(platform_text(_platform(e)) for e in entries)
+    have = sorted(entry_platform(e) for e in entries)
     raise ImagePlatformError(f"{ref}@{digest} has no {platform} image (it has "
                              f"{', '.join(have) or 'none'})")
 
@@ -91,15 +97,11 @@ def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = (
     if index.media_type not in INDEX_TYPES:
         return ""
     for entry in index.objects("manifests"):
-        if entry.get("digest") == manifest and platform_text(_platform(entry)) == platform:
+        if entry.get("digest") == manifest and entry_platform(entry) == platform:
             return index.digest
     return ""
 
 
-def _platform(entry: Mapping[str, object]) -> Mapping[str, object]:
-    """An index entry's ``platform`` object ({} when it has none)."""
-    value = entry.get("platform")
-    return value if isinstance(value, dict) else {}
 
 
 def with_manifests(lock: Lock, platform: str, lookup: Lookup | None = None,

@@ -22,7 +22,7 @@ from relock import registry as reg
 from relock.blobs import BlobCache
 from relock.engine import INVENTORY_PATHS, ImageInfo, Platform, parse_created
 from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
-from relock.platforms import platform_text
+from relock.platforms import entry_platform
 from relock.reference import strip_prefix
 from relock.rootfs import RootFS, TarFS
 
@@ -215,8 +215,7 @@ def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
     """(platform, digest) of each image of an index; attestations and the like left out."""
     out = []
     for entry in index.objects("manifests"):
-        platform = entry.get("platform")
-        text = platform_text(platform if isinstance(platform, dict) else {})
+        text = entry_platform(entry)
         if "unknown" in text.split("/") or text == "/":
             continue
         out.append((text, reg.check_digest(str(entry.get("digest", "")),
