@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, get_type_hints
@@ -22,7 +22,7 @@ from relock import reference
 from relock.errors import LockfileError, PlatformMissingError
 from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
-from relock.grammar import GRAMMARS, problem, show
+from relock.grammar import problem, show
 
 SCHEMA_VERSION = 2
 # Version 1 had one platform per lock; it is still read (as such a lock) and
@@ -288,6 +288,7 @@ TABLES: dict[str, type[Record]] = {
     "apt": AptPackage,
     "pip": PipPackage,
 }
+_TABLE_OF: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 
 
 # The grammar (relock/grammar.py) of every string value, by table and key;
@@ -402,30 +403,18 @@ def _table(obj: Record) -> dict[str, object]:
     empty optional fields left out to keep the file short (the reader puts the
     defaults back)."""
     out: dict[str, object] = {}
-    for name, has_default, has_factory in _fields(type(obj)):
-        value: object = getattr(obj, name)
+    for key in _keys(_TABLE_OF[type(obj)])[0]:
+        value: object = getattr(obj, key.name)
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):
             value = dict(sorted(value.items()))
-        if has_default and value in ("", [], {}):
+        if key.has_default and value in ("", [], {}):
             continue
-        if has_factory and value in ([], {}):
+        if key.has_factory and value in ([], {}):
             continue
-        out[name] = value
+        out[key.name] = value
     return out
-
-
-_FIELDS: dict[type, tuple[tuple[str, bool, bool], ...]] = {}
-
-
-def _fields(cls: type) -> tuple[tuple[str, bool, bool], ...]:
-    """Each field of ``cls``, whether it has a default and whether a default factory."""
-    if cls not in _FIELDS:
-        _FIELDS[cls] = tuple((f.name, f.default is not dataclasses.MISSING,
-                              f.default_factory is not dataclasses.MISSING)
-                             for f in dataclasses.fields(cls))
-    return _FIELDS[cls]
 
 
 def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str = "",
@@ -609,30 +598,31 @@ _SINCE_V2 = frozenset({"platform", "manifest"})
 
 
 class _Key(NamedTuple):
-    """How one key of a table is read: its type hint, whether it must be there,
-    and the grammar its strings obey (``check``: that grammar's function)."""
+    """How one key of a table is read and written: its type hint, its default (a
+    key with one may be left out), and the grammar its values obey."""
 
     name: str
     hint: object
-    required: bool
+    has_default: bool
+    has_factory: bool
     may_be_empty: bool
-    spec: str
-    check: Callable[[str], str] | None
+    spec: str  # "" for a key without a grammar (booleans, integers)
+
+    @property
+    def required(self) -> bool:
+        return not (self.has_default or self.has_factory)
 
 
 @functools.cache
 def _keys(table: str) -> tuple[tuple[_Key, ...], frozenset[str], frozenset[str]]:
     """``table``'s keys in field order, and the names version 2 and version 1 know."""
     hints, names = _schema(table)
-    keys = []
-    for name, f in names.items():
-        spec = GRAMMAR.get(table, {}).get(name, "")
-        keys.append(_Key(
-            name=name, hint=hints[name],
-            required=f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            may_be_empty=empty_ok(table, name), spec=spec,
-            check=GRAMMARS[spec].check if spec in GRAMMARS else None))
-    return tuple(keys), frozenset(names), frozenset(names) - _SINCE_V2
+    keys = tuple(
+        _Key(name=name, hint=hints[name], has_default=f.default is not dataclasses.MISSING,
+             has_factory=f.default_factory is not dataclasses.MISSING,
+             may_be_empty=empty_ok(table, name), spec=GRAMMAR.get(table, {}).get(name, ""))
+        for name, f in names.items())
+    return keys, frozenset(names), frozenset(names) - _SINCE_V2
 
 
 def _build(table: str, cls: type[_R], raw: object, where: str,
@@ -653,14 +643,12 @@ def _build(table: str, cls: type[_R], raw: object, where: str,
             if key.required:
                 raise LockfileError(f"{where}: missing key {name!r}")
             continue
-        value = raw[name]
-        if key.check is not None and key.hint is str and type(value) is str:
-            # The common case, checked inline; a problem is told as _grammar tells it.
-            if (key.check(value) if value else not key.may_be_empty):
-                _one(key.spec, value, f"{where}.{name}")
+        at = f"{where}.{name}"
+        value = _check(key.hint, raw[name], at)
+        if key.spec:
+            _obeys(key.spec, key.may_be_empty, value, at)
         else:
-            value = _check(key.hint, value, f"{where}.{name}")
-            _grammar(table, name, value, f"{where}.{name}")
+            _grammar(table, name, value, at)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -672,7 +660,11 @@ def _grammar(table: str, key: str, value: object, where: str) -> None:
         if table == "base" and key == "stage" and isinstance(value, int) and value < 0:
             raise LockfileError(f"{where}: must not be negative")
         return
-    may_be_empty = empty_ok(table, key)
+    _obeys(spec, empty_ok(table, key), value, where)
+
+
+def _obeys(spec: str, may_be_empty: bool, value: object, where: str) -> None:
+    """Check ``value`` against the grammar ``spec`` (``_grammar`` once the key is known)."""
     if isinstance(value, str):
         if value or not may_be_empty:
             _one(spec, value, where)
