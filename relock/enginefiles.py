@@ -39,6 +39,8 @@ from relock.engine import (
     engine_timeout,
     parse_created,
 )
+from relock.errors import OutputError
+from relock.files import atomic_write_text
 from relock.reference import parse
 from relock.rootfs import LayeredFS, RootFS
 
@@ -49,15 +51,6 @@ _SHORT = re.compile(r"(?:sha256:)?([0-9a-f]{1,63})")
 
 class _Unsure(Exception):
     """The files do not answer this for sure; the SDK must."""
-
-
-def _familiar(name: str) -> str:
-    """The repository as the engine keys it in repositories.json (``debian``)."""
-    full = parse(name).repository
-    for prefix in ("docker.io/library/", "docker.io/"):
-        if full.startswith(prefix):
-            return full[len(prefix):]
-    return full
 
 
 class EngineFiles:
@@ -136,7 +129,7 @@ class EngineFiles:
         parts = parse(ref)
         if parts.tag and parts.digest:
             raise _Unsure
-        repo = _familiar(parts.name)
+        repo = parts.familiar  # how repositories.json keys it
         key = f"{repo}@{parts.digest}" if parts.digest else f"{repo}:{parts.tag or 'latest'}"
         found = self._repositories().get(repo, {}).get(key)
         if found:
@@ -324,11 +317,8 @@ def local_images() -> ImageSource:
         # Only this socket's entry: the entries of old sockets are dropped.
         known = {k: v for k, v in known.items() if not k.startswith(os.path.abspath(path) + " ")}
         known[key] = _learn_root(engine)
-        with contextlib.suppress(OSError):
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, sort_keys=True))
-            tmp.replace(cache)
+        with contextlib.suppress(OutputError):  # a cache that cannot be kept is asked again
+            atomic_write_text(cache, json.dumps(known, sort_keys=True))
     root = known[key]
     store = Path(root) / "image" / "overlay2" if root else None
     if store is None or not os.access(store / "repositories.json", os.R_OK) \

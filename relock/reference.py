@@ -56,6 +56,16 @@ class Reference:
             path = "library/" + path
         return f"{domain}/{path}"
 
+    @property
+    def familiar(self) -> str:
+        """The repository as the engine keys its tags (``docker.io/library/debian`` ->
+        ``debian``, ``docker.io/me/app`` -> ``me/app``); other registries' names whole."""
+        full = self.repository
+        for prefix in ("docker.io/library/", "docker.io/"):
+            if full.startswith(prefix):
+                return full[len(prefix):]
+        return full
+
 
 def parse(ref: str) -> Reference:
     """Split ``ref`` into name, tag and digest (a ``:port`` is not a tag)."""

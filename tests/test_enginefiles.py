@@ -385,3 +385,16 @@ def test_a_second_engine_is_read_from_its_own_data_root(second_host: Any, tmp_pa
     assert source.image("debian:trixie-slim") == sdk.image("debian:trixie-slim")
     with pytest.raises(ImageNotFoundError):
         source.image("relock-sci:latest")  # in the test bed's engine only
+
+
+@pytest.mark.parametrize(("ref", "familiar"), [
+    ("debian:trixie-slim", "debian"),
+    ("docker.io/library/debian@sha256:" + "a" * 64, "debian"),
+    ("index.docker.io/me/app:1", "me/app"),
+    ("127.0.0.1:5000/team/sci:1", "127.0.0.1:5000/team/sci"),
+    ("localhost/app", "localhost/app"),
+])
+def test_names_are_looked_up_as_the_engine_keys_its_tags(ref: str, familiar: str) -> None:
+    from relock.reference import parse
+
+    assert parse(ref).familiar == familiar
