@@ -1214,15 +1214,15 @@ def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
 
 def test_a_silent_build_is_said(tmp_path: Path) -> None:
     """B9: a build's log stream has no deadline, but its silence is reported while it lasts."""
-    from relock import build
+    from relock import build, render
     from relock.engine import BuildEvent, BuildRequest
+
+    prefix = render.view_prefix("http://127.0.0.1:7781", "ab12")
 
     class Slow:
         def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
             # As the engine echoes a pinned step: relock's prefix, then the template's command.
-            yield BuildEvent("log", "Step 2/3 : RUN mkdir -p /dev/shm/relock/parts && echo "
-                                    "'Dir::Etc::SourceList \"/dev/shm/relock/x\"' > y "
-                                    "|| exit 1; make")
+            yield BuildEvent("log", f"Step 2/3 : RUN {prefix} make")
             time.sleep(1.3)
             yield BuildEvent("image", "sha256:" + "5" * 64)
 
