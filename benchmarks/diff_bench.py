@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from relock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, write
+from relock.lock.lockfile import AptPackage, Base, Distro, Input, Lock, PipPackage, write
 
 BUDGET = 0.5
 

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from relock.engine import DockerEngine
+    from relock.image.engine import DockerEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _testbed_engine() -> DockerEngine:
-    from relock import engine
+    from relock.image import engine
 
     e = engine.connect()
     e.image("debian:trixie-slim")
@@ -129,7 +129,7 @@ def build_image(client: Any, docker_engine: DockerEngine) -> Iterator[BuildImage
 
     Returns the tag; every image made this way is removed at the end.
     """
-    from relock.build import build
+    from relock.build.enginebuild import build
 
     made: list[str] = []
 

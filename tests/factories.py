@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relock.lockfile import Distro, Input, Lock
+from relock.lock.lockfile import Distro, Input, Lock
 
 DEFAULT_INPUT = Input("Dockerfile.in", "ab" * 32)
 DEFAULT_DISTRO = Distro("debian", "13", "trixie")

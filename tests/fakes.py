@@ -12,11 +12,11 @@ import contextlib
 import posixpath
 from collections.abc import Iterator, Mapping
 
-from relock.engine import BuildEvent, BuildRequest, ImageInfo
 from relock.errors import EngineError, ImageNotFoundError
-from relock.reference import normalize_repo, parse
-from relock.registry import Manifest, VerifiedStream
-from relock.rootfs import RootFS
+from relock.image.engine import BuildEvent, BuildRequest, ImageInfo
+from relock.image.rootfs import RootFS
+from relock.lock.reference import normalize_repo, parse
+from relock.upstream.registry import Manifest, VerifiedStream
 
 
 def layers(*names: str) -> tuple[str, ...]:
@@ -165,7 +165,7 @@ class FakeRegistry:
         self.blob_reads: list[str] = []
 
     def manifest(self, repo: str, ref: str) -> Manifest:
-        from relock.registry import ManifestUnknown
+        from relock.upstream.registry import ManifestUnknown
 
         found = self.manifests.get((repo, ref))
         if found is None:
@@ -173,7 +173,7 @@ class FakeRegistry:
         return found
 
     def blob(self, repo: str, digest_: str) -> VerifiedStream:
-        from relock.registry import BlobUnknown
+        from relock.upstream.registry import BlobUnknown
 
         if digest_ not in self.blobs:
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest_}")
@@ -181,7 +181,7 @@ class FakeRegistry:
         return VerifiedStream(iter([self.blobs[digest_]]), digest_, f"{self.host}/{repo}")
 
     def put_blob(self, data: bytes) -> str:
-        from relock.registry import sha256_digest
+        from relock.upstream.registry import sha256_digest
 
         self.blobs[sha256_digest(data)] = data
         return sha256_digest(data)
@@ -189,7 +189,7 @@ class FakeRegistry:
     def put_manifest(self, repo: str, doc: Mapping[str, object], *tags: str) -> str:
         import json
 
-        from relock.registry import sha256_digest
+        from relock.upstream.registry import sha256_digest
 
         data = json.dumps(doc).encode()
         m = Manifest(media_type=str(doc["mediaType"]), data=data, digest=sha256_digest(data))
@@ -202,7 +202,7 @@ class FakeRegistry:
         """An image of these layers (bottom first); its manifest's digest."""
         import json
 
-        from relock.registry import OCI_MANIFEST
+        from relock.upstream.registry import OCI_MANIFEST
 
         blobs, diff_ids = [], []
         for entries in layers_:
@@ -220,7 +220,7 @@ class FakeRegistry:
 
     def put_index(self, repo: str, images: Mapping[str, str], *tags: str) -> str:
         """An image index of ``{platform: manifest digest}``; its digest."""
-        from relock.registry import OCI_INDEX
+        from relock.upstream.registry import OCI_INDEX
 
         entries = []
         for platform, digest_ in images.items():

@@ -9,11 +9,11 @@ from pathlib import Path
 import lz4.frame
 import pytest
 
-from relock import apt
-from relock.debindex import DebEntry
 from relock.errors import InventoryError
-from relock.lockfile import AptSource
-from relock.rootfs import LayeredFS
+from relock.image.rootfs import LayeredFS
+from relock.inventory import apt
+from relock.lock.lockfile import AptSource
+from relock.upstream.debindex import DebEntry
 
 STATUS = """\
 Package: libc6
@@ -231,7 +231,7 @@ def test_snapshot_ids_round_trip() -> None:
 
 
 def test_os_release_of_ubuntu_and_debian(tmp_path: Path) -> None:
-    from relock.freeze import os_release
+    from relock.freeze.freeze import os_release
 
     fs = tree(tmp_path / "u", {"/usr/lib/os-release":
                                'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\n'

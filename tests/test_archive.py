@@ -1,4 +1,4 @@
-"""relock.archive against a real APT archive served on loopback (tests/e2e/aptarchive.py).
+"""relock.upstream.archive against a real APT archive served on loopback (tests/e2e/aptarchive.py).
 
 The archive is built with dpkg-deb and apt-ftparchive and served over HTTP
 on 127.0.0.1, with dated snapshots and injected faults (429 with
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from relock.archive import Archive, DebEntry
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
-from relock.lockfile import AptPackage, AptSource
+from relock.lock.lockfile import AptPackage, AptSource
+from relock.upstream.archive import Archive, DebEntry
 from tests.e2e.aptarchive import AptArchive, Deb, closed_url, make_key, serve
 
 OLD = "20260101T000000Z"
@@ -226,7 +226,7 @@ def test_a_damaged_index_form_falls_back_to_the_next(archive: AptArchive,
 
 
 def test_release_fields() -> None:
-    from relock.archive import _parse_release
+    from relock.upstream.archive import _parse_release
 
     release = _parse_release(
         "Origin: Debian\nAcquire-By-Hash: yes\nNo-Support-for-Architecture-all: Packages\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from relock.build import build, explain_failure
-from relock.engine import BuildEvent
+from relock.build.enginebuild import build, explain_failure
+from relock.build.view import Misses
 from relock.errors import BuildError
-from relock.view import Misses
+from relock.image.engine import BuildEvent
 from tests.fakes import FakeBuilder
 
 PIP_MISMATCH = """\

@@ -117,7 +117,7 @@ def _modules_after(*argv: str) -> tuple[str, list[str]]:
             "from relock.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = ('click', 'docker', 'requests', 'urllib3', 'debian', 'packaging',\n"
-            "         'dockerfile_parse', 'relock.lockfile', 'relock.engine')\n"
+            "         'dockerfile_parse', 'relock.lock.lockfile', 'relock.image.engine')\n"
             "import json\n"
             "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)")
     import json

@@ -9,7 +9,7 @@ import time
 import lz4.frame
 import pytest
 
-from relock.debindex import DebEntry, decompress, pick, stanzas_of
+from relock.upstream.debindex import DebEntry, decompress, pick, stanzas_of
 
 
 def stanza(name: str, version: str, arch: str = "amd64", first: str = "Package") -> str:

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from relock import diff as core
-from relock import diffformat, sides
 from relock.cli import cli
-from relock.diff import compare_apt_versions, compare_pip_versions, diff_locks
 from relock.errors import EngineError, GitRevisionError, ImageNotFoundError, PlatformMissingError
-from relock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, write
+from relock.freeze import sides
+from relock.lock import diff as core
+from relock.lock import diffformat
+from relock.lock.diff import compare_apt_versions, compare_pip_versions, diff_locks
+from relock.lock.lockfile import AptPackage, AptSource, Base, Distro, Input, Lock, PipPackage, write
 from tests.factories import make_lock
 from tests.fakes import FakeSource
 
@@ -538,7 +539,7 @@ def test_git_lock_errors_directly(repo: Path) -> None:
 
 def test_neither_file_revision_nor_image(two_locks: tuple[str, str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from relock import engine
+    from relock.image import engine
 
     monkeypatch.setattr(engine, "connect", FakeSource)
     result = run("old.lock", "nosuch:latest")
@@ -580,7 +581,7 @@ def test_help_text() -> None:
 
 def test_cli_import_stays_light() -> None:
     code = ("import sys, relock.cli; heavy = [m for m in ('docker', 'debian', 'packaging', "
-            "'relock.diff', 'relock.lockfile') if m in sys.modules]; print(heavy)")
+            "'relock.lock.diff', 'relock.lock.lockfile') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relock.dockerfile import parse
 from relock.errors import DockerfileError
+from relock.template.dockerfile import parse
 
 
 def test_stages_and_bases() -> None:

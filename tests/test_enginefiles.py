@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from relock import enginefiles
-from relock.engine import DockerEngine, ImageInfo, Platform, _overlay_layers
-from relock.enginefiles import EngineFiles, local_images, sdk_engine
 from relock.errors import ImageNotFoundError
+from relock.image import enginefiles
+from relock.image.engine import DockerEngine, ImageInfo, Platform, _overlay_layers
+from relock.image.enginefiles import EngineFiles, local_images, sdk_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -337,9 +337,9 @@ def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client:
 @pytest.mark.parametrize("image", ["debian:trixie-slim", "relock-sci:latest"])
 def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
         docker_engine: DockerEngine, image: str) -> None:
-    from relock import dockerfile as df
-    from relock import freeze as fz
-    from relock.lockfile import dumps
+    from relock.freeze import freeze as fz
+    from relock.lock.lockfile import dumps
+    from relock.template import dockerfile as df
 
     files = _file_source(docker_engine)
     parsed = df.load(ROOT / "Dockerfile.in", {})
@@ -357,7 +357,8 @@ def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngin
     a TOML parser, python-debian (freeze_bench's figure rests on it)."""
     _file_source(docker_engine)  # fills the cache of the data root
     unused = ("docker", "requests", "urllib3", "socket", "tempfile", "tomli", "debian",
-              "relock.cli.build", "relock.render", "relock.registrysource", "relock.registry")
+              "relock.cli.build", "relock.template.render", "relock.image.registrysource",
+              "relock.upstream.registry")
     code = ("import sys; sys.argv = ['relock', *sys.argv[1:]]\n"
             "from relock.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
@@ -395,6 +396,6 @@ def test_a_second_engine_is_read_from_its_own_data_root(second_host: Any, tmp_pa
     ("localhost/app", "localhost/app"),
 ])
 def test_names_are_looked_up_as_the_engine_keys_its_tags(ref: str, familiar: str) -> None:
-    from relock.reference import parse
+    from relock.lock.reference import parse
 
     assert parse(ref).familiar == familiar

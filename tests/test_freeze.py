@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relock.dockerfile import parse
-from relock.engine import ImageInfo, Platform
 from relock.errors import BaseImageError, ImageNotFoundError
-from relock.freeze import FreezeOptions, freeze_image, pin_bases
+from relock.freeze.freeze import FreezeOptions, freeze_image, pin_bases
+from relock.image.engine import ImageInfo, Platform
+from relock.template.dockerfile import parse
 from tests.fakes import FakeSource, digest, layers, repo_digest
 
 TWO_STAGES = parse("FROM python:3.13-slim AS build\nRUN true\n"

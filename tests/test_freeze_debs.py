@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from relock import lockfile
-from relock.archive import Archive
 from relock.cli import cli
-from relock.freeze import FreezeOptions, freeze_rootfs
+from relock.freeze.freeze import FreezeOptions, freeze_rootfs
+from relock.lock import lockfile
+from relock.upstream.archive import Archive
 from tests.e2e.aptarchive import AptArchive, Deb, serve
 
 FOO, BAR = Deb("foo", "2.0-1"), Deb("bar", "0.5")

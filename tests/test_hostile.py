@@ -83,10 +83,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from relock import lockfile
 from relock.cli import cli
 from relock.errors import IndexError_, LockfileError, RelockError
-from relock.index import Index, IndexConfig, parse_timeout
+from relock.lock import lockfile
+from relock.upstream.index import Index, IndexConfig, parse_timeout
 
 DATA = Path(__file__).resolve().parent / "hostile"
 GOOD = (DATA / "good.lock").read_text()
@@ -260,9 +260,9 @@ def test_non_utf8_lock(tmp_path: Path) -> None:
 
 def test_diff_of_images_shows_escapes_not_terminal_sequences(tmp_path: Path) -> None:
     """S7: values that reach diff unchecked (an image side) are escaped in text and Markdown."""
-    from relock import diffformat
-    from relock.diff import diff_locks
-    from relock.sides import Side
+    from relock.freeze.sides import Side
+    from relock.lock import diffformat
+    from relock.lock.diff import diff_locks
 
     old = lockfile.loads(GOOD)
     evil_name = "bash\x1b]0;pwned\x07\x1b[2J"
@@ -751,7 +751,7 @@ def test_bad_time_out_value(text: str) -> None:
 
 def test_pip_config_read_through_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 11 item 7: pip's files and PIP_* variables, with pip's precedence, no internals."""
-    from relock.index import pip_config
+    from relock.upstream.index import pip_config
 
     conf = tmp_path / "pip.conf"
     conf.write_text("[global]\nindex-url = http://127.0.0.1:1/simple\n"
@@ -775,7 +775,7 @@ def test_pip_config_read_through_pip(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_pip_config_without_index_url_takes_pip_s_default(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from relock.index import pip_config
+    from relock.upstream.index import pip_config
 
     for key in [k for k in os.environ if k.startswith("PIP_")]:
         monkeypatch.delenv(key)
@@ -1024,7 +1024,7 @@ def test_freeze_with_a_dripping_index_is_cut_off(tmp_path: Path, drip: _Drip) ->
 
 
 def _deb_lock(url: str) -> lockfile.Lock:
-    from relock.lockfile import AptPackage, AptSource
+    from relock.lock.lockfile import AptPackage, AptSource
     from tests.factories import make_lock
 
     return make_lock(
@@ -1038,8 +1038,9 @@ def _deb_lock(url: str) -> lockfile.Lock:
 def test_fetching_debs_from_a_dripping_archive_is_cut_off(
         tmp_path: Path, drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
     """B9 for a build's fetch of .debs: RELOCK_HTTP_TIMEOUT bounds headers and pace."""
-    from relock import http, rebuild
+    from relock.build import rebuild
     from relock.errors import ArchiveError
+    from relock.upstream import http
 
     monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "2")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -1064,7 +1065,7 @@ def test_fetching_debs_from_a_dripping_archive_is_cut_off(
 @pytest.mark.parametrize("drip", ["headers", "body", "steady"], indirect=True)
 def test_http_deadlines(drip: _Drip) -> None:
     """The rule itself: headers have a deadline, a body a pace; slow and steady passes."""
-    from relock import http
+    from relock.upstream import http
 
     limits = http.Limits(headers=2, stall=2)
     session = http.session()
@@ -1088,7 +1089,7 @@ def test_http_deadlines(drip: _Drip) -> None:
 
 @pytest.mark.parametrize("drip", ["headers"], indirect=True)
 def test_registry_that_drips_is_cut_off(drip: _Drip, monkeypatch: pytest.MonkeyPatch) -> None:
-    from relock.registry import Registry, RegistryUnreachable
+    from relock.upstream.registry import Registry, RegistryUnreachable
 
     monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", "1")
     started = time.monotonic()
@@ -1099,7 +1100,7 @@ def test_registry_that_drips_is_cut_off(drip: _Drip, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("text", ["soon", "0", "-1", "nan"])
 def test_bad_http_time_out(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from relock import http
+    from relock.upstream import http
 
     monkeypatch.setenv("RELOCK_HTTP_TIMEOUT", text)
     with pytest.raises(RelockError, match="RELOCK_HTTP_TIMEOUT"):
@@ -1183,8 +1184,8 @@ class _SilentEngine:
 def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang: str, call: str) -> None:
     """B9: past connecting, each engine call relock makes (but a build's log) is bounded."""
-    from relock import engine
     from relock.errors import EngineError
+    from relock.image import engine
 
     sock = tmp_path / "engine.sock"
     fake = _SilentEngine(sock, hang)
@@ -1214,8 +1215,9 @@ def test_an_engine_that_stops_answering_is_cut_off_on_every_call(
 
 def test_a_silent_build_is_said(tmp_path: Path) -> None:
     """B9: a build's log stream has no deadline, but its silence is reported while it lasts."""
-    from relock import build, render
-    from relock.engine import BuildEvent, BuildRequest
+    from relock.build import enginebuild as build
+    from relock.image.engine import BuildEvent, BuildRequest
+    from relock.template import render
 
     prefix = render.view_prefix("http://127.0.0.1:7781", "ab12")
 

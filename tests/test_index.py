@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relock.errors import IndexError_
-from relock.index import Index, IndexConfig, _parse_html
+from relock.upstream.index import Index, IndexConfig, _parse_html
 
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
 

@@ -31,12 +31,13 @@ def modules() -> dict[str, set[str]]:
 def test_only_the_engine_module_talks_to_the_docker_sdk() -> None:
     users = {name for name, found in modules().items()
              if any(m.split(".")[0] == "docker" for m in found)}
-    assert users == {"relock/engine.py"}
+    assert users == {"relock/image/engine.py"}
 
 
 def test_diff_compares_locks_only() -> None:
-    found = modules()["relock/diff.py"]
-    assert not found & {"relock.engine", "relock.freeze", "relock.sides", "relock.verify"}
+    found = modules()["relock/lock/diff.py"]
+    assert not found & {"relock.image.engine", "relock.freeze.freeze", "relock.freeze.sides",
+                        "relock.build.verify"}
 
 
 def test_core_modules_never_import_click() -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from relock import files, lockfile
+from relock import files
 from relock.errors import LockfileError, OutputError
-from relock.lockfile import (
+from relock.lock import lockfile
+from relock.lock.lockfile import (
     AptPackage,
     AptSource,
     Base,
@@ -157,7 +158,7 @@ def test_schema_document_matches_the_model() -> None:
 
 def test_schema_document_states_the_reader_s_grammar() -> None:
     """Each key's grammar column is the reader's, and each grammar is defined as coded."""
-    from relock.grammar import GRAMMARS
+    from relock.lock.grammar import GRAMMARS
 
     sections = _doc_sections()
     defined = {name: text.replace("\\|", "|") for name, text in sections.pop("grammar")}
@@ -237,7 +238,7 @@ BAD_VALUES = {
 
 
 def test_grammar_cases_cover_every_grammar() -> None:
-    from relock.grammar import GRAMMARS
+    from relock.lock.grammar import GRAMMARS
 
     assert set(GOOD_VALUES) == set(GRAMMARS) == set(BAD_VALUES)
 
@@ -245,7 +246,7 @@ def test_grammar_cases_cover_every_grammar() -> None:
 @pytest.mark.parametrize(("grammar", "value"),
                          [(g, v) for g, vs in GOOD_VALUES.items() for v in vs])
 def test_grammar_accepts(grammar: str, value: str) -> None:
-    from relock.grammar import problem
+    from relock.lock.grammar import problem
 
     assert problem(grammar, value) == ""
 
@@ -253,6 +254,6 @@ def test_grammar_accepts(grammar: str, value: str) -> None:
 @pytest.mark.parametrize(("grammar", "value"),
                          [(g, v) for g, vs in BAD_VALUES.items() for v in [*vs, ""]])
 def test_grammar_refuses(grammar: str, value: str) -> None:
-    from relock.grammar import problem
+    from relock.lock.grammar import problem
 
     assert problem(grammar, value)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from relock import lockfile
-from relock import merge as core
 from relock.cli import cli
-from relock.lockfile import AptPackage, Lock, PipPackage
+from relock.lock import lockfile
+from relock.lock import merge as core
+from relock.lock.lockfile import AptPackage, Lock, PipPackage
 from tests.factories import make_lock
 
 SHA = "cd" * 32

@@ -1,13 +1,13 @@
-"""relock/outdated.py: template specifiers, version choice and output (index faked)."""
+"""relock/update/outdated.py: template specifiers, version choice and output (index faked)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from relock import outdated as core
-from relock.index import IndexConfig, IndexLink
-from relock.lockfile import PipPackage, PythonEnv
+from relock.lock.lockfile import PipPackage, PythonEnv
+from relock.update import outdated as core
+from relock.upstream.index import IndexConfig, IndexLink
 from tests.factories import make_lock
 
 

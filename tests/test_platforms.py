@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from relock import lockfile
 from relock.errors import LockfileError, PlatformMissingError
-from relock.lockfile import AptPackage, Base, Lock, PipPackage, PythonEnv
+from relock.lock import lockfile
+from relock.lock.lockfile import AptPackage, Base, Lock, PipPackage, PythonEnv
 from tests.factories import make_lock
 
 INDEX = "sha256:" + "1" * 64
@@ -105,7 +105,7 @@ def test_the_reader_checks_platforms(text: str, message: str) -> None:
 
 def test_freezing_one_platform_into_a_lock_adds_or_replaces_only_it() -> None:
     from relock.errors import ImagePlatformError
-    from relock.freeze import add_platform
+    from relock.freeze.freeze import add_platform
 
     assert add_platform(ARM, None, AMD) is ARM  # no --platform: the image's lock, as before
     assert add_platform(ARM, "linux/arm64", None) is ARM
@@ -120,8 +120,8 @@ def test_build_for_a_platform_the_lock_lacks_stops_before_any_step(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from relock import engine
     from relock.cli import cli
+    from relock.image import engine
 
     template = tmp_path / "Dockerfile.in"
     template.write_text("FROM debian:trixie-slim\nRUN true\n")
@@ -144,8 +144,8 @@ def test_build_for_a_platform_the_lock_lacks_stops_before_any_step(
 
 
 def test_diff_shows_a_change_the_same_on_every_platform_once() -> None:
-    from relock.diff import diff_platforms
-    from relock.diffformat import format_text
+    from relock.lock.diff import diff_platforms
+    from relock.lock.diffformat import format_text
 
     # bash is the same version on both before and after (libquadmath0 is amd64's only).
     old = AMD.with_part(part("linux/arm64", "arm64"))
@@ -169,7 +169,7 @@ def test_diff_shows_a_change_the_same_on_every_platform_once() -> None:
 
 
 def test_diff_of_locks_holding_other_platforms_says_so() -> None:
-    from relock.diff import ValueChange, diff_platforms
+    from relock.lock.diff import ValueChange, diff_platforms
 
     d = diff_platforms(AMD, two())
     assert d.platform == ValueChange("linux/amd64", "linux/amd64 linux/arm64")
@@ -203,7 +203,7 @@ def test_diff_json_names_the_platforms(tmp_path: Path) -> None:
 
 
 def test_index_entries_name_their_platform() -> None:
-    from relock.platforms import platform_text
+    from relock.image.platforms import platform_text
 
     assert platform_text({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64"
     assert platform_text({"os": "linux", "architecture": "arm", "variant": "v7"}) == "linux/arm/v7"
@@ -212,7 +212,7 @@ def test_index_entries_name_their_platform() -> None:
 
 def test_each_platform_s_base_gets_its_manifest_and_builds_pull_it() -> None:
     from relock.errors import RegistryError
-    from relock.platforms import by_manifest, with_manifests
+    from relock.image.platforms import by_manifest, with_manifests
 
     asked: list[tuple[str, str, str]] = []
 
@@ -240,7 +240,7 @@ def test_each_platform_s_base_gets_its_manifest_and_builds_pull_it() -> None:
 
 
 def test_a_base_locked_by_its_platform_manifest_is_lifted_to_the_tag_s_index() -> None:
-    from relock.platforms import with_manifests
+    from relock.image.platforms import with_manifests
 
     arm_manifest = "sha256:" + "8" * 64
     by_manifest_only = dataclasses.replace(
@@ -264,7 +264,7 @@ def test_a_base_locked_by_its_platform_manifest_is_lifted_to_the_tag_s_index() -
 
 def test_diff_of_a_moved_base_on_several_platforms_is_one_base_row() -> None:
     """Base rows have no ``where``: a base that moved on every platform is one row."""
-    from relock.diff import diff_platforms
+    from relock.lock.diff import diff_platforms
 
     moved = "sha256:" + "2" * 64
 
@@ -277,7 +277,7 @@ def test_diff_of_a_moved_base_on_several_platforms_is_one_base_row() -> None:
 
 
 def test_the_header_of_a_lock_of_several_platforms_says_how_to_remake_each() -> None:
-    from relock.lockfile import dumps
+    from relock.lock.lockfile import dumps
 
     text = dumps(two(), image="app:arm64", path="locks/app.lock", platform="linux/arm64")
     head = text.splitlines()[1:3]

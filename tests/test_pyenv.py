@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from relock import pyenv
-from relock.pyenv import find_site_dirs, pip_installed
-from relock.rootfs import LayeredFS
+from relock.image.rootfs import LayeredFS
+from relock.inventory import pyenv
+from relock.inventory.pyenv import find_site_dirs, pip_installed
 
 
 def dist(root: Path, site: str, name: str, version: str, installer: str | None = "pip",
@@ -99,7 +99,7 @@ def test_metadata_header_is_read_like_the_email_parser(tmp_path: Path) -> None:
 def test_canonical_name_is_packagings(name: str) -> None:
     from packaging.utils import canonicalize_name
 
-    from relock.pyenv import canonical_name
+    from relock.inventory.pyenv import canonical_name
 
     assert canonical_name(name) == canonicalize_name(name)
 

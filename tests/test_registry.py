@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from relock import registry as reg
 from relock.errors import RegistryError
+from relock.upstream import registry as reg
 
 D = "sha256:" + "a" * 64
 
@@ -114,7 +114,7 @@ def test_a_blob_with_other_bytes_is_refused(fake: Any) -> None:
                                             rf"{digest}; refused"):
         stream.read()
     routes[f"/v2/x/blobs/{digest}"] = answer(200, good)
-    from relock import http
+    from relock.upstream import http
 
     before = set(http._watcher._watches)
     assert reg.Registry(host).blob("x", digest).read() == good

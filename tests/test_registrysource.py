@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from relock.blobs import BlobCache
-from relock.dockerfile import parse
 from relock.errors import BaseImageError, ImageNotFoundError, ImagePlatformError
-from relock.freeze import FreezeOptions, freeze_index
-from relock.registrysource import RegistryReader, RegistrySource
+from relock.freeze.freeze import FreezeOptions, freeze_index
+from relock.image.registrysource import RegistryReader, RegistrySource
+from relock.template.dockerfile import parse
 from tests.fakes import FakeRegistry
 
 OS_RELEASE = b'ID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n'

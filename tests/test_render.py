@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relock import dockerfile, render
 from relock.errors import RenderError, StaleLockError
-from relock.lockfile import (
+from relock.lock.lockfile import (
     AptPackage,
     AptSource,
     Base,
@@ -19,6 +18,7 @@ from relock.lockfile import (
     PipPackage,
     PythonEnv,
 )
+from relock.template import dockerfile, render
 from tests.factories import make_lock
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render"

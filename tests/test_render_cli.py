@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from relock import dockerfile, lockfile
 from relock.cli import cli
-from relock.lockfile import Base, Input
+from relock.lock import lockfile
+from relock.lock.lockfile import Base, Input
+from relock.template import dockerfile
 from tests.factories import make_lock
 
 TEMPLATE = "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y tini\n"

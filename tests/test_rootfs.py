@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relock.rootfs import LayeredFS, TarFS
+from relock.image.rootfs import LayeredFS, TarFS
 
 
 def write(path: Path, text: str = "x") -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from relock import store as st
 from relock.errors import StoreError
-from relock.registry import OCI_INDEX, OCI_MANIFEST, Manifest
+from relock.store import store as st
+from relock.upstream.registry import OCI_INDEX, OCI_MANIFEST, Manifest
 
 
 def digest_of(data: bytes) -> str:
@@ -218,7 +218,8 @@ def test_sigterm_while_index_json_is_written_leaves_no_temp_file(tmp_path: Path)
     code = f"""
 import os, time
 from pathlib import Path
-from relock import files, store
+from relock import files
+from relock.store import store
 real_fsync = os.fsync
 def slow_fsync(fd):
     Path({str(tmp_path / "in-window")!r}).touch()

@@ -1,4 +1,4 @@
-"""The locked view served from a store alone (relock.storeview), on loopback.
+"""The locked view served from a store alone (relock.store.storeview), on loopback.
 
 A folder store is filled by hand (real .deb files made with dpkg-deb, wheel
 bytes of our own), then read back the way ``relock build --store`` does.
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from relock import storeview
 from relock.blobs import BlobCache
+from relock.build.view import LockedView
 from relock.errors import HashMismatchError
-from relock.lockfile import AptPackage, Distro, Input, Lock, PipPackage, PythonEnv
-from relock.store import DirStore, StoredFile, put_lock
-from relock.view import LockedView
+from relock.lock.lockfile import AptPackage, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.store import storeview
+from relock.store.store import DirStore, StoredFile, put_lock
 from tests.e2e.aptarchive import Deb, build_deb
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")

@@ -1,4 +1,4 @@
-"""relock/update.py: choosing what moves, reading pip-compile, the candidate lock."""
+"""relock/update/update.py: choosing what moves, reading pip-compile, the candidate lock."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from relock import update as core
-from relock.debindex import DebEntry
-from relock.lockfile import AptPackage, PipPackage, PythonEnv
-from relock.outdated import Outdated, Report
+from relock.lock.lockfile import AptPackage, PipPackage, PythonEnv
+from relock.update import update as core
+from relock.update.outdated import Outdated, Report
+from relock.upstream.debindex import DebEntry
 from tests.factories import make_lock
 
 SHA = "ab" * 32

@@ -28,9 +28,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import AptPackage, AptSource, Distro, Input, Lock, PipPackage, PythonEnv
-from relock.lockfile import write as write_lock
-from relock.store import DirStore, lock_tag, read_lock
+from relock.lock.lockfile import AptPackage, AptSource, Distro, Input, Lock, PipPackage, PythonEnv
+from relock.lock.lockfile import write as write_lock
+from relock.store.store import DirStore, lock_tag, read_lock
 from tests.e2e.aptarchive import AptArchive, Deb, closed_url, serve
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-ftparchive") is None,

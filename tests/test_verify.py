@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from relock.engine import ImageInfo
-from relock.lockfile import AptPackage, Base, Distro, Lock, PipPackage
-from relock.verify import check_base, compare, verify_image
+from relock.build.verify import check_base, compare, verify_image
+from relock.image.engine import ImageInfo
+from relock.lock.lockfile import AptPackage, Base, Distro, Lock, PipPackage
 from tests.factories import make_lock
 from tests.fakes import FakeSource, digest, layers, repo_digest
 
@@ -106,7 +106,7 @@ def test_verify_image_freezes_again_and_compares() -> None:
 
 def test_a_changed_apt_source_is_drift() -> None:
     """Every field of a source reaches the build: a new trusted=yes is drift (issue 12 S2)."""
-    from relock.lockfile import AptSource
+    from relock.lock.lockfile import AptSource
 
     src = AptSource("/etc/apt/sources.list.d/debian.sources", ("deb",),
                     ("http://127.0.0.1:8/debian",), ("trixie",), ("main",))

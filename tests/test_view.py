@@ -2,7 +2,7 @@
 
 Real .deb files (dpkg-deb) served on loopback; what apt in a build of each
 platform reads is the repository of the architecture dpkg reports there
-(``relock.render`` points it so).
+(``relock.template.render`` points it so).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from relock.lockfile import AptPackage
-from relock.view import AptFile, LockedView, deb_control
+from relock.build.view import AptFile, LockedView, deb_control
+from relock.lock.lockfile import AptPackage
 from tests.e2e.aptarchive import Deb, build_deb
 from tests.factories import make_lock
 

@@ -1,13 +1,13 @@
-"""Choosing the locked Python files that install in the image (relock.wheeltags)."""
+"""Choosing the locked Python files that install in the image (relock.store.wheeltags)."""
 
 from __future__ import annotations
 
 import pytest
 from packaging.tags import Tag
 
-from relock.lockfile import AptPackage, Distro, Input, Lock, PythonEnv
-from relock.view import PipFile
-from relock.wheeltags import (
+from relock.build.view import PipFile
+from relock.lock.lockfile import AptPackage, Distro, Input, Lock, PythonEnv
+from relock.store.wheeltags import (
     TagError,
     glibc_of,
     installable,

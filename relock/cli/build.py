@@ -24,9 +24,9 @@ from relock.cli.common import (
 from relock.errors import EXIT_DIFFERS, BuildError
 
 if TYPE_CHECKING:
-    from relock.engine import ImageSource
-    from relock.lockfile import Lock
-    from relock.verify import Drift
+    from relock.build.verify import Drift
+    from relock.image.engine import ImageSource
+    from relock.lock.lockfile import Lock
 
 RENDERED_NAME = "Dockerfile.relock"
 
@@ -68,14 +68,14 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
       relock serve --lock locks/sci.lock &           # the locked view
       docker build --network host -f Dockerfile.relock .
     """
-    from relock import render
-    from relock.lockfile import atomic_write_text
+    from relock.lock.lockfile import atomic_write_text
+    from relock.template import render
 
     lock_path = default_lock(lock_path)
     with user_errors():
         lock, parsed, _ = load_template(dockerfile, lock_path, build_args)
         if platform is not None:
-            from relock.platforms import by_manifest
+            from relock.image.platforms import by_manifest
 
             lock = by_manifest(lock.for_platform(platform))
         template = Path(parsed.path)
@@ -110,7 +110,9 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
     import signal
     import threading
 
-    from relock import engine, lockfile, rebuild
+    from relock.build import rebuild
+    from relock.image import engine
+    from relock.lock import lockfile
 
     lock_path = default_lock(lock_path)
     options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -169,9 +171,10 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
       relock build --lock locks/sci.lock -t sci:pinned
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
-    from relock import engine, rebuild
-    from relock.freeze import host_platform
-    from relock.platforms import by_manifest
+    from relock.build import rebuild
+    from relock.freeze.freeze import host_platform
+    from relock.image import engine
+    from relock.image.platforms import by_manifest
 
     lock_path = default_lock(lock_path)
     options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -206,7 +209,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
 
 
 def _verify(source: ImageSource, ref: str, lock: Lock) -> list[Drift]:
-    from relock.verify import verify_image
+    from relock.build.verify import verify_image
 
     progress(f"verifying {ref[:40]} against the lock")
     return verify_image(source, ref, lock)
@@ -239,7 +242,8 @@ def verify_cmd(image: str, lock_path: Path | None, as_json: bool) -> None:
     when it matches, 1 with the list of differences when it drifted, 2 on
     trouble. This is what CI runs.
     """
-    from relock import engine, lockfile
+    from relock.image import engine
+    from relock.lock import lockfile
 
     lock_path = default_lock(lock_path)
     with user_errors():

@@ -1,7 +1,7 @@
 """relock's command line: the group, shared options, and the edge for errors.
 
 Each command lives in its own module of this package and only declares
-options and calls the core (``relock.freeze``, ``relock.render``, ...).
+options and calls the core (``relock.freeze.freeze``, ``relock.template.render``, ...).
 Nothing here knows how an image is read or a Dockerfile rewritten; a
 ``RelockError`` becomes one line on stderr and the error's exit code.
 """
@@ -18,12 +18,12 @@ import click
 
 from relock import __version__
 from relock.errors import RelockError
-from relock.reference import parse
+from relock.lock.reference import parse
 
 if TYPE_CHECKING:
-    from relock.dockerfile import Dockerfile
-    from relock.lockfile import Lock
-    from relock.rebuild import RebuildOptions
+    from relock.build.rebuild import RebuildOptions
+    from relock.lock.lockfile import Lock
+    from relock.template.dockerfile import Dockerfile
 
 # click decorates callables of any signature; a decorator hands back the same type.
 F = TypeVar("F", bound=Callable[..., object])
@@ -54,7 +54,7 @@ class RelockUsageError(click.UsageError):
 
 def one_line(text: str) -> str:
     """``text`` with newlines and other control characters shown as escapes."""
-    from relock.grammar import escape_control
+    from relock.lock.grammar import escape_control
 
     return escape_control(text)
 
@@ -237,9 +237,9 @@ def template_option(f: F) -> F:
 def load_template(dockerfile: Path | None, lock_path: Path,
           build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
     """The lock, the template (parsed with the lock's build arguments), those arguments."""
-    from relock import dockerfile as df
-    from relock import lockfile
-    from relock.rebuild import effective_build_args
+    from relock.build.rebuild import effective_build_args
+    from relock.lock import lockfile
+    from relock.template import dockerfile as df
 
     lock = lockfile.read(lock_path)
     if dockerfile is None:
@@ -287,8 +287,8 @@ def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str 
                      apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
                      store: str | None = None, *, tag: str | None = None,
                      platform: str | None = None, nocache: bool = False) -> RebuildOptions:
-    from relock.rebuild import RebuildOptions
-    from relock.render import DEFAULT_VIEW_PORT
+    from relock.build.rebuild import RebuildOptions
+    from relock.template.render import DEFAULT_VIEW_PORT
 
     if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
         raise click.UsageError("--store takes every file from the store; --apt-live, "

@@ -59,10 +59,10 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
       relock diff v1.2:locks/sci.lock locks/sci.lock --format markdown
       relock diff locks/sci.lock sci:latest --only pip --stat
     """
-    from relock import diff as core
-    from relock import diffformat
-    from relock.engine import connect
-    from relock.sides import load_side
+    from relock.freeze.sides import load_side
+    from relock.image.engine import connect
+    from relock.lock import diff as core
+    from relock.lock import diffformat
 
     engine = functools.cache(connect)
     with user_errors():

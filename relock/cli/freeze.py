@@ -19,9 +19,9 @@ from relock.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from relock.dockerfile import Dockerfile
-    from relock.engine import ImageSource
-    from relock.registrysource import RegistrySource
+    from relock.image.engine import ImageSource
+    from relock.image.registrysource import RegistrySource
+    from relock.template.dockerfile import Dockerfile
 
 
 @cli.command()
@@ -100,16 +100,16 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
       relock freeze --rootfs /srv/chroot --name chroot
       relock freeze sci-arm64 --platform linux/arm64 -o locks/sci.lock
     """
-    from relock import dockerfile as df
-    from relock import freeze as fz
-    from relock.archive import Archive
-    from relock.archive import default_cache_dir as apt_cache_dir
     from relock.files import writable_target
-    from relock.lockfile import read, write
+    from relock.freeze import freeze as fz
+    from relock.lock.lockfile import read, write
+    from relock.template import dockerfile as df
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
-    from relock.reference import is_registry_ref, strip_prefix
+    from relock.lock.reference import is_registry_ref, strip_prefix
 
     label = strip_prefix(image) if image else str(rootfs)
     out = output or Path("locks") / f"{name or lock_name(label)}.lock"
@@ -127,7 +127,7 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             parsed = None
         index = None
         if not no_index:
-            from relock.index import Index, default_cache_dir, pip_config
+            from relock.upstream.index import Index, default_cache_dir, pip_config
 
             index = Index(pip_config(), default_cache_dir())
         archive = None if no_archive else Archive(apt_cache_dir())
@@ -143,8 +143,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             result = fz.freeze_index(source, image, parsed, options, chosen, existing, progress)
         else:
             assert parsed is not None and image is not None
-            from relock.enginefiles import local_images, sdk_engine
-            from relock.stages import freeze_stages, stages_to_freeze
+            from relock.build.stages import freeze_stages, stages_to_freeze
+            from relock.image.enginefiles import local_images, sdk_engine
 
             images = local_images()
             result = fz.freeze_image(images, image, parsed, options, progress)
@@ -155,8 +155,8 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         if not from_registry:
             part, more = result.lock, list[str]()
             if platform is not None and part.platform == platform:
-                from relock.enginefiles import sdk_engine
-                from relock.platforms import with_manifests
+                from relock.image.enginefiles import sdk_engine
+                from relock.image.platforms import with_manifests
 
                 # The engine's mirrors: only an engine client can ask for them.
                 mirrors = sdk_engine(images).registry_mirrors() if images is not None else []
@@ -188,14 +188,14 @@ def registry_source(parsed: Dockerfile | None) -> RegistrySource:
     """A registry source; Docker Hub names go through the engine's registry mirrors, as
     the engine's own pulls do (none when no engine answers)."""
     from relock.errors import RelockError
-    from relock.registry import DOCKER_HUB, parse_reference
-    from relock.registrysource import RegistrySource
+    from relock.image.registrysource import RegistrySource
+    from relock.upstream.registry import DOCKER_HUB, parse_reference
 
     mirrors: list[str] = []
     hub = parsed is not None and any(
         s.external and parse_reference(s.ref).host == DOCKER_HUB for s in parsed.stages)
     if hub:
-        from relock import engine
+        from relock.image import engine
 
         try:
             mirrors = engine.connect().registry_mirrors()

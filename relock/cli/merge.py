@@ -30,9 +30,9 @@ def merge(base: Path, ours: Path, theirs: Path, marker_size: int) -> None:
       echo '*.lock merge=relock' >> .gitattributes
       git config merge.relock.driver 'relock merge %O %A %B --marker-size %L'
     """
-    from relock import lockfile
-    from relock import merge as core
     from relock.files import read_regular
+    from relock.lock import lockfile
+    from relock.lock import merge as core
 
     with user_errors():
         locks = [lockfile.read(p) for p in (base, ours, theirs)]

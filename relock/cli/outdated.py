@@ -47,10 +47,10 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
       relock outdated --lock locks/sci.lock
       relock outdated --format markdown --only apt
     """
-    from relock import lockfile
-    from relock import outdated as core
-    from relock.archive import Archive
-    from relock.archive import default_cache_dir as apt_cache_dir
+    from relock.lock import lockfile
+    from relock.update import outdated as core
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
 
     if snapshot is not None and not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
         raise click.BadParameter(f"{snapshot!r} is not YYYYMMDDTHHMMSSZ",
@@ -62,7 +62,7 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
         archive = Archive(apt_cache_dir()) if "apt" in kinds else None
         index = None
         if "pip" in kinds and lock.pip:
-            from relock.index import Index, pip_config
+            from relock.upstream.index import Index, pip_config
 
             index = Index(pip_config())
         keyrings = core.local_keyrings(lock.apt_sources)

@@ -27,7 +27,7 @@ def ls(where: str) -> None:
     Lock manifests are tagged lock-<sha256 of the lock file> (or a chosen
     name), base images base-<hex of their manifest digest>.
     """
-    from relock import store as core
+    from relock.store import store as core
 
     with user_errors():
         s = core.open_store(where)
@@ -45,7 +45,7 @@ def verify(where: str) -> None:
     Prints one line per missing or changed blob. Exits 0 if all is sound, 1
     if something is missing or changed, 2 if the store cannot be read.
     """
-    from relock import store as core
+    from relock.store import store as core
 
     with user_errors():
         s = core.open_store(where)
@@ -68,7 +68,7 @@ def copy(source: str, destination: str, tags: tuple[str, ...]) -> None:
     oci://HOST/REPO. Only what DESTINATION lacks is sent; every blob is
     checked by digest on the way. A folder DESTINATION is made if absent.
     """
-    from relock import store as core
+    from relock.store import store as core
 
     with user_errors():
         src = core.open_store(source)

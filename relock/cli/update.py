@@ -69,12 +69,12 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
     if store is not None:
         raise click.UsageError("update takes new versions from the archives and the index; "
                                "--store (the locked files only) does not apply")
-    from relock import lockfile
-    from relock import outdated as od
-    from relock import update as core
-    from relock.archive import Archive
-    from relock.archive import default_cache_dir as apt_cache_dir
-    from relock.index import Index, default_cache_dir, pip_config
+    from relock.lock import lockfile
+    from relock.update import outdated as od
+    from relock.update import update as core
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+    from relock.upstream.index import Index, default_cache_dir, pip_config
 
     if not (names or security or everything):
         raise click.UsageError("name the packages to update, or pass --security or --all")
@@ -116,8 +116,8 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
         if not quiet:
             click.echo(line, err=True)
 
-    from relock import engine
     from relock.errors import BuildError
+    from relock.image import engine
 
     with user_errors():
         client = engine.connect()
@@ -138,10 +138,10 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
 
 def _in_base(lock: object, dry_run: bool) -> set[tuple[str, str, str]]:
     """What the lock's base images hold; a dry run without an engine guesses nothing."""
-    from relock import engine
+    from relock.build.rebuild import installed_in_bases
     from relock.errors import EngineError
-    from relock.lockfile import Lock
-    from relock.rebuild import installed_in_bases
+    from relock.image import engine
+    from relock.lock.lockfile import Lock
 
     assert isinstance(lock, Lock)
     try:
@@ -154,7 +154,7 @@ def _in_base(lock: object, dry_run: bool) -> set[tuple[str, str, str]]:
 
 
 def _move_text(move: object) -> str:
-    from relock.update import Move
+    from relock.update.update import Move
 
     assert isinstance(move, Move)
     note = " (security)" if move.security else (" (needed)" if move.why == "needed" else "")
@@ -164,7 +164,7 @@ def _move_text(move: object) -> str:
 def _print_plan(plan: object, fmt: str) -> None:
     from dataclasses import asdict
 
-    from relock.update import Plan
+    from relock.update.update import Plan
 
     assert isinstance(plan, Plan)
     if fmt == "json":
@@ -179,9 +179,9 @@ def _print_plan(plan: object, fmt: str) -> None:
 
 
 def _print_diff(old: object, new: object, path: str, fmt: str) -> None:
-    from relock import diff, diffformat
-    from relock.lockfile import Lock
-    from relock.sides import Side
+    from relock.freeze.sides import Side
+    from relock.lock import diff, diffformat
+    from relock.lock.lockfile import Lock
 
     assert isinstance(old, Lock) and isinstance(new, Lock)
     result = diff.diff_locks(old, new)

@@ -50,11 +50,13 @@ def vendor_cmd(lock_path: Path | None, where: str, apt_mirrors: tuple[str, ...],
       relock vendor --lock locks/sci.lock --store ./store
       relock vendor --lock locks/sci.lock --store oci://REGISTRY/team/relock
     """
-    from relock import engine, lockfile, rebuild
-    from relock import store as stores
-    from relock import vendor as core
     from relock.blobs import sigterm_as_interrupt
+    from relock.build import rebuild
     from relock.errors import EngineError
+    from relock.image import engine
+    from relock.lock import lockfile
+    from relock.store import store as stores
+    from relock.store import vendor as core
 
     lock_path = default_lock(lock_path)
     with user_errors():

@@ -38,7 +38,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import Lock, read
+from relock.lock.lockfile import Lock, read
 from tests.conftest import run_in
 from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import free_port, publish_wheel, pypiserver
@@ -120,8 +120,8 @@ class Images:
 
     def build(self, context: Path, text: str, name: str, nocache: bool = False) -> str:
         """An ordinary, unpinned build of ``text`` as ``context/Dockerfile.in``."""
-        from relock.build import build
-        from relock.engine import DockerEngine
+        from relock.build.enginebuild import build
+        from relock.image.engine import DockerEngine
 
         context.mkdir(parents=True, exist_ok=True)
         (context / "Dockerfile.in").write_text(text)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from relock.build import build
-from relock.engine import DockerEngine
+from relock.build.enginebuild import build
+from relock.image.engine import DockerEngine
 
 pytestmark = pytest.mark.engine
 

@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import Lock, read
+from relock.lock.lockfile import Lock, read
 from tests.conftest import BuildImage, run_in
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -105,7 +105,7 @@ class Case:
 @pytest.fixture(scope="module", params=["app", "stages"])
 def case(request: pytest.FixtureRequest, client: Any, docker_engine: Any,
          build_image: BuildImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    from relock.build import build
+    from relock.build.enginebuild import build
 
     name = str(request.param)
     root = tmp_path_factory.mktemp(name)

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from relock import engine, lockfile
 from relock.cli import cli
-from relock.dockerfile import load
-from relock.engine import DockerEngine
-from relock.freeze import FreezeOptions, freeze_image, take_inventory
+from relock.freeze.freeze import FreezeOptions, freeze_image, take_inventory
+from relock.image import engine
+from relock.image.engine import DockerEngine
+from relock.lock import lockfile
+from relock.template.dockerfile import load
 from tests.conftest import BuildImage, run_in
 
 pytestmark = pytest.mark.engine
@@ -229,7 +230,7 @@ def test_version_missing_from_the_index(sci: tuple[str, Path], tmp_path: Path) -
 
 
 def test_second_freeze_does_not_ask_the_index(sci: tuple[str, Path], tmp_path: Path) -> None:
-    from relock.index import Index, pip_config
+    from relock.upstream.index import Index, pip_config
 
     tag, ctx = sci
     source = engine.connect()
@@ -305,7 +306,7 @@ def test_rootfs_corrupt_dpkg_status(tmp_path: Path) -> None:
 def test_every_apt_entry_names_its_deb_in_the_real_archive(client: Any, docker_engine: DockerEngine,
                                                             tmp_path: Path) -> None:
     """An image without APT lists: hashes come from its sources' indexes (issue 9)."""
-    from relock.archive import Archive
+    from relock.upstream.archive import Archive
 
     image = "debian:trixie-slim"
     assert run_in(client, image, ["sh", "-c", "ls /var/lib/apt/lists | grep -c Packages || :"]

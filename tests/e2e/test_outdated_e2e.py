@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from relock import lockfile
 from relock.cli import cli
-from relock.lockfile import AptPackage, AptSource, PipPackage, PythonEnv
+from relock.lock import lockfile
+from relock.lock.lockfile import AptPackage, AptSource, PipPackage, PythonEnv
 from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.factories import make_lock

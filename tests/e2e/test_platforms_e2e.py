@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import read, to_toml, write
+from relock.lock.lockfile import read, to_toml, write
 from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.engine
@@ -83,7 +83,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def images(docker_engine: Any, template: Path, made: list[str]) -> dict[str, str]:
     """Both platforms built (unpinned): their tags by platform."""
-    from relock.build import build
+    from relock.build.enginebuild import build
 
     name = f"relock-test-platforms:{uuid.uuid4().hex[:8]}"
     tags = {}
@@ -108,7 +108,7 @@ def lock(images: dict[str, str], template: Path) -> Path:
 
 def test_the_registry_names_each_platform_s_manifest() -> None:
     from relock.errors import ImagePlatformError
-    from relock.platforms import manifest_digest
+    from relock.image.platforms import manifest_digest
 
     ref = f"{REPO}:trixie-slim"
     index = index_digest()
@@ -124,7 +124,7 @@ def test_a_platform_manifest_is_lifted_to_the_index_its_tag_names(client: Any) -
     """An engine that pulled a platform's manifest records that digest; a lock
     for several platforms names the tag's index instead. A Docker Hub name is
     asked of the engine's registry mirror, as the engine pulls it."""
-    from relock.platforms import manifest_digest, tag_index
+    from relock.image.platforms import manifest_digest, tag_index
 
     ref = f"{REPO}:trixie-slim"
     index = index_digest()
@@ -188,7 +188,7 @@ def test_freeze_of_an_index_in_a_registry(images: dict[str, str], lock: Path, te
     the lock the engine freezes of each platform's image gave, byte for byte."""
     import json
 
-    from relock import registry as reg
+    from relock.upstream import registry as reg
 
     repo = f"relock-test-index-{uuid.uuid4().hex[:8]}"
     entries = []
@@ -228,10 +228,10 @@ def test_apt_of_each_platform_takes_its_own_part_from_the_view(
     platform's versions, an ``all`` package that differs included."""
     import hashlib
 
-    from relock import render
-    from relock.lockfile import AptPackage
-    from relock.platforms import manifest_digest
-    from relock.view import AptFile, LockedView, deb_control
+    from relock.build.view import AptFile, LockedView, deb_control
+    from relock.image.platforms import manifest_digest
+    from relock.lock.lockfile import AptPackage
+    from relock.template import render
     from tests.e2e.aptarchive import Deb, build_deb
     from tests.factories import make_lock
 

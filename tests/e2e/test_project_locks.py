@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from relock import lockfile
 from relock.cli import cli
+from relock.lock import lockfile
 from tests.conftest import run_in
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

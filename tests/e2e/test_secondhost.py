@@ -42,7 +42,7 @@ def _apt_uris() -> list[str]:
 
 
 def _index_url() -> str:
-    from relock.index import pip_config
+    from relock.upstream.index import pip_config
 
     urls = [u for u in pip_config().urls if u.startswith(("http://", "https://"))]
     if not urls:

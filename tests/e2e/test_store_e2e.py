@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 
-from relock import baseimage, registry, store
 from relock.errors import BaseImageError
+from relock.store import baseimage, store
+from relock.upstream import registry
 from tests.e2e.pyindex import free_port
 
 pytestmark = pytest.mark.engine
@@ -124,7 +125,7 @@ def test_vendor_the_trixie_base_byte_for_byte(tmp_path: Path, trixie: str) -> No
 
 def test_a_docker_hub_name_comes_through_the_engines_mirror(tmp_path: Path, trixie: str,
                                                              client: Any) -> None:
-    from relock.engine import DockerEngine
+    from relock.image.engine import DockerEngine
 
     mirrors = DockerEngine(client).registry_mirrors()
     assert baseimage.mirror_hosts(mirrors) == [REGISTRY]

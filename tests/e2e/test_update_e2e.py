@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from relock import lockfile
+from relock.lock import lockfile
 from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.e2e.test_build_faults import (
@@ -97,7 +97,7 @@ def _copy(world: dict[str, Any], tmp_path: Path) -> Path:
 
 def _entries(path: Path) -> dict[tuple[str, str], str]:
     """Each APT and pip entry's TOML text, by kind and name: compared byte for byte."""
-    from relock.merge import chunks
+    from relock.lock.merge import chunks
 
     out = {}
     for key, text in chunks(lockfile.read(path)):

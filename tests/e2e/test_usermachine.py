@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from relock import lockfile
+from relock.lock import lockfile
 from tests.conftest import ROOT, secondhost, skip_or_fail
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

@@ -35,8 +35,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from relock.cli import cli
-from relock.lockfile import Lock, read
-from relock.store import DirStore, lock_tag, read_lock
+from relock.lock.lockfile import Lock, read
+from relock.store.store import DirStore, lock_tag, read_lock
 from tests.conftest import BuildImage, SecondHost
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -123,7 +123,7 @@ def forget_base(host: SecondHost, lock: Lock) -> None:
 
 
 def endpoints(lock: Lock) -> set[tuple[str, int]]:
-    from relock.index import pip_config
+    from relock.upstream.index import pip_config
 
     urls = [u for s in lock.apt_sources for u in s.uris]
     urls += [u for u in pip_config().urls if u.startswith(("http://", "https://"))]

@@ -1,0 +1,200 @@
+"""Building the pinned Dockerfile through the engine, and reading its failures.
+
+The build log is streamed to a callback as it comes; when the build fails,
+the tail of the log is kept and known failures (a locked APT version missing
+from the archive, a wheel whose hash differs from the lock) are turned into
+one line that names the package.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from relock.errors import BuildError
+from relock.image.engine import BuildEvent, BuildRequest, ImageBuilder
+from relock.progress import Progress, quiet
+
+if TYPE_CHECKING:
+    from relock.build.view import Misses
+
+TAIL_LINES = 25
+# A build step may be silent for long (a compiler, a big download): its log
+# stream has no deadline, but every this many seconds of silence are said.
+SILENCE = 300.0
+
+# Patterns, not compiled regexes: they are needed only when a build fails.
+_APT_MISSING = r"Version '([^']+)' for '([^']+)' was not found"
+_APT_NO_CANDIDATE = r"Package '?([^' ]+)'? has no installation candidate"
+_APT_UNKNOWN = r"E: Unable to locate package (\S+)"
+_PIP_NO_VERSION = (
+    r"Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)")
+# pip writes "name==version from URL (from -r FILE (line N)):", then one
+# "Expected sha256 H" line, an "Expected     or H" line per further hash, and "Got H".
+_HASH_MISMATCH = (
+    r"(?m)^\s*(\S+?)==(\S+) from (\S+)(?: \(from .*\))?:\s*\n"
+    r"\s*Expected sha256 (\w+)\s*\n(?:\s*Expected\s+or \w+\s*\n)*\s*Got\s+(\w+)"
+)
+
+
+@dataclass
+class BuildResult:
+    """The image a build made, and the log it wrote."""
+
+    image_id: str
+    log: list[str] = field(default_factory=list)
+
+
+def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
+          tag: str | None = None, build_args: Mapping[str, str] | None = None,
+          platform: str | None = None, nocache: bool = False, log: Progress = quiet,
+          misses: Misses | None = None, network_mode: str = "host",
+          extra_hosts: Mapping[str, str] | None = None, target: str | None = None,
+          pull: bool = False, progress: Progress = quiet,
+          silence: float = SILENCE) -> BuildResult:
+    """Build ``dockerfile`` (a path inside ``context``) with host networking.
+
+    ``context`` is a folder, or a file object of a ready tar of the context
+    (which must hold ``dockerfile``). ``progress`` hears of every ``silence``
+    seconds the engine says nothing.
+    """
+    request = BuildRequest(
+        dockerfile=dockerfile,
+        context=context if isinstance(context, Path) else None,
+        context_tar=None if isinstance(context, Path) else context,
+        tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
+        network_mode=network_mode, extra_hosts=dict(extra_hosts or {}), target=target,
+        pull=pull,
+    )
+    tail: collections.deque[str] = collections.deque(maxlen=400)
+    with _silence_said(progress, silence, tail) as heard:
+        image_id = _follow(builder.build(request), tail, log, misses, heard)
+    if not image_id:
+        m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
+                  if "Successfully built" in line), None)
+        image_id = m.group(1) if m else ""
+    if not image_id:
+        raise BuildError("the build ended without an image", _tail(tail))
+    return BuildResult(image_id=image_id, log=list(tail))
+
+
+def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Progress,
+            misses: Misses | None, heard: Callable[[], None]) -> str:
+    """The image ID the build stream names; a failure it reports raises BuildError."""
+    image_id = ""
+    for event in events:
+        heard()
+        if event.kind == "log":
+            tail.append(event.text)
+            log(event.text)
+        elif event.kind == "image":
+            image_id = event.text
+        elif event.kind == "error":
+            text = event.text.strip()
+            tail.append(text)
+            raise BuildError(explain_failure("\n".join(tail), misses) or
+                             f"the build failed: {text.splitlines()[-1] if text else '?'}",
+                             _tail(tail))
+        else:
+            raise BuildError(f"the engine refused the build: {event.text}", _tail(tail))
+    return image_id
+
+
+def _user_step(step: str) -> str:
+    """``Step 3/11 : RUN <the template's command>``: relock's view prefix left out."""
+    from relock.template.render import template_command
+
+    head, sep, rest = step.partition(" : RUN ")
+    return f"{head}{sep}{template_command(rest)}" if sep else step
+
+
+@contextlib.contextmanager
+def _silence_said(progress: Progress, every: float,
+                  tail: collections.deque[str]) -> Iterator[Callable[[], None]]:
+    """A ``heard()`` to call on each event; a thread says each ``every`` s of silence."""
+    last = [time.monotonic()]
+    stop = threading.Event()
+
+    def heard() -> None:
+        last[0] = time.monotonic()
+
+    def watch() -> None:
+        said = 0
+        while not stop.wait(min(every, 5.0) / 5):
+            quiet_for = time.monotonic() - last[0]
+            if quiet_for < every:
+                said = 0
+            elif quiet_for >= every * (said + 1):
+                said += 1
+                step = _user_step(next((line.strip() for line in reversed(tail)
+                                        if line.lstrip().startswith("Step ")), ""))
+                at = f" (at {step[:100]})" if step else ""
+                progress(f"the engine has said nothing of the build for {quiet_for:.0f} s"
+                         f"{at}; still waiting (a build has no deadline; Ctrl-C stops it)")
+
+    thread = threading.Thread(target=watch, name="relock-build-silence", daemon=True)
+    thread.start()
+    try:
+        yield heard
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _tail(lines: collections.deque[str]) -> str:
+    return "\n".join(list(lines)[-TAIL_LINES:])
+
+
+def explain_failure(log: str, misses: Misses | None = None) -> str | None:
+    """One line for a known build failure in ``log``, or None.
+
+    ``misses`` is what the build asked the locked view for and did not get:
+    the surest account of a package that is not in the lock.
+    """
+    if misses is not None and misses.mismatches:
+        return f"{misses.mismatches[0]}: the file changed upstream; refusing to install it"
+    if misses is not None and misses.foreign and "Tunnel connection failed: 403" in log:
+        return (f"the build asked for {misses.foreign[0]}, which is not the locked view: a "
+                "pip option in the template names another index or link page over https; "
+                "relock serves the lock's files from the index pip is configured with here, "
+                "so drop that option from the template")
+    if misses is not None and misses.upstream:
+        return f"the locked view could not reach upstream: {misses.upstream[0]}"
+    m = re.search(_PIP_NO_VERSION, log)
+    if m:
+        have = m.group(2).strip()
+        it_has = f" (it has {have})" if have and have != "none" else ""
+        return (f"{m.group(1)} is not in the lock{it_has}; the template or a file it "
+                "installs from asks for another version: re-freeze the image built from it")
+    if misses is not None and misses.pip:
+        names = ", ".join(sorted(misses.pip))
+        return (f"Python package {names} is not in the lock; the build asks for what the "
+                "frozen image did not have: re-freeze the image built from the current files")
+    missing = re.findall(_APT_MISSING, log)
+    if missing:
+        listed = ", ".join(f"{name} {version}" for version, name in missing)
+        return (f"APT package version not in the lock: {listed}; the template asks for "
+                "another version than the frozen image had: re-freeze")
+    no_candidate = re.findall(_APT_NO_CANDIDATE, log) + [
+        name.split("=", 1)[0] for name in re.findall(_APT_UNKNOWN, log)]
+    if no_candidate:
+        return (f"APT package {', '.join(dict.fromkeys(no_candidate))} is not in the lock; "
+                "the build installs what the frozen image did not have: re-freeze")
+    mismatches = re.findall(_HASH_MISMATCH, log)
+    if mismatches:
+        name, version, _url, want, got = mismatches[0]
+        return (f"{name}=={version} does not match the lock (expected sha256 {want[:16]}..., "
+                f"got {got[:16]}...): refusing to install it")
+    if "THESE PACKAGES DO NOT MATCH THE HASHES" in log:
+        return "a downloaded Python package does not match the hashes in the lock"
+    m = re.search(r"No matching distribution found for (\S+)", log)
+    if m:
+        return f"{m.group(1)} is not in the lock; re-freeze"
+    return None

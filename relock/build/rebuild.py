@@ -1,0 +1,216 @@
+"""The pinned rebuild: template + lock -> an image holding exactly the lock.
+
+1. the template is rendered (``relock.template.render``): FROM lines pinned, every RUN
+   pointed at the locked view;
+2. the locked ``.deb`` files the base image does not already hold are
+   fetched and checked against the lock (``relock.upstream.archive``), and the view
+   (``relock.build.view``) serves them with the locked Python files on loopback;
+3. the engine builds the rendered Dockerfile from the user's context, with
+   the rendered file added under a name that ``.dockerignore`` hides from
+   ``COPY`` (``relock.template.context``): nothing of relock's is written into the
+   user's folder or the image.
+
+Verification (``relock.build.verify``) is the caller's next step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relock.build.view import AptFile, IndexSource, LockedView, ViewServer
+from relock.errors import RelockError
+from relock.lock.lockfile import AptPackage, Lock
+from relock.progress import Progress, quiet
+from relock.template import render
+from relock.template.dockerfile import Dockerfile
+
+if TYPE_CHECKING:
+    from relock.image.engine import DockerEngine, ImageSource
+
+
+
+@dataclass(frozen=True)
+class RebuildOptions:
+    """Choices for one pinned rebuild."""
+
+    tag: str | None = None
+    platform: str | None = None
+    nocache: bool = False
+    force: bool = False
+    lock_path: str = "LOCK"
+    view_port: int = render.DEFAULT_VIEW_PORT
+    # Where .debs may come from besides the image's own sources.
+    use_snapshot: bool = True
+    snapshot_url: str | None = None
+    mirrors: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    # A store (folder or oci://) to take every byte from instead of upstream.
+    store: str | None = None
+
+
+@dataclass
+class RebuildResult:
+    """The image built, and what the view saw."""
+
+    image_id: str
+    rendered: str
+    notes: list[str] = field(default_factory=list)
+
+
+def effective_build_args(lock: Lock, given: Mapping[str, str]) -> dict[str, str]:
+    """The lock's build arguments, overridden by those given now."""
+    return {**lock.input.build_args, **given}
+
+
+def installed_in_bases(source: ImageSource, lock: Lock,
+                       progress: Progress) -> set[tuple[str, str, str]]:
+    """(name, version, arch) of every package the pinned base images already hold."""
+    from relock.inventory import apt
+
+    out: set[tuple[str, str, str]] = set()
+    for base in lock.base:
+        # In a lock of several platforms, each platform's own base image.
+        ref = render.pinned_ref(base.ref, dataclasses.replace(base, digest=base.manifest)
+                                if base.manifest else base)
+        try:
+            image = source.image(ref)
+        except RelockError:
+            progress(f"pulling {ref}")
+            image = source.pull(ref)
+        with source.open_rootfs(image) as fs:
+            if apt.has_dpkg(fs):
+                out |= {(p.name, p.version, p.arch) for p in apt.installed_packages(fs)}
+    return out
+
+
+def needed_debs(lock: Lock, installed: set[tuple[str, str, str]]) -> list[AptPackage]:
+    """Locked packages the bases do not hold at the locked version (every stage's)."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for p in lock.apt:
+        key = (p.name, p.version, p.arch)
+        if key in installed or key in seen:
+            continue
+        seen.add(key)
+        out.append(p)
+    missing = [p for p in out if not p.sha256 or not p.filename]
+    if missing:
+        names = ", ".join(f"{p.name} {p.version}" for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise RelockError(
+            f"the lock has no .deb hash or file name for {names}{more}; re-freeze with this "
+            "relock (it records them for every APT package)"
+        )
+    return out
+
+
+def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
+               progress: Progress) -> list[AptFile]:
+    """Each package's .deb, checked against the lock, with its control paragraph."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relock.blobs import BlobCache
+    from relock.build.view import deb_control
+    from relock.upstream.archive import SNAPSHOT_URLS, Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+
+    if not packages:
+        return []
+    cache = BlobCache(options.cache_dir)
+    archive = Archive(apt_cache_dir(), mirrors=options.mirrors)
+    snapshot = lock.snapshot if options.use_snapshot else ""
+    snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
+    progress(f"fetching {len(packages)} locked .deb files the base images do not hold")
+
+    def one(p: AptPackage) -> tuple[AptFile, str]:
+        path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache,
+                                        snapshot_url=snapshot_url)
+        return AptFile(p, path, deb_control(path)), where
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(one, packages))
+    counts: dict[str, int] = {}
+    for _, where in done:
+        counts[where] = counts.get(where, 0) + 1
+    out = [f for f, _ in done]
+    size = sum(f.path.stat().st_size for f in out)
+    sources = ", ".join(f"{n} from {w}" for w, n in sorted(counts.items()))
+    progress(f"{len(out)} .deb files ({size / 1e6:.1f} MB) checked against the lock: {sources}")
+    return out
+
+
+@contextlib.contextmanager
+def serve_view(view: LockedView, port: int, progress: Progress) -> Iterator[ViewServer]:
+    """Serve ``view`` on ``port``, or on a free port if that one is taken."""
+    from relock.build.view import port_free
+
+    if port and not port_free(port):
+        progress(f"port {port} is taken; serving the locked view on another port "
+                 "(the build cache will not match earlier builds)")
+        port = 0
+    with view.serve(port) as server:
+        progress(f"serving the locked view on {server.url}")
+        yield server
+
+
+def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: RebuildOptions,
+                 progress: Progress = quiet) -> LockedView:
+    """The locked view of ``lock``: its .debs fetched and checked, its Python files on call."""
+    from relock.build.view import LockedView
+
+    debs = fetch_debs(lock, needed_debs(lock, installed), options, progress)
+    return LockedView(debs, lock, pip_source(), cache_dir=_pip_cache(options))
+
+
+def view_for(client: DockerEngine, lock: Lock, options: RebuildOptions,
+             progress: Progress = quiet) -> LockedView:
+    """The locked view, from upstream (archive, index) or from a store: chosen here only."""
+    if options.store is not None:
+        from relock.store import storeview
+
+        return storeview.prepare(client, lock, options.lock_path, options.store, progress,
+                                 cache_dir=options.cache_dir)
+    return prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
+
+
+def pip_source() -> IndexSource:
+    """The configured Python index, as the view's source of locked files."""
+    from relock.upstream.index import Index, pip_config
+
+    return IndexSource(Index(pip_config()))
+
+
+def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
+            options: RebuildOptions, build_args: Mapping[str, str], log: Progress = quiet,
+            progress: Progress = quiet) -> RebuildResult:
+    """Build ``df`` pinned to ``lock`` from ``context``; see the module docstring."""
+    from relock.build import enginebuild as builder
+    from relock.template.context import build_context
+
+    render.check_fresh(df, lock, render.RenderOptions(force=options.force,
+                                                      lock_path=options.lock_path))
+    view = view_for(engine, lock, options, progress)
+    with serve_view(view, options.view_port, progress) as server:
+        rendered = render.render(df, lock, render.RenderOptions(
+            view_url=server.url, force=options.force, lock_path=options.lock_path))
+        with tempfile.TemporaryFile() as tar:
+            name = build_context(context, rendered.dockerfile, tar)
+            tar.seek(0)
+            result = builder.build(engine, tar, name, tag=options.tag,
+                                   build_args=dict(build_args), platform=options.platform,
+                                   nocache=options.nocache, log=log, misses=view.misses,
+                                   progress=progress)
+    return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
+                         notes=list(rendered.notes))
+
+
+def _pip_cache(options: RebuildOptions) -> Path:
+    from relock.blobs import default_blob_dir
+
+    return options.cache_dir or default_blob_dir()

@@ -1,0 +1,229 @@
+"""Images read straight from a registry, no engine: relock's second ``ImageSource``.
+
+An image named ``oci://HOST[:PORT]/REPO:TAG`` (or ``@sha256:...``), as stores
+are named, is read through ``relock.upstream.registry``: its manifest (an image index
+resolves to one platform's manifest), its config (the image ID, layers' diff
+IDs, platform, creation time) and its layer blobs. The layers are cached by
+digest in relock's blob cache and applied bottom first, whiteouts and all,
+into a ``TarFS`` that holds only what the inventory reads. Nothing from the
+image is run, and no engine is needed. Docker Hub names are asked of the
+registry mirrors given (the engine's, as the engine itself does) first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from relock.blobs import BlobCache
+from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
+from relock.image.engine import INVENTORY_PATHS, ImageInfo, Platform, parse_created
+from relock.image.platforms import entry_platform
+from relock.image.rootfs import RootFS, TarFS
+from relock.lock.reference import strip_prefix
+from relock.upstream import registry as reg
+
+# A config larger than this is not an image config.
+MAX_CONFIG = 16 << 20
+_LAYER_TYPES = (
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+)
+
+
+class RegistryReader(Protocol):
+    """What this source needs of a registry (``relock.upstream.registry.Registry``)."""
+
+    host: str
+
+    def manifest(self, repo: str, ref: str) -> reg.Manifest: ...
+
+    def blob(self, repo: str, digest: str) -> reg.VerifiedStream: ...
+
+
+@dataclass(frozen=True)
+class RegistryImage:
+    """One platform's image as a registry has it.
+
+    ``digest`` is what the reference's tag (or digest) names: the index's
+    digest for a multi-platform image; ``manifest`` the platform's own
+    manifest digest, "" when ``digest`` names a single manifest.
+    """
+
+    info: ImageInfo
+    host: str
+    repo: str
+    digest: str
+    manifest: str
+    layers: tuple[tuple[str, str], ...]  # (media type, digest) of each layer blob, bottom first
+
+
+class RegistrySource:
+    """``ImageSource`` over registries; one platform's image per reference."""
+
+    def __init__(self, *, mirrors: Sequence[str] = (), cache: BlobCache | None = None,
+                 platform: str | None = None,
+                 registry_for: Callable[[str], RegistryReader] = reg.registry_for) -> None:
+        self.mirrors = tuple(mirrors)
+        self.cache = cache if cache is not None else BlobCache()
+        self.platform = platform
+        self._registry_for = registry_for
+        self._held: dict[str, RegistryImage] = {}
+
+    # -- finding --------------------------------------------------------------
+    def _top(self, ref: str) -> tuple[RegistryReader, reg.Reference, reg.Manifest]:
+        """The registry that answers for ``ref``, the parsed ref, and its manifest."""
+        from relock.store.baseimage import pull_hosts
+
+        try:
+            r = reg.parse_reference(strip_prefix(ref))
+        except RegistryError as e:
+            raise ImageNotFoundError(str(e)) from None
+        asked: list[str] = []
+        for host in pull_hosts(r, self.mirrors):
+            client = self._registry_for(host)
+            try:
+                return client, r, client.manifest(r.repo, r.ref)
+            except reg.ManifestUnknown:
+                asked.append(f"{host}: no such manifest")
+            except reg.RegistryUnreachable as e:
+                asked.append(str(e))
+        raise ImageNotFoundError(f"{strip_prefix(ref)}: not in the registry "
+                                 f"({'; '.join(asked)})")
+
+    def platforms(self, ref: str) -> list[str]:
+        """The platforms ``ref`` has an image for (an index's entries, sorted)."""
+        client, r, top = self._top(ref)
+        if top.media_type in reg.INDEX_TYPES:
+            return sorted({p for p, _ in _entries(top)})
+        return [str(self._config(client, r.repo, top)[0].platform)]
+
+    def resolve(self, ref: str, platform: str | None = None) -> RegistryImage:
+        """``ref``'s image for ``platform`` (an index must say which, unless it has one)."""
+        client, r, top = self._top(ref)
+        manifest, picked = top, ""
+        platform = platform or self.platform
+        if top.media_type in reg.INDEX_TYPES:
+            entries = _entries(top)
+            have = sorted({p for p, _ in entries})
+            if platform is None:
+                if len(have) != 1:
+                    raise ImagePlatformError(
+                        f"{strip_prefix(ref)} is an image index of {', '.join(have) or 'nothing'}"
+                        ": choose one with --platform")
+                platform = have[0]
+            digest = next((d for p, d in entries if p == platform), "")
+            if not digest:
+                raise ImagePlatformError(f"{strip_prefix(ref)} has no {platform} image (it "
+                                         f"has {', '.join(have) or 'none'})")
+            manifest = client.manifest(r.repo, digest)
+            if manifest.media_type in reg.INDEX_TYPES:
+                raise RegistryError(f"{strip_prefix(ref)}: the {platform} entry is an index, "
+                                    "not an image")
+            picked = manifest.digest
+        info, layers = self._config(client, r.repo, manifest)
+        if platform is not None and str(info.platform) != platform:
+            raise ImagePlatformError(f"{strip_prefix(ref)} is {info.platform}, not {platform}")
+        name = f"{client.host}/{r.repo}"
+        info = ImageInfo(id=info.id, layers=info.layers, platform=info.platform,
+                         created=info.created, repo_digests=(f"{name}@{top.digest}",))
+        image = RegistryImage(info, client.host, r.repo, top.digest, picked, layers)
+        self._held[info.id] = image
+        return image
+
+    def _config(self, client: RegistryReader, repo: str, manifest: reg.Manifest
+                ) -> tuple[ImageInfo, tuple[tuple[str, str], ...]]:
+        config = manifest.json().get("config")
+        if not isinstance(config, dict):
+            raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: an image manifest "
+                                "without a config")
+        digest = reg.check_digest(str(config.get("digest", "")), f"{manifest.digest} config")
+        where = f"{client.host}/{repo}@{digest}"
+        with client.blob(repo, digest) as stream:
+            data = stream.read(MAX_CONFIG + 1)
+            if len(data) > MAX_CONFIG:
+                raise RegistryError(f"{where}: the image config is over {MAX_CONFIG >> 20} MB")
+            stream.read(-1)  # to the end, where the digest is checked
+        try:
+            cfg = json.loads(data)
+        except ValueError:
+            raise RegistryError(f"{where}: the image config is not JSON") from None
+        if not isinstance(cfg, dict):
+            raise RegistryError(f"{where}: the image config is not a JSON object")
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        layers = tuple((str(x.get("mediaType", "")),
+                        reg.check_digest(str(x.get("digest", "")), f"{manifest.digest} layer"))
+                       for x in manifest.objects("layers"))
+        if len(layers) != len(diff_ids):
+            raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: {len(layers)} layers "
+                                f"but {len(diff_ids)} diff IDs in the config")
+        info = ImageInfo(
+            id=digest, layers=tuple(str(d) for d in diff_ids),
+            platform=Platform(os=str(cfg.get("os", "linux")),
+                              arch=str(cfg.get("architecture", "amd64")),
+                              variant=str(cfg.get("variant") or "")),
+            created=parse_created(str(cfg.get("created") or "")))
+        return info, layers
+
+    # -- ImageSource ----------------------------------------------------------
+    def image(self, ref: str) -> ImageInfo:
+        if ref in self._held:
+            return self._held[ref].info
+        return self.resolve(ref).info
+
+    def images(self) -> list[ImageInfo]:
+        """The images this source has resolved (a registry cannot be listed whole)."""
+        return [held.info for held in self._held.values()]
+
+    def pull(self, ref: str) -> ImageInfo:
+        return self.image(ref)
+
+    @contextlib.contextmanager
+    def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
+        """The files the inventory reads, from the layer blobs (cached by digest)."""
+        held = self._held.get(image.id)
+        if held is None:
+            raise ImageNotFoundError(f"image {image.short_id} was not found through this source")
+        client = self._registry_for(held.host)
+        fs = TarFS(keep=INVENTORY_PATHS)
+        for media_type, digest in held.layers:
+            if media_type and media_type not in _LAYER_TYPES:
+                raise RegistryError(f"{held.host}/{held.repo}@{digest}: layers of type "
+                                    f"{media_type} cannot be read")
+            path = self.cache.path(digest.removeprefix("sha256:"))
+            if path is None:
+                with client.blob(held.repo, digest) as stream:
+                    path = self.cache.put_stream(digest.removeprefix("sha256:"),
+                                                 _chunks(stream), f"{held.host}/{held.repo}@"
+                                                 f"{digest}")
+            with path.open("rb") as f:
+                try:
+                    fs.add_layer(f)
+                except (OSError, EOFError, ValueError) as e:
+                    raise RegistryError(f"{held.host}/{held.repo}@{digest}: not a readable "
+                                        f"layer tar ({e})") from None
+        yield fs
+
+
+def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
+    """(platform, digest) of each image of an index; attestations and the like left out."""
+    out = []
+    for entry in index.objects("manifests"):
+        text = entry_platform(entry)
+        if "unknown" in text.split("/") or text == "/":
+            continue
+        out.append((text, reg.check_digest(str(entry.get("digest", "")),
+                                           f"{index.digest} {text}")))
+    return out
+
+
+def _chunks(stream: reg.VerifiedStream) -> Iterator[bytes]:
+    while chunk := stream.read(reg.CHUNK):
+        yield chunk
+

@@ -1,0 +1,242 @@
+"""The locked view backed by a store: a rebuild with nothing upstream.
+
+``relock build --store`` and ``relock serve --store`` serve the same locked
+view (``relock.build.view``) as the upstream rebuild, but every byte comes from a
+store that ``relock vendor`` filled: the ``.deb`` files (each re-hashed
+before the view serves it), the Python files (``StoreSource``, from the lock
+manifest's layers; the view checks them as they stream), and the base images,
+published from the store into the registry the engine pulls from, so that
+``FROM name@digest`` resolves to the same digest. No Archive, no Index: a
+file missing from the store is an error before anything is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
+
+from packaging.utils import canonicalize_name
+
+from relock.blobs import BlobCache
+from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
+from relock.lock.lockfile import AptPackage, Lock
+from relock.progress import Progress, quiet
+from relock.store.store import DirStore, Store, StoredFile, lock_tag, open_store, read_lock
+
+if TYPE_CHECKING:
+    from relock.build.view import AptFile, LockedView, PipFile
+    from relock.image.engine import DockerEngine
+
+
+class MissingFromStoreError(StoreError):
+    """A file the rebuild needs is not in the store."""
+
+
+class StoreSource:
+    """The Python files of a lock manifest, as the view's ``PipSource``."""
+
+    def __init__(self, store: Store, files: Sequence[StoredFile]) -> None:
+        self.store = store
+        self.by_name: dict[str, list[StoredFile]] = {}
+        for f in files:
+            if f.kind in ("wheel", "sdist"):
+                self.by_name.setdefault(str(canonicalize_name(f.name)), []).append(f)
+
+    def files(self, name: str, versions: Mapping[str, frozenset[str]]) -> list[PipFile]:
+        from relock.build.view import PipFile
+
+        version_of = {h: v for v, hashes in versions.items() for h in hashes}
+        out = {}
+        for f in self.by_name.get(name, []):
+            sha = f.digest.partition(":")[2]
+            if sha in version_of:
+                out[sha] = PipFile(name, version_of[sha], f.filename, sha)
+        return sorted(out.values(), key=lambda f: f.filename)
+
+    def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
+        size = next((f.size for f in self.by_name.get(file.name, [])
+                     if f.digest == "sha256:" + file.sha256), None)
+        if isinstance(self.store, DirStore):
+            # The view hashes what it relays and names a file that does not match.
+            try:
+                return self.store.path("sha256:" + file.sha256).open("rb"), size
+            except OSError as e:
+                raise StoreError(f"{file.filename}: not readable in {self.store.url}: "
+                                 f"{e.strerror or e}") from None
+        return cast(BinaryIO, _Quiet(self.store.open("sha256:" + file.sha256))), size
+
+
+class _Quiet:
+    """A store stream that ends early instead of raising: the view's hash check names it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except RelockError:
+            return b""
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lock_files(store: Store, lock_path: str) -> list[StoredFile]:
+    """The files of the lock manifest ``relock vendor`` wrote for the lock at ``lock_path``."""
+    try:
+        data = Path(lock_path).read_bytes()
+    except OSError as e:
+        raise StoreError(f"{lock_path}: cannot read: {e.strerror or e}") from None
+    tag = lock_tag(data)
+    if tag not in store.tags():
+        raise MissingFromStoreError(
+            f"{store.url} has nothing for {lock_path} (no tag {tag}); fill it with: "
+            f"relock vendor --lock {lock_path} --store {store.url}")
+    _, files = read_lock(store, tag)
+    return files
+
+
+def check_complete(store: Store, files: Sequence[StoredFile], lock: Lock) -> None:
+    """Every file of the lock manifest and every locked Python version is in the store."""
+    absent = set(store.missing(f.digest for f in files))
+    problems = [f"{f.name} {f.version}" + (f" ({f.arch})" if f.arch else f" ({f.filename})")
+                for f in files if f.digest in absent]
+    stored = {(str(canonicalize_name(f.name)), f.version) for f in files
+              if f.kind in ("wheel", "sdist")}
+    problems += sorted({f"{p.name} {p.version} (no file vendored)" for p in lock.pip
+                        if (str(canonicalize_name(p.name)), p.version) not in stored})
+    if problems:
+        _missing(store, problems)
+
+
+def _missing(store: Store, problems: Sequence[str]) -> None:
+    more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+    raise MissingFromStoreError(
+        f"not in the store {store.url}: {', '.join(problems[:5])}{more}; re-run relock "
+        "vendor where the sources are reachable, then build again")
+
+
+def publish_bases(client: DockerEngine, lock: Lock, store: Store,
+                  progress: Progress = quiet) -> None:
+    """Put each locked base image where the engine pulls it, from the store, same digest."""
+    from relock.store.baseimage import mirror_hosts, publish_base
+    from relock.template.render import pinned_ref
+    from relock.upstream import registry
+
+    mirrors: list[str] | None = None
+    seen: set[str] = set()
+    for base in lock.base:
+        ref = pinned_ref(base.ref, base)
+        if not base.digest or base.digest in seen:
+            continue
+        seen.add(base.digest)
+        try:
+            client.image(ref)
+            continue  # the engine has it by digest already
+        except RelockError:
+            pass
+        parsed = registry.parse_reference(ref)
+        if parsed.host == registry.DOCKER_HUB:
+            if mirrors is None:
+                mirrors = client.registry_mirrors()
+            hosts = mirror_hosts(mirrors)
+            if not hosts:
+                raise BaseImageError(
+                    f"{ref}: the engine has no registry mirror to publish this base into from "
+                    "the store (it would ask Docker Hub); give it one (registry-mirrors in "
+                    "daemon.json) or load the image into the engine")
+            host = hosts[0]
+        else:
+            host = parsed.host
+        stats = publish_base(store, parsed.digest, host, parsed.repo)
+        progress(f"published base {ref} from the store into {host}/{parsed.repo} "
+                 f"({stats.blobs} blobs, {stats.bytes / 1e6:.1f} MB)")
+
+
+def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[StoredFile],
+               cache: BlobCache, workers: int = 4) -> list[AptFile]:
+    """Each package's .deb from the store, re-hashed, with its control paragraph."""
+    from relock.build.view import AptFile, deb_control
+
+    held = {f.digest for f in files}
+    absent = [p for p in packages if "sha256:" + p.sha256 not in held
+              and not store.has("sha256:" + p.sha256)]
+    if absent:
+        _missing(store, [f"{p.name} {p.version} ({p.arch})" for p in absent])
+
+    def one(p: AptPackage) -> AptFile:
+        digest = "sha256:" + p.sha256
+        what = f"{p.name} {p.version} ({p.arch})"
+        if isinstance(store, DirStore):
+            path = store.path(digest)
+            h = hashlib.sha256()
+            try:
+                with path.open("rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        h.update(chunk)
+            except OSError as e:
+                raise MissingFromStoreError(f"{what}: its .deb is not readable in "
+                                            f"{store.url}: {e.strerror or e}") from None
+            if h.hexdigest() != p.sha256:
+                raise HashMismatchError(
+                    f"{what}: its .deb in the store {store.url} has sha256 "
+                    f"{h.hexdigest()[:16]}..., the lock says {p.sha256[:16]}...; refused "
+                    "(the store was changed: remove that blob and re-vendor)")
+        else:
+            path = _from_registry(store, p, what, cache)
+        return AptFile(p, path, deb_control(path))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, packages))
+
+
+def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> Path:
+    hit = cache.path(p.sha256)
+    if hit is not None:
+        return hit
+    stream = store.open("sha256:" + p.sha256)
+    try:
+        def chunks() -> Iterator[bytes]:
+            try:
+                while chunk := stream.read(1 << 16):
+                    yield chunk
+            except RelockError as e:
+                raise HashMismatchError(f"{what} from the store {store.url}: {e}") from None
+        return cache.put_stream(p.sha256, chunks(), f"{what} from the store {store.url}")
+    finally:
+        stream.close()
+
+
+def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
+            progress: Progress = quiet, cache_dir: Path | None = None) -> LockedView:
+    """The locked view of ``lock`` served from the store ``where`` alone.
+
+    In order, all before any build: the store's files for this lock are all
+    there, the bases are published where the engine pulls them, the .debs the
+    bases do not hold are re-hashed.
+    """
+    from relock.build.rebuild import installed_in_bases, needed_debs
+    from relock.build.view import LockedView
+
+    store = open_store(where)
+    files = lock_files(store, lock_path)
+    check_complete(store, files, lock)
+    progress(f"the store {store.url} holds all {len(files)} files of the lock")
+    publish_bases(client, lock, store, progress)
+    installed = installed_in_bases(client, lock, progress)
+    packages = needed_debs(lock, installed)
+    debs = store_debs(store, packages, files, BlobCache(cache_dir))
+    size = sum(f.path.stat().st_size for f in debs)
+    progress(f"{len(debs)} .deb files ({size / 1e6:.1f} MB) from the store, checked against "
+             "the lock")
+    return LockedView(debs, lock, StoreSource(store, files), cache_dir=None)

@@ -1,0 +1,291 @@
+"""Dockerfile template + lock -> the pinned Dockerfile.
+
+The pinned Dockerfile means and layers exactly what the template does. Only
+two things change:
+
+* every ``FROM`` that names an image names its locked digest
+  (``ref@sha256:...``);
+* every ``RUN`` first points APT, pip and uv at relock's *locked view*
+  (``relock.build.view``), a server on loopback that offers exactly the locked
+  packages, each checked against the lock's sha256. The pointer lives in the
+  RUN's own environment and in ``/dev/shm`` (a fresh tmpfs in every build
+  step, never part of a layer), so nothing of relock's reaches the image and
+  the installs stay as written, whatever their form: ``activate`` scripts,
+  relative venv paths, requirements files, ``pip install -U pip``, scripts,
+  ``uv pip``. A package that is not in the lock is not in the view, and the
+  build fails naming it.
+
+Everything else (COPY, ENV, USER, comments, continuation lines) is kept byte
+for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from shlex import quote
+
+from relock.errors import RenderError, StaleLockError
+from relock.lock.lockfile import Base, Lock
+from relock.template.dockerfile import Dockerfile, Instruction, Stage
+
+DEFAULT_VIEW_PORT = 7780
+DEFAULT_VIEW_URL = f"http://127.0.0.1:{DEFAULT_VIEW_PORT}"
+# A fresh tmpfs in every build step (docker, podman and BuildKit all mount one):
+# what relock writes there is gone when the step ends and never reaches a layer.
+SCRATCH = "/dev/shm/relock"
+# Shells whose `-c` string the prefix below is valid in.
+_POSIX_SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"}
+_VIEW_URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Where the build reaches the locked view, and how strict to be."""
+
+    view_url: str = DEFAULT_VIEW_URL
+    force: bool = False
+    lock_path: str = "LOCK"
+    # What the view serves, in short (view_id): part of every RUN's text, so
+    # that the engine's build cache never answers one lock's RUN with a layer
+    # built from another lock's packages.
+    view_id: str = ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The pinned Dockerfile and what the user should hear about it."""
+
+    dockerfile: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def check_fresh(df: Dockerfile, lock: Lock, options: RenderOptions) -> None:
+    """Refuse a lock frozen from another version of the template (unless forced)."""
+    if lock.input.sha256 and df.sha256 != lock.input.sha256 and not options.force:
+        raise StaleLockError(
+            f"{options.lock_path} was frozen from another {lock.input.dockerfile or df.path} "
+            f"(sha256 {lock.input.sha256[:12]}, now {df.sha256[:12]}); re-freeze the image "
+            "built from the current file, or pass --force"
+        )
+
+
+def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> Rendered:
+    """Render ``df`` pinned to ``lock``."""
+    options = options or RenderOptions()
+    check_fresh(df, lock, options)
+    prefix = view_prefix(options.view_url, options.view_id or view_id(lock),
+                         per_arch=lock.multi)
+    notes: list[str] = []
+    lines = df.text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    pieces: list[str] = []
+    cursor = 0
+    stage_of = df.stage_of_instruction()
+    shell_of: dict[int, list[str]] = {}
+    for n, ins in enumerate(df.instructions):
+        pieces.append("".join(lines[cursor:ins.startline]))
+        cursor = ins.endline + 1
+        original = "".join(lines[ins.startline:ins.endline + 1])
+        stage = stage_of[n]
+        if ins.instruction == "FROM":
+            pieces.append(_pin_from(original, stage, lock, options))
+            shell_of[stage.index] = _inherited_shell(df, stage, shell_of)
+            continue
+        if ins.instruction == "SHELL":
+            shell_of[stage.index] = _shell_words(ins, df.path)
+        if ins.instruction != "RUN":
+            pieces.append(original)
+            continue
+        _check_shell(shell_of.get(stage.index, ["/bin/sh", "-c"]), ins, df.path)
+        pieces.append(_prefix_run(original, ins, prefix, df.path))
+    pieces.append("".join(lines[cursor:]))
+    return Rendered(dockerfile=_with_header("".join(pieces), df.path, options.lock_path),
+                    notes=tuple(notes))
+
+
+def view_id(lock: Lock) -> str:
+    """A short digest of what the locked view of ``lock`` serves (its packages)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in sorted(lock.apt, key=lambda p: (p.name, p.arch, p.version, p.sha256)):
+        h.update(f"apt {a.name} {a.version} {a.arch} {a.sha256}\n".encode())
+    for p in sorted(lock.pip, key=lambda p: (p.name, p.version)):
+        h.update(f"pip {p.name} {p.version} {' '.join(sorted(p.hashes))}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
+    """The shell words that point one RUN's APT, pip and uv at the locked view.
+
+    ``served`` (a ``view_id``) names what the view serves. With ``per_arch``
+    (a lock of several platforms), APT is pointed at the view's repository
+    of the architecture dpkg reports in the build, which holds that
+    platform's part only.
+    """
+    if not _VIEW_URL.fullmatch(view_url):
+        raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
+    if not re.fullmatch(r"[0-9a-f]*", served):
+        raise RenderError(f"view id {served!r} is not hexadecimal")
+    url = view_url.rstrip("/")
+    host = urllib.parse.urlsplit(url).hostname or "127.0.0.1"
+    apt_conf = (f'Dir::Etc::SourceList "{SCRATCH}/sources.list"; '
+                f'Dir::Etc::SourceParts "{SCRATCH}/parts"; '
+                f'Acquire::http::Proxy::{host} "DIRECT";')
+    index = f"{url}/pypi/simple/"
+    if per_arch:
+        # The URL is checked above: nothing in it that double quotes expand.
+        source = (f'"deb [trusted=yes] {url}/apt/'
+                  '$(dpkg --print-architecture 2>/dev/null || echo none)/ ./"')
+    else:
+        source = quote(f"deb [trusted=yes] {url}/apt/ ./")
+    return (
+        f"mkdir -p {SCRATCH}/parts"
+        f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
+        f" && echo {source} >{SCRATCH}/sources.list"
+        f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
+        f" PIP_INDEX_URL={index}"
+        f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
+        f" UV_INDEX_URL={index}"
+        f"{_PREFIX_END}"
+    )
+
+
+# How the view prefix ends; the RUN's own command follows.
+_PREFIX_END = " || exit 1;"
+
+
+def template_command(command: str) -> str:
+    """The template's own command of a RUN command ``view_prefix`` was put before (as
+    an engine echoes it in a build's log); any other command as it is."""
+    if command.startswith(f"mkdir -p {SCRATCH}/") and _PREFIX_END in command:
+        return command.split(_PREFIX_END, 1)[1].strip()
+    return command
+
+
+def _with_header(body: str, source: str, lock_path: str) -> str:
+    header = (
+        f"# Generated by relock from {_comment(source)} and {_comment(lock_path)}; "
+        "do not edit.\n"
+        "# Each RUN reaches only the lock's packages, served by `relock build` (or\n"
+        "# `relock serve`) on loopback: build it with host networking.\n"
+    )
+    # Parser directives (# syntax=, # escape=) must stay the first lines.
+    lines = body.splitlines(keepends=True)
+    i = 0
+    while i < len(lines) and re.match(r"\ufeff?#\s*(syntax|escape|check)\s*=", lines[i], re.I):
+        i += 1
+    return "".join(lines[:i]) + header + "".join(lines[i:])
+
+
+def _comment(text: str) -> str:
+    """``text`` made safe for one comment line."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", text)
+
+
+# -- FROM -------------------------------------------------------------------
+
+def _pin_from(original: str, stage: Stage, lock: Lock, options: RenderOptions) -> str:
+    if not stage.external:
+        return original
+    base = base_for(stage, lock.base)
+    if base is None:
+        raise StaleLockError(
+            f"{options.lock_path} has no base image for stage {stage.index} "
+            f"(FROM {stage.ref}); re-freeze the image"
+        )
+    pinned = pinned_ref(stage.ref, base)
+    words = original.split()
+    # FROM [--platform=...] REF [AS name]: the reference is the first word
+    # after FROM that is not a flag.
+    ref_word = next(w for w in words[1:] if not w.startswith("--"))
+    start = original.index(ref_word, original.index(words[0]) + len(words[0]))
+    return original[:start] + pinned + original[start + len(ref_word):]
+
+
+def pinned_ref(ref: str, base: Base) -> str:
+    """``ref`` pinned to ``base``: ``repo:tag@sha256:...`` (or the local image ID)."""
+    if base.digest:
+        return f"{ref.split('@', 1)[0]}@{base.digest}"
+    return base.image_id
+
+
+def base_for(stage: Stage, bases: tuple[Base, ...]) -> Base | None:
+    """The lock's base entry for ``stage``."""
+    for b in bases:
+        if b.stage == stage.index and b.ref == stage.ref:
+            return b
+    return next((b for b in bases if b.ref == stage.ref), None)
+
+
+# -- stages -------------------------------------------------------------------
+
+def _inherited_shell(df: Dockerfile, stage: Stage,
+                     done: Mapping[int, list[str]]) -> list[str]:
+    by_name = {s.name: s for s in df.stages if s.name}
+    if not stage.external and stage.ref in by_name:
+        return list(done.get(by_name[stage.ref].index, ["/bin/sh", "-c"]))
+    return ["/bin/sh", "-c"]
+
+
+def _shell_words(ins: Instruction, path: str) -> list[str]:
+    try:
+        words = json.loads(ins.value)
+    except ValueError:
+        words = None
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+        raise RenderError(f"{path}:{ins.startline + 1}: SHELL must be a JSON array of strings")
+    return words
+
+
+def _check_shell(shell: list[str], ins: Instruction, path: str) -> None:
+    names = [w.rsplit("/", 1)[-1] for w in shell[:2]]
+    exe = names[1] if names[0] == "env" and len(names) > 1 else names[0]
+    if exe not in _POSIX_SHELLS:
+        raise RenderError(
+            f"{path}:{ins.startline + 1}: RUN runs through the shell {shell[0]!r}; relock can "
+            "point only POSIX shells (sh, bash, ...) at the locked view"
+        )
+
+
+# -- RUN ----------------------------------------------------------------------
+
+_RUN_HEAD = re.compile(r"(\s*RUN(?:[ \t]+--\S+)*[ \t]+)", re.I)
+
+
+def _prefix_run(original: str, ins: Instruction, prefix: str, path: str) -> str:
+    """``original`` RUN with the view prefix before its command."""
+    m = _RUN_HEAD.match(original)
+    if m is None:
+        raise RenderError(f"{path}:{ins.startline + 1}: cannot read this RUN instruction")
+    head, rest = original[:m.end()], original[m.end():]
+    body = rest.lstrip()
+    if body.startswith("["):
+        return head + prefix + " exec " + _exec_words(body, ins, path) + "\n"
+    if body.startswith("<<"):
+        # RUN <<EOT: the here-document is the script. Its first line runs the
+        # prefix, unless it names its own interpreter (#!), which relock cannot
+        # point at the view.
+        first, nl, script = rest.partition("\n")
+        if script.lstrip().startswith("#!"):
+            raise RenderError(
+                f"{path}:{ins.startline + 1}: a RUN here-document with its own #! interpreter "
+                "cannot be pointed at the locked view; run the script through sh instead"
+            )
+        return head + first + nl + prefix + "\n" + script
+    return head + prefix + " " + rest
+
+
+def _exec_words(body: str, ins: Instruction, path: str) -> str:
+    try:
+        words = json.loads(body)
+    except ValueError:
+        words = None
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+        raise RenderError(f"{path}:{ins.startline + 1}: RUN [...] must be a JSON array of strings")
+    return " ".join(quote(w) for w in words)

@@ -1,0 +1,699 @@
+"""The seam to OCI and Docker registries: the Registry HTTP API v2 over requests.
+
+Everything that comes in is checked against its digest: a manifest's bytes
+are hashed before they are returned, and a blob stream raises at its end if
+its bytes are not the ones asked for. Registries on a loopback address are
+spoken to over plain http (the test bed's); any other over https with the
+machine's CAs. Token auth (``WWW-Authenticate: Bearer``) is done anonymously,
+or with the user's ``docker login`` entry for the host when there is one.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+
+from relock.errors import RegistryError
+
+if TYPE_CHECKING:
+    import requests
+
+    from relock.upstream.http import Watch
+
+    class _Answer(requests.Response):
+        """An answer of ``Registry._request``; a streamed one carries its deadline's watch."""
+
+        relock_watch: Watch | None
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
+# One header value, comma-separated: a registry that is not asked for
+# schema 2 answers with a converted schema-1 manifest and another digest.
+ACCEPT = ", ".join(MANIFEST_TYPES)
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+CHUNK = 1 << 20
+# Blobs above this size are uploaded in PATCH chunks of this size.
+UPLOAD_CHUNK = 64 << 20
+TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
+# Rate limits and overload: retried after Retry-After (capped) or these waits.
+BUSY = (429, 502, 503, 504)
+BACKOFF = (1.0, 2.0, 4.0, 8.0)
+MAX_WAIT = 60.0
+
+
+def check_digest(value: str, where: str = "digest") -> str:
+    """``value`` if it is ``sha256:`` and 64 lower-case hex digits, else a RegistryError."""
+    if not _DIGEST.fullmatch(value):
+        raise RegistryError(f"{where}: {value!r:.80} is not a sha256 digest (sha256:<64 hex>)")
+    return value
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``host/repo[:tag][@digest]``, with Docker Hub's short names spelled out."""
+
+    host: str
+    repo: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def ref(self) -> str:
+        """The tag or digest to ask the registry for (the digest wins)."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        text = f"{self.host}/{self.repo}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse an image reference: ``debian:trixie-slim``, ``127.0.0.1:5000/x/y@sha256:...``."""
+    name, _, digest = text.partition("@")
+    if digest:
+        check_digest(digest, text)
+    tag = ""
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        tag = last.split(":", 1)[1]
+        name = name[: len(name) - len(tag) - 1]
+        if not _TAG.fullmatch(tag):
+            raise RegistryError(f"{text}: {tag!r} is not a valid tag")
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        host, repo = first, rest
+    else:
+        host, repo = DOCKER_HUB, name
+    if host in ("index.docker.io", DOCKER_HUB_API):
+        host = DOCKER_HUB
+    if host == DOCKER_HUB and "/" not in repo:
+        repo = "library/" + repo
+    if not _REPO.fullmatch(repo):
+        raise RegistryError(f"{text}: {repo!r} is not a valid repository name")
+    return Reference(host=host, repo=repo, tag=tag, digest=digest)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (maybe with a port) is this machine: the only plain-http case."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def ca_bundle() -> str | bool:
+    """The CA file requests should trust: the user's choice, else the machine's."""
+    for var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+        if os.environ.get(var):
+            return os.environ[var]
+    machine = Path("/etc/ssl/certs/ca-certificates.crt")
+    return str(machine) if machine.is_file() else True
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest's exact bytes, its media type and digest (of those bytes)."""
+
+    media_type: str
+    data: bytes
+    digest: str
+
+    def json(self) -> dict[str, object]:
+        """The manifest's JSON object (its values unchecked: see ``array`` and ``field``),
+        parsed once: read it, do not change it."""
+        return self._doc
+
+    @functools.cached_property
+    def _doc(self) -> dict[str, object]:
+        try:
+            doc = json.loads(self.data)
+        except ValueError:
+            raise RegistryError(f"manifest {self.digest} is not JSON") from None
+        if not isinstance(doc, dict):
+            raise RegistryError(f"manifest {self.digest} is not a JSON object")
+        return doc
+
+    def array(self, key: str) -> list[object]:
+        """The JSON array ``key`` (``manifests``, ``layers``): [] when absent or null."""
+        value = self.json().get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise RegistryError(f"manifest {self.digest}: {key!r} is not an array")
+        return value
+
+    def field(self, key: str) -> str:
+        """The string ``key`` (``artifactType``): "" when absent or not a string."""
+        value = self.json().get(key)
+        return value if isinstance(value, str) else ""
+
+    def objects(self, key: str) -> list[dict[str, object]]:
+        """The JSON objects of the array ``key``; other items are left out."""
+        return [item for item in self.array(key) if isinstance(item, dict)]
+
+
+class VerifiedStream:
+    """A blob's bytes as a file-like ``read``; raises at the end if the digest differs."""
+
+    def __init__(self, chunks: Iterator[bytes], digest: str, where: str,
+                 size: int | None = None, close: Callable[[], object] | None = None) -> None:
+        self._chunks = chunks
+        self._digest = digest
+        self._where = where
+        self._hash = hashlib.sha256()
+        self._buf = b""
+        self._done = False
+        self._close = close
+        self.size = size
+        self.read_bytes = 0
+
+    def _next(self) -> bool:
+        if self._done:
+            return False
+        import requests
+
+        from relock.upstream.http import HttpTimeoutError
+
+        try:
+            chunk = next(self._chunks)
+        except HttpTimeoutError as e:
+            self.close()
+            raise RegistryError(f"{self._where}: {e}") from None
+        except requests.RequestException as e:
+            self.close()
+            raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
+        except StopIteration:
+            # The end: the answer and its deadline watch are let go even if the
+            # caller never closes the stream.
+            self._done = True
+            self.close()
+            got = "sha256:" + self._hash.hexdigest()
+            if got != self._digest:
+                raise RegistryError(
+                    f"{self._where}: content has digest {got}, not {self._digest}; refused"
+                ) from None
+            return False
+        self._hash.update(chunk)
+        self.read_bytes += len(chunk)
+        self._buf += chunk
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self._buf) < size) and self._next():
+            pass
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def close(self) -> None:
+        close, self._close = self._close, None  # once only
+        if close is not None:
+            close()
+
+    def __enter__(self) -> VerifiedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _docker_login(host: str) -> tuple[str, str] | None:
+    """The user's ``docker login`` for ``host`` from config.json (inline ``auth`` only)."""
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        auths = json.loads(Path(folder, "config.json").read_text()).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    keys = [host, f"https://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
+    if host == DOCKER_HUB:
+        keys.append("https://index.docker.io/v1/")
+    for key in keys:
+        entry = auths.get(key)
+        if isinstance(entry, dict) and entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return user, password
+    return None
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+class Registry:
+    """One registry host; thread-safe (one requests session per thread)."""
+
+    def __init__(self, host: str, *, timeout: tuple[float, float] = TIMEOUT,
+                 auth: tuple[str, str] | None = None,
+                 backoff: tuple[float, ...] = BACKOFF) -> None:
+        self.host = host
+        self.backoff = backoff
+        api = DOCKER_HUB_API if host == DOCKER_HUB else host
+        self.base = ("http" if is_loopback(host) else "https") + f"://{api}"
+        self.timeout = timeout
+        self._auth = auth
+        self._login_read = auth is not None
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.host!r})"
+
+    # -- plumbing -----------------------------------------------------------
+    def _session(self) -> requests.Session:
+        from relock.upstream import http
+
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = http.session()
+            session.verify = ca_bundle()
+            # The registry is named by the user; a proxy for the wide
+            # internet must not sit between us and a loopback registry.
+            if is_loopback(self.host):
+                session.trust_env = False
+            self._local.session = session
+        return session
+
+    def _login(self) -> tuple[str, str] | None:
+        with self._lock:
+            if not self._login_read:
+                self._auth = _docker_login(self.host)
+                self._login_read = True
+            return self._auth
+
+    def _headers(self, scope: str) -> dict[str, str]:
+        token = self._tokens.get(scope)
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        if self._basic and self._auth:
+            raw = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
+            return {"Authorization": f"Basic {raw}"}
+        return {}
+
+    def _authenticate(self, challenge: str, scope: str) -> bool:
+        """Answer a 401's challenge; whether there is something new to try."""
+        import requests
+
+        from relock.upstream import http
+
+        scheme, params = _parse_challenge(challenge)
+        login = self._login()
+        if scheme == "basic":
+            if login is None or self._basic:
+                return False
+            self._basic = True
+            return True
+        if scheme != "bearer" or "realm" not in params:
+            return False
+        # A token we hold was refused: it has expired; ask for a new one.
+        self._tokens.pop(scope, None)
+        query = {"service": params.get("service", ""), "scope": scope}
+        try:
+            with http.watched(params["realm"], http.Limits.from_env()) as watch:
+                resp = self._session().get(params["realm"], params=query, auth=login,
+                                           timeout=self.timeout, stream=True)
+                watch.answered(resp)
+                body = resp.json() if resp.status_code == 200 else {}
+                resp.close()
+        except http.HttpTimeoutError as e:
+            raise RegistryError(f"{self.host}: token service: {e}") from None
+        except (requests.RequestException, ValueError) as e:
+            raise RegistryError(f"{self.host}: token service unreachable: {_short(e)}") from None
+        if resp.status_code != 200:
+            raise RegistryError(
+                f"{self.host}: token service refused {scope!r} (HTTP {resp.status_code}); "
+                "check `docker login` for this registry"
+            )
+        found = body if isinstance(body, dict) else {}
+        token = found.get("token") or found.get("access_token")
+        if not token:
+            raise RegistryError(f"{self.host}: token service gave no token for {scope!r}")
+        self._tokens[scope] = str(token)
+        return True
+
+    def _request(self, method: str, url: str, repo: str, *, push: bool = False,
+                 ok: tuple[int, ...] = (200,), what: str = "",
+                 **kwargs: Any) -> _Answer:  # Any: requests' own keyword arguments, passed on
+        """One request with auth; the response if its status is in ``ok`` (or 404).
+
+        With ``stream=True`` the body is left to read and the response carries
+        its deadline's watch (``relock_watch``, see ``relock.upstream.http``).
+        """
+        import requests
+
+        from relock.upstream import http
+
+        scope = f"repository:{repo}:" + ("pull,push" if push else "pull")
+        if not url.startswith(("http://", "https://")):
+            url = self.base + url
+        # A streamed body cannot be sent twice; earlier requests of the same
+        # scope have already been through the challenge.
+        replayable = isinstance(kwargs.get("data"), bytes | None)
+        # An upload's time depends on its size and the line: only requests
+        # without a body are held to relock.upstream.http's deadlines.
+        limits = http.Limits.from_env() if not kwargs.get("data") else None
+        stream = bool(kwargs.pop("stream", False))
+        extra = kwargs.pop("headers", {})
+        auth_tries, busy_tries = 0, 0
+        while True:
+            kwargs["headers"] = {**extra, **self._headers(scope)}
+            watch = http.start(url, limits) if limits else None
+            try:
+                resp = cast("_Answer", self._session().request(
+                    method, url, timeout=self.timeout, stream=True, **kwargs))
+                if watch is not None:
+                    watch.answered(resp)
+                if not stream:
+                    _ = resp.content  # read now, under the deadline
+                    if watch is not None:
+                        watch.check()
+            except (requests.RequestException, http.HttpTimeoutError) as e:
+                if watch is not None:
+                    http.close(watch)
+                    if watch.expired:
+                        raise RegistryUnreachable(
+                            f"{self.host}: {what or method}: {http.shown(url)}: {watch.expired} "
+                            "(timed out; RELOCK_HTTP_TIMEOUT)") from None
+                raise RegistryUnreachable(f"{self.host}: {what or method} failed: {_short(e)}"
+                                          ) from None
+            except BaseException:
+                if watch is not None:
+                    http.close(watch)
+                raise
+            if watch is not None and not stream:
+                http.close(watch)
+                watch = None
+            # A streamed body is read by the caller, under the same watch.
+            resp.relock_watch = watch
+            if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
+                    resp.headers.get("WWW-Authenticate", ""), scope):
+                auth_tries += 1
+                _let_go(resp)
+                continue
+            if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
+                wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
+                busy_tries += 1
+                _let_go(resp)
+                time.sleep(wait)
+                continue
+            break
+        if resp.status_code in ok or resp.status_code == 404:
+            return resp
+        detail = _error_detail(resp)
+        _let_go(resp)
+        raise RegistryError(
+            f"{self.host}/{repo}: {what or method} answered HTTP {resp.status_code}{detail}"
+        )
+
+    # -- reading ------------------------------------------------------------
+    def manifest(self, repo: str, ref: str) -> Manifest:
+        """The manifest ``ref`` (tag or digest) of ``repo``: exact bytes, type, digest."""
+        what = f"manifest {repo}:{ref}" if not ref.startswith("sha256:") else f"{repo}@{ref}"
+        resp = self._request("GET", f"/v2/{repo}/manifests/{ref}", repo,
+                             headers={"Accept": ACCEPT}, what=f"GET {what}")
+        if resp.status_code == 404:
+            raise ManifestUnknown(f"{self.host}/{what}: no such manifest in the registry")
+        data = resp.content
+        digest = sha256_digest(data)
+        want = ref if ref.startswith("sha256:") else resp.headers.get("Docker-Content-Digest", "")
+        if want and want != digest:
+            raise RegistryError(f"{self.host}/{what}: bytes have digest {digest}, not {want}; "
+                                "refused")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            declared = json.loads(data).get("mediaType")
+        except (ValueError, AttributeError):
+            raise RegistryError(f"{self.host}/{what}: the manifest is not JSON") from None
+        media_type = declared or media_type
+        if media_type not in MANIFEST_TYPES:
+            raise RegistryError(f"{self.host}/{what}: unsupported manifest type {media_type!r}")
+        return Manifest(media_type=media_type, data=data, digest=digest)
+
+    def has_manifest(self, repo: str, ref: str) -> bool:
+        resp = self._request("HEAD", f"/v2/{repo}/manifests/{ref}", repo,
+                             headers={"Accept": ACCEPT}, what=f"HEAD manifest {ref}")
+        resp.close()
+        return bool(resp.status_code == 200)
+
+    def tags(self, repo: str) -> list[str]:
+        """Every tag of ``repo`` (empty if the repository does not exist)."""
+        out: list[str] = []
+        url = f"/v2/{repo}/tags/list?n=1000"
+        while url:
+            resp = self._request("GET", url, repo, what="list tags")
+            if resp.status_code == 404:
+                return []
+            out.extend(resp.json().get("tags") or [])
+            link = resp.headers.get("Link", "")
+            found = re.match(r"<([^>]+)>", link)
+            url = urllib.parse.urljoin(self.base + "/", found.group(1)) if found else ""
+        return sorted(out)
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        check_digest(digest)
+        resp = self._request("HEAD", f"/v2/{repo}/blobs/{digest}", repo, what="HEAD blob")
+        resp.close()
+        return bool(resp.status_code == 200)
+
+    def blob_size(self, repo: str, digest: str) -> int | None:
+        """The size of blob ``digest`` (HEAD's Content-Length), None if it is not there."""
+        check_digest(digest)
+        resp = self._request("HEAD", f"/v2/{repo}/blobs/{digest}", repo, what="HEAD blob")
+        resp.close()
+        size = resp.headers.get("Content-Length", "")
+        return int(size) if resp.status_code == 200 and size.isdigit() else None
+
+    def blob(self, repo: str, digest: str) -> VerifiedStream:
+        """A stream of blob ``digest``; it raises at its end if the bytes do not match."""
+        check_digest(digest)
+        resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, stream=True,
+                             what=f"GET blob {digest[:19]}")
+        from relock.upstream import http
+
+        watch = getattr(resp, "relock_watch", None)
+
+        def close() -> None:
+            if watch is not None:
+                http.close(watch)
+            resp.close()
+
+        if resp.status_code == 404:
+            close()
+            raise BlobUnknown(f"{self.host}/{repo}: no blob {digest}")
+        size = resp.headers.get("Content-Length")
+        chunks = (http.iter_chunks(resp, watch, CHUNK) if watch is not None
+                  else resp.iter_content(CHUNK))
+        return VerifiedStream(chunks, digest, f"{self.host}/{repo}@{digest}",
+                              size=int(size) if size and size.isdigit() else None,
+                              close=close)
+
+    # -- writing ------------------------------------------------------------
+    def push_blob(self, repo: str, digest: str, source: Path | BinaryIO, size: int, *,
+                  mount_from: str = "", chunk: int = UPLOAD_CHUNK) -> str:
+        """Upload blob ``digest`` unless it is there; how: "exists", "mounted" or "uploaded"."""
+        check_digest(digest)
+        if self.has_blob(repo, digest):
+            return "exists"
+        url = f"/v2/{repo}/blobs/uploads/"
+        if mount_from:
+            url += "?" + urllib.parse.urlencode({"mount": digest, "from": mount_from})
+        resp = self._request("POST", url, repo, push=True, ok=(201, 202),
+                             what="start upload", headers={"Content-Length": "0"})
+        resp.close()
+        if resp.status_code == 201:
+            return "mounted"
+        if resp.status_code == 404:
+            raise RegistryError(f"{self.host}/{repo}: uploads are not allowed here (HTTP 404)")
+        location = self._location(resp)
+        if isinstance(source, Path):
+            with source.open("rb") as f:
+                self._upload(repo, digest, f, size, location, chunk)
+        else:
+            self._upload(repo, digest, source, size, location, chunk)
+        return "uploaded"
+
+    def _location(self, resp: requests.Response) -> str:
+        location = str(resp.headers.get("Location") or "")
+        if not location:
+            raise RegistryError(f"{self.host}: the registry gave no upload location")
+        return urllib.parse.urljoin(self.base + "/", location)
+
+    def _upload(self, repo: str, digest: str, f: IO[bytes], size: int, location: str,
+                chunk: int) -> None:
+        sent = 0
+        if size > chunk:
+            while sent < size:
+                part = f.read(min(chunk, size - sent))
+                if not part:
+                    break
+                end = sent + len(part) - 1
+                resp = self._request(
+                    "PATCH", location, repo, push=True, ok=(202,), what="upload chunk",
+                    data=part, headers={"Content-Type": "application/octet-stream",
+                                        "Content-Range": f"{sent}-{end}",
+                                        "Content-Length": str(len(part))})
+                resp.close()
+                if resp.status_code != 202:
+                    raise RegistryError(f"{self.host}/{repo}: upload of {digest} was lost")
+                location = self._location(resp)
+                sent += len(part)
+            body: _Reader | bytes = b""
+        else:
+            body = _Reader(f, size) if size else b""
+        final = _with_query(location, digest=digest)
+        resp = self._request("PUT", final, repo, push=True, ok=(201,), what="finish upload",
+                             data=body, headers={"Content-Type": "application/octet-stream"})
+        resp.close()
+        if resp.status_code != 201:
+            raise RegistryError(f"{self.host}/{repo}: upload of {digest} was not accepted")
+
+    def push_manifest(self, repo: str, ref: str, media_type: str, data: bytes) -> str:
+        """Put manifest bytes under ``ref`` (a tag or their digest); their digest."""
+        digest = sha256_digest(data)
+        if ref.startswith("sha256:") and ref != digest:
+            raise RegistryError(f"manifest bytes have digest {digest}, not {ref}")
+        resp = self._request("PUT", f"/v2/{repo}/manifests/{ref}", repo, push=True,
+                             ok=(201,), what=f"PUT manifest {ref}", data=data,
+                             headers={"Content-Type": media_type})
+        resp.close()
+        if resp.status_code != 201:
+            raise RegistryError(f"{self.host}/{repo}: manifest {ref} was not accepted")
+        answered = resp.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise RegistryError(f"{self.host}/{repo}: stored manifest as {answered}, not {digest}")
+        return digest
+
+
+class ManifestUnknown(RegistryError):
+    """The registry has no such manifest."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No answer from the registry (refused, timed out, TLS failed)."""
+
+
+class BlobUnknown(RegistryError):
+    """The registry has no such blob."""
+
+
+class _Reader:
+    """Exactly ``size`` bytes of ``f`` as an iterable body, so requests streams it."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self._left = size
+
+    def __len__(self) -> int:  # requests then sends Content-Length, not chunked encoding
+        return self._left
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self._left > 0:
+            part = self._f.read(min(CHUNK, self._left))
+            if not part:
+                raise RegistryError("the blob ended before its declared size")
+            self._left -= len(part)
+            yield part
+
+
+def _let_go(resp: requests.Response) -> None:
+    """Close ``resp`` (a requests response) and stop watching it."""
+    from relock.upstream import http
+
+    watch = getattr(resp, "relock_watch", None)
+    if watch is not None:
+        http.close(watch)
+    resp.close()
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _retry_after(header: str | None, default: float) -> float:
+    """Seconds to wait: a Retry-After in seconds or as an HTTP date, capped."""
+    if not header:
+        return default
+    try:
+        seconds = float(header)
+    except ValueError:
+        import email.utils
+
+        try:
+            when = email.utils.parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError):
+            return default
+        seconds = when - time.time()
+    return max(0.0, min(seconds, MAX_WAIT))
+
+
+def _error_detail(resp: requests.Response) -> str:
+    try:
+        errors = resp.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    if errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return f" ({first.get('code', '')}: {first.get('message', '')})"
+    return ""
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+_registries: dict[str, Registry] = {}
+_registries_lock = threading.Lock()
+
+
+def registry_for(host: str) -> Registry:
+    """A shared client for ``host`` (tokens are kept between calls)."""
+    with _registries_lock:
+        if host not in _registries:
+            _registries[host] = Registry(host)
+        return _registries[host]
