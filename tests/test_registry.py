@@ -195,14 +195,6 @@ def test_rate_limits_are_waited_out(fake: Any) -> None:
         reg.Registry(host, backoff=(0.0, 0.0)).blob("x", digest)
 
 
-def test_retry_after_is_read_and_capped() -> None:
-    assert reg._retry_after(None, 2.0) == 2.0
-    assert reg._retry_after("3", 2.0) == 3.0
-    assert reg._retry_after("100000", 2.0) == reg.MAX_WAIT
-    assert reg._retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 2.0) == 0.0
-    assert reg._retry_after("soon", 2.0) == 2.0
-
-
 def test_an_expired_token_is_renewed(fake: Any, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     host, routes, _ = fake

@@ -13,8 +13,9 @@ service, a team's own mirror). Two questions are answered:
   cache, the snapshot, each source's live URI or a mirror, in that order; no
   byte enters the cache unless the whole file has the locked sha256.
 
-Every request has a bounded time-out; 429 and 503 are retried a few times,
-waiting what ``Retry-After`` says (capped); a host that refuses connections
+Every request has a bounded time-out and relock's one retry policy (busy
+answers are asked again a few times, waiting what ``Retry-After`` says,
+capped: ``relock.upstream.http``); a host that refuses connections
 or cannot be resolved is remembered as down for the rest of the run, so an
 unreachable snapshot service costs one failed connection, not one per file.
 Release signatures are not checked here: the hashes are what the archive
@@ -23,17 +24,15 @@ served over its own transport (apt checks signatures when it installs).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
@@ -43,16 +42,9 @@ from relock.upstream.debindex import COMPRESSIONS, DebEntry, Key, decompress, st
 if TYPE_CHECKING:
     import requests
 
-    from relock.upstream.http import Watch
-
-    class _Answer(requests.Response):
-        """A streamed answer of ``Archive._request``, carrying its deadline's watch."""
-
-        relock_watch: Watch
+    from relock.upstream.http import Answer, Unanswered
 
 __all__ = ["Archive", "DebEntry", "default_cache_dir"]
-
-RETRY_STATUSES = (429, 503)
 
 
 def default_cache_dir() -> Path:
@@ -105,13 +97,15 @@ class Archive:
     def __init__(self, cache_dir: Path | None = None, snapshot_url: str | None = None,
                  timeout: tuple[float, float] = (2.0, 30.0),
                  session: requests.Session | None = None,
-                 mirrors: Sequence[str] = (), workers: int = 4, tries: int = 3,
-                 max_wait: float = 30.0) -> None:
+                 mirrors: Sequence[str] = (), workers: int = 4, tries: int | None = None,
+                 max_wait: float | None = None) -> None:
         self.cache_dir = cache_dir
         self.snapshot_url = snapshot_url
         self.timeout = timeout
         self.mirrors = tuple(mirrors)
         self.workers = workers
+        # Tries of a busy request and the longest wait; None: relock's retry
+        # policy (relock.upstream.http).
         self.tries = tries
         self.max_wait = max_wait
         self.warnings: list[str] = []
@@ -246,14 +240,16 @@ class Archive:
                      if p == TRUSTED or p.startswith(TRUSTED_D + "/"))
 
     def _dist_entries(self, dist: _Dist, arch: str, names: set[str]) -> dict[Key, DebEntry]:
+        from relock.upstream.http import redact
+
         try:
             release = self._release(dist)
         except _SourceFailed as e:
             if e.host:
-                self._warn(f"APT indexes on {_redact(e.host)} were not read: {e}")
+                self._warn(f"APT indexes on {redact(e.host)} were not read: {e}")
             else:
                 self._warn(f"cannot read the {dist.label} APT source "
-                           f"{_redact(dist.url(''))}: {e}")
+                           f"{redact(dist.url(''))}: {e}")
             return {}
         arches = [arch]
         if "all" in release.architectures and arch != "all" and not release.all_in_arch:
@@ -265,7 +261,7 @@ class Archive:
                 try:
                     entries = self._index_entries(dist, stem, release, names)
                 except _SourceFailed as e:
-                    self._warn(f"cannot read {_redact(dist.url(stem))}[.xz|.gz|.lz4] "
+                    self._warn(f"cannot read {redact(dist.url(stem))}[.xz|.gz|.lz4] "
                                f"({dist.label}): {e}")
                     continue
                 for key, entry in entries.items():
@@ -321,6 +317,8 @@ class Archive:
         cached = self._answers_get(content_id, names)
         if cached is not None:
             return cached
+        from relock.upstream import http
+
         problems = []
         for path, url in self._index_urls(dist, listed, release):
             resp = self._request(url)
@@ -333,7 +331,7 @@ class Archive:
                     continue
                 data = _content(resp)
             finally:
-                _close(resp)
+                http.release(resp)
             expected = release.files.get(path)
             if expected and hashlib.sha256(data).hexdigest() != expected:
                 # A mirror caught mid-sync; the next form (or by-hash) may be whole.
@@ -380,6 +378,8 @@ class Archive:
         hit = cache.path(pkg.sha256)
         if hit is not None:
             return hit, "cache"
+        from relock.upstream import http
+
         failures: list[tuple[str, str, str]] = []  # (label, url, problem)
         mismatch = False
         for label, url in self._deb_urls(pkg, sources, snapshot, snapshot_url):
@@ -389,13 +389,13 @@ class Archive:
                 failures.append((label, url, str(e)))
                 continue
             if resp.status_code >= 400:
-                _close(resp)
+                http.release(resp)
                 problem = "not found" if resp.status_code == 404 else f"HTTP {resp.status_code}"
                 failures.append((label, url, problem))
                 continue
             try:
                 path = cache.put_stream(pkg.sha256, _chunks(resp, progress),
-                                        f"{what} from {_redact(url)}")
+                                        f"{what} from {http.redact(url)}")
             except HashMismatchError as e:
                 mismatch = True
                 failures.append((label, url, str(e).split(": ", 1)[-1]))
@@ -404,9 +404,10 @@ class Archive:
                 failures.append((label, url, str(e)))
                 continue
             finally:
-                _close(resp)
+                http.release(resp)
             return path, label
-        tried = "; ".join(f"{label} {_redact(url)}: {problem}" for label, url, problem in failures)
+        tried = "; ".join(f"{label} {http.redact(url)}: {problem}"
+                          for label, url, problem in failures)
         if mismatch:
             raise HashMismatchError(f"{what}: no source served the locked bytes ({tried})")
         if failures and all(p == "not found" for _, _, p in failures):
@@ -445,52 +446,43 @@ class Archive:
             self._local.session = session
         return session
 
-    def _request(self, url: str, headers: dict[str, str] | None = None) -> _Answer:
-        """GET ``url``: retried on 429/503 (honouring Retry-After), fast-failing on a down host.
+    def _request(self, url: str, headers: dict[str, str] | None = None) -> Answer:
+        """GET ``url`` under relock's retry policy, fast-failing on a down host.
 
         The answer is streamed, under a deadline (``relock.upstream.http``): read it
-        with ``_content`` or ``_chunks`` and let it go with ``_close``.
+        with ``_content`` or ``_chunks`` and let it go with ``http.release``.
         """
-        import requests
-
         from relock.upstream import http
 
-        limits = http.Limits.from_env()
         origin = _origin(url)
-        for attempt in range(1, self.tries + 1):
+
+        def attempt() -> None:
             with self._lock:
                 down = self._down.get(origin)
                 self.requests_made += 1
             if down is not None:
                 raise _SourceFailed(f"unreachable ({down})", origin)
-            watch = http.start(url, limits)
-            try:
-                resp = cast("_Answer", self._http().get(url, stream=True, timeout=self.timeout,
-                                                        headers=headers or {}))
-                watch.answered(resp)
-                resp.relock_watch = watch
-            except requests.RequestException as e:
-                http.close(watch)
-                if not watch.expired and not isinstance(e, requests.ConnectionError):
-                    raise _SourceFailed(_short(e)) from None
-                # Refused, unresolvable or not answering: the same for every
-                # later request to this host in this run.
-                reason = _expired(watch) if watch.expired else _short(e)
-                with self._lock:
-                    self._down.setdefault(origin, reason)
-                raise _SourceFailed(f"unreachable ({reason})", origin) from None
-            except BaseException:
-                http.close(watch)
-                raise
-            if resp.status_code not in RETRY_STATUSES or attempt == self.tries:
-                return resp
-            wait = _retry_after(resp.headers.get("Retry-After"), attempt, self.max_wait)
-            _close(resp)
+
+        def waited(seconds: float) -> None:
             with self._lock:
                 self.retries += 1
-                self.waited += wait
-            time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+                self.waited += seconds
+
+        try:
+            return http.request(self._http(), "GET", url, limits=http.Limits.from_env(),
+                                retry=http.Retry(tries=self.tries or http.TRIES,
+                                                 max_wait=self.max_wait),
+                                stream=True, on_try=attempt, on_wait=waited,
+                                timeout=self.timeout, headers=headers or {})
+        except http.Unanswered as e:
+            if not e.expired and not e.connection:
+                raise _SourceFailed(e.reason) from None
+            # Refused, unresolvable or not answering: the same for every
+            # later request to this host in this run.
+            reason = _why(e)
+            with self._lock:
+                self._down.setdefault(origin, reason)
+            raise _SourceFailed(f"unreachable ({reason})", origin) from None
 
     def _cached_get(self, url: str) -> str | None:
         """The text at ``url`` (None on 404), revalidated with ETag/Last-Modified."""
@@ -506,6 +498,8 @@ class Archive:
             headers["If-None-Match"] = old["etag"]
         if old.get("last_modified"):
             headers["If-Modified-Since"] = old["last_modified"]
+        from relock.upstream import http
+
         resp = self._request(url, headers=headers)
         try:
             if resp.status_code == 304 and "text" in old:
@@ -515,7 +509,7 @@ class Archive:
             if resp.status_code == 404:
                 return None
             if resp.status_code >= 400:
-                raise _SourceFailed(f"HTTP {resp.status_code} for {_redact(url)}")
+                raise _SourceFailed(f"HTTP {resp.status_code} for {http.redact(url)}")
             # Exact bytes survive the round trip (a signature is checked on them).
             text = _content(resp).decode("utf-8", "surrogateescape")
             if path is not None:
@@ -523,7 +517,7 @@ class Archive:
                                    "last_modified": resp.headers.get("Last-Modified", "")})
             return text
         finally:
-            _close(resp)
+            http.release(resp)
 
     # -- the answer cache --------------------------------------------------
     def _cache_file(self, kind: str, key: str) -> Path | None:
@@ -641,84 +635,39 @@ def _snapshot_base(uri: str, snapshot: str, service: str) -> str:
     return snapshot_uri(uri, snapshot, service)
 
 
-def _chunks(resp: _Answer, progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    import requests
+def _chunks(resp: Answer, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    from relock.upstream import http
 
-    watch = resp.relock_watch
     try:
-        for chunk in resp.iter_content(1 << 16):
+        for chunk in http.iter_chunks(resp, 1 << 16):
             if progress is not None:
                 progress(len(chunk))
             yield chunk
-    except requests.RequestException as e:
-        if watch.expired:
-            raise _SourceFailed(_expired(watch)) from None
-        raise _SourceFailed(f"the download broke off ({_short(e)})") from None
-    if watch.expired:  # a cut body may look like its end
-        raise _SourceFailed(_expired(watch))
+    except http.Unanswered as e:
+        raise _SourceFailed(_why(e, "the download broke off")) from None
 
 
-def _content(resp: _Answer) -> bytes:
+def _content(resp: Answer) -> bytes:
     """The whole body of ``resp``, within its deadline."""
-    import requests
-
-    watch = resp.relock_watch
-    try:
-        data = bytes(resp.content)
-    except requests.RequestException as e:
-        if watch.expired:
-            raise _SourceFailed(_expired(watch)) from None
-        raise _SourceFailed(f"the answer broke off ({_short(e)})") from None
-    if watch.expired:
-        raise _SourceFailed(_expired(watch))
-    return data
-
-
-def _close(resp: _Answer) -> None:
     from relock.upstream import http
 
-    http.close(resp.relock_watch)
-    resp.close()
+    try:
+        return http.read_body(resp)
+    except http.Unanswered as e:
+        raise _SourceFailed(_why(e, "the answer broke off")) from None
 
 
-def _expired(watch: Watch) -> str:
-    return f"timed out: {watch.expired} (RELOCK_HTTP_TIMEOUT)"
-
-
-def _retry_after(value: str | None, attempt: int, cap: float) -> float:
-    """Seconds to wait before retry ``attempt``: the server's Retry-After, else backoff."""
-    wait = float(2 ** (attempt - 1))
-    if value:
-        text = value.strip()
-        if text.isdigit():
-            wait = float(text)
-        else:
-            from email.utils import parsedate_to_datetime
-
-            with contextlib.suppress(TypeError, ValueError):
-                wait = parsedate_to_datetime(text).timestamp() - time.time()
-    return max(0.0, min(wait, cap))
+def _why(e: Unanswered, broke: str = "") -> str:
+    """Why a request failed, as a source's problem: a deadline names RELOCK_HTTP_TIMEOUT."""
+    if e.expired:
+        return f"timed out: {e.expired} (RELOCK_HTTP_TIMEOUT)"
+    return f"{broke} ({e.reason})" if broke else e.reason
 
 
 def _origin(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
-
-
-def _redact(url: str) -> str:
-    from relock.upstream.http import shown
-
-    return shown(url)
-
-
-def _short(e: Exception) -> str:
-    text = str(e)
-    # urllib3 wraps the cause in layers of reprs; the last one says what happened.
-    for marker in ("Failed to resolve", "Connection refused", "timed out", "Name or service"):
-        if marker in text:
-            return marker.lower() if marker != "Name or service" else "name not resolved"
-    return text if len(text) < 160 else text[:157] + "..."
 
 
 def _write_json(path: Path, data: object) -> None:

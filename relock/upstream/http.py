@@ -16,21 +16,33 @@ down when it is past its limits, so the blocked read returns at once:
 for every request but an index page, which pip's own time-out bounds whole.
 Sessions must come from ``session()``: its connection pools tell the watch
 which socket a request uses.
+
+Every request of the index, the archive and the registry goes through
+``request``, under one retry policy (``Retry``): an answer of 429, 502, 503
+or 504 is asked again, up to ``TRIES`` tries in all, after what its
+``Retry-After`` says (seconds or an HTTP date), else after ``BACKOFF``; no
+wait is longer than ``MAX_WAIT`` seconds. A connection that fails is not
+retried (the archive remembers its host as down instead). The last answer
+is the caller's, whatever its status: each turns it into its own one-line
+error. URLs in messages go through ``redact``: no ``user:password@``, no
+token in the query.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from relock.errors import RelockError
+from relock.errors import RelockError, one_line
 
 if TYPE_CHECKING:
     import requests
@@ -39,10 +51,22 @@ if TYPE_CHECKING:
     from urllib3.poolmanager import PoolManager
     from urllib3.response import BaseHTTPResponse
 
+    class Answer(requests.Response):
+        """An answer of ``request``; a streamed one carries its deadline's watch."""
+
+        relock_watch: Watch | None
+
 DEFAULT_TIMEOUT = 60.0
 # The body's minimum pace: this many bytes in every ``stall`` seconds.
 MIN_PROGRESS = 16 * 1024
 _TICK = 0.05  # how often the watch looks at its requests
+
+# The retry policy (module docstring): statuses asked again, tries in all,
+# waits without a Retry-After (the last one repeats), the longest wait.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+TRIES = 3
+BACKOFF = (1.0, 2.0)
+MAX_WAIT = 30.0
 
 
 class HttpTimeoutError(RelockError):
@@ -80,15 +104,38 @@ class Limits:
         return cls(headers=seconds, stall=seconds, total=seconds)
 
 
-def shown(url: str) -> str:
-    """``url`` without user name or password, for messages."""
+# Query parameters whose values are secrets (signed URLs, upload states, tokens).
+_SECRET_QUERY = re.compile(r"token|sig|secret|passw|credential|auth|key|_state", re.I)
+# ``user:password@`` (or ``user@``) in a URL inside free text.
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact(url: str) -> str:
+    """``url`` without user name, password or query tokens, for messages."""
     parts = urllib.parse.urlsplit(url)
     if parts.username or parts.password:
         netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
         if parts.port:
             netloc += f":{parts.port}"
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
+        parts = parts._replace(netloc=netloc)
+    if parts.query and _SECRET_QUERY.search(parts.query):
+        query = [(k, "***" if _SECRET_QUERY.search(k) else v)
+                 for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urllib.parse.urlencode(query, safe="*:/"))
+    return urllib.parse.urlunsplit(parts)
+
+
+def scrub(text: str, urls: Iterable[str] = ()) -> str:
+    """``text`` (a message from below) without credentials: of any URL in it, and of ``urls``."""
+    text = _USERINFO.sub(r"\1", text)
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        for secret in (parts.password, parts.username):
+            if secret:
+                text = text.replace(secret, "***")
+    return text
 
 
 class Watch:
@@ -118,7 +165,7 @@ class Watch:
     def check(self) -> None:
         """Raise ``HttpTimeoutError`` if the request was cut off."""
         if self.expired:
-            raise HttpTimeoutError(f"{shown(self.url)}: {self.expired} (timed out)")
+            raise HttpTimeoutError(f"{redact(self.url)}: {self.expired} (timed out)")
 
     def _overdue(self, now: float) -> str:
         limits = self.limits
@@ -250,16 +297,6 @@ class WatchedStream:
         self.close()
 
 
-def iter_chunks(response: requests.Response, watch: Watch, size: int) -> Iterator[bytes]:
-    """``response.iter_content(size)``; a cut-off body raises ``HttpTimeoutError``."""
-    try:
-        yield from response.iter_content(size)
-    except Exception:
-        watch.check()
-        raise
-    watch.check()
-
-
 def _tell(raw: BaseHTTPResponse | None) -> int:
     if raw is None:
         return 0
@@ -267,6 +304,185 @@ def _tell(raw: BaseHTTPResponse | None) -> int:
         return int(raw.tell())
     except (AttributeError, TypeError, ValueError, OSError):
         return 0
+
+
+# -- the one request loop ------------------------------------------------------
+
+class Unanswered(RelockError):
+    """No whole answer: refused, unresolvable, broken off, or cut off at its deadline.
+
+    Each client turns it into its own error; the fields say what happened.
+    """
+
+    def __init__(self, url: str, reason: str, *, expired: str = "", connection: bool = False,
+                 timed_out: bool = False, answered: bool = False) -> None:
+        self.url = redact(url)
+        self.reason = reason  # short, and without credentials
+        self.expired = expired  # the watch's words when the deadline cut it off
+        self.connection = connection  # connecting failed (refused, unresolvable, TLS)
+        self.timed_out = timed_out  # requests' own socket time-out
+        self.answered = answered  # the headers were in: the body broke off
+        super().__init__(f"{self.url}: {f'{expired} (timed out)' if expired else reason}")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How busy answers are asked again (module docstring)."""
+
+    tries: int = TRIES
+    backoff: tuple[float, ...] = BACKOFF
+    max_wait: float | None = None  # None: MAX_WAIT
+
+    def wait(self, header: str | None, attempt: int) -> float:
+        """Seconds to wait after try ``attempt`` (from 1) was answered with ``header``."""
+        steps = self.backoff or (0.0,)
+        cap = MAX_WAIT if self.max_wait is None else self.max_wait
+        return retry_after(header, steps[min(attempt, len(steps)) - 1], cap)
+
+
+ONCE = Retry(tries=1)
+
+
+def retry_after(header: str | None, default: float, cap: float | None = None) -> float:
+    """Seconds a ``Retry-After`` asks for (seconds or an HTTP date), else ``default``; at most
+    ``cap`` (None: ``MAX_WAIT``)."""
+    seconds = default
+    text = (header or "").strip()
+    if text:
+        try:
+            seconds = float(text)
+        except ValueError:
+            import email.utils
+
+            try:
+                seconds = email.utils.parsedate_to_datetime(text).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError):
+                seconds = default
+        if not math.isfinite(seconds):
+            seconds = default
+    return max(0.0, min(seconds, MAX_WAIT if cap is None else cap))
+
+
+_MARKERS = (("Failed to resolve", "failed to resolve"), ("Name or service", "name not resolved"),
+            ("Connection refused", "connection refused"), ("timed out", "timed out"))
+
+
+def reason(e: BaseException) -> str:
+    """What went wrong, short: urllib3 wraps the cause in layers of reprs."""
+    text = str(e)
+    for marker, said in _MARKERS:
+        if marker in text:
+            return said
+    return scrub(one_line(e))
+
+
+def request(session: requests.Session, method: str, url: str, *, limits: Limits | None,
+            retry: Retry = Retry(), stream: bool = False,
+            on_try: Callable[[], None] | None = None,
+            on_wait: Callable[[float], None] | None = None,
+            **kwargs: Any) -> Answer:  # Any: requests' own keyword arguments, passed on
+    """``method url`` under ``limits`` (None: unwatched) and ``retry``; the last answer.
+
+    Without ``stream`` the body is read here, under the deadline; with it the
+    answer carries its watch: read it with ``read_body`` or ``iter_chunks``
+    and let it go with ``release``. ``on_try`` is called before each try (it
+    may raise), ``on_wait`` with each wait. No answer raises ``Unanswered``.
+    """
+    for attempt in range(1, max(1, retry.tries) + 1):
+        if on_try is not None:
+            on_try()
+        resp = _once(session, method, url, limits, stream, kwargs)
+        if resp.status_code not in RETRY_STATUSES or attempt >= retry.tries:
+            return resp
+        wait = retry.wait(resp.headers.get("Retry-After"), attempt)
+        release(resp)
+        if on_wait is not None:
+            on_wait(wait)
+        time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _once(session: requests.Session, method: str, url: str, limits: Limits | None,
+          stream: bool, kwargs: dict[str, Any]) -> Answer:  # Any: requests' arguments
+    import requests
+
+    watch = start(url, limits) if limits is not None else None
+    answered = False
+    try:
+        resp = cast("Answer", session.request(method, url, stream=True, **kwargs))
+        answered = True
+        if watch is not None:
+            watch.answered(resp)
+        if not stream:
+            _ = resp.content  # read now, under the deadline
+            if watch is not None:
+                watch.check()
+    except (requests.RequestException, HttpTimeoutError) as e:
+        if watch is not None:
+            close(watch)
+        raise Unanswered(url, reason(e), expired=watch.expired if watch else "",
+                         connection=isinstance(e, requests.ConnectionError),
+                         timed_out=isinstance(e, requests.Timeout),
+                         answered=answered) from None
+    except BaseException:
+        if watch is not None:
+            close(watch)
+        raise
+    if watch is not None and not stream:
+        close(watch)
+        watch = None
+    resp.relock_watch = watch
+    return resp
+
+
+def release(resp: requests.Response) -> None:
+    """Close an answer of ``request`` and stop watching it."""
+    watch = getattr(resp, "relock_watch", None)
+    if watch is not None:
+        close(watch)
+    resp.close()
+
+
+def read_body(resp: Answer, limit: int | None = None) -> bytes:
+    """The body of a streamed answer, within its deadline; past ``limit`` bytes it stops
+    (the caller sees more than ``limit``)."""
+    chunks: list[bytes] = []
+    size = 0
+    raw = resp.raw
+    # read1 returns what has arrived, not waiting for a full 64 KiB.
+    read = getattr(raw, "read1", raw.read)
+    with _broken_off(resp):
+        while limit is None or size <= limit:
+            chunk = read(65536, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def iter_chunks(resp: Answer, size: int) -> Iterator[bytes]:
+    """The body of a streamed answer in chunks of ``size``, within its deadline."""
+    with _broken_off(resp):
+        yield from resp.iter_content(size)
+
+
+@contextlib.contextmanager
+def _broken_off(resp: Answer) -> Iterator[None]:
+    """Reading a body: a cut or broken read, or a cut that looks like the end, raises
+    ``Unanswered``."""
+    import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    watch = resp.relock_watch
+    url = str(resp.url or "")
+    try:
+        yield
+    except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
+        expired = watch.expired if watch is not None else ""
+        raise Unanswered(url, reason(e), expired=expired, answered=True) from None
+    if watch is not None and watch.expired:
+        raise Unanswered(url, "", expired=watch.expired, answered=True)
 
 
 def session() -> requests.Session:

@@ -30,12 +30,11 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from relock.errors import IndexError_, one_line
+from relock.errors import IndexError_
 from relock.lock.grammar import problem, show
 
 if TYPE_CHECKING:
     import requests
-    from urllib3.response import HTTPResponse
 
 # A project page of the biggest projects is a few MiB; far more is not one.
 MAX_PAGE = 128 * 1024 * 1024
@@ -218,7 +217,9 @@ class Index:
         if url.startswith("file://"):
             return self._local_files(index, name)
         body, ctype, _ = self._fetch(url, index, name)
-        where = f"package index {_redact(index)}"
+        from relock.upstream.http import redact
+
+        where = f"package index {redact(index)}"
         if "json" in ctype:
             return _parse_json(body, f"{where} for {name}")
         return _parse_html(body.decode("utf-8", "replace"), f"{where} for {name}")
@@ -237,76 +238,48 @@ class Index:
         return _parse_html(text, f"package index {index} for {name}")
 
     def _fetch(self, url: str, index: str, name: str) -> tuple[bytes, str, str]:
-        """The body, Content-Type and final URL of ``url``, all within the time-out.
+        """The body, Content-Type and final URL of ``url``, each try within the time-out.
 
         A 404 is ``(b"", "", url)``: the project is not on that index. The
-        time-out bounds the whole answer, headers included (``relock.upstream.http``).
+        time-out bounds the whole answer, headers included; busy answers are
+        retried (``relock.upstream.http``).
         """
-        import requests
-        from urllib3.exceptions import HTTPError as Urllib3Error
-
         from relock.upstream import http
 
-        shown = _redact(index)
+        shown = http.redact(index)
         timeout = self.config.timeout
         host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
         trusted = host in self.config.trusted_hosts or host.split(":")[0] in \
             self.config.trusted_hosts
         try:
-            with http.watched(url, http.Limits.whole(timeout)) as watch:
-                try:
-                    resp = self._session().get(
-                        url, headers={"Accept": _ACCEPT}, timeout=timeout, stream=True,
-                        verify=False if trusted else None)  # None: the session's own
-                except requests.Timeout:
-                    raise IndexError_(f"package index {shown} did not answer for {name} "
-                                      f"within {timeout:g} s (timed out)") from None
-                except requests.RequestException as e:
-                    watch.check()
-                    raise IndexError_(f"package index {shown} is unreachable: "
-                                      f"{self._scrub(one_line(e))}") from None
-                watch.answered(resp)
-                with resp:
-                    if resp.status_code == 404:
-                        return b"", "", url
-                    if resp.status_code >= 400:
-                        raise IndexError_(f"package index {shown} answered HTTP "
-                                          f"{resp.status_code} for {name}")
-                    try:
-                        body = self._read_page(resp.raw, shown, name)
-                    except (requests.RequestException, Urllib3Error, OSError, ValueError) as e:
-                        watch.check()
-                        raise IndexError_(f"package index {shown} broke off its answer for "
-                                          f"{name}: {self._scrub(one_line(e))}") from None
-                    return body, resp.headers.get("Content-Type", ""), str(resp.url)
-        except http.HttpTimeoutError:
-            raise IndexError_(f"package index {shown} did not send its page for {name} "
-                              f"within {timeout:g} s (timed out)") from None
-
-    @staticmethod
-    def _read_page(raw: HTTPResponse, shown: str, name: str) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        # read1 returns what has arrived, not waiting for a full 64 KiB.
-        read = getattr(raw, "read1", raw.read)
-        while True:
-            chunk = read(65536, decode_content=True)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > MAX_PAGE:
-                raise IndexError_(f"package index {shown} sent more than {MAX_PAGE} "
-                                  f"bytes for {name}; not a project page")
-            chunks.append(chunk)
-
-    def _scrub(self, text: str) -> str:
-        """``text`` without any of the configured indexes' passwords."""
-        for url in self.config.urls:
-            parts = urllib.parse.urlsplit(url)
-            for secret in (parts.password, parts.username):
-                if secret:
-                    text = text.replace(secret, "***")
-        return text
+            resp = http.request(self._session(), "GET", url, limits=http.Limits.whole(timeout),
+                                stream=True, headers={"Accept": _ACCEPT}, timeout=timeout,
+                                verify=False if trusted else None)  # None: the session's own
+            try:
+                if resp.status_code == 404:
+                    return b"", "", url
+                if resp.status_code >= 400:
+                    raise IndexError_(f"package index {shown} answered HTTP "
+                                      f"{resp.status_code} for {name}")
+                body = http.read_body(resp, MAX_PAGE)
+                if len(body) > MAX_PAGE:
+                    raise IndexError_(f"package index {shown} sent more than {MAX_PAGE} "
+                                      f"bytes for {name}; not a project page")
+                return body, resp.headers.get("Content-Type", ""), str(resp.url)
+            finally:
+                http.release(resp)
+        except http.Unanswered as e:
+            if e.timed_out and not e.answered:
+                raise IndexError_(f"package index {shown} did not answer for {name} "
+                                  f"within {timeout:g} s (timed out)") from None
+            if e.expired:
+                raise IndexError_(f"package index {shown} did not send its page for {name} "
+                                  f"within {timeout:g} s (timed out)") from None
+            if e.answered:
+                raise IndexError_(f"package index {shown} broke off its answer for "
+                                  f"{name}: {http.scrub(e.reason, self.config.urls)}") from None
+            raise IndexError_(f"package index {shown} is unreachable: "
+                              f"{http.scrub(e.reason, self.config.urls)}") from None
 
     def hashes(self, name: str, version: str) -> tuple[str, ...]:
         """``sha256:...`` of every file of ``name==version`` on the configured indexes."""
@@ -327,7 +300,9 @@ class Index:
                 if digest and _version_of(filename) == want:
                     found.add("sha256:" + digest)
         if not found:
-            where = ", ".join(_redact(u) for u in self.config.urls)
+            from relock.upstream.http import redact
+
+            where = ", ".join(redact(u) for u in self.config.urls)
             raise IndexError_(
                 f"{name}=={version} has no files with hashes on the package index ({where}); "
                 "was it installed from a local file, or removed from the index?"
@@ -371,7 +346,9 @@ class Index:
             if not ctype and not body:
                 continue  # 404: not on this index
             if "json" in ctype:
-                where = f"package index {_redact(index)} for {name}"
+                from relock.upstream.http import redact
+
+                where = f"package index {redact(index)} for {name}"
                 out += _json_links(_load_json(body, where), final)
             else:
                 out += _html_links(body.decode("utf-8", "replace"), final)
@@ -379,8 +356,6 @@ class Index:
 
     def open(self, url: str) -> tuple[BinaryIO, int | None]:
         """A stream of the file at ``url`` (from ``links``) and its length if known."""
-        import requests
-
         if url.startswith("file://"):
             path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
             try:
@@ -390,21 +365,16 @@ class Index:
         from relock.upstream import http
 
         # A wheel may be big: its headers have a deadline, its body a minimum pace.
-        watch = http.start(url, http.Limits.from_env())
         try:
-            resp = self._session().get(url, stream=True, timeout=self.config.timeout)
-            watch.answered(resp)
-        except requests.RequestException as e:
-            http.close(watch)
-            watch.check()
-            raise IndexError_(f"cannot download {_redact(url)}: {one_line(e)}") from None
-        except BaseException:
-            http.close(watch)
-            raise
+            resp = http.request(self._session(), "GET", url, limits=http.Limits.from_env(),
+                                stream=True, timeout=self.config.timeout)
+        except http.Unanswered as e:
+            raise IndexError_(f"cannot download {e}") from None
         if resp.status_code >= 400:
-            http.close(watch)
-            resp.close()
-            raise IndexError_(f"cannot download {_redact(url)}: HTTP {resp.status_code}")
+            http.release(resp)
+            raise IndexError_(f"cannot download {http.redact(url)}: HTTP {resp.status_code}")
+        watch = resp.relock_watch
+        assert watch is not None  # a streamed, watched answer
         length = resp.headers.get("Content-Length")
         resp.raw.decode_content = True
         stream = cast(BinaryIO, http.WatchedStream(resp.raw, watch))
@@ -553,9 +523,3 @@ def _html_links(text: str, page: str) -> list[IndexLink]:
         filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
         out.append(IndexLink(filename, urllib.parse.urljoin(page, url), digest, requires))
     return out
-
-
-def _redact(url: str) -> str:
-    from relock.upstream.http import shown
-
-    return shown(url)

@@ -18,24 +18,18 @@ import json
 import os
 import re
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from relock.errors import RegistryError
 
 if TYPE_CHECKING:
     import requests
 
-    from relock.upstream.http import Watch
-
-    class _Answer(requests.Response):
-        """An answer of ``Registry._request``; a streamed one carries its deadline's watch."""
-
-        relock_watch: Watch | None
+    from relock.upstream.http import Answer, Retry
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -58,10 +52,6 @@ CHUNK = 1 << 20
 # Blobs above this size are uploaded in PATCH chunks of this size.
 UPLOAD_CHUNK = 64 << 20
 TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
-# Rate limits and overload: retried after Retry-After (capped) or these waits.
-BUSY = (429, 502, 503, 504)
-BACKOFF = (1.0, 2.0, 4.0, 8.0)
-MAX_WAIT = 60.0
 
 
 def check_digest(value: str, where: str = "digest") -> str:
@@ -205,18 +195,15 @@ class VerifiedStream:
     def _next(self) -> bool:
         if self._done:
             return False
-        import requests
-
-        from relock.upstream.http import HttpTimeoutError
+        from relock.upstream.http import Unanswered
 
         try:
             chunk = next(self._chunks)
-        except HttpTimeoutError as e:
+        except Unanswered as e:
             self.close()
-            raise RegistryError(f"{self._where}: {e}") from None
-        except requests.RequestException as e:
-            self.close()
-            raise RegistryError(f"{self._where}: download broke off: {_short(e)}") from None
+            if e.expired:
+                raise RegistryError(f"{self._where}: {e}") from None
+            raise RegistryError(f"{self._where}: download broke off: {e.reason}") from None
         except StopIteration:
             # The end: the answer and its deadline watch are let go even if the
             # caller never closes the stream.
@@ -286,8 +273,10 @@ class Registry:
 
     def __init__(self, host: str, *, timeout: tuple[float, float] = TIMEOUT,
                  auth: tuple[str, str] | None = None,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+                 backoff: tuple[float, ...] | None = None) -> None:
         self.host = host
+        # The waits between tries of a busy request (one try more than waits);
+        # None: relock's retry policy (relock.upstream.http).
         self.backoff = backoff
         api = DOCKER_HUB_API if host == DOCKER_HUB else host
         self.base = ("http" if is_loopback(host) else "https") + f"://{api}"
@@ -335,8 +324,6 @@ class Registry:
 
     def _authenticate(self, challenge: str, scope: str) -> bool:
         """Answer a 401's challenge; whether there is something new to try."""
-        import requests
-
         from relock.upstream import http
 
         scheme, params = _parse_challenge(challenge)
@@ -352,16 +339,17 @@ class Registry:
         self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}
         try:
-            with http.watched(params["realm"], http.Limits.from_env()) as watch:
-                resp = self._session().get(params["realm"], params=query, auth=login,
-                                           timeout=self.timeout, stream=True)
-                watch.answered(resp)
-                body = resp.json() if resp.status_code == 200 else {}
-                resp.close()
-        except http.HttpTimeoutError as e:
-            raise RegistryError(f"{self.host}: token service: {e}") from None
-        except (requests.RequestException, ValueError) as e:
-            raise RegistryError(f"{self.host}: token service unreachable: {_short(e)}") from None
+            resp = http.request(self._session(), "GET", params["realm"],
+                                limits=http.Limits.from_env(), retry=self._retry(),
+                                params=query, auth=login, timeout=self.timeout)
+            body = resp.json() if resp.status_code == 200 else {}
+        except http.Unanswered as e:
+            if e.expired:
+                raise RegistryError(f"{self.host}: token service: {e}") from None
+            raise RegistryError(f"{self.host}: token service unreachable: {e.reason}") from None
+        except ValueError as e:
+            raise RegistryError(f"{self.host}: token service unreachable: "
+                                f"{http.reason(e)}") from None
         if resp.status_code != 200:
             raise RegistryError(
                 f"{self.host}: token service refused {scope!r} (HTTP {resp.status_code}); "
@@ -374,16 +362,21 @@ class Registry:
         self._tokens[scope] = str(token)
         return True
 
+    def _retry(self) -> Retry:
+        from relock.upstream import http
+
+        if self.backoff is None:
+            return http.Retry()
+        return http.Retry(tries=len(self.backoff) + 1, backoff=self.backoff)
+
     def _request(self, method: str, url: str, repo: str, *, push: bool = False,
                  ok: tuple[int, ...] = (200,), what: str = "",
-                 **kwargs: Any) -> _Answer:  # Any: requests' own keyword arguments, passed on
+                 **kwargs: Any) -> Answer:  # Any: requests' own keyword arguments, passed on
         """One request with auth; the response if its status is in ``ok`` (or 404).
 
         With ``stream=True`` the body is left to read and the response carries
         its deadline's watch (``relock_watch``, see ``relock.upstream.http``).
         """
-        import requests
-
         from relock.upstream import http
 
         scope = f"repository:{repo}:" + ("pull,push" if push else "pull")
@@ -395,55 +388,31 @@ class Registry:
         # An upload's time depends on its size and the line: only requests
         # without a body are held to relock.upstream.http's deadlines.
         limits = http.Limits.from_env() if not kwargs.get("data") else None
-        stream = bool(kwargs.pop("stream", False))
         extra = kwargs.pop("headers", {})
-        auth_tries, busy_tries = 0, 0
+        auth_tries = 0
         while True:
             kwargs["headers"] = {**extra, **self._headers(scope)}
-            watch = http.start(url, limits) if limits else None
             try:
-                resp = cast("_Answer", self._session().request(
-                    method, url, timeout=self.timeout, stream=True, **kwargs))
-                if watch is not None:
-                    watch.answered(resp)
-                if not stream:
-                    _ = resp.content  # read now, under the deadline
-                    if watch is not None:
-                        watch.check()
-            except (requests.RequestException, http.HttpTimeoutError) as e:
-                if watch is not None:
-                    http.close(watch)
-                    if watch.expired:
-                        raise RegistryUnreachable(
-                            f"{self.host}: {what or method}: {http.shown(url)}: {watch.expired} "
-                            "(timed out; RELOCK_HTTP_TIMEOUT)") from None
-                raise RegistryUnreachable(f"{self.host}: {what or method} failed: {_short(e)}"
+                resp = http.request(self._session(), method, url, limits=limits,
+                                    retry=self._retry() if replayable else http.ONCE,
+                                    timeout=self.timeout, **kwargs)
+            except http.Unanswered as e:
+                if e.expired:
+                    raise RegistryUnreachable(
+                        f"{self.host}: {what or method}: {e.url}: {e.expired} "
+                        "(timed out; RELOCK_HTTP_TIMEOUT)") from None
+                raise RegistryUnreachable(f"{self.host}: {what or method} failed: {e.reason}"
                                           ) from None
-            except BaseException:
-                if watch is not None:
-                    http.close(watch)
-                raise
-            if watch is not None and not stream:
-                http.close(watch)
-                watch = None
-            # A streamed body is read by the caller, under the same watch.
-            resp.relock_watch = watch
             if resp.status_code == 401 and replayable and auth_tries < 2 and self._authenticate(
                     resp.headers.get("WWW-Authenticate", ""), scope):
                 auth_tries += 1
-                _let_go(resp)
-                continue
-            if resp.status_code in BUSY and replayable and busy_tries < len(self.backoff):
-                wait = _retry_after(resp.headers.get("Retry-After"), self.backoff[busy_tries])
-                busy_tries += 1
-                _let_go(resp)
-                time.sleep(wait)
+                http.release(resp)
                 continue
             break
         if resp.status_code in ok or resp.status_code == 404:
             return resp
         detail = _error_detail(resp)
-        _let_go(resp)
+        http.release(resp)
         raise RegistryError(
             f"{self.host}/{repo}: {what or method} answered HTTP {resp.status_code}{detail}"
         )
@@ -513,22 +482,14 @@ class Registry:
                              what=f"GET blob {digest[:19]}")
         from relock.upstream import http
 
-        watch = getattr(resp, "relock_watch", None)
-
-        def close() -> None:
-            if watch is not None:
-                http.close(watch)
-            resp.close()
-
         if resp.status_code == 404:
-            close()
+            http.release(resp)
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest}")
         size = resp.headers.get("Content-Length")
-        chunks = (http.iter_chunks(resp, watch, CHUNK) if watch is not None
-                  else resp.iter_content(CHUNK))
-        return VerifiedStream(chunks, digest, f"{self.host}/{repo}@{digest}",
+        return VerifiedStream(http.iter_chunks(resp, CHUNK), digest,
+                              f"{self.host}/{repo}@{digest}",
                               size=int(size) if size and size.isdigit() else None,
-                              close=close)
+                              close=lambda: http.release(resp))
 
     # -- writing ------------------------------------------------------------
     def push_blob(self, repo: str, digest: str, source: Path | BinaryIO, size: int, *,
@@ -638,37 +599,10 @@ class _Reader:
             yield part
 
 
-def _let_go(resp: requests.Response) -> None:
-    """Close ``resp`` (a requests response) and stop watching it."""
-    from relock.upstream import http
-
-    watch = getattr(resp, "relock_watch", None)
-    if watch is not None:
-        http.close(watch)
-    resp.close()
-
-
 def _with_query(url: str, **params: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def _retry_after(header: str | None, default: float) -> float:
-    """Seconds to wait: a Retry-After in seconds or as an HTTP date, capped."""
-    if not header:
-        return default
-    try:
-        seconds = float(header)
-    except ValueError:
-        import email.utils
-
-        try:
-            when = email.utils.parsedate_to_datetime(header).timestamp()
-        except (TypeError, ValueError):
-            return default
-        seconds = when - time.time()
-    return max(0.0, min(seconds, MAX_WAIT))
 
 
 def _error_detail(resp: requests.Response) -> str:
@@ -680,11 +614,6 @@ def _error_detail(resp: requests.Response) -> str:
         first = errors[0]
         return f" ({first.get('code', '')}: {first.get('message', '')})"
     return ""
-
-
-def _short(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text if len(text) < 160 else text[:157] + "..."
 
 
 _registries: dict[str, Registry] = {}
