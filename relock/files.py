@@ -126,3 +126,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def cache_home() -> Path:
+    """Where relock keeps its caches: ``$XDG_CACHE_HOME/relock`` (``~/.cache/relock``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "relock"
+
+
+def write_cache(path: Path, text: str) -> None:
+    """Write one cache file whole (a temp file beside it, then a rename), from any thread.
+
+    A cache that cannot be written only costs time: errors are let go.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass

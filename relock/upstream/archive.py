@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
+from relock.files import cache_home, write_cache
 from relock.lock.lockfile import AptPackage, AptSource
 from relock.upstream.debindex import COMPRESSIONS, DebEntry, Key, decompress, stanzas_of
 
@@ -49,8 +49,7 @@ __all__ = ["Archive", "DebEntry", "default_cache_dir"]
 
 def default_cache_dir() -> Path:
     """Where index answers are cached (``$XDG_CACHE_HOME/relock/apt``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "relock" / "apt"
+    return cache_home() / "apt"
 
 
 class _SourceFailed(Exception):
@@ -438,13 +437,9 @@ class Archive:
     def _http(self) -> requests.Session:
         if self._session is not None:
             return self._session
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            from relock.upstream import http
+        from relock.upstream import http
 
-            session = http.session()
-            self._local.session = session
-        return session
+        return http.thread_session(self._local)
 
     def _request(self, url: str, headers: dict[str, str] | None = None) -> Answer:
         """GET ``url`` under relock's retry policy, fast-failing on a down host.
@@ -671,10 +666,4 @@ def _origin(url: str) -> str:
 
 
 def _write_json(path: Path, data: object) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    write_cache(path, json.dumps(data, separators=(",", ":")))

@@ -34,7 +34,6 @@ import contextlib
 import math
 import os
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -45,6 +44,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from relock.errors import RelockError, one_line
 
 if TYPE_CHECKING:
+    import socket
+
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3._base_connection import BaseHTTPConnection  # the type _get_conn returns
@@ -84,16 +85,11 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         """``RELOCK_HTTP_TIMEOUT`` seconds for headers and for each stall window."""
-        import math
-
         text = os.environ.get("RELOCK_HTTP_TIMEOUT", "").strip()
         if not text:
             return cls()
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = math.nan
-        if not math.isfinite(seconds) or seconds <= 0:
+        seconds = positive_seconds(text)
+        if seconds is None:
             raise RelockError(f"RELOCK_HTTP_TIMEOUT={text!r} is not a positive number "
                               "of seconds")
         return cls(headers=seconds, stall=seconds)
@@ -136,6 +132,15 @@ def scrub(text: str, urls: Iterable[str] = ()) -> str:
             if secret:
                 text = text.replace(secret, "***")
     return text
+
+
+def positive_seconds(text: str) -> float | None:
+    """``text`` as a positive, finite number of seconds (a time-out); None if it is not one."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 class Watch:
@@ -185,6 +190,8 @@ class Watch:
         return ""
 
     def _cut(self) -> None:
+        import socket  # here: importing this module costs no sockets
+
         sock = self.sock or getattr(self.conn, "sock", None)
         if isinstance(sock, socket.socket):
             # socket.socket's own shutdown, under a TLS wrapper too: the
@@ -485,6 +492,19 @@ def _broken_off(resp: Answer) -> Iterator[None]:
         raise Unanswered(url, "", expired=watch.expired, answered=True)
 
 
+def thread_session(local: threading.local,
+                   setup: Callable[[requests.Session], None] | None = None) -> requests.Session:
+    """This thread's ``session()`` kept in ``local`` (a session is not thread-safe);
+    ``setup`` readies a new one (its CA bundle, proxies)."""
+    found: requests.Session | None = getattr(local, "session", None)
+    if found is None:
+        found = session()
+        if setup is not None:
+            setup(found)
+        local.session = found
+    return found
+
+
 def session() -> requests.Session:
     """A ``requests.Session`` whose requests the watch can cut off."""
     import requests
@@ -505,6 +525,8 @@ def _adapter_class() -> type[HTTPAdapter]:
     global _ADAPTER
     if _ADAPTER is not None:
         return _ADAPTER
+    import socket
+
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool

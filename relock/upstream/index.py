@@ -31,6 +31,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from relock.errors import IndexError_
+from relock.files import cache_home, write_cache
 from relock.lock.grammar import problem, show
 
 if TYPE_CHECKING:
@@ -93,15 +94,12 @@ def pip_config() -> IndexConfig:
 
 def parse_timeout(text: str | None) -> float:
     """pip's time-out setting as seconds; 60 when unset, one line when it is not a time."""
-    import math
+    from relock.upstream.http import positive_seconds
 
     if text is None:
         return 60.0
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
+    seconds = positive_seconds(text)
+    if seconds is None:
         raise IndexError_(
             f"pip's time-out setting {text!r} is not a positive number of seconds; "
             "fix timeout in pip's configuration or PIP_DEFAULT_TIMEOUT"
@@ -158,8 +156,7 @@ def _pip_default_index(help_text: str) -> str:
 
 def default_cache_dir() -> Path:
     """Where index answers are cached (``$XDG_CACHE_HOME/relock/index``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "relock" / "index"
+    return cache_home() / "index"
 
 
 class _Links(HTMLParser):
@@ -201,13 +198,11 @@ class Index:
     def _session(self) -> requests.Session:
         from relock.upstream import http
 
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = http.session()
+        def setup(session: requests.Session) -> None:
             if self.config.cert:
                 session.verify = self.config.cert
-            self._local.session = session
-        return session
+
+        return http.thread_session(self._local, setup)
 
     def _project_files(self, index: str, name: str) -> list[tuple[str, str]]:
         """(filename, sha256) of every file of project ``name`` on ``index``."""
@@ -404,13 +399,7 @@ class Index:
         path = self._cache_path(name, version)
         if path is None:
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(list(hashes)))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        write_cache(path, json.dumps(list(hashes)))
 
 
 def _checked_name(name: str) -> str:

@@ -295,16 +295,14 @@ class Registry:
     def _session(self) -> requests.Session:
         from relock.upstream import http
 
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = http.session()
+        def setup(session: requests.Session) -> None:
             session.verify = ca_bundle()
             # The registry is named by the user; a proxy for the wide
             # internet must not sit between us and a loopback registry.
             if is_loopback(self.host):
                 session.trust_env = False
-            self._local.session = session
-        return session
+
+        return http.thread_session(self._local, setup)
 
     def _login(self) -> tuple[str, str] | None:
         with self._lock:
