@@ -17,8 +17,8 @@ import pytest
 
 from relock.build.view import AptFile, LockedView, deb_control
 from relock.lock.lockfile import AptPackage
-from tests.e2e.aptarchive import Deb, build_deb
 from tests.factories import make_lock
+from tests.support.aptarchive import Deb, build_deb
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 

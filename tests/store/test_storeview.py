@@ -21,7 +21,7 @@ from relock.errors import HashMismatchError
 from relock.lock.lockfile import AptPackage, Distro, Input, Lock, PipPackage, PythonEnv
 from relock.store import storeview
 from relock.store.store import DirStore, StoredFile, put_lock
-from tests.e2e.aptarchive import Deb, build_deb
+from tests.support.aptarchive import Deb, build_deb
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
