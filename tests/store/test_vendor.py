@@ -32,8 +32,9 @@ from relock.lock.lockfile import AptPackage, AptSource, Distro, Input, Lock, Pip
 from relock.lock.lockfile import write as write_lock
 from relock.store.store import DirStore, lock_tag, read_lock
 from tests.support.aptarchive import AptArchive, Deb, closed_url, serve
+from tests.support.tools import missing
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-ftparchive") is None,
+pytestmark = pytest.mark.skipif(missing("apt-ftparchive"),
                                 reason="needs apt-ftparchive (scripts/testbed installs it)")
 
 T1 = "20240101T000000Z"
