@@ -1,7 +1,7 @@
 """``relock --help`` as stored text, so that printing it needs no click.
 
 Made from the click group by ``python -m relock.cli.helptext`` (which
-rewrites this file); tests/test_cli.py fails when it is stale.
+rewrites this file); tests/cli/test_cli.py fails when it is stale.
 """
 
 from __future__ import annotations

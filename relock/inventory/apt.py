@@ -29,7 +29,7 @@ Stanza = dict[str, str]
 
 
 # A field line and what deb822(5) folds into it: python-debian's ``PackageFile``
-# rules (its ``re_field``), which tests/test_apt.py holds this parser to.
+# rules (its ``re_field``), which tests/inventory/test_apt.py holds this parser to.
 _FIELD_LINE = re.compile(r"([A-Za-z][A-Za-z0-9_-]+):\s*(.*?)\s*")
 
 

@@ -6,7 +6,7 @@ each value is parsed against a strict grammar on entry: a digest is 64 hex
 digits, a Debian version obeys Debian policy, a URI has a known scheme and no
 credentials, a path is absolute and has no control characters. Anything else
 is refused with one line naming the value. docs/lockfile.md states the same
-grammars; ``tests/test_lockfile.py`` keeps the two in step.
+grammars; ``tests/lock/test_lockfile.py`` keeps the two in step.
 """
 
 from __future__ import annotations

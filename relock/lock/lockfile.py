@@ -278,7 +278,7 @@ def _source_key(s: AptSource) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
 
 
 # The keys of each table, in the order they are written. Documented in
-# docs/lockfile.md; ``tests/test_lockfile.py`` checks the two agree.
+# docs/lockfile.md; ``tests/lock/test_lockfile.py`` checks the two agree.
 TABLES: dict[str, type[Record]] = {
     "input": Input,
     "distro": Distro,

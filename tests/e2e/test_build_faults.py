@@ -40,8 +40,8 @@ from click.testing import CliRunner, Result
 from relock.cli import cli
 from relock.lock.lockfile import Lock, read
 from tests.conftest import run_in
-from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import free_port, publish_wheel, pypiserver
+from tests.support.aptarchive import AptArchive, Deb, serve
 
 pytestmark = pytest.mark.engine
 

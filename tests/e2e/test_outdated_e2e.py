@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from relock.cli import cli
 from relock.lock import lockfile
 from relock.lock.lockfile import AptPackage, AptSource, PipPackage, PythonEnv
-from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.factories import make_lock
+from tests.support.aptarchive import AptArchive, Deb, serve
 
 T0, T1 = "20260101T000000Z", "20260201T000000Z"
 SHA = "ab" * 32
@@ -114,7 +114,7 @@ def test_outdated_exits_0_when_nothing_moved_and_2_when_a_source_is_down(
     result = CliRunner().invoke(cli, ["outdated", "--lock", str(path), "-f",
                                       str(tmp_path / "none")], catch_exceptions=False)
     assert (result.exit_code, result.stdout) == (0, "nothing outdated\n")
-    from tests.e2e.aptarchive import closed_url
+    from tests.support.aptarchive import closed_url
 
     down = dataclasses.replace(fresh, apt_sources=(dataclasses.replace(
         fresh.apt_sources[0], uris=(closed_url() + "/live/x",)),))

@@ -232,8 +232,8 @@ def test_apt_of_each_platform_takes_its_own_part_from_the_view(
     from relock.image.platforms import manifest_digest
     from relock.lock.lockfile import AptPackage
     from relock.template import render
-    from tests.e2e.aptarchive import Deb, build_deb
     from tests.factories import make_lock
+    from tests.support.aptarchive import Deb, build_deb
 
     versions = {"amd64": ("1.0-1", "2.0-1"), "arm64": ("1.0-1+b1", "2.0-2")}
     files: dict[str, list[AptFile]] = {}

@@ -29,6 +29,7 @@ import pytest
 from relock.errors import BaseImageError
 from relock.store import baseimage, store
 from relock.upstream import registry
+from tests.conftest import skip_or_fail
 from tests.e2e.pyindex import free_port
 
 pytestmark = pytest.mark.engine
@@ -301,7 +302,7 @@ def test_an_independent_oci_tool_agrees(tmp_path: Path, trixie: str, prefix: str
     """skopeo writes the same layout from the registry, and copies relock's lock manifest."""
     skopeo = shutil.which("skopeo")
     if skopeo is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+        skip_or_fail("skopeo is not installed (scripts/testbed installs it)")
     s = store.open_store(tmp_path / "s", create=True)
     baseimage.vendor_base(f"{REGISTRY}/library/debian@{trixie}", s)
     subprocess.run([skopeo, "copy", "--quiet", "--src-tls-verify=false", "--preserve-digests",

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from relock.lock import lockfile
-from tests.e2e.aptarchive import AptArchive, Deb, serve
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.e2e.test_build_faults import (
     Frozen,
@@ -26,6 +25,7 @@ from tests.e2e.test_build_faults import (
     freeze,
     relock,
 )
+from tests.support.aptarchive import AptArchive, Deb, serve
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

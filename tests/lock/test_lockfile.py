@@ -21,7 +21,7 @@ from relock.lock.lockfile import (
 )
 from tests.factories import make_lock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sample() -> Lock:

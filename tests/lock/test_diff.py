@@ -1,7 +1,7 @@
 """relock diff: version ordering, the comparison, the three formats, the CLI.
 
 Golden outputs live in tests/golden/diff/; after an intended change of the
-output, remake them with ``RELOCK_UPDATE_GOLDEN=1 pytest tests/test_diff.py``
+output, remake them with ``RELOCK_UPDATE_GOLDEN=1 pytest tests/lock/test_diff.py``
 and review the diff of the golden files.
 """
 
@@ -29,8 +29,8 @@ from relock.lock.lockfile import AptPackage, AptSource, Base, Distro, Input, Loc
 from tests.factories import make_lock
 from tests.fakes import FakeSource
 
-GOLDEN = Path(__file__).parent / "golden" / "diff"
-DOCS = Path(__file__).parent.parent / "docs" / "diff-json.md"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "diff"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "diff-json.md"
 UPDATE = os.environ.get("RELOCK_UPDATE_GOLDEN") == "1"
 
 

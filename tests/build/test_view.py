@@ -8,7 +8,6 @@ platform reads is the repository of the architecture dpkg reports there
 from __future__ import annotations
 
 import hashlib
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,10 +16,11 @@ import pytest
 
 from relock.build.view import AptFile, LockedView, deb_control
 from relock.lock.lockfile import AptPackage
-from tests.e2e.aptarchive import Deb, build_deb
 from tests.factories import make_lock
+from tests.support.aptarchive import Deb, build_deb
+from tests.support.tools import missing
 
-pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+pytestmark = pytest.mark.skipif(missing("dpkg-deb"), reason="needs dpkg-deb")
 
 
 def get(url: str) -> bytes:

@@ -1,8 +1,8 @@
-"""relock.upstream.archive against a real APT archive served on loopback (tests/e2e/aptarchive.py).
+"""relock.upstream.archive against a real APT archive served on loopback.
 
-The archive is built with dpkg-deb and apt-ftparchive and served over HTTP
-on 127.0.0.1, with dated snapshots and injected faults (429 with
-Retry-After, 503, a port nothing listens on).
+The archive (tests/support/aptarchive.py) is built with dpkg-deb and
+apt-ftparchive and served over HTTP on 127.0.0.1, with dated snapshots and
+injected faults (429 with Retry-After, 503, a port nothing listens on).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
 from relock.lock.lockfile import AptPackage, AptSource
 from relock.upstream.archive import Archive, DebEntry
-from tests.e2e.aptarchive import AptArchive, Deb, closed_url, make_key, serve
+from tests.support.aptarchive import AptArchive, Deb, closed_url, make_key, serve
 
 OLD = "20260101T000000Z"
 NEW = "20260201T000000Z"

@@ -1,6 +1,6 @@
 """A local APT archive laid out like Debian's snapshot service, served on loopback.
 
-Engine tests need an archive that moves on while a lock stays put, and
+Tests need an archive that moves on while a lock stays put, and
 snapshot.debian.org is not reachable from the test bed. This module makes
 tiny ``.deb`` packages with ``dpkg-deb``, indexes them with ``apt-ftparchive``
 and serves two views of one archive from a threaded HTTP server on
@@ -113,7 +113,7 @@ def build_deb(deb: Deb, out_dir: Path) -> Path:
         "Priority: optional\n"
         + (f"Depends: {deb.depends}\n" if deb.depends else "")
         + f"Description: relock test package {deb.version}\n"
-        " Made by tests/e2e/aptarchive.py; holds only its version.\n"
+        " Made by tests/support/aptarchive.py; holds only its version.\n"
     )
     out = out_dir / deb.filename
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(out)],

@@ -1,7 +1,7 @@
 """``relock vendor`` against real servers on loopback, and its faults.
 
 The APT side is a local archive laid out like the snapshot service
-(tests/e2e/aptarchive.py, with fault injection); the Python side is a
+(tests/support/aptarchive.py, with fault injection); the Python side is a
 ``file://`` simple index pip is pointed at through its own environment
 variables. No engine is needed: DOCKER_HOST names a socket nobody serves, so
 every locked .deb is vendored (and relock says why).
@@ -31,9 +31,10 @@ from relock.cli import cli
 from relock.lock.lockfile import AptPackage, AptSource, Distro, Input, Lock, PipPackage, PythonEnv
 from relock.lock.lockfile import write as write_lock
 from relock.store.store import DirStore, lock_tag, read_lock
-from tests.e2e.aptarchive import AptArchive, Deb, closed_url, serve
+from tests.support.aptarchive import AptArchive, Deb, closed_url, serve
+from tests.support.tools import missing
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-ftparchive") is None,
+pytestmark = pytest.mark.skipif(missing("apt-ftparchive"),
                                 reason="needs apt-ftparchive (scripts/testbed installs it)")
 
 T1 = "20240101T000000Z"

@@ -21,7 +21,7 @@ from relock.lock.lockfile import (
 from relock.template import dockerfile, render
 from tests.factories import make_lock
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "render"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "render"
 UPDATE = os.environ.get("RELOCK_UPDATE_GOLDEN") == "1"
 DIGEST_T = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64

@@ -22,7 +22,7 @@ from relock.image import enginefiles
 from relock.image.engine import DockerEngine, ImageInfo, Platform, _overlay_layers
 from relock.image.enginefiles import EngineFiles, local_images, sdk_engine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hex(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from relock.lock import lockfile
 from relock.lock import merge as core
 from relock.lock.lockfile import AptPackage, Lock, PipPackage
 from tests.factories import make_lock
+from tests.support.tools import missing
 
 SHA = "cd" * 32
 
@@ -150,7 +150,7 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.skipif(missing("git"), reason="needs git (scripts/testbed installs it)")
 @pytest.mark.parametrize("conflict", [False, True])
 def test_real_git_merge_with_the_documented_setup(tmp_path: Path, conflict: bool) -> None:
     repo = tmp_path / "repo"

@@ -1,7 +1,7 @@
 """Freeze's .deb entries: from the image's lists, else its sources' indexes, else a warning.
 
 A folder tree stands for the image (``freeze --rootfs``); its APT source is a
-real archive served on loopback (tests/e2e/aptarchive.py).
+real archive served on loopback (tests/support/aptarchive.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from relock.cli import cli
 from relock.freeze.freeze import FreezeOptions, freeze_rootfs
 from relock.lock import lockfile
 from relock.upstream.archive import Archive
-from tests.e2e.aptarchive import AptArchive, Deb, serve
+from tests.support.aptarchive import AptArchive, Deb, serve
 
 FOO, BAR = Deb("foo", "2.0-1"), Deb("bar", "0.5")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,9 +20,10 @@ from relock.errors import HashMismatchError
 from relock.lock.lockfile import AptPackage, Distro, Input, Lock, PipPackage, PythonEnv
 from relock.store import storeview
 from relock.store.store import DirStore, StoredFile, put_lock
-from tests.e2e.aptarchive import Deb, build_deb
+from tests.support.aptarchive import Deb, build_deb
+from tests.support.tools import missing
 
-pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+pytestmark = pytest.mark.skipif(missing("dpkg-deb"), reason="needs dpkg-deb")
 
 WHEEL = b"not really a zip, but bytes with a hash\n"
 WHEEL_NAME = "six-1.17.0-py2.py3-none-any.whl"
