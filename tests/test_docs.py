@@ -1,4 +1,4 @@
-"""The documents stay true to the tree: the package map and the links."""
+"""The documents stay true to the tree: the package map, the links, the README's length."""
 
 from __future__ import annotations
 
@@ -25,14 +25,18 @@ def documents() -> list[Path]:
 
 
 def relative_links(text: str) -> list[str]:
-    """The links of a Markdown text that point into the repository."""
+    """The links of a Markdown text that point into the repository, anchors kept."""
     fenced = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
-    found = []
-    for target in LINK.findall(fenced):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # a URL (https:, mailto:) or an anchor in the same page
-        found.append(target.split("#", 1)[0])
-    return found
+    return [target for target in LINK.findall(fenced)
+            # a URL (https:, mailto:) or an anchor in the same page
+            if not (re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"))]
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown text's headings."""
+    fenced = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.*)$", fenced, flags=re.MULTILINE)}
 
 
 def test_the_architecture_map_names_every_module_and_no_other() -> None:
@@ -43,15 +47,29 @@ def test_the_architecture_map_names_every_module_and_no_other() -> None:
 
 
 def test_every_relative_link_points_at_a_file() -> None:
-    broken = [f"{doc.relative_to(ROOT)}: {target}"
-              for doc in documents() if doc.exists()
-              for target in relative_links(doc.read_text())
-              if not (doc.parent / target).exists()]
+    broken = []
+    for doc in documents():
+        for target in relative_links(doc.read_text()):
+            path, _, anchor = target.partition("#")
+            linked = doc.parent / path
+            if not linked.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked.read_text()):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken
 
 
 def test_the_link_reader_finds_links_and_skips_urls() -> None:
     text = ('[a](docs/a.md) ![b](img/b.png "t") [c](https://example.org/c) [d](#top)\n'
             "[e](docs/e.md#part) [f](mailto:x)\n```\n[g](not/a/link.md)\n```\n")
-    assert relative_links(text) == ["docs/a.md", "img/b.png", "docs/e.md"]
+    assert relative_links(text) == ["docs/a.md", "img/b.png", "docs/e.md#part"]
 
+
+def test_anchors_are_githubs() -> None:
+    text = "# The store: `relock vendor`, `build --store`\n## `relock update [NAME...]`\n"
+    assert anchors(text) == {"the-store-relock-vendor-build---store", "relock-update-name"}
+
+
+def test_the_readme_is_a_front_door() -> None:
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines <= 250, f"README.md has {lines} lines; move detail into docs/"
