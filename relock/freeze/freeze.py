@@ -30,6 +30,7 @@ from relock.lock.lockfile import (
     PipPackage,
     PythonEnv,
 )
+from relock.lock.platform import host
 from relock.progress import Progress, quiet
 from relock.upstream.debindex import DebEntry
 
@@ -260,18 +261,9 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
         raise RelockError(f"{root}: not a folder")
     inv = take_inventory(LayeredFS([root]), progress, deb_lists=options.deb_entries)
     inv = locate_debs(inv, options, progress=progress)
-    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=host_platform(),
+    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=str(host()),
                                options=options, progress=progress)
     return FreezeResult(lock, inv.warnings)
-
-
-def host_platform() -> str:
-    """This machine's platform (``linux/amd64``), as the engine builds for by default."""
-    import platform
-
-    machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, machine)
-    return f"linux/{arch}"
 
 
 def add_platform(part: Lock, platform: str | None, existing: Lock | None) -> Lock:

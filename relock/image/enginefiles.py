@@ -36,12 +36,12 @@ from relock.image.engine import (
     DockerEngine,
     ImageInfo,
     ImageSource,
-    Platform,
     connect,
     engine_timeout,
     parse_created,
 )
 from relock.image.rootfs import LayeredFS, RootFS
+from relock.lock.platform import Platform
 from relock.lock.reference import parse
 
 DEFAULT_SOCKET = "/var/run/docker.sock"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from relock.errors import ImagePlatformError, RelockError
 from relock.lock.lockfile import Lock
+from relock.lock.platform import descriptor_text, from_descriptor
 
 if TYPE_CHECKING:
     from relock.upstream.registry import Manifest
@@ -24,19 +25,10 @@ if TYPE_CHECKING:
 Lookup = Callable[[str, str, str], str]
 
 
-def platform_text(p: Mapping[str, object]) -> str:
-    """``os/arch[/variant]`` of an index entry's ``platform``; arm64's v8 is left out."""
-    text = f"{p.get('os', '')}/{p.get('architecture', '')}"
-    variant = str(p.get("variant") or "")
-    if variant and not (p.get("architecture") == "arm64" and variant == "v8"):
-        text += f"/{variant}"
-    return text
-
-
-def entry_platform(entry: Mapping[str, object]) -> str:
-    """``os/arch[/variant]`` of an image index's entry ("/" when it names none)."""
-    value = entry.get("platform")
-    return platform_text(value if isinstance(value, dict) else {})
+def _is(entry: Mapping[str, object], platform: str) -> bool:
+    """Whether the index entry ``entry`` is ``platform``'s image."""
+    found = from_descriptor(entry.get("platform"))
+    return found is not None and found.matches(platform)
 
 
 def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
@@ -77,9 +69,9 @@ def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str]
         return ""
     entries = manifest.objects("manifests")
     for entry in entries:
-        if entry_platform(entry) == platform:
+        if _is(entry, platform):
             return check_digest(str(entry.get("digest", "")), f"{ref}@{digest} {platform}")
-    have = sorted(entry_platform(e) for e in entries)
+    have = sorted(descriptor_text(e.get("platform")) or "/" for e in entries)
     raise ImagePlatformError(f"{ref}@{digest} has no {platform} image (it has "
                              f"{', '.join(have) or 'none'})")
 
@@ -102,7 +94,7 @@ def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = (
     if index.media_type not in INDEX_TYPES:
         return ""
     for entry in index.objects("manifests"):
-        if entry.get("digest") == manifest and entry_platform(entry) == platform:
+        if entry.get("digest") == manifest and _is(entry, platform):
             return index.digest
     return ""
 

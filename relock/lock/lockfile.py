@@ -23,6 +23,7 @@ from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
 from relock.lock import reference
 from relock.lock.grammar import problem, show
+from relock.lock.platform import spelled
 
 SCHEMA_VERSION = 2
 # Version 1 had one platform per lock; it is still read (as such a lock) and
@@ -172,6 +173,7 @@ class Lock:
 
         ``PlatformMissingError`` if the lock was not frozen for it.
         """
+        platform = spelled(platform)
         if platform not in self.all_platforms:
             have = ", ".join(self.all_platforms) or "none"
             raise PlatformMissingError(

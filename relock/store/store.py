@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
 from relock.errors import RegistryError, StoreError
+from relock.lock.platform import from_descriptor
 from relock.upstream import registry as reg
 from relock.upstream.registry import Manifest, check_digest, sha256_digest
 
@@ -565,17 +566,12 @@ class _Lazy:
             self._stream.close()
 
 
-def platform_of(desc: Descriptor) -> str:
-    """``os/arch[/variant]`` of an index entry, or "" if it names none."""
-    p = desc.platform
-    if not p.get("os") or not p.get("architecture"):
-        return ""
-    text = f"{p['os']}/{p['architecture']}"
-    return text + (f"/{p['variant']}" if p.get("variant") else "")
-
-
 def _wanted(desc: Descriptor, platforms: Collection[str] | None) -> bool:
-    return platforms is None or platform_of(desc) in platforms
+    """Whether the index entry ``desc`` is for one of ``platforms`` (None: any)."""
+    if platforms is None:
+        return True
+    found = from_descriptor(desc.platform)
+    return found is not None and any(found.matches(p) for p in platforms)
 
 
 def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,
