@@ -480,7 +480,7 @@ def loads(text: str, source: str = "<lock>") -> Lock:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise LockfileError(f"{source}: not valid TOML ({_one_line(str(e))})") from None
+        raise LockfileError(f"{source}: not valid TOML ({_words(str(e))})") from None
     except RecursionError:
         raise LockfileError(f"{source}: not a relock lock file (nested too deeply)") from None
     return from_document(doc, source)
@@ -719,7 +719,8 @@ def _short(value: object) -> str:
     return show(repr(value), 40)
 
 
-def _one_line(text: str) -> str:
+def _words(text: str) -> str:
+    """``text``'s words joined by single spaces (a parser's message on one line)."""
     return " ".join(text.split())
 
 
