@@ -139,5 +139,4 @@ def with_manifests(lock: Lock, platform: str, lookup: Lookup | None = None,
 def by_manifest(lock: Lock) -> Lock:
     """One platform's lock with each base pinned to that platform's own manifest
     where the lock knows it: what a build or a check for that platform pulls."""
-    return dataclasses.replace(lock, base=tuple(
-        dataclasses.replace(b, digest=b.manifest) if b.manifest else b for b in lock.base))
+    return dataclasses.replace(lock, base=tuple(b.by_manifest() for b in lock.base))

@@ -72,8 +72,14 @@ class Base:
 
     @property
     def pinned(self) -> str:
-        """The reference that names exactly this base: ``ref@digest``, else its image ID."""
+        """The reference that names exactly this base: ``ref@digest`` (``repo:tag@sha256:...``),
+        else its local image ID. The one way a base is pinned: in FROM, for a pull, a check."""
         return reference.parse(self.ref).pinned(self.digest) if self.digest else self.image_id
+
+    def by_manifest(self) -> Base:
+        """This base pinned by its platform's own manifest where the lock knows it (in a
+        multi-platform lock): what a build or a check for that platform pulls."""
+        return dataclasses.replace(self, digest=self.manifest) if self.manifest else self
 
 
 @dataclass(frozen=True)

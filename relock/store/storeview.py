@@ -130,13 +130,12 @@ def publish_bases(client: DockerEngine, lock: Lock, store: Store,
                   progress: Progress = quiet) -> None:
     """Put each locked base image where the engine pulls it, from the store, same digest."""
     from relock.store.baseimage import mirror_hosts, publish_base
-    from relock.template.render import pinned_ref
     from relock.upstream import registry
 
     mirrors: list[str] | None = None
     seen: set[str] = set()
     for base in lock.base:
-        ref = pinned_ref(base.ref, base)
+        ref = base.pinned
         if not base.digest or base.digest in seen:
             continue
         seen.add(base.digest)
