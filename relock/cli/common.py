@@ -18,7 +18,7 @@ import click
 
 from relock import __version__
 from relock.errors import RelockError
-from relock.lock.reference import parse
+from relock.lock.reference import split
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
@@ -126,7 +126,7 @@ def lock_name(image: str) -> str:
             f"{image[:19]}... is an image ID, which gives the lock no name; "
             "pass -o PATH or --name NAME"
         )
-    name = parse(image).name.rsplit("/", 1)[-1]
+    name = split(image).name.rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 

@@ -190,11 +190,11 @@ def registry_source(parsed: Dockerfile | None) -> RegistrySource:
     the engine's own pulls do (none when no engine answers)."""
     from relock.errors import RelockError
     from relock.image.registrysource import RegistrySource
-    from relock.upstream.registry import DOCKER_HUB, parse_reference
+    from relock.lock.reference import DOCKER_HUB, parse
 
     mirrors: list[str] = []
     hub = parsed is not None and any(
-        s.external and parse_reference(s.ref).host == DOCKER_HUB for s in parsed.stages)
+        s.external and parse(s.ref).host == DOCKER_HUB for s in parsed.stages)
     if hub:
         from relock.image import engine
 

@@ -298,7 +298,7 @@ def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
     for stage in dockerfile.stages:
         if not stage.external:
             continue
-        ref = reference.parse(stage.ref)
+        ref = reference.split(stage.ref)
         if ref.digest.startswith("sha256:"):
             bases.append(Base(stage.index, stage.ref, ref.digest, name=stage.name))
             continue
@@ -426,7 +426,7 @@ def registry_bases(source: RegistrySource, dockerfile: Dockerfile, built: ImageI
         if not stage.external:
             continue
         found = source.resolve(stage.ref, platform)
-        pinned = reference.parse(stage.ref).digest.startswith("sha256:")
+        pinned = reference.split(stage.ref).digest.startswith("sha256:")
         if stage == final_root and not pinned and not built.sits_on(found.info):
             raise BaseImageError(
                 f"the {platform} image was not built on {stage.ref} as its registry has it "

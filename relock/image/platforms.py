@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from relock.errors import ImagePlatformError, RelockError
 from relock.lock.lockfile import Lock
 from relock.lock.platform import descriptor_text, from_descriptor
+from relock.lock.reference import parse
 
 if TYPE_CHECKING:
     from relock.upstream.registry import Manifest
@@ -41,11 +42,10 @@ def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
     from relock.upstream.registry import (
         ManifestUnknown,
         RegistryUnreachable,
-        parse_reference,
         registry_for,
     )
 
-    r = parse_reference(ref)
+    r = parse(ref)
     *mirrors_first, own = pull_hosts(r, mirrors)
     for host in mirrors_first:
         try:
@@ -85,9 +85,9 @@ def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = (
     platform's manifest for the tag). A lock for several platforms names
     the index in ``FROM``, the same on every platform.
     """
-    from relock.upstream.registry import INDEX_TYPES, parse_reference
+    from relock.upstream.registry import INDEX_TYPES
 
-    r = parse_reference(ref)
+    r = parse(ref)
     if not r.tag or r.digest:
         return ""
     index = _manifest(ref, r.tag, mirrors)

@@ -23,7 +23,7 @@ from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
 from relock.image.engine import INVENTORY_PATHS, ImageInfo, parse_created
 from relock.image.rootfs import RootFS, TarFS
 from relock.lock.platform import Platform, descriptor_text, spelled
-from relock.lock.reference import strip_prefix
+from relock.lock.reference import Reference, parse, strip_prefix
 from relock.upstream import registry as reg
 
 # A config larger than this is not an image config.
@@ -77,12 +77,12 @@ class RegistrySource:
         self._held: dict[str, RegistryImage] = {}
 
     # -- finding --------------------------------------------------------------
-    def _top(self, ref: str) -> tuple[RegistryReader, reg.Reference, reg.Manifest]:
+    def _top(self, ref: str) -> tuple[RegistryReader, Reference, reg.Manifest]:
         """The registry that answers for ``ref``, the parsed ref, and its manifest."""
         from relock.store.baseimage import pull_hosts
 
         try:
-            r = reg.parse_reference(strip_prefix(ref))
+            r = parse(strip_prefix(ref))
         except RegistryError as e:
             raise ImageNotFoundError(str(e)) from None
         asked: list[str] = []

@@ -17,6 +17,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import NamedTuple
 
+from relock.lock.reference import DIGEST, PATH_COMPONENT, TAG
+
 # Control characters (C0, DEL, C1), the line and paragraph separators that
 # some tools treat as newlines, and the bidi marks and overrides that make
 # text read differently from what it is ("Trojan Source").
@@ -27,10 +29,10 @@ _DEB_NAME = r"[a-z0-9][a-z0-9+.-]+"
 _DEB_VERSION = r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*"
 _SUITE_CHARS = r"(?:[A-Za-z0-9._/+~-]|\$\(ARCH\))+"
 _STAGE_NAME = r"[A-Za-z][A-Za-z0-9_.-]*"
-_DOCKER_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# An image reference, of the parts relock.lock.reference checks.
 _DOCKER_REF = (
-    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_DOCKER_PATH}(?:/{_DOCKER_PATH})*"
-    rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:{_HEX64})?"
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{PATH_COMPONENT}(?:/{PATH_COMPONENT})*"
+    rf"(?::{TAG})?(?:@{DIGEST})?"
 )
 URI_SCHEMES = ("http", "https", "file", "copy", "mirror", "mirror+http", "mirror+https",
                "mirror+file", "tor+http", "tor+https")

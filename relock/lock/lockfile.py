@@ -74,7 +74,7 @@ class Base:
     def pinned(self) -> str:
         """The reference that names exactly this base: ``ref@digest`` (``repo:tag@sha256:...``),
         else its local image ID. The one way a base is pinned: in FROM, for a pull, a check."""
-        return reference.parse(self.ref).pinned(self.digest) if self.digest else self.image_id
+        return reference.split(self.ref).pinned(self.digest) if self.digest else self.image_id
 
     def by_manifest(self) -> Base:
         """This base pinned by its platform's own manifest where the lock knows it (in a

@@ -32,6 +32,7 @@ from typing import IO, BinaryIO, Protocol, cast
 
 from relock.errors import RegistryError, StoreError
 from relock.lock.platform import from_descriptor
+from relock.lock.reference import parse
 from relock.upstream import registry as reg
 from relock.upstream.registry import Manifest, check_digest, sha256_digest
 
@@ -499,7 +500,7 @@ def open_store(where: str | Path, *, create: bool = False) -> Store:
         if not host or not repo:
             raise StoreError(f"{text}: a registry store is oci://HOST[:PORT]/REPO")
         try:
-            ref = reg.parse_reference(f"{host}/{repo}")
+            ref = parse(f"{host}/{repo}")
         except RegistryError as e:
             raise StoreError(f"{text}: {e}") from None
         if ref.tag or ref.digest or ref.host != host:
