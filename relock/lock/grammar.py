@@ -68,6 +68,15 @@ def _no_control(value: str) -> str:
     return ""
 
 
+def _text_first(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check``, for a value that must first be text (no control characters, UTF-8)."""
+
+    def checked(value: str) -> str:
+        return _no_control(value) or check(value)
+
+    return checked
+
+
 def _debian_version(value: str) -> str:
     if not re.fullmatch(_DEB_VERSION, value) or value.endswith("-"):
         return "not a Debian version ([epoch:]upstream[-revision], policy 5.6.12)"
@@ -95,10 +104,8 @@ def _pep503(value: str) -> str:
     return ""
 
 
+@_text_first
 def _abs_path(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if not value.startswith("/") or value.startswith("//"):
         return "not an absolute path"
     if posixpath.normpath(value) != value:
@@ -147,19 +154,15 @@ def _text(value: str) -> str:
     return _no_control(value)
 
 
+@_text_first
 def _build_arg_name(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if not value or "=" in value or any(c.isspace() for c in value):
         return "not a build argument name (no '=' or white space)"
     return ""
 
 
+@_text_first
 def _option_value(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if re.search(r"[\"'`\\\[\]{};#]", value):
         return "contains a character apt's files cannot hold (quotes, \\, [], {}, ;, #)"
     return ""

@@ -261,13 +261,13 @@ class Lock:
             platforms=tuple(sorted(set(self.platforms))),
             base=tuple(sorted(self.base, key=lambda b: (b.platform, b.stage, b.ref))),
             apt_sources=tuple(sorted(self.apt_sources, key=_source_key)),
-            python=tuple(sorted(self.python, key=lambda e: (e.platform, e.stage, e.prefix))),
+            python=tuple(sorted(self.python, key=identity)),
             apt=tuple(sorted(self.apt, key=lambda p: (p.platform, p.stage, p.name, p.arch,
                                                       p.version))),
             pip=tuple(
                 p if p.hashes == (hashes := tuple(sorted(set(p.hashes))))
                 else dataclasses.replace(p, hashes=hashes)
-                for p in sorted(self.pip, key=lambda p: (p.platform, p.stage, p.env, p.name))
+                for p in sorted(self.pip, key=identity)
             ),
         )
 
@@ -333,17 +333,21 @@ EMPTY_OK = {("input", "dockerfile"), ("input", "sha256"), ("top", "platform"),
             ("top", "snapshot"), ("top", "snapshot_from"), ("python", "python")}
 
 
-def _identity(item: Entry) -> tuple[str | int, ...] | None:
-    """What makes two entries of an array the same entry: a lock lists each once."""
+def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
+    """What makes two entries of an array the same entry: a lock lists each once (an
+    APT source, by file, URIs and suites, may repeat), a merge pairs them by it.
+
+    Entries of a multi-platform lock are a platform's own: the platform is part of it.
+    """
     if isinstance(item, Base):
         return (item.platform, item.stage)
+    if isinstance(item, AptSource):
+        return _source_key(item)
     if isinstance(item, PythonEnv):
         return (item.platform, item.stage, item.prefix)
     if isinstance(item, AptPackage):
         return (item.platform, item.stage, item.name, item.arch)
-    if isinstance(item, PipPackage):
-        return (item.platform, item.stage, item.env, item.name)
-    return None  # an APT source may repeat
+    return (item.platform, item.stage, item.env, item.name)
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
 MAX_BYTES = 64 * 1024 * 1024
@@ -580,11 +584,11 @@ def _platforms_known(table: str, items: Sequence[Entry], platforms: tuple[str, .
 
 
 def _no_duplicates(table: str, items: Sequence[Entry], source: str) -> None:
-    seen: dict[tuple[str | int, ...], int] = {}
+    seen: dict[tuple[object, ...], int] = {}
     for i, item in enumerate(items):
-        key = _identity(item)
-        if key is None:
-            return
+        if isinstance(item, AptSource):
+            return  # an APT source may repeat
+        key = identity(item)
         if key in seen:
             what = " ".join(show(str(k)) for k in key)
             raise LockfileError(
