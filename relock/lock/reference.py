@@ -29,6 +29,7 @@ _DIGEST = re.compile(DIGEST)
 class ReferenceError_(RegistryError):
     """Text that is not an image reference a registry takes."""
 
+
 # What names an image in a registry rather than in the engine.
 REGISTRY_PREFIX = "oci://"
 
