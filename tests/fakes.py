@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from relock.errors import EngineError, ImageNotFoundError
 from relock.image.engine import BuildEvent, BuildRequest, ImageInfo
 from relock.image.rootfs import RootFS
-from relock.lock.reference import normalize_repo, parse
+from relock.lock.reference import normalize_repo, split
 from relock.upstream.registry import Manifest, VerifiedStream
 
 
@@ -89,7 +89,7 @@ class FakeSource:
             return self.held[ref]
         if ref in self.tags:
             return self.tags[ref]
-        parsed = parse(ref)
+        parsed = split(ref)
         if parsed.digest:
             for img in self.held.values():
                 if parsed.digest in img.digests_for(ref):

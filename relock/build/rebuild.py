@@ -16,7 +16,6 @@ Verification (``relock.build.verify``) is the caller's next step.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,8 +75,7 @@ def installed_in_bases(source: ImageSource, lock: Lock,
     out: set[tuple[str, str, str]] = set()
     for base in lock.base:
         # In a lock of several platforms, each platform's own base image.
-        ref = render.pinned_ref(base.ref, dataclasses.replace(base, digest=base.manifest)
-                                if base.manifest else base)
+        ref = base.by_manifest().pinned
         try:
             image = source.image(ref)
         except RelockError:

@@ -216,7 +216,7 @@ class LockedView:
         self.arch_paths: dict[str, frozenset[str]] = {}
         self.arch_meta: dict[str, dict[str, bytes]] = {}
         if pip is not None and pip.multi:
-            from relock.lock.diff import debian_arch
+            from relock.lock.platform import debian_arch
 
             for platform in pip.all_platforms:
                 keys = {(p.name, p.version, p.arch) for p in pip.for_platform(platform).apt}

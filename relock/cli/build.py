@@ -172,9 +172,9 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
     from relock.build import rebuild
-    from relock.freeze.freeze import host_platform
     from relock.image import engine
     from relock.image.platforms import by_manifest
+    from relock.lock.platform import host
 
     lock_path = default_lock(lock_path)
     options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
@@ -188,7 +188,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     with user_errors():
         lock, parsed, args = load_template(dockerfile, lock_path, build_args)
         # That platform's part (exit 2 naming it if the lock lacks it), before any step.
-        lock = by_manifest(lock.part(platform, host_platform()))
+        lock = by_manifest(lock.part(platform, str(host())))
         ctx = context or Path(parsed.path).parent
         client = engine.connect()
         try:

@@ -18,7 +18,7 @@ import click
 
 from relock import __version__
 from relock.errors import RelockError
-from relock.lock.reference import parse
+from relock.lock.reference import split
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
@@ -41,7 +41,7 @@ class RelockClickError(click.ClickException):
         return self.code
 
     def show(self, file: IO[str] | None = None) -> None:
-        click.echo(f"relock: error: {one_line(self.format_message())}", err=True)
+        click.echo(f"relock: error: {printable(self.format_message())}", err=True)
 
 
 class RelockUsageError(click.UsageError):
@@ -49,11 +49,12 @@ class RelockUsageError(click.UsageError):
 
     def show(self, file: IO[str] | None = None) -> None:
         hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
-        click.echo(f"relock: error: {one_line(self.format_message())}{hint}", err=True)
+        click.echo(f"relock: error: {printable(self.format_message())}{hint}", err=True)
 
 
-def one_line(text: str) -> str:
-    """``text`` with newlines and other control characters shown as escapes."""
+def printable(text: str) -> str:
+    """``text`` with newlines and other control characters shown as escapes: safe for
+    one line of a terminal."""
     from relock.lock.grammar import escape_control
 
     return escape_control(text)
@@ -77,12 +78,12 @@ def user_errors() -> Iterator[None]:
 
 def progress(message: str) -> None:
     """Progress for people, on stderr, so stdout stays parseable."""
-    click.echo(f"relock: {one_line(message)}", err=True)
+    click.echo(f"relock: {printable(message)}", err=True)
 
 
 def warn(message: str) -> None:
     """A warning on stderr; names from an image cannot break the line or style the terminal."""
-    click.echo(f"relock: warning: {one_line(message)}", err=True)
+    click.echo(f"relock: warning: {printable(message)}", err=True)
 
 
 # -- options shared by several commands ---------------------------------------
@@ -125,7 +126,7 @@ def lock_name(image: str) -> str:
             f"{image[:19]}... is an image ID, which gives the lock no name; "
             "pass -o PATH or --name NAME"
         )
-    name = parse(image).name.rsplit("/", 1)[-1]
+    name = split(image).name.rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
@@ -169,16 +170,16 @@ class RelockGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:
-            raise _one_line_usage(e) from None
+            raise _relock_usage(e) from None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except click.UsageError as e:
-            raise _one_line_usage(e) from None
+            raise _relock_usage(e) from None
 
 
-def _one_line_usage(e: click.UsageError) -> click.UsageError:
+def _relock_usage(e: click.UsageError) -> click.UsageError:
     # Bare ``relock`` shows the help, as click does (NoArgsIsHelpError).
     if isinstance(e, RelockUsageError) or type(e).__name__ == "NoArgsIsHelpError":
         return e

@@ -109,11 +109,12 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
 
     if (image is None) == (rootfs is None):
         raise click.UsageError("give either IMAGE or --rootfs DIR")
+    from relock.lock.platform import spelled
     from relock.lock.reference import is_registry_ref, strip_prefix
 
     label = strip_prefix(image) if image else str(rootfs)
     out = output or Path("locks") / f"{name or lock_name(label)}.lock"
-    chosen = [p.strip() for text in platforms for p in text.split(",") if p.strip()]
+    chosen = [spelled(p.strip()) for text in platforms for p in text.split(",") if p.strip()]
     from_registry = image is not None and is_registry_ref(image)
     if len(chosen) > 1 and not from_registry:
         raise click.UsageError("an image in the engine is of one platform: give one --platform, "
@@ -189,11 +190,11 @@ def registry_source(parsed: Dockerfile | None) -> RegistrySource:
     the engine's own pulls do (none when no engine answers)."""
     from relock.errors import RelockError
     from relock.image.registrysource import RegistrySource
-    from relock.upstream.registry import DOCKER_HUB, parse_reference
+    from relock.lock.reference import DOCKER_HUB, parse
 
     mirrors: list[str] = []
     hub = parsed is not None and any(
-        s.external and parse_reference(s.ref).host == DOCKER_HUB for s in parsed.stages)
+        s.external and parse(s.ref).host == DOCKER_HUB for s in parsed.stages)
     if hub:
         from relock.image import engine
 

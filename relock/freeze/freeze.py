@@ -30,6 +30,7 @@ from relock.lock.lockfile import (
     PipPackage,
     PythonEnv,
 )
+from relock.lock.platform import host
 from relock.progress import Progress, quiet
 from relock.upstream.debindex import DebEntry
 
@@ -260,18 +261,9 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
         raise RelockError(f"{root}: not a folder")
     inv = take_inventory(LayeredFS([root]), progress, deb_lists=options.deb_entries)
     inv = locate_debs(inv, options, progress=progress)
-    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=host_platform(),
+    lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=str(host()),
                                options=options, progress=progress)
     return FreezeResult(lock, inv.warnings)
-
-
-def host_platform() -> str:
-    """This machine's platform (``linux/amd64``), as the engine builds for by default."""
-    import platform
-
-    machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, machine)
-    return f"linux/{arch}"
 
 
 def add_platform(part: Lock, platform: str | None, existing: Lock | None) -> Lock:
@@ -306,7 +298,7 @@ def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
     for stage in dockerfile.stages:
         if not stage.external:
             continue
-        ref = reference.parse(stage.ref)
+        ref = reference.split(stage.ref)
         if ref.digest.startswith("sha256:"):
             bases.append(Base(stage.index, stage.ref, ref.digest, name=stage.name))
             continue
@@ -434,7 +426,7 @@ def registry_bases(source: RegistrySource, dockerfile: Dockerfile, built: ImageI
         if not stage.external:
             continue
         found = source.resolve(stage.ref, platform)
-        pinned = reference.parse(stage.ref).digest.startswith("sha256:")
+        pinned = reference.split(stage.ref).digest.startswith("sha256:")
         if stage == final_root and not pinned and not built.sits_on(found.info):
             raise BaseImageError(
                 f"the {platform} image was not built on {stage.ref} as its registry has it "

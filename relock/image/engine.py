@@ -22,6 +22,7 @@ from typing import IO, Any, Literal, Protocol
 
 from relock.errors import EngineError, ImageNotFoundError, one_line
 from relock.image.rootfs import LayeredFS, RootFS, TarFS
+from relock.lock.platform import Platform
 from relock.lock.reference import normalize_repo
 
 # What the inventory reads; an exported tree keeps only these files in memory.
@@ -32,22 +33,6 @@ INVENTORY_PATHS = (
 
 
 # -- the seam ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Platform:
-    """The platform an image is for: ``os/arch[/variant]``."""
-
-    os: str = "linux"
-    arch: str = "amd64"
-    variant: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.os}/{self.arch}"
-        # v8 is arm64's only variant: linux/arm64/v8 is linux/arm64, as registries say.
-        if self.variant and not (self.arch == "arm64" and self.variant == "v8"):
-            return f"{text}/{self.variant}"
-        return text
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,13 @@ from relock.image.engine import (
     DockerEngine,
     ImageInfo,
     ImageSource,
-    Platform,
     connect,
     engine_timeout,
     parse_created,
 )
 from relock.image.rootfs import LayeredFS, RootFS
-from relock.lock.reference import parse
+from relock.lock.platform import Platform
+from relock.lock.reference import split
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _HEX64 = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
@@ -126,7 +126,7 @@ class EngineFiles:
             if (self._store / "imagedb" / "content" / "sha256" / hex_id).is_file():
                 return "sha256:" + hex_id
             raise _Unsure
-        parts = parse(ref)
+        parts = split(ref)
         if parts.tag and parts.digest:
             raise _Unsure
         repo = parts.familiar  # how repositories.json keys it

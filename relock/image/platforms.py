@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from relock.errors import ImagePlatformError, RelockError
 from relock.lock.lockfile import Lock
+from relock.lock.platform import descriptor_text, from_descriptor
+from relock.lock.reference import parse
 
 if TYPE_CHECKING:
     from relock.upstream.registry import Manifest
@@ -24,19 +26,10 @@ if TYPE_CHECKING:
 Lookup = Callable[[str, str, str], str]
 
 
-def platform_text(p: Mapping[str, object]) -> str:
-    """``os/arch[/variant]`` of an index entry's ``platform``; arm64's v8 is left out."""
-    text = f"{p.get('os', '')}/{p.get('architecture', '')}"
-    variant = str(p.get("variant") or "")
-    if variant and not (p.get("architecture") == "arm64" and variant == "v8"):
-        text += f"/{variant}"
-    return text
-
-
-def entry_platform(entry: Mapping[str, object]) -> str:
-    """``os/arch[/variant]`` of an image index's entry ("/" when it names none)."""
-    value = entry.get("platform")
-    return platform_text(value if isinstance(value, dict) else {})
+def _is(entry: Mapping[str, object], platform: str) -> bool:
+    """Whether the index entry ``entry`` is ``platform``'s image."""
+    found = from_descriptor(entry.get("platform"))
+    return found is not None and found.matches(platform)
 
 
 def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
@@ -49,11 +42,10 @@ def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
     from relock.upstream.registry import (
         ManifestUnknown,
         RegistryUnreachable,
-        parse_reference,
         registry_for,
     )
 
-    r = parse_reference(ref)
+    r = parse(ref)
     *mirrors_first, own = pull_hosts(r, mirrors)
     for host in mirrors_first:
         try:
@@ -77,9 +69,9 @@ def manifest_digest(ref: str, digest: str, platform: str, mirrors: Sequence[str]
         return ""
     entries = manifest.objects("manifests")
     for entry in entries:
-        if entry_platform(entry) == platform:
+        if _is(entry, platform):
             return check_digest(str(entry.get("digest", "")), f"{ref}@{digest} {platform}")
-    have = sorted(entry_platform(e) for e in entries)
+    have = sorted(descriptor_text(e.get("platform")) or "/" for e in entries)
     raise ImagePlatformError(f"{ref}@{digest} has no {platform} image (it has "
                              f"{', '.join(have) or 'none'})")
 
@@ -93,16 +85,16 @@ def tag_index(ref: str, manifest: str, platform: str, mirrors: Sequence[str] = (
     platform's manifest for the tag). A lock for several platforms names
     the index in ``FROM``, the same on every platform.
     """
-    from relock.upstream.registry import INDEX_TYPES, parse_reference
+    from relock.upstream.registry import INDEX_TYPES
 
-    r = parse_reference(ref)
+    r = parse(ref)
     if not r.tag or r.digest:
         return ""
     index = _manifest(ref, r.tag, mirrors)
     if index.media_type not in INDEX_TYPES:
         return ""
     for entry in index.objects("manifests"):
-        if entry.get("digest") == manifest and entry_platform(entry) == platform:
+        if entry.get("digest") == manifest and _is(entry, platform):
             return index.digest
     return ""
 
@@ -147,5 +139,4 @@ def with_manifests(lock: Lock, platform: str, lookup: Lookup | None = None,
 def by_manifest(lock: Lock) -> Lock:
     """One platform's lock with each base pinned to that platform's own manifest
     where the lock knows it: what a build or a check for that platform pulls."""
-    return dataclasses.replace(lock, base=tuple(
-        dataclasses.replace(b, digest=b.manifest) if b.manifest else b for b in lock.base))
+    return dataclasses.replace(lock, base=tuple(b.by_manifest() for b in lock.base))

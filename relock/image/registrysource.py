@@ -20,10 +20,10 @@ from typing import Protocol
 
 from relock.blobs import BlobCache
 from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
-from relock.image.engine import INVENTORY_PATHS, ImageInfo, Platform, parse_created
-from relock.image.platforms import entry_platform
+from relock.image.engine import INVENTORY_PATHS, ImageInfo, parse_created
 from relock.image.rootfs import RootFS, TarFS
-from relock.lock.reference import strip_prefix
+from relock.lock.platform import Platform, descriptor_text, spelled
+from relock.lock.reference import Reference, parse, strip_prefix
 from relock.upstream import registry as reg
 
 # A config larger than this is not an image config.
@@ -77,12 +77,12 @@ class RegistrySource:
         self._held: dict[str, RegistryImage] = {}
 
     # -- finding --------------------------------------------------------------
-    def _top(self, ref: str) -> tuple[RegistryReader, reg.Reference, reg.Manifest]:
+    def _top(self, ref: str) -> tuple[RegistryReader, Reference, reg.Manifest]:
         """The registry that answers for ``ref``, the parsed ref, and its manifest."""
         from relock.store.baseimage import pull_hosts
 
         try:
-            r = reg.parse_reference(strip_prefix(ref))
+            r = parse(strip_prefix(ref))
         except RegistryError as e:
             raise ImageNotFoundError(str(e)) from None
         asked: list[str] = []
@@ -109,6 +109,7 @@ class RegistrySource:
         client, r, top = self._top(ref)
         manifest, picked = top, ""
         platform = platform or self.platform
+        platform = None if platform is None else spelled(platform)
         if top.media_type in reg.INDEX_TYPES:
             entries = _entries(top)
             have = sorted({p for p, _ in entries})
@@ -215,8 +216,8 @@ def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
     """(platform, digest) of each image of an index; attestations and the like left out."""
     out = []
     for entry in index.objects("manifests"):
-        text = entry_platform(entry)
-        if "unknown" in text.split("/") or text == "/":
+        text = descriptor_text(entry.get("platform"))
+        if "unknown" in text.split("/") or not text:
             continue
         out.append((text, reg.check_digest(str(entry.get("digest", "")),
                                            f"{index.digest} {text}")))

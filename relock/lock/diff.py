@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, Self, TypeVar, final
 
 from relock.lock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
+from relock.lock.platform import debian_arch, spelled
 
 Category = Literal["apt", "pip", "base"]
 CATEGORIES: tuple[Category, ...] = ("apt", "pip", "base")
@@ -289,7 +290,7 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
     if not platforms and not old.multi and not new.multi:
         return diff_locks(old, new, only=only, compare_base=compare_base)
     if platforms:
-        wanted = tuple(sorted(set(platforms)))
+        wanted = tuple(sorted({spelled(p) for p in platforms}))
         for lock in (old, new):
             for p in wanted:
                 lock.for_platform(p)  # names a platform the side lacks
@@ -353,18 +354,6 @@ def diff_platforms(old: Lock, new: Lock, *, only: Collection[Category] = CATEGOR
 
 
 _NATIVE = "\0native"
-
-# Docker's platform architectures that Debian names otherwise.
-_DEBIAN_ARCHES = {"arm/v7": "armhf", "arm/v6": "armel", "arm/v5": "armel", "386": "i386",
-                  "ppc64le": "ppc64el", "mips64le": "mips64el"}
-
-
-def debian_arch(platform: str) -> str:
-    """The Debian architecture of ``platform``: ``linux/arm64`` is ``arm64``,
-    ``linux/arm/v7`` is ``armhf``."""
-    arch = platform.partition("/")[2]
-    return _DEBIAN_ARCHES.get(arch, arch.partition("/")[0])
-
 
 def _as_native(packages: Iterable[AptPackage], arch: str) -> tuple[AptPackage, ...]:
     """``packages`` with those of ``arch`` keyed as the platform's own (their hash left out)."""

@@ -22,9 +22,9 @@ from relock.lock.diff import (
     PackageChange,
     SourceChange,
     ValueChange,
-    debian_arch,
 )
 from relock.lock.grammar import escape_control
+from relock.lock.platform import debian_arch
 
 JSON_VERSION = 1
 

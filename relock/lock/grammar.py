@@ -17,6 +17,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import NamedTuple
 
+from relock.lock.reference import DIGEST, PATH_COMPONENT, TAG
+
 # Control characters (C0, DEL, C1), the line and paragraph separators that
 # some tools treat as newlines, and the bidi marks and overrides that make
 # text read differently from what it is ("Trojan Source").
@@ -27,10 +29,10 @@ _DEB_NAME = r"[a-z0-9][a-z0-9+.-]+"
 _DEB_VERSION = r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*"
 _SUITE_CHARS = r"(?:[A-Za-z0-9._/+~-]|\$\(ARCH\))+"
 _STAGE_NAME = r"[A-Za-z][A-Za-z0-9_.-]*"
-_DOCKER_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# An image reference, of the parts relock.lock.reference checks.
 _DOCKER_REF = (
-    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_DOCKER_PATH}(?:/{_DOCKER_PATH})*"
-    rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:{_HEX64})?"
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{PATH_COMPONENT}(?:/{PATH_COMPONENT})*"
+    rf"(?::{TAG})?(?:@{DIGEST})?"
 )
 URI_SCHEMES = ("http", "https", "file", "copy", "mirror", "mirror+http", "mirror+https",
                "mirror+file", "tor+http", "tor+https")
@@ -66,6 +68,15 @@ def _no_control(value: str) -> str:
     return ""
 
 
+def _text_first(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check``, for a value that must first be text (no control characters, UTF-8)."""
+
+    def checked(value: str) -> str:
+        return _no_control(value) or check(value)
+
+    return checked
+
+
 def _debian_version(value: str) -> str:
     if not re.fullmatch(_DEB_VERSION, value) or value.endswith("-"):
         return "not a Debian version ([epoch:]upstream[-revision], policy 5.6.12)"
@@ -93,10 +104,8 @@ def _pep503(value: str) -> str:
     return ""
 
 
+@_text_first
 def _abs_path(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if not value.startswith("/") or value.startswith("//"):
         return "not an absolute path"
     if posixpath.normpath(value) != value:
@@ -145,19 +154,15 @@ def _text(value: str) -> str:
     return _no_control(value)
 
 
+@_text_first
 def _build_arg_name(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if not value or "=" in value or any(c.isspace() for c in value):
         return "not a build argument name (no '=' or white space)"
     return ""
 
 
+@_text_first
 def _option_value(value: str) -> str:
-    problem = _no_control(value)
-    if problem:
-        return problem
     if re.search(r"[\"'`\\\[\]{};#]", value):
         return "contains a character apt's files cannot hold (quotes, \\, [], {}, ;, #)"
     return ""

@@ -23,6 +23,7 @@ from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
 from relock.lock import reference
 from relock.lock.grammar import problem, show
+from relock.lock.platform import spelled
 
 SCHEMA_VERSION = 2
 # Version 1 had one platform per lock; it is still read (as such a lock) and
@@ -71,8 +72,14 @@ class Base:
 
     @property
     def pinned(self) -> str:
-        """The reference that names exactly this base: ``ref@digest``, else its image ID."""
-        return reference.parse(self.ref).pinned(self.digest) if self.digest else self.image_id
+        """The reference that names exactly this base: ``ref@digest`` (``repo:tag@sha256:...``),
+        else its local image ID. The one way a base is pinned: in FROM, for a pull, a check."""
+        return reference.split(self.ref).pinned(self.digest) if self.digest else self.image_id
+
+    def by_manifest(self) -> Base:
+        """This base pinned by its platform's own manifest where the lock knows it (in a
+        multi-platform lock): what a build or a check for that platform pulls."""
+        return dataclasses.replace(self, digest=self.manifest) if self.manifest else self
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ class Lock:
 
         ``PlatformMissingError`` if the lock was not frozen for it.
         """
+        platform = spelled(platform)
         if platform not in self.all_platforms:
             have = ", ".join(self.all_platforms) or "none"
             raise PlatformMissingError(
@@ -253,13 +261,13 @@ class Lock:
             platforms=tuple(sorted(set(self.platforms))),
             base=tuple(sorted(self.base, key=lambda b: (b.platform, b.stage, b.ref))),
             apt_sources=tuple(sorted(self.apt_sources, key=_source_key)),
-            python=tuple(sorted(self.python, key=lambda e: (e.platform, e.stage, e.prefix))),
+            python=tuple(sorted(self.python, key=identity)),
             apt=tuple(sorted(self.apt, key=lambda p: (p.platform, p.stage, p.name, p.arch,
                                                       p.version))),
             pip=tuple(
                 p if p.hashes == (hashes := tuple(sorted(set(p.hashes))))
                 else dataclasses.replace(p, hashes=hashes)
-                for p in sorted(self.pip, key=lambda p: (p.platform, p.stage, p.env, p.name))
+                for p in sorted(self.pip, key=identity)
             ),
         )
 
@@ -325,17 +333,21 @@ EMPTY_OK = {("input", "dockerfile"), ("input", "sha256"), ("top", "platform"),
             ("top", "snapshot"), ("top", "snapshot_from"), ("python", "python")}
 
 
-def _identity(item: Entry) -> tuple[str | int, ...] | None:
-    """What makes two entries of an array the same entry: a lock lists each once."""
+def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
+    """What makes two entries of an array the same entry: a lock lists each once (an
+    APT source, by file, URIs and suites, may repeat), a merge pairs them by it.
+
+    Entries of a multi-platform lock are a platform's own: the platform is part of it.
+    """
     if isinstance(item, Base):
         return (item.platform, item.stage)
+    if isinstance(item, AptSource):
+        return _source_key(item)
     if isinstance(item, PythonEnv):
         return (item.platform, item.stage, item.prefix)
     if isinstance(item, AptPackage):
         return (item.platform, item.stage, item.name, item.arch)
-    if isinstance(item, PipPackage):
-        return (item.platform, item.stage, item.env, item.name)
-    return None  # an APT source may repeat
+    return (item.platform, item.stage, item.env, item.name)
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
 MAX_BYTES = 64 * 1024 * 1024
@@ -478,7 +490,7 @@ def loads(text: str, source: str = "<lock>") -> Lock:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise LockfileError(f"{source}: not valid TOML ({_one_line(str(e))})") from None
+        raise LockfileError(f"{source}: not valid TOML ({_words(str(e))})") from None
     except RecursionError:
         raise LockfileError(f"{source}: not a relock lock file (nested too deeply)") from None
     return from_document(doc, source)
@@ -572,11 +584,11 @@ def _platforms_known(table: str, items: Sequence[Entry], platforms: tuple[str, .
 
 
 def _no_duplicates(table: str, items: Sequence[Entry], source: str) -> None:
-    seen: dict[tuple[str | int, ...], int] = {}
+    seen: dict[tuple[object, ...], int] = {}
     for i, item in enumerate(items):
-        key = _identity(item)
-        if key is None:
-            return
+        if isinstance(item, AptSource):
+            return  # an APT source may repeat
+        key = identity(item)
         if key in seen:
             what = " ".join(show(str(k)) for k in key)
             raise LockfileError(
@@ -717,7 +729,8 @@ def _short(value: object) -> str:
     return show(repr(value), 40)
 
 
-def _one_line(text: str) -> str:
+def _words(text: str) -> str:
+    """``text``'s words joined by single spaces (a parser's message on one line)."""
     return " ".join(text.split())
 
 

@@ -45,20 +45,6 @@ def _arrays(lock: Lock) -> dict[str, tuple[Entry, ...]]:
             "apt": lock.apt, "pip": lock.pip}
 
 
-def _identity(item: Entry) -> tuple[Hashable, ...]:
-    # Entries of a multi-platform lock are a platform's own: the platform is
-    # part of their identity.
-    if isinstance(item, Base):
-        return (item.platform, item.stage)
-    if isinstance(item, AptSource):
-        return (item.file, item.uris, item.suites)
-    if isinstance(item, PythonEnv):
-        return (item.platform, item.stage, item.prefix)
-    if isinstance(item, AptPackage):
-        return (item.platform, item.stage, item.name, item.arch)
-    return (item.platform, item.stage, item.env, item.name)
-
-
 MARKER = 7
 
 
@@ -108,7 +94,7 @@ def _units(lock: Lock) -> dict[Key, Unit]:
     }
     for table, items in _arrays(lock).items():
         for item in items:
-            out[(table, *_identity(item))] = item
+            out[(table, *lockfile.identity(item))] = item
     return out
 
 
@@ -180,7 +166,7 @@ def chunks(lock: Lock) -> list[tuple[Key, str]]:
     parts = lockfile.to_toml(lock).split("\n\n")
     keys: list[Key] = [("top", "head"), ("top", "input"), ("top", "distro")]
     for table, items in _arrays(lock).items():
-        keys.extend((table, *_identity(item)) for item in items)
+        keys.extend((table, *lockfile.identity(item)) for item in items)
     if len(parts) != len(keys):  # pragma: no cover - to_toml's layout changed
         raise AssertionError("lock text does not split into one chunk per entry")
     return [(k, p if p.endswith("\n") else p + "\n") for k, p in zip(keys, parts, strict=True)]

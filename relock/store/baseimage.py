@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Collection, Sequence
 
 from relock.errors import BaseImageError, RegistryError, StoreError
+from relock.lock.reference import Reference, parse
 from relock.store.store import (
     PLATFORMS,
     CopyStats,
@@ -38,7 +39,7 @@ def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
     return out
 
 
-def pull_hosts(parsed: reg.Reference, mirrors: Sequence[str]) -> list[str]:
+def pull_hosts(parsed: Reference, mirrors: Sequence[str]) -> list[str]:
     """The registry hosts to ask for ``parsed``, in order: for a Docker Hub name
     the engine's ``mirrors`` first, as the engine itself pulls, then its own host."""
     hosts = mirror_hosts(mirrors) if parsed.host == reg.DOCKER_HUB else []
@@ -55,7 +56,7 @@ def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = 
     asked instead, in order. The manifest is tagged ``base-<hex>`` (or ``tag``).
     """
     try:
-        parsed = reg.parse_reference(ref)
+        parsed = parse(ref)
     except RegistryError as e:
         raise BaseImageError(str(e)) from None
     if not parsed.digest:

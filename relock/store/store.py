@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
 from relock.errors import RegistryError, StoreError
+from relock.lock.platform import from_descriptor
+from relock.lock.reference import parse
 from relock.upstream import registry as reg
 from relock.upstream.registry import Manifest, check_digest, sha256_digest
 
@@ -498,7 +500,7 @@ def open_store(where: str | Path, *, create: bool = False) -> Store:
         if not host or not repo:
             raise StoreError(f"{text}: a registry store is oci://HOST[:PORT]/REPO")
         try:
-            ref = reg.parse_reference(f"{host}/{repo}")
+            ref = parse(f"{host}/{repo}")
         except RegistryError as e:
             raise StoreError(f"{text}: {e}") from None
         if ref.tag or ref.digest or ref.host != host:
@@ -565,17 +567,12 @@ class _Lazy:
             self._stream.close()
 
 
-def platform_of(desc: Descriptor) -> str:
-    """``os/arch[/variant]`` of an index entry, or "" if it names none."""
-    p = desc.platform
-    if not p.get("os") or not p.get("architecture"):
-        return ""
-    text = f"{p['os']}/{p['architecture']}"
-    return text + (f"/{p['variant']}" if p.get("variant") else "")
-
-
 def _wanted(desc: Descriptor, platforms: Collection[str] | None) -> bool:
-    return platforms is None or platform_of(desc) in platforms
+    """Whether the index entry ``desc`` is for one of ``platforms`` (None: any)."""
+    if platforms is None:
+        return True
+    found = from_descriptor(desc.platform)
+    return found is not None and any(found.matches(p) for p in platforms)
 
 
 def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,

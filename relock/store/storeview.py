@@ -129,14 +129,13 @@ def _missing(store: Store, problems: Sequence[str]) -> None:
 def publish_bases(client: DockerEngine, lock: Lock, store: Store,
                   progress: Progress = quiet) -> None:
     """Put each locked base image where the engine pulls it, from the store, same digest."""
+    from relock.lock import reference
     from relock.store.baseimage import mirror_hosts, publish_base
-    from relock.template.render import pinned_ref
-    from relock.upstream import registry
 
     mirrors: list[str] | None = None
     seen: set[str] = set()
     for base in lock.base:
-        ref = pinned_ref(base.ref, base)
+        ref = base.pinned
         if not base.digest or base.digest in seen:
             continue
         seen.add(base.digest)
@@ -145,8 +144,8 @@ def publish_bases(client: DockerEngine, lock: Lock, store: Store,
             continue  # the engine has it by digest already
         except RelockError:
             pass
-        parsed = registry.parse_reference(ref)
-        if parsed.host == registry.DOCKER_HUB:
+        parsed = reference.parse(ref)
+        if parsed.host == reference.DOCKER_HUB:
             if mirrors is None:
                 mirrors = client.registry_mirrors()
             hosts = mirror_hosts(mirrors)

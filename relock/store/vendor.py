@@ -402,7 +402,6 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     """
     from relock.store.baseimage import vendor_base
     from relock.store.store import put_lock
-    from relock.template.render import pinned_ref
     from relock.upstream.archive import Archive
     from relock.upstream.archive import default_cache_dir as apt_cache_dir
 
@@ -434,7 +433,7 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
 
     refs = []
     for base in bases:
-        ref = pinned_ref(base.ref, base)
+        ref = base.pinned
         # A multi-platform base is kept whole: a registry the build pulls from
         # takes an image index only with every image it names.
         _, stats = vendor_base(ref, store, mirrors=options.registry_mirrors)

@@ -20,15 +20,15 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from relock.errors import RelockError
 from relock.lock.lockfile import Lock
+from relock.lock.platform import PlatformError, parse
 
 if TYPE_CHECKING:
     from relock.build.view import PipFile
 
-# Docker's platform architectures -> the machine names in wheel platform tags.
+# Platforms' architectures (``Platform.arch_text``) -> the machine names in wheel tags.
 ARCHES = {
     "amd64": "x86_64",
     "arm64": "aarch64",
-    "arm64/v8": "aarch64",
     "386": "i686",
     "arm/v7": "armv7l",
     "ppc64le": "ppc64le",
@@ -46,11 +46,14 @@ class TagError(RelockError):
 
 def machine(platform: str) -> str:
     """The wheel machine name of a ``linux/ARCH[/VARIANT]`` platform."""
-    os_name, _, arch = platform.partition("/")
-    if os_name != "linux" or arch not in ARCHES:
+    try:
+        found = parse(platform)
+    except PlatformError:
+        found = None
+    if found is None or found.os != "linux" or found.arch_text not in ARCHES:
         raise TagError(f"platform {platform!r}: relock knows no wheel tags for it "
                        f"(known: {', '.join('linux/' + a for a in sorted(ARCHES))})")
-    return ARCHES[arch]
+    return ARCHES[found.arch_text]
 
 
 def glibc_of(lock: Lock) -> tuple[int, int] | None:

@@ -199,20 +199,13 @@ def _pin_from(original: str, stage: Stage, lock: Lock, options: RenderOptions) -
             f"{options.lock_path} has no base image for stage {stage.index} "
             f"(FROM {stage.ref}); re-freeze the image"
         )
-    pinned = pinned_ref(stage.ref, base)
+    pinned = base.pinned  # base_for found it by the stage's reference
     words = original.split()
     # FROM [--platform=...] REF [AS name]: the reference is the first word
     # after FROM that is not a flag.
     ref_word = next(w for w in words[1:] if not w.startswith("--"))
     start = original.index(ref_word, original.index(words[0]) + len(words[0]))
     return original[:start] + pinned + original[start + len(ref_word):]
-
-
-def pinned_ref(ref: str, base: Base) -> str:
-    """``ref`` pinned to ``base``: ``repo:tag@sha256:...`` (or the local image ID)."""
-    if base.digest:
-        return f"{ref.split('@', 1)[0]}@{base.digest}"
-    return base.image_id
 
 
 def base_for(stage: Stage, bases: tuple[Base, ...]) -> Base | None:

@@ -147,7 +147,7 @@ def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | N
                 archive.warnings.append(
                     f"{src.file}: {missing[0]} is not on this machine; the signature of "
                     f"{' '.join(src.uris)} is not checked")
-            found += archive.candidates([src], arch if arch != "all" else _host_arch(lock),
+            found += archive.candidates([src], arch if arch != "all" else lock_arch(lock),
                                         names, ring, snapshot=snapshot,
                                         snapshot_url=snapshot_url)
         versions: dict[str, list[tuple[DebVersion, str]]] = {}
@@ -167,9 +167,11 @@ def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | N
     return out, problems
 
 
-def _host_arch(lock: Lock) -> str:
-    arch = lock.platform.split("/")[1] if "/" in lock.platform else "amd64"
-    return {"arm": "armhf", "386": "i386", "ppc64le": "ppc64el"}.get(arch, arch)
+def lock_arch(lock: Lock) -> str:
+    """The Debian architecture of the lock's platform (amd64 when it names none)."""
+    from relock.lock.platform import debian_arch
+
+    return debian_arch(lock.platform) if lock.platform else "amd64"
 
 
 # -- pip ---------------------------------------------------------------------

@@ -123,7 +123,7 @@ def choose(report: Report, lock: Lock, names: Sequence[str], *, security: bool,
 def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Archive | None,
               keyrings: Mapping[str, bytes] | None) -> dict[tuple[str, str, str], AptPackage]:
     """The new entries (version, .deb sha256, pool path) of the moving APT packages."""
-    from relock.update.outdated import _host_arch
+    from relock.update.outdated import lock_arch
 
     out: dict[tuple[str, str, str], AptPackage] = {}
     by_key = {(p.stage, p.name, p.arch): p for p in lock.apt}
@@ -132,7 +132,7 @@ def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Archive | None,
             continue
         if archive is None:
             raise UpdateError(f"{o.name}: moving an APT package needs the archives")
-        arch = o.arch if o.arch != "all" else _host_arch(lock)
+        arch = o.arch if o.arch != "all" else lock_arch(lock)
         found = archive.candidates(lock.apt_sources, arch, [o.name], keyrings)
         entry = next((e for _s, (n, v, _a), e in found if n == o.name and v == o.newest), None)
         if entry is None:

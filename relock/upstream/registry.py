@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from relock.errors import RegistryError
+from relock.lock import reference
 
 if TYPE_CHECKING:
     import requests
@@ -41,13 +42,10 @@ MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 # schema 2 answers with a converted schema-1 manifest and another digest.
 ACCEPT = ", ".join(MANIFEST_TYPES)
 
-DOCKER_HUB = "docker.io"
+DOCKER_HUB = reference.DOCKER_HUB
 DOCKER_HUB_API = "registry-1.docker.io"
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_DIGEST = re.compile(reference.DIGEST)
 CHUNK = 1 << 20
 # Blobs above this size are uploaded in PATCH chunks of this size.
 UPLOAD_CHUNK = 64 << 20
@@ -63,55 +61,6 @@ def check_digest(value: str, where: str = "digest") -> str:
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Reference:
-    """``host/repo[:tag][@digest]``, with Docker Hub's short names spelled out."""
-
-    host: str
-    repo: str
-    tag: str = ""
-    digest: str = ""
-
-    @property
-    def ref(self) -> str:
-        """The tag or digest to ask the registry for (the digest wins)."""
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        text = f"{self.host}/{self.repo}"
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-
-def parse_reference(text: str) -> Reference:
-    """Parse an image reference: ``debian:trixie-slim``, ``127.0.0.1:5000/x/y@sha256:...``."""
-    name, _, digest = text.partition("@")
-    if digest:
-        check_digest(digest, text)
-    tag = ""
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        tag = last.split(":", 1)[1]
-        name = name[: len(name) - len(tag) - 1]
-        if not _TAG.fullmatch(tag):
-            raise RegistryError(f"{text}: {tag!r} is not a valid tag")
-    first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        host, repo = first, rest
-    else:
-        host, repo = DOCKER_HUB, name
-    if host in ("index.docker.io", DOCKER_HUB_API):
-        host = DOCKER_HUB
-    if host == DOCKER_HUB and "/" not in repo:
-        repo = "library/" + repo
-    if not _REPO.fullmatch(repo):
-        raise RegistryError(f"{text}: {repo!r} is not a valid repository name")
-    return Reference(host=host, repo=repo, tag=tag, digest=digest)
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,8 @@ import pytest
 
 from relock.errors import BaseImageError, ImageNotFoundError
 from relock.freeze.freeze import FreezeOptions, freeze_image, pin_bases
-from relock.image.engine import ImageInfo, Platform
+from relock.image.engine import ImageInfo
+from relock.lock.platform import Platform
 from relock.template.dockerfile import parse
 from tests.fakes import FakeSource, digest, layers, repo_digest
 

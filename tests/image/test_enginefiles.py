@@ -19,8 +19,9 @@ import pytest
 
 from relock.errors import ImageNotFoundError
 from relock.image import enginefiles
-from relock.image.engine import DockerEngine, ImageInfo, Platform, _overlay_layers
+from relock.image.engine import DockerEngine, ImageInfo, _overlay_layers
 from relock.image.enginefiles import EngineFiles, local_images, sdk_engine
+from relock.lock.platform import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 

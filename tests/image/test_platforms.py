@@ -203,7 +203,7 @@ def test_diff_json_names_the_platforms(tmp_path: Path) -> None:
 
 
 def test_index_entries_name_their_platform() -> None:
-    from relock.image.platforms import platform_text
+    from relock.lock.platform import descriptor_text as platform_text
 
     assert platform_text({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64"
     assert platform_text({"os": "linux", "architecture": "arm", "variant": "v7"}) == "linux/arm/v7"

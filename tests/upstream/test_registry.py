@@ -23,28 +23,7 @@ from relock.upstream import registry as reg
 D = "sha256:" + "a" * 64
 
 
-@pytest.mark.parametrize(("text", "want"), [
-    ("debian", ("docker.io", "library/debian", "", "")),
-    ("debian:trixie-slim", ("docker.io", "library/debian", "trixie-slim", "")),
-    (f"debian:trixie-slim@{D}", ("docker.io", "library/debian", "trixie-slim", D)),
-    ("index.docker.io/user/app:1", ("docker.io", "user/app", "1", "")),
-    (f"127.0.0.1:5000/relock-test-x/store@{D}", ("127.0.0.1:5000", "relock-test-x/store", "", D)),
-    ("localhost/a/b/c:v1.2_3", ("localhost", "a/b/c", "v1.2_3", "")),
-    ("ghcr.io/org/img", ("ghcr.io", "org/img", "", "")),
-])
-def test_references(text: str, want: tuple[str, str, str, str]) -> None:
-    ref = reg.parse_reference(text)
-    assert (ref.host, ref.repo, ref.tag, ref.digest) == want
-
-
-@pytest.mark.parametrize(("text", "match"), [
-    ("debian@sha256:abc", "is not a sha256 digest"),
-    ("Debian:1", "is not a valid repository name"),
-    ("debian:-x", "is not a valid tag"),
-])
-def test_bad_references(text: str, match: str) -> None:
-    with pytest.raises(RegistryError, match=match):
-        reg.parse_reference(text)
+# References: tests/test_reference.py (one parser, relock.lock.reference).
 
 
 def test_plain_http_only_for_loopback() -> None:
