@@ -9,7 +9,7 @@ import pytest
 
 from relock.store import store as st
 from relock.upstream.registry import OCI_INDEX, OCI_MANIFEST
-from tests.test_store import blob_desc, digest_of, manifest_of
+from tests.store.test_store import blob_desc, digest_of, manifest_of
 
 
 def _index(s: st.Store) -> tuple[str, bytes, bytes]:
