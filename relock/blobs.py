@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from relock import files
 from relock.errors import HashMismatchError, StoreError
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -28,8 +29,7 @@ CHUNK = 1 << 16
 
 def default_blob_dir() -> Path:
     """``$XDG_CACHE_HOME/relock/blobs`` (``~/.cache/relock/blobs`` without it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "relock" / "blobs"
+    return files.cache_home() / "blobs"
 
 
 def check_sha256(sha256: str, where: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from relock.errors import OutputError
-from relock.files import atomic_write_text
+from relock.files import atomic_write_text, cache_home
 from relock.image.engine import (
     INVENTORY_PATHS,
     DockerEngine,
@@ -211,8 +211,7 @@ class EngineFiles:
 
 
 def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "relock" / "engine-roots.json"
+    return cache_home() / "engine-roots.json"
 
 
 def _socket_path() -> str | None:

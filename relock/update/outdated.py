@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shlex
 import time
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relock import files
 from relock.errors import RelockError
 from relock.lock.lockfile import AptPackage, AptSource, Lock
 
@@ -375,8 +375,7 @@ def outdated(lock: Lock, *, archive: Archive | None, index: Index | None,
 
 def default_cache_dir() -> Path:
     """Where pip answers are cached (``$XDG_CACHE_HOME/relock/outdated``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "relock" / "outdated"
+    return files.cache_home() / "outdated"
 
 
 # -- output ------------------------------------------------------------------
