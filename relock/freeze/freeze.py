@@ -388,7 +388,7 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
     platform's manifest of it). With ``platforms``, ``existing`` (the lock at
     the output) keeps its other platforms' parts.
     """
-    from relock.build.stages import stages_to_freeze
+    from relock.template.dockerfile import stages_to_freeze
 
     have = source.platforms(ref)
     chosen = list(dict.fromkeys(platforms)) or have

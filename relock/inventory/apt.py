@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from relock.errors import InventoryError
 from relock.image.rootfs import RootFS
 from relock.lock.lockfile import AptPackage, AptSource
+from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
 from relock.upstream.debindex import DebEntry, Key, decompress, pick
 
 STATUS = "/var/lib/dpkg/status"
@@ -21,8 +22,6 @@ LISTS = "/var/lib/apt/lists"
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_D = "/etc/apt/sources.list.d"
 DPKG_INFO = "/var/lib/dpkg/info"
-TRUSTED = "/etc/apt/trusted.gpg"
-TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
 Stanza = dict[str, str]
@@ -278,14 +277,6 @@ def strip_credentials(uri: str) -> str:
     if "@" not in parts.netloc:
         return uri
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def signed_by_paths(src: AptSource) -> list[str]:
-    """The keyring files a source's ``Signed-By`` names (not inline keys or fingerprints)."""
-    value = src.options.get("signed-by", "")
-    if "BEGIN PGP" in value:
-        return []
-    return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
 
 
 def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:

@@ -8,6 +8,8 @@ manifest's layers; the view checks them as they stream), and the base images,
 published from the store into the registry the engine pulls from, so that
 ``FROM name@digest`` resolves to the same digest. No Archive, no Index: a
 file missing from the store is an error before anything is built.
+``FromStore`` is the rebuild's ``ViewSource`` for a store; the caller that
+chose the store hands it to ``relock.build.rebuild``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -28,7 +31,7 @@ from relock.store.store import DirStore, Store, StoredFile, lock_tag, open_store
 
 if TYPE_CHECKING:
     from relock.build.view import AptFile, LockedView, PipFile
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
 
 
 class MissingFromStoreError(StoreError):
@@ -126,10 +129,10 @@ def _missing(store: Store, problems: Sequence[str]) -> None:
         "vendor where the sources are reachable, then build again")
 
 
-def publish_bases(client: DockerEngine, lock: Lock, store: Store,
+def publish_bases(client: Engine, lock: Lock, store: Store,
                   progress: Progress = quiet) -> None:
     """Put each locked base image where the engine pulls it, from the store, same digest."""
-    from relock.store.baseimage import mirror_hosts, publish_base
+    from relock.store.baseimage import publish_base
     from relock.template.render import pinned_ref
     from relock.upstream import registry
 
@@ -149,7 +152,7 @@ def publish_bases(client: DockerEngine, lock: Lock, store: Store,
         if parsed.host == registry.DOCKER_HUB:
             if mirrors is None:
                 mirrors = client.registry_mirrors()
-            hosts = mirror_hosts(mirrors)
+            hosts = registry.mirror_hosts(mirrors)
             if not hosts:
                 raise BaseImageError(
                     f"{ref}: the engine has no registry mirror to publish this base into from "
@@ -217,7 +220,7 @@ def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> 
         stream.close()
 
 
-def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
+def prepare(client: Engine, lock: Lock, lock_path: str, where: str,
             progress: Progress = quiet, cache_dir: Path | None = None) -> LockedView:
     """The locked view of ``lock`` served from the store ``where`` alone.
 
@@ -240,3 +243,16 @@ def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
     progress(f"{len(debs)} .deb files ({size / 1e6:.1f} MB) from the store, checked against "
              "the lock")
     return LockedView(debs, lock, StoreSource(store, files), cache_dir=None)
+
+
+@dataclass(frozen=True)
+class FromStore:
+    """The rebuild's ``ViewSource`` for the store ``where`` (see ``prepare``)."""
+
+    where: str
+    lock_path: str
+    cache_dir: Path | None = None
+
+    def __call__(self, engine: Engine, lock: Lock, progress: Progress) -> LockedView:
+        return prepare(engine, lock, self.lock_path, self.where, progress,
+                       cache_dir=self.cache_dir)

@@ -93,7 +93,7 @@ def is_security_suite(suite: str) -> bool:
 
 def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict[str, bytes]:
     """The keyring files of this machine that the sources name or apt trusts, by path."""
-    from relock.inventory.apt import TRUSTED, TRUSTED_D, signed_by_paths
+    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
 
     paths = {TRUSTED}
     trusted_d = root / TRUSTED_D.lstrip("/")
@@ -125,7 +125,7 @@ def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | N
     """
     from debian.debian_support import Version
 
-    from relock.inventory.apt import signed_by_paths
+    from relock.upstream.aptsig import signed_by_paths
 
     if not lock.apt or not lock.apt_sources:
         return [], []

@@ -40,7 +40,7 @@ from relock.update.outdated import Outdated, Report
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
     from relock.template.dockerfile import Dockerfile
     from relock.upstream.archive import Archive
     from relock.upstream.index import Index
@@ -285,7 +285,7 @@ def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = F
 
 # -- build, freeze, verify --------------------------------------------------------
 
-def build_and_freeze(engine: DockerEngine, df: Dockerfile, plan_: Plan, context: Path,
+def build_and_freeze(engine: Engine, df: Dockerfile, plan_: Plan, context: Path,
                      options: RebuildOptions, build_args: Mapping[str, str], *,
                      index: Index | None, archive: Archive | None, log: Progress = quiet,
                      progress: Progress = quiet) -> tuple[Lock, str]:

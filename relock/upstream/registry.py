@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
@@ -122,6 +122,23 @@ def parse_reference(text: str) -> Reference:
     if not _REPO.fullmatch(repo):
         raise RegistryError(f"{text}: {repo!r} is not a valid repository name")
     return Reference(host=host, repo=repo, tag=tag, digest=digest)
+
+
+def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
+    """Registry hosts from the engine's ``registry-mirrors`` URLs (``http://127.0.0.1:5000/``)."""
+    out = []
+    for url in mirrors:
+        host = urllib.parse.urlsplit(url if "://" in url else f"https://{url}").netloc
+        if host and host not in out:
+            out.append(host)
+    return out
+
+
+def pull_hosts(parsed: Reference, mirrors: Sequence[str]) -> list[str]:
+    """The registry hosts to ask for ``parsed``, in order: for a Docker Hub name
+    the engine's ``mirrors`` first, as the engine itself pulls, then its own host."""
+    hosts = mirror_hosts(mirrors) if parsed.host == DOCKER_HUB else []
+    return [*hosts, parsed.host]
 
 
 def is_loopback(host: str) -> bool:
