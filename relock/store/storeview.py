@@ -27,7 +27,7 @@ from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
 from relock.lock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
-from relock.store.store import DirStore, Store, StoredFile, lock_tag, open_store, read_lock
+from relock.store.store import Store, StoredFile, lock_tag, open_store, read_lock
 
 if TYPE_CHECKING:
     from relock.build.view import AptFile, LockedView, PipFile
@@ -62,10 +62,11 @@ class StoreSource:
     def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
         size = next((f.size for f in self.by_name.get(file.name, [])
                      if f.digest == "sha256:" + file.sha256), None)
-        if isinstance(self.store, DirStore):
+        local = self.store.local_path("sha256:" + file.sha256)
+        if local is not None:
             # The view hashes what it relays and names a file that does not match.
             try:
-                return self.store.path("sha256:" + file.sha256).open("rb"), size
+                return local.open("rb"), size
             except OSError as e:
                 raise StoreError(f"{file.filename}: not readable in {self.store.url}: "
                                  f"{e.strerror or e}") from None
@@ -180,8 +181,9 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
     def one(p: AptPackage) -> AptFile:
         digest = "sha256:" + p.sha256
         what = f"{p.name} {p.version} ({p.arch})"
-        if isinstance(store, DirStore):
-            path = store.path(digest)
+        local = store.local_path(digest)
+        if local is not None:
+            path = local
             h = hashlib.sha256()
             try:
                 with path.open("rb") as fh:
