@@ -2,9 +2,13 @@
 
 1. the template is rendered (``relock.template.render``): FROM lines pinned, every RUN
    pointed at the locked view;
-2. the locked ``.deb`` files the base image does not already hold are
-   fetched and checked against the lock (``relock.upstream.archive``), and the view
-   (``relock.build.view``) serves them with the locked Python files on loopback;
+2. a ``ViewSource`` prepares the locked view (``relock.build.view``), which is
+   served on loopback. ``Upstream`` is the one kept here: the locked ``.deb``
+   files the base images do not already hold are fetched from an
+   ``AptArchive`` and checked against the lock, the locked Python files come
+   from a ``PackageIndex`` as the build asks. Another source (the store's,
+   ``relock.store.storeview.FromStore``) is handed in by the caller that chose
+   it: this module knows nothing of stores;
 3. the engine builds the rendered Dockerfile from the user's context, with
    the rendered file added under a name that ``.dockerignore`` hides from
    ``COPY`` (``relock.template.context``): nothing of relock's is written into the

@@ -5,9 +5,9 @@ a ``style`` callable with click.style's signature (the CLI passes
 click.style and lets click.echo drop the colours when stdout is not a
 terminal); the default leaves text plain. The JSON keys are documented in
 docs/diff-json.md and are stable: ``version`` changes if they ever do.
-The two sides are named by what ``Labelled`` asks (a label and its kind),
-which ``relock.freeze.sides.Side`` has: where a lock came from is not this
-module's business.
+Markdown and JSON name the two sides by their label and kind only
+(``Labelled``; ``relock.freeze.sides.Side`` is one), so that this module
+needs nothing of how a side was loaded.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Labelled(Protocol):
 
     @property
     def kind(self) -> str: ...
+
 
 Style = Callable[..., str]
 

@@ -4,7 +4,7 @@ Into a store (``relock.store.store``: an OCI layout folder or ``oci://HOST/REPO`
 go, each checked against the lock's sha256 before it enters:
 
 * every locked ``.deb`` the base images do not already hold (all of them
-  when the engine cannot say), through ``Archive.fetch_deb``: the store
+  when the engine cannot say), through ``AptArchive.fetch_deb``: the store
   itself first, then the snapshot, the image's live sources, the mirrors;
 * every locked Python file that installs on the lock's platform and
   interpreter (``relock.store.wheeltags``), from the configured index;
