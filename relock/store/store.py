@@ -290,7 +290,7 @@ class DirStore:
         except FileNotFoundError:
             return None
 
-    def registry_repo(self) -> None:
+    def registry_repo(self) -> tuple[str, str] | None:
         return None
 
     def missing(self, digests: Iterable[str]) -> list[str]:
@@ -478,7 +478,7 @@ class RegistryStore:
     def has(self, digest: str) -> bool:
         return self.registry.has_blob(self.repo, _digest(digest))
 
-    def local_path(self, digest: str) -> None:
+    def local_path(self, digest: str) -> Path | None:
         return None
 
     def blob_size(self, digest: str) -> int | None:
