@@ -6,6 +6,8 @@ its bytes are not the ones asked for. Registries on a loopback address are
 spoken to over plain http (the test bed's); any other over https with the
 machine's CAs. Token auth (``WWW-Authenticate: Bearer``) is done anonymously,
 or with the user's ``docker login`` entry for the host when there is one.
+Which hosts to ask for a name is decided here too (``pull_hosts``): for a
+Docker Hub name the engine's registry mirrors first, as the engine pulls.
 """
 
 from __future__ import annotations
