@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from relock.errors import InventoryError
 from relock.image.rootfs import RootFS
 from relock.lock.lockfile import AptPackage, AptSource
-from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
 from relock.upstream.debindex import DebEntry, Key, decompress, pick
 
 STATUS = "/var/lib/dpkg/status"
@@ -281,6 +280,8 @@ def strip_credentials(uri: str) -> str:
 
 def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:
     """The keyring files apt in the image checks the sources' signatures with, by path."""
+    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
+
     paths = {TRUSTED}
     paths |= {posixpath.join(TRUSTED_D, n) for n in fs.listdir(TRUSTED_D) or []
               if n.endswith((".gpg", ".asc"))}

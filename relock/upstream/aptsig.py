@@ -10,8 +10,6 @@ returned: whatever an attacker puts around a clear-signed message is dropped.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +52,9 @@ def dearmor(text: str) -> bytes:
     Works on a block whose line breaks were folded into spaces (a deb822
     ``Signed-By`` field read as one value, its blank line written ``.``).
     """
+    import base64
+    import binascii
+
     start, end = text.find(_BEGIN), text.find(_END)
     if start < 0 or end < start:
         raise ValueError("not an armored public key block")
