@@ -1,22 +1,43 @@
-"""An in-memory ``ImageSource`` for unit tests of logic (never evidence that a feature works).
+"""In-memory stand-ins for relock's seams, for unit tests of logic (never evidence that a
+feature works): one per outside system, each typed as the seam's Protocol.
 
-Images are ``ImageInfo`` values registered under names (tags); a digest
-reference ``repo@sha256:...`` finds the image whose ``repo_digests`` has it;
-an ID finds the image with that ID. ``pullable`` holds what ``pull`` can
-fetch, as a registry would. Files of an image are a ``{path: bytes}`` dict.
+* ``FakeSource`` (``ImageSource``): images are ``ImageInfo`` values registered
+  under names (tags); a digest reference ``repo@sha256:...`` finds the image
+  whose ``repo_digests`` has it; an ID finds the image with that ID.
+  ``pullable`` holds what ``pull`` can fetch, as a registry would. Files of an
+  image are a ``{path: bytes}`` dict.
+* ``FakeBuilder`` (``ImageBuilder``) and ``FakeEngine`` (``Engine``: a source,
+  a builder and registry mirrors; a build is what ``on_build`` makes of it).
+* ``FakeRegistry`` (``RegistryReader``), ``FakeIndex`` (``PackageIndex``),
+  ``FakeArchive`` (``AptArchive``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import posixpath
-from collections.abc import Iterator, Mapping
+import urllib.parse
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
-from relock.errors import EngineError, ImageNotFoundError
+from relock.blobs import BlobCache
+from relock.errors import DebNotFoundError, EngineError, ImageNotFoundError, IndexError_
 from relock.image.engine import BuildEvent, BuildRequest, ImageInfo
 from relock.image.rootfs import RootFS
+from relock.lock.lockfile import AptPackage, AptSource
 from relock.lock.reference import normalize_repo, split
+from relock.upstream.debindex import DebEntry, Key
+from relock.upstream.index import IndexConfig, IndexLink
 from relock.upstream.registry import Manifest, VerifiedStream
+
+if TYPE_CHECKING:
+    from relock.image.engine import Engine, ImageBuilder, ImageSource
+    from relock.image.registrysource import RegistryReader
+    from relock.upstream.archive import AptArchive
+    from relock.upstream.index import PackageIndex
 
 
 def layers(*names: str) -> tuple[str, ...]:
@@ -128,6 +149,146 @@ class FakeBuilder:
         yield from self.events
 
 
+class FakeEngine(FakeSource):
+    """An ``Engine`` in memory: ``FakeSource``'s images, its ``mirrors``, and builds.
+
+    A build hands its request to ``on_build``, which says what the engine would
+    (and may ``add`` the image it makes); without one, ``events`` are replayed.
+    """
+
+    def __init__(self, *events: BuildEvent, mirrors: Sequence[str] = (),
+                 on_build: Callable[[BuildRequest], Iterable[BuildEvent]] | None = None
+                 ) -> None:
+        super().__init__()
+        self.events = events
+        self.mirrors = list(mirrors)
+        self.on_build = on_build
+        self.requests: list[BuildRequest] = []
+
+    def registry_mirrors(self) -> list[str]:
+        return list(self.mirrors)
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        self.requests.append(request)
+        yield from (self.on_build(request) if self.on_build is not None else self.events)
+
+
+class FakeIndex:
+    """A ``PackageIndex`` in memory: each project's files (``add``), their bytes by URL."""
+
+    def __init__(self, url: str = "http://127.0.0.1:1/simple/") -> None:
+        self.config = IndexConfig((url,))
+        self.cache_hits = 0
+        self.requests_made = 0
+        self.projects: dict[str, list[IndexLink]] = {}
+        self.data: dict[str, bytes] = {}
+        self.asked: list[str] = []
+        self.opened: list[str] = []
+
+    def add(self, name: str, filename: str, data: bytes = b"", *, requires_python: str = "",
+            sha256: str | None = None) -> IndexLink:
+        """List ``filename`` (with ``data``) under project ``name``; its sha256 is that of
+        ``data`` unless given (``""``: a page without hashes)."""
+        from packaging.utils import canonicalize_name
+
+        url = urllib.parse.urljoin(self.config.urls[0], f"../files/{filename}")
+        link = IndexLink(filename, url, hashlib.sha256(data).hexdigest() if sha256 is None
+                         else sha256, requires_python)
+        self.projects.setdefault(str(canonicalize_name(name)), []).append(link)
+        self.data[url] = data
+        return link
+
+    def links(self, name: str) -> list[IndexLink]:
+        self.asked.append(name)
+        self.requests_made += 1
+        return list(self.projects.get(name, []))
+
+    def hashes_many(self, wanted: Iterable[tuple[str, str]],
+                    progress: Callable[[int, int], None] | None = None
+                    ) -> dict[tuple[str, str], tuple[str, ...]]:
+        from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+        from packaging.version import Version
+
+        out = {}
+        for name, version in sorted(set(wanted)):
+            found = set()
+            for link in self.projects.get(str(canonicalize_name(name)), []):
+                parsed = (parse_wheel_filename(link.filename)[1]
+                          if link.filename.endswith(".whl")
+                          else parse_sdist_filename(link.filename)[1])
+                if parsed == Version(version) and link.sha256:
+                    found.add("sha256:" + link.sha256)
+            if not found:
+                raise IndexError_(f"{name}=={version} has no files with hashes on the index")
+            out[(name, version)] = tuple(sorted(found))
+        return out
+
+    def open(self, url: str) -> tuple[BinaryIO, int | None]:
+        if url not in self.data:
+            raise IndexError_(f"cannot download {url}: HTTP 404")
+        self.opened.append(url)
+        return io.BytesIO(self.data[url]), len(self.data[url])
+
+
+class FakeArchive:
+    """An ``AptArchive`` in memory: .deb files by (name, version, arch), each listed in a
+    suite (``add``); ``fetch_deb`` checks their bytes into the cache as the archive does."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.cache_hits = 0
+        self.requests_made = 0
+        self.retries = 0
+        self.waited = 0.0
+        self.entries: dict[Key, tuple[str, DebEntry]] = {}
+        self.debs: dict[Key, bytes] = {}
+        self.fetched: list[Key] = []
+        self.down: dict[str, str] = {}
+
+    def add(self, name: str, version: str, arch: str, data: bytes = b"", *,
+            suite: str = "stable", filename: str = "", sha256: str | None = None) -> DebEntry:
+        """Serve ``data`` as the .deb of ``name`` ``version`` (listed with its sha256 unless
+        another is given, as an index that changed would)."""
+        key = (name, version, arch)
+        entry = DebEntry(filename or f"pool/main/{name}_{version}_{arch}.deb",
+                         hashlib.sha256(data).hexdigest() if sha256 is None else sha256,
+                         len(data))
+        self.entries[key] = (suite, entry)
+        self.debs[key] = data
+        return entry
+
+    def deb_entries(self, sources: Sequence[AptSource], arch: str,
+                    wanted: Collection[Key], snapshot: str = "",
+                    snapshot_url: str | None = None,
+                    keyrings: Mapping[str, bytes] | None = None) -> dict[Key, DebEntry]:
+        self.requests_made += 1
+        return {k: self.entries[k][1] for k in wanted if k in self.entries}
+
+    def candidates(self, sources: Sequence[AptSource], arch: str, names: Collection[str],
+                   keyrings: Mapping[str, bytes] | None = None, snapshot: str = "",
+                   snapshot_url: str | None = None) -> list[tuple[str, Key, DebEntry]]:
+        self.requests_made += 1
+        return [(suite, key, entry) for key, (suite, entry) in sorted(self.entries.items())
+                if key[0] in names and key[2] in (arch, "all")]
+
+    def fetch_deb(self, pkg: AptPackage, sources: Sequence[AptSource], snapshot: str,
+                  cache: BlobCache, progress: Callable[[int], None] | None = None,
+                  snapshot_url: str | None = None) -> tuple[Path, str]:
+        key = (pkg.name, pkg.version, pkg.arch)
+        hit = cache.path(pkg.sha256)
+        if hit is not None:
+            return hit, "cache"
+        what = f"{pkg.name} {pkg.version} ({pkg.arch})"
+        if key not in self.debs:
+            raise DebNotFoundError(f"{what} is in no source of the fake archive")
+        self.fetched.append(key)
+        return cache.put_stream(pkg.sha256, iter([self.debs[key]]),
+                                f"{what} from the fake archive"), "live"
+
+    def down_hosts(self) -> dict[str, str]:
+        return dict(self.down)
+
+
 def layer_tar(entries: Mapping[str, bytes | str | None]) -> tuple[bytes, str]:
     """A gzipped layer tar and its diff ID. An entry is a file's bytes, ``"/"`` for a
     folder, ``"->target"`` for a symlink; names may be whiteouts (``.wh.x``)."""
@@ -230,3 +391,10 @@ class FakeRegistry:
                             "platform": {"os": os_, "architecture": arch}})
         return self.put_manifest(repo, {"schemaVersion": 2, "mediaType": OCI_INDEX,
                                         "manifests": entries}, *tags)
+
+
+def _seams() -> tuple[Engine, ImageSource, ImageBuilder, RegistryReader, PackageIndex,
+                      AptArchive]:
+    """Each fake as its seam's Protocol, so that ``mypy tests/fakes.py`` checks they fit."""
+    return (FakeEngine(), FakeSource(), FakeBuilder(), FakeRegistry(), FakeIndex(),
+            FakeArchive())

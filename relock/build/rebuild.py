@@ -2,9 +2,13 @@
 
 1. the template is rendered (``relock.template.render``): FROM lines pinned, every RUN
    pointed at the locked view;
-2. the locked ``.deb`` files the base image does not already hold are
-   fetched and checked against the lock (``relock.upstream.archive``), and the view
-   (``relock.build.view``) serves them with the locked Python files on loopback;
+2. a ``ViewSource`` prepares the locked view (``relock.build.view``), which is
+   served on loopback. ``Upstream`` is the one kept here: the locked ``.deb``
+   files the base images do not already hold are fetched from an
+   ``AptArchive`` and checked against the lock, the locked Python files come
+   from a ``PackageIndex`` as the build asks. Another source (the store's,
+   ``relock.store.storeview.FromStore``) is handed in by the caller that chose
+   it: this module knows nothing of stores;
 3. the engine builds the rendered Dockerfile from the user's context, with
    the rendered file added under a name that ``.dockerignore`` hides from
    ``COPY`` (``relock.template.context``): nothing of relock's is written into the
@@ -20,7 +24,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from relock.build.view import AptFile, IndexSource, LockedView, ViewServer
 from relock.errors import RelockError
@@ -30,8 +34,9 @@ from relock.template import render
 from relock.template.dockerfile import Dockerfile
 
 if TYPE_CHECKING:
-    from relock.image.engine import DockerEngine, ImageSource
-
+    from relock.image.engine import Engine, ImageSource
+    from relock.upstream.archive import AptArchive
+    from relock.upstream.index import PackageIndex
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,6 @@ class RebuildOptions:
     snapshot_url: str | None = None
     mirrors: tuple[str, ...] = ()
     cache_dir: Path | None = None
-    # A store (folder or oci://) to take every byte from instead of upstream.
-    store: str | None = None
 
 
 @dataclass
@@ -108,20 +111,29 @@ def needed_debs(lock: Lock, installed: set[tuple[str, str, str]]) -> list[AptPac
     return out
 
 
+def upstream_archive(options: RebuildOptions) -> AptArchive:
+    """The APT archives of the lock's sources, and the mirrors of ``options``."""
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+
+    return Archive(apt_cache_dir(), mirrors=options.mirrors)
+
+
 def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
-               progress: Progress) -> list[AptFile]:
-    """Each package's .deb, checked against the lock, with its control paragraph."""
+               progress: Progress, archive: AptArchive | None = None) -> list[AptFile]:
+    """Each package's .deb from ``archive``, checked against the lock, with its control
+    paragraph. ``archive`` None: ``upstream_archive(options)``."""
     from concurrent.futures import ThreadPoolExecutor
 
     from relock.blobs import BlobCache
     from relock.build.view import deb_control
-    from relock.upstream.archive import SNAPSHOT_URLS, Archive
-    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+    from relock.upstream.archive import SNAPSHOT_URLS
 
     if not packages:
         return []
     cache = BlobCache(options.cache_dir)
-    archive = Archive(apt_cache_dir(), mirrors=options.mirrors)
+    if archive is None:
+        archive = upstream_archive(options)
     snapshot = lock.snapshot if options.use_snapshot else ""
     snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
     progress(f"fetching {len(packages)} locked .deb files the base images do not hold")
@@ -158,23 +170,40 @@ def serve_view(view: LockedView, port: int, progress: Progress) -> Iterator[View
 
 
 def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: RebuildOptions,
-                 progress: Progress = quiet) -> LockedView:
-    """The locked view of ``lock``: its .debs fetched and checked, its Python files on call."""
+                 progress: Progress = quiet, *, archive: AptArchive | None = None,
+                 index: PackageIndex | None = None) -> LockedView:
+    """The locked view of ``lock``: its .debs fetched and checked, its Python files on call.
+
+    ``archive`` and ``index`` default to the lock's sources (``upstream_archive``)
+    and the configured Python index (``pip_source``).
+    """
     from relock.build.view import LockedView
 
-    debs = fetch_debs(lock, needed_debs(lock, installed), options, progress)
-    return LockedView(debs, lock, pip_source(), cache_dir=_pip_cache(options))
+    debs = fetch_debs(lock, needed_debs(lock, installed), options, progress, archive)
+    source = pip_source() if index is None else IndexSource(index)
+    return LockedView(debs, lock, source, cache_dir=_pip_cache(options))
 
 
-def view_for(client: DockerEngine, lock: Lock, options: RebuildOptions,
-             progress: Progress = quiet) -> LockedView:
-    """The locked view, from upstream (archive, index) or from a store: chosen here only."""
-    if options.store is not None:
-        from relock.store import storeview
+class ViewSource(Protocol):
+    """Where a rebuild's locked view comes from: it is prepared for ``lock`` before the build
+    (every byte there and checked), so that a missing file fails before anything runs."""
 
-        return storeview.prepare(client, lock, options.lock_path, options.store, progress,
-                                 cache_dir=options.cache_dir)
-    return prepare_view(lock, installed_in_bases(client, lock, progress), options, progress)
+    def __call__(self, engine: Engine, lock: Lock, progress: Progress) -> LockedView:
+        ...
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The locked view from upstream: the .debs the bases lack from ``archive``, the Python
+    files from ``index`` (by default the lock's sources and the configured index)."""
+
+    options: RebuildOptions
+    archive: AptArchive | None = None
+    index: PackageIndex | None = None
+
+    def __call__(self, engine: Engine, lock: Lock, progress: Progress) -> LockedView:
+        return prepare_view(lock, installed_in_bases(engine, lock, progress), self.options,
+                            progress, archive=self.archive, index=self.index)
 
 
 def pip_source() -> IndexSource:
@@ -184,17 +213,18 @@ def pip_source() -> IndexSource:
     return IndexSource(Index(pip_config()))
 
 
-def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
+def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
             options: RebuildOptions, build_args: Mapping[str, str], log: Progress = quiet,
-            progress: Progress = quiet) -> RebuildResult:
-    """Build ``df`` pinned to ``lock`` from ``context``; see the module docstring."""
+            progress: Progress = quiet, *, view: ViewSource | None = None) -> RebuildResult:
+    """Build ``df`` pinned to ``lock`` from ``context``, its view from ``view`` (by default
+    ``Upstream(options)``); see the module docstring."""
     from relock.build import enginebuild as builder
     from relock.template.context import build_context
 
     render.check_fresh(df, lock, render.RenderOptions(force=options.force,
                                                       lock_path=options.lock_path))
-    view = view_for(engine, lock, options, progress)
-    with serve_view(view, options.view_port, progress) as server:
+    locked = (view or Upstream(options))(engine, lock, progress)
+    with serve_view(locked, options.view_port, progress) as server:
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path))
         with tempfile.TemporaryFile() as tar:
@@ -202,7 +232,7 @@ def rebuild(engine: DockerEngine, df: Dockerfile, lock: Lock, context: Path,
             tar.seek(0)
             result = builder.build(engine, tar, name, tag=options.tag,
                                    build_args=dict(build_args), platform=options.platform,
-                                   nocache=options.nocache, log=log, misses=view.misses,
+                                   nocache=options.nocache, log=log, misses=locked.misses,
                                    progress=progress)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
                          notes=list(rendered.notes))

@@ -19,45 +19,20 @@ from typing import TYPE_CHECKING
 
 from relock.lock.lockfile import Lock
 from relock.progress import Progress, quiet
-from relock.template.dockerfile import Dockerfile, Stage
+from relock.template.dockerfile import (
+    Dockerfile,
+    stage_label,
+    stages_to_freeze,
+    target_name,
+    targetable,
+)
 
 if TYPE_CHECKING:
     from relock.freeze.freeze import FreezeOptions
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
 
 
-
-def stage_label(stage: Stage) -> str:
-    """How the lock names a stage: its name, else its 0-based index."""
-    return stage.name or str(stage.index)
-
-
-def stages_to_freeze(df: Dockerfile) -> list[Stage]:
-    """Every stage but the final one that runs something."""
-    stage_of = df.stage_of_instruction()
-    runs = {stage_of[n].index for n, ins in enumerate(df.instructions)
-            if ins.instruction == "RUN"}
-    return [s for s in df.stages[:-1] if s.index in runs]
-
-
-def targetable(df: Dockerfile) -> str:
-    """The template with a name on every stage, so that any stage can be a --target."""
-    lines = df.text.splitlines(keepends=True)
-    for stage in df.stages:
-        if stage.name:
-            continue
-        at = df.instructions[stage.instruction].endline
-        line = lines[at]
-        body = line.rstrip("\r\n")
-        lines[at] = f"{body} AS relock-stage-{stage.index}{line[len(body):] or chr(10)}"
-    return "".join(lines)
-
-
-def target_name(stage: Stage) -> str:
-    return stage.name or f"relock-stage-{stage.index}"
-
-
-def freeze_stages(engine: DockerEngine, df: Dockerfile, context: Path, final: Lock,
+def freeze_stages(engine: Engine, df: Dockerfile, context: Path, final: Lock,
                   options: FreezeOptions,
                   progress: Progress = quiet) -> Lock:
     """``final`` plus the entries of every build stage that runs something."""

@@ -46,7 +46,7 @@ from relock.errors import HashMismatchError, RelockError
 from relock.lock.lockfile import AptPackage, Lock
 
 if TYPE_CHECKING:
-    from relock.upstream.index import Index
+    from relock.upstream.index import PackageIndex
 
 
 class ViewError(RelockError):
@@ -94,9 +94,9 @@ class PipSource(Protocol):
 
 
 class IndexSource:
-    """The Python index pip is configured with, as a ``PipSource``."""
+    """A Python package index (the one pip is configured with), as a ``PipSource``."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: PackageIndex) -> None:
         self.index = index
 
     def files(self, name: str, versions: Mapping[str, frozenset[str]]) -> list[PipFile]:

@@ -20,6 +20,7 @@ from relock.cli.common import (
     rebuild_options,
     template_option,
     user_errors,
+    view_source,
 )
 from relock.errors import EXIT_DIFFERS, BuildError
 
@@ -121,7 +122,7 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
         lock = lockfile.read(lock_path)
         if platform is not None:
             lock = lock.for_platform(platform)
-        view = rebuild.view_for(engine.connect(), lock, options, progress)
+        view = view_source(options, store)(engine.connect(), lock, progress)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with rebuild.serve_view(view, options.view_port, progress) as server:
@@ -193,7 +194,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
         client = engine.connect()
         try:
             result = rebuild.rebuild(client, parsed, lock, ctx, options, args, log=log,
-                                     progress=progress)
+                                     progress=progress, view=view_source(options, store))
         except BuildError as e:
             if e.log_tail:
                 click.echo("relock: the build log ends with:", err=True)

@@ -21,7 +21,7 @@ from relock.errors import RelockError
 from relock.lock.reference import split
 
 if TYPE_CHECKING:
-    from relock.build.rebuild import RebuildOptions
+    from relock.build.rebuild import RebuildOptions, ViewSource
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
 
@@ -297,5 +297,15 @@ def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str 
     return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
                           snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
                           view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, store=store, tag=tag, platform=platform,
-                          nocache=nocache)
+                          force=force, tag=tag, platform=platform, nocache=nocache)
+
+
+def view_source(options: RebuildOptions, store: str | None) -> ViewSource:
+    """Where the locked view's bytes come from: the store ``--store`` names, else upstream."""
+    if store is None:
+        from relock.build.rebuild import Upstream
+
+        return Upstream(options)
+    from relock.store.storeview import FromStore
+
+    return FromStore(store, options.lock_path, options.cache_dir)

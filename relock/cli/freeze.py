@@ -144,8 +144,9 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
             result = fz.freeze_index(source, image, parsed, options, chosen, existing, progress)
         else:
             assert parsed is not None and image is not None
-            from relock.build.stages import freeze_stages, stages_to_freeze
+            from relock.build.stages import freeze_stages
             from relock.image.enginefiles import local_images, sdk_engine
+            from relock.template.dockerfile import stages_to_freeze
 
             images = local_images()
             result = fz.freeze_image(images, image, parsed, options, progress)

@@ -44,9 +44,8 @@ def current() -> str:
     """What click prints for ``relock --help`` on a terminal 80 or more columns wide."""
     import click
 
-    from relock.cli import _group
+    from relock.cli.common import cli
 
-    cli = _group()
     # click wraps at min(columns, 80) - 2.
     with click.Context(cli, info_name="relock", terminal_width=78,
                        **cli.context_settings) as ctx:

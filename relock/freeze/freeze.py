@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from relock.image.engine import ImageInfo, ImageSource
     from relock.image.registrysource import RegistrySource
     from relock.template.dockerfile import Dockerfile
-    from relock.upstream.archive import Archive
-    from relock.upstream.index import Index
+    from relock.upstream.archive import AptArchive
+    from relock.upstream.index import PackageIndex
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,12 @@ class FreezeOptions:
 
     snapshot: str | None = None
     allow_local_base: bool = False
-    index: Index | None = None
+    index: PackageIndex | None = None
     # Record each .deb's sha256 and pool filename: from the image's own APT
     # lists, else from ``archive`` (the indexes of the image's sources). Verify
     # and diff leave it off: they compare versions, and parsing lists is slow.
     deb_entries: bool = False
-    archive: Archive | None = None
+    archive: AptArchive | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def _snapshot(options: FreezeOptions, inv: Inventory,
     return "", ""
 
 
-def _pip_entries(inv: Inventory, index: Index | None,
+def _pip_entries(inv: Inventory, index: PackageIndex | None,
                  progress: Progress) -> tuple[PipPackage, ...]:
     hashes: dict[tuple[str, str], tuple[str, ...]] = {}
     if index is not None and inv.dists:
@@ -380,7 +380,7 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
     platform's manifest of it). With ``platforms``, ``existing`` (the lock at
     the output) keeps its other platforms' parts.
     """
-    from relock.build.stages import stages_to_freeze
+    from relock.template.dockerfile import stages_to_freeze
 
     have = source.platforms(ref)
     chosen = list(dict.fromkeys(platforms)) or have

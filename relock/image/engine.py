@@ -4,7 +4,9 @@
 images": an image's facts as relock's own frozen values (``ImageInfo``), the
 images it holds, a pull, and a read-only ``RootFS`` of an image's files.
 ``ImageBuilder`` is what building needs: a build request in, a stream of
-``BuildEvent`` out. ``DockerEngine`` implements both through the docker SDK;
+``BuildEvent`` out. ``Engine`` is both, and knows the registry mirrors it
+pulls Docker Hub names through: what rebuilding, publishing a store's bases
+and updating need. ``DockerEngine`` implements it through the docker SDK;
 it is the only place in relock that imports the SDK, inside its methods, so
 that ``relock --help`` stays instant. Every engine failure becomes an
 ``EngineError`` with a line a user can act on.
@@ -123,6 +125,14 @@ class ImageBuilder(Protocol):
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         """Run the build, yielding what it says as it says it."""
+        ...
+
+
+class Engine(ImageSource, ImageBuilder, Protocol):
+    """A container engine: images in and built, and the registry mirrors it pulls through."""
+
+    def registry_mirrors(self) -> list[str]:
+        """The engine's ``registry-mirrors`` URLs, which it asks for Docker Hub names first."""
         ...
 
 

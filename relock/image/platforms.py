@@ -38,10 +38,10 @@ def _manifest(ref: str, what: str, mirrors: Sequence[str]) -> Manifest:
     A Docker Hub name is asked of the engine's registry ``mirrors`` first, as
     the engine itself pulls it, then of Docker Hub.
     """
-    from relock.store.baseimage import pull_hosts
     from relock.upstream.registry import (
         ManifestUnknown,
         RegistryUnreachable,
+        pull_hosts,
         registry_for,
     )
 

@@ -79,14 +79,12 @@ class RegistrySource:
     # -- finding --------------------------------------------------------------
     def _top(self, ref: str) -> tuple[RegistryReader, Reference, reg.Manifest]:
         """The registry that answers for ``ref``, the parsed ref, and its manifest."""
-        from relock.store.baseimage import pull_hosts
-
         try:
             r = parse(strip_prefix(ref))
         except RegistryError as e:
             raise ImageNotFoundError(str(e)) from None
         asked: list[str] = []
-        for host in pull_hosts(r, self.mirrors):
+        for host in reg.pull_hosts(r, self.mirrors):
             client = self._registry_for(host)
             try:
                 return client, r, client.manifest(r.repo, r.ref)

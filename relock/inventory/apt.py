@@ -21,8 +21,6 @@ LISTS = "/var/lib/apt/lists"
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_D = "/etc/apt/sources.list.d"
 DPKG_INFO = "/var/lib/dpkg/info"
-TRUSTED = "/etc/apt/trusted.gpg"
-TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
 Stanza = dict[str, str]
@@ -280,16 +278,10 @@ def strip_credentials(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def signed_by_paths(src: AptSource) -> list[str]:
-    """The keyring files a source's ``Signed-By`` names (not inline keys or fingerprints)."""
-    value = src.options.get("signed-by", "")
-    if "BEGIN PGP" in value:
-        return []
-    return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
-
-
 def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:
     """The keyring files apt in the image checks the sources' signatures with, by path."""
+    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
+
     paths = {TRUSTED}
     paths |= {posixpath.join(TRUSTED_D, n) for n in fs.listdir(TRUSTED_D) or []
               if n.endswith((".gpg", ".asc"))}

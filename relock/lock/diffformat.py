@@ -5,14 +5,17 @@ a ``style`` callable with click.style's signature (the CLI passes
 click.style and lets click.echo drop the colours when stdout is not a
 terminal); the default leaves text plain. The JSON keys are documented in
 docs/diff-json.md and are stable: ``version`` changes if they ever do.
+Markdown and JSON name the two sides by their label and kind only
+(``Labelled``; ``relock.freeze.sides.Side`` is one), so that this module
+needs nothing of how a side was loaded.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
-from relock.freeze.sides import Side
 from relock.lock.diff import (
     BASE_CHANGES,
     CATEGORIES,
@@ -27,6 +30,17 @@ from relock.lock.grammar import escape_control
 from relock.lock.platform import debian_arch
 
 JSON_VERSION = 1
+
+
+class Labelled(Protocol):
+    """How a side of the diff is named: ``label`` as given, ``kind`` file, git or image."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
 
 Style = Callable[..., str]
 
@@ -191,7 +205,7 @@ def _short(pin: str) -> str:
 # -- Markdown --------------------------------------------------------------------
 
 
-def format_markdown(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> str:
+def format_markdown(d: LockDiff, old: Labelled, new: Labelled, *, stat: bool = False) -> str:
     """Markdown for release notes or a pull request: a summary, then tables."""
     out = [f"### relock diff: {_code(old.label)} {_ARROW} {_code(new.label)}", "",
            *([_md(across_line(d)), ""] if d.across else []),
@@ -263,7 +277,7 @@ def _code(text: str) -> str:
 # -- JSON ------------------------------------------------------------------------
 
 
-def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[str, object]:
+def to_json(d: LockDiff, old: Labelled, new: Labelled, *, stat: bool = False) -> dict[str, object]:
     """The diff as plain data with the keys documented in docs/diff-json.md."""
     doc: dict[str, object] = {
         "version": JSON_VERSION,
@@ -286,7 +300,7 @@ def to_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> dict[st
     return doc
 
 
-def format_json(d: LockDiff, old: Side, new: Side, *, stat: bool = False) -> str:
+def format_json(d: LockDiff, old: Labelled, new: Labelled, *, stat: bool = False) -> str:
     """``to_json`` as indented text with sorted keys."""
     return json.dumps(to_json(d, old, new, stat=stat), indent=2, sort_keys=True,
                       ensure_ascii=False) + "\n"

@@ -11,11 +11,10 @@ an engine holds is an error, never a new digest.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Collection, Sequence
 
 from relock.errors import BaseImageError, RegistryError, StoreError
-from relock.lock.reference import Reference, parse
+from relock.lock.reference import parse
 from relock.store.store import (
     PLATFORMS,
     CopyStats,
@@ -27,23 +26,6 @@ from relock.store.store import (
     tag_platforms,
 )
 from relock.upstream import registry as reg
-
-
-def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
-    """Registry hosts from the engine's ``registry-mirrors`` URLs (``http://127.0.0.1:5000/``)."""
-    out = []
-    for url in mirrors:
-        host = urllib.parse.urlsplit(url if "://" in url else f"https://{url}").netloc
-        if host and host not in out:
-            out.append(host)
-    return out
-
-
-def pull_hosts(parsed: Reference, mirrors: Sequence[str]) -> list[str]:
-    """The registry hosts to ask for ``parsed``, in order: for a Docker Hub name
-    the engine's ``mirrors`` first, as the engine itself pulls, then its own host."""
-    hosts = mirror_hosts(mirrors) if parsed.host == reg.DOCKER_HUB else []
-    return [*hosts, parsed.host]
 
 
 def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = (),
@@ -65,7 +47,7 @@ def vendor_base(ref: str, store: Store, *, registries: Sequence[reg.Registry] = 
     if registries:
         clients = list(registries)
     else:
-        clients = [reg.registry_for(h) for h in pull_hosts(parsed, mirrors)]
+        clients = [reg.registry_for(h) for h in reg.pull_hosts(parsed, mirrors)]
     asked: list[str] = []
     for client in clients:
         src = RegistryStore(client, parsed.repo)

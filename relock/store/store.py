@@ -13,6 +13,11 @@ Writes are atomic: a blob is written to a temp file inside the layout, hashed
 on the way, checked and only then renamed into place; ``index.json`` is
 rewritten the same way under a lock. A full disk or a killed process leaves
 the old store as it was.
+
+``Store`` is the one seam both kinds answer; what differs between them is
+asked of it, not of their classes: a folder store's blobs are local files
+(``local_path``), a registry store's repository can mount a blob from another
+of the same registry (``registry_repo``, ``put(..., mount_from=)``).
 """
 
 from __future__ import annotations
@@ -141,13 +146,31 @@ class Store(Protocol):
         """A stream of blob ``digest`` that raises at its end if the bytes do not match."""
         ...
 
-    def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None
-            ) -> bool:
-        """Add blob ``digest`` from ``source`` after checking it; False if it was there."""
+    def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
+            *, mount_from: str = "") -> bool:
+        """Add blob ``digest`` from ``source`` after checking it; False if it was there.
+
+        A store that is not local needs ``size`` for a stream. ``mount_from``: a
+        repository of the same registry to mount the blob from instead (a folder
+        store ignores it).
+        """
         ...
 
     def missing(self, digests: Iterable[str]) -> list[str]:
         """Those of ``digests`` whose blobs are not in the store, in order, once each."""
+        ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """The file blob ``digest`` lies in on this machine, there or not; None if the
+        store keeps no local files (a registry)."""
+        ...
+
+    def blob_size(self, digest: str) -> int | None:
+        """The size of blob ``digest``; None if it is not there."""
+        ...
+
+    def registry_repo(self) -> tuple[str, str] | None:
+        """(registry host, repository) of a registry store; None for a folder."""
         ...
 
     def manifest(self, ref: str) -> Manifest:
@@ -260,6 +283,18 @@ class DirStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def local_path(self, digest: str) -> Path:
+        return self.path(digest)
+
+    def blob_size(self, digest: str) -> int | None:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def registry_repo(self) -> tuple[str, str] | None:
+        return None
+
     def missing(self, digests: Iterable[str]) -> list[str]:
         return _missing(self, digests)
 
@@ -270,8 +305,8 @@ class DirStore:
             raise StoreError(f"{self.root}: no blob {digest}") from None
         return _FileCheck(f, digest, f"{self.root}: {digest}")  # type: ignore[return-value]
 
-    def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None
-            ) -> bool:
+    def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
+            *, mount_from: str = "") -> bool:
         final = self.path(digest)
         if final.is_file():
             return False
@@ -445,6 +480,15 @@ class RegistryStore:
     def has(self, digest: str) -> bool:
         return self.registry.has_blob(self.repo, _digest(digest))
 
+    def local_path(self, digest: str) -> Path | None:
+        return None
+
+    def blob_size(self, digest: str) -> int | None:
+        return self.registry.blob_size(self.repo, _digest(digest))
+
+    def registry_repo(self) -> tuple[str, str]:
+        return self.registry.host, self.repo
+
     def missing(self, digests: Iterable[str]) -> list[str]:
         return _missing(self, digests)
 
@@ -534,13 +578,14 @@ def copy_blob(src: Store, dst: Store, desc: Descriptor) -> bool:
     """Copy one blob if ``dst`` lacks it; checked by digest on the way."""
     if dst.has(desc.digest):
         return False
-    if isinstance(src, DirStore):
-        return dst.put(desc.digest, src.path(desc.digest), desc.size)
-    if (isinstance(src, RegistryStore) and isinstance(dst, RegistryStore)
-            and src.registry.host == dst.registry.host):
+    local = src.local_path(desc.digest)
+    if local is not None:
+        return dst.put(desc.digest, local, desc.size)
+    here, there = src.registry_repo(), dst.registry_repo()
+    if here is not None and there is not None and here[0] == there[0]:
         lazy = _Lazy(src, desc.digest)
         try:
-            return dst.put(desc.digest, cast(BinaryIO, lazy), desc.size, mount_from=src.repo)
+            return dst.put(desc.digest, cast(BinaryIO, lazy), desc.size, mount_from=here[1])
         finally:
             lazy.close()
     stream = src.open(desc.digest)

@@ -8,6 +8,8 @@ manifest's layers; the view checks them as they stream), and the base images,
 published from the store into the registry the engine pulls from, so that
 ``FROM name@digest`` resolves to the same digest. No Archive, no Index: a
 file missing from the store is an error before anything is built.
+``FromStore`` is the rebuild's ``ViewSource`` for a store; the caller that
+chose the store hands it to ``relock.build.rebuild``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -24,11 +27,11 @@ from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
 from relock.lock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
-from relock.store.store import DirStore, Store, StoredFile, lock_tag, open_store, read_lock
+from relock.store.store import Store, StoredFile, lock_tag, open_store, read_lock
 
 if TYPE_CHECKING:
     from relock.build.view import AptFile, LockedView, PipFile
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
 
 
 class MissingFromStoreError(StoreError):
@@ -59,10 +62,11 @@ class StoreSource:
     def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
         size = next((f.size for f in self.by_name.get(file.name, [])
                      if f.digest == "sha256:" + file.sha256), None)
-        if isinstance(self.store, DirStore):
+        local = self.store.local_path("sha256:" + file.sha256)
+        if local is not None:
             # The view hashes what it relays and names a file that does not match.
             try:
-                return self.store.path("sha256:" + file.sha256).open("rb"), size
+                return local.open("rb"), size
             except OSError as e:
                 raise StoreError(f"{file.filename}: not readable in {self.store.url}: "
                                  f"{e.strerror or e}") from None
@@ -126,11 +130,12 @@ def _missing(store: Store, problems: Sequence[str]) -> None:
         "vendor where the sources are reachable, then build again")
 
 
-def publish_bases(client: DockerEngine, lock: Lock, store: Store,
+def publish_bases(client: Engine, lock: Lock, store: Store,
                   progress: Progress = quiet) -> None:
     """Put each locked base image where the engine pulls it, from the store, same digest."""
     from relock.lock import reference
-    from relock.store.baseimage import mirror_hosts, publish_base
+    from relock.store.baseimage import publish_base
+    from relock.upstream import registry
 
     mirrors: list[str] | None = None
     seen: set[str] = set()
@@ -148,7 +153,7 @@ def publish_bases(client: DockerEngine, lock: Lock, store: Store,
         if parsed.host == reference.DOCKER_HUB:
             if mirrors is None:
                 mirrors = client.registry_mirrors()
-            hosts = mirror_hosts(mirrors)
+            hosts = registry.mirror_hosts(mirrors)
             if not hosts:
                 raise BaseImageError(
                     f"{ref}: the engine has no registry mirror to publish this base into from "
@@ -176,8 +181,9 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
     def one(p: AptPackage) -> AptFile:
         digest = "sha256:" + p.sha256
         what = f"{p.name} {p.version} ({p.arch})"
-        if isinstance(store, DirStore):
-            path = store.path(digest)
+        local = store.local_path(digest)
+        if local is not None:
+            path = local
             h = hashlib.sha256()
             try:
                 with path.open("rb") as fh:
@@ -216,7 +222,7 @@ def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> 
         stream.close()
 
 
-def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
+def prepare(client: Engine, lock: Lock, lock_path: str, where: str,
             progress: Progress = quiet, cache_dir: Path | None = None) -> LockedView:
     """The locked view of ``lock`` served from the store ``where`` alone.
 
@@ -239,3 +245,16 @@ def prepare(client: DockerEngine, lock: Lock, lock_path: str, where: str,
     progress(f"{len(debs)} .deb files ({size / 1e6:.1f} MB) from the store, checked against "
              "the lock")
     return LockedView(debs, lock, StoreSource(store, files), cache_dir=None)
+
+
+@dataclass(frozen=True)
+class FromStore:
+    """The rebuild's ``ViewSource`` for the store ``where`` (see ``prepare``)."""
+
+    where: str
+    lock_path: str
+    cache_dir: Path | None = None
+
+    def __call__(self, engine: Engine, lock: Lock, progress: Progress) -> LockedView:
+        return prepare(engine, lock, self.lock_path, self.where, progress,
+                       cache_dir=self.cache_dir)

@@ -4,7 +4,7 @@ Into a store (``relock.store.store``: an OCI layout folder or ``oci://HOST/REPO`
 go, each checked against the lock's sha256 before it enters:
 
 * every locked ``.deb`` the base images do not already hold (all of them
-  when the engine cannot say), through ``Archive.fetch_deb``: the store
+  when the engine cannot say), through ``AptArchive.fetch_deb``: the store
   itself first, then the snapshot, the image's live sources, the mirrors;
 * every locked Python file that installs on the lock's platform and
   interpreter (``relock.store.wheeltags``), from the configured index;
@@ -32,13 +32,13 @@ from relock.blobs import BlobCache
 from relock.errors import HashMismatchError, RelockError, StoreError
 from relock.lock.lockfile import AptPackage, Base, Lock
 from relock.progress import Progress, quiet
-from relock.store.store import DirStore, Store, StoredFile
+from relock.store.store import Store, StoredFile
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
 
     from relock.build.view import PipFile, PipSource
-    from relock.upstream.archive import Archive
+    from relock.upstream.archive import AptArchive
 
 
 class VendorError(RelockError):
@@ -215,12 +215,12 @@ def put_chunks(store: Store, sha256: str, chunks: Iterable[bytes], where: str,
                staging: BlobCache) -> None:
     """Put the bytes of ``chunks`` into ``store`` as blob ``sha256`` if they hash to it.
 
-    A folder store takes them straight (written to its ``.tmp``, checked,
-    renamed); a registry store needs the size up front, so they are staged in
-    the local blob cache first.
+    A store of local files (a folder) takes them straight (written to its
+    ``.tmp``, checked, renamed); any other (a registry) needs the size up front,
+    so they are staged in the local blob cache first.
     """
     digest = "sha256:" + sha256
-    if isinstance(store, DirStore):
+    if store.local_path(digest) is not None:
         reader = _HashingReader(chunks)
         try:
             store.put(digest, reader)  # type: ignore[arg-type]
@@ -248,20 +248,27 @@ def until(stop: threading.Event, chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 class StoreBlobs(BlobCache):
-    """A folder store seen as the ``BlobCache`` that ``Archive.fetch_deb`` fills."""
+    """A store of local files (a folder) seen as the ``BlobCache`` that
+    ``AptArchive.fetch_deb`` fills."""
 
-    def __init__(self, store: DirStore, stop: threading.Event) -> None:
-        super().__init__(store.root / "blobs")
+    def __init__(self, store: Store, stop: threading.Event) -> None:
+        super().__init__(Path(store.url) / "blobs")
         self.store = store
         self.stop = stop
 
+    def _file(self, sha256: str) -> Path:
+        found = self.store.local_path("sha256:" + sha256)
+        if found is None:
+            raise StoreError(f"{self.store.url}: keeps no local files to fill")
+        return found
+
     def path(self, sha256: str) -> Path | None:
-        found = self.store.path("sha256:" + sha256)
+        found = self._file(sha256)
         return found if found.is_file() else None
 
     def put_stream(self, sha256: str, chunks: Iterable[bytes], where: str) -> Path:
         put_chunks(self.store, sha256, until(self.stop, chunks), where, self)
-        return self.store.path("sha256:" + sha256)
+        return self._file(sha256)
 
 
 class _Stoppable(BlobCache):
@@ -279,7 +286,7 @@ class _Stoppable(BlobCache):
         return self.inner.put_stream(sha256, until(self.stop, chunks), where)
 
 
-def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: Archive,
+def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: AptArchive,
              options: VendorOptions, staging: BlobCache, stop: threading.Event) -> _Job:
     from relock.upstream.archive import SNAPSHOT_URLS
 
@@ -291,10 +298,11 @@ def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: Archive,
     snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
 
     def fetch() -> str:
-        cache = StoreBlobs(store, stop) if isinstance(store, DirStore) else staging
+        local = store.local_path(stored.digest) is not None
+        cache = StoreBlobs(store, stop) if local else staging
         path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache,
                                         snapshot_url=snapshot_url)
-        if not isinstance(store, DirStore):
+        if not local:
             store.put(stored.digest, path, path.stat().st_size)
         return "local cache" if where == "cache" else where
 
@@ -335,13 +343,7 @@ def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _size(store: Store, digest: str) -> int:
-    from relock.store.store import RegistryStore
-
-    if isinstance(store, DirStore):
-        return store.path(digest).stat().st_size
-    if isinstance(store, RegistryStore):
-        return store.registry.blob_size(store.repo, digest) or 0
-    return 0
+    return store.blob_size(digest) or 0
 
 
 def _run(jobs: Sequence[_Job], store: Store, workers: int, report: VendorReport,
@@ -391,7 +393,7 @@ def _run(jobs: Sequence[_Job], store: Store, workers: int, report: VendorReport,
 
 def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
            installed: set[tuple[str, str, str]] | None, *,
-           pip_source: PipSource | None = None, archive: Archive | None = None,
+           pip_source: PipSource | None = None, archive: AptArchive | None = None,
            staging: BlobCache | None = None, progress: Progress = quiet) -> VendorReport:
     """Fetch into ``store`` what a rebuild of ``lock`` needs, then tie it with a lock manifest.
 

@@ -1,4 +1,5 @@
-"""Reading Dockerfile.in: its instructions, stages and base images.
+"""Reading Dockerfile.in: its instructions, stages and base images, and naming its stages
+(which a freeze records, which a build can ``--target``).
 
 Instructions come from dockerfile-parse; heredocs (``RUN <<EOF``), which it
 does not know, are folded back into the instruction that opens them.
@@ -80,6 +81,39 @@ class Dockerfile:
             stage = by_name[stage.ref]
             seen += 1
         return stage
+
+
+# -- naming stages -------------------------------------------------------------
+
+def stage_label(stage: Stage) -> str:
+    """How the lock names a stage: its name, else its 0-based index."""
+    return stage.name or str(stage.index)
+
+
+def stages_to_freeze(df: Dockerfile) -> list[Stage]:
+    """Every stage but the final one that runs something."""
+    stage_of = df.stage_of_instruction()
+    runs = {stage_of[n].index for n, ins in enumerate(df.instructions)
+            if ins.instruction == "RUN"}
+    return [s for s in df.stages[:-1] if s.index in runs]
+
+
+def targetable(df: Dockerfile) -> str:
+    """The template with a name on every stage, so that any stage can be a --target."""
+    lines = df.text.splitlines(keepends=True)
+    for stage in df.stages:
+        if stage.name:
+            continue
+        at = df.instructions[stage.instruction].endline
+        line = lines[at]
+        body = line.rstrip("\r\n")
+        lines[at] = f"{body} AS relock-stage-{stage.index}{line[len(body):] or chr(10)}"
+    return "".join(lines)
+
+
+def target_name(stage: Stage) -> str:
+    """The ``--target`` that builds ``stage`` from ``targetable``'s text."""
+    return stage.name or f"relock-stage-{stage.index}"
 
 
 def load(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:

@@ -34,9 +34,9 @@ from relock.lock.lockfile import AptPackage, AptSource, Lock
 if TYPE_CHECKING:
     from debian.debian_support import Version as DebVersion
 
-    from relock.upstream.archive import Archive
+    from relock.upstream.archive import AptArchive
     from relock.upstream.debindex import DebEntry, Key
-    from relock.upstream.index import Index
+    from relock.upstream.index import PackageIndex
 
 # A pip answer (the versions a project has) is reused for this long.
 PIP_TTL = 3600.0
@@ -93,7 +93,7 @@ def is_security_suite(suite: str) -> bool:
 
 def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict[str, bytes]:
     """The keyring files of this machine that the sources name or apt trusts, by path."""
-    from relock.inventory.apt import TRUSTED, TRUSTED_D, signed_by_paths
+    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
 
     paths = {TRUSTED}
     trusted_d = root / TRUSTED_D.lstrip("/")
@@ -111,7 +111,7 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
     return out
 
 
-def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | None = None,
+def apt_outdated(lock: Lock, archive: AptArchive, keyrings: Mapping[str, bytes] | None = None,
                  snapshot: str = "", snapshot_url: str | None = None,
                  ) -> tuple[list[Outdated], list[str]]:
     """Newer versions of the lock's APT packages in its sources' indexes.
@@ -125,7 +125,7 @@ def apt_outdated(lock: Lock, archive: Archive, keyrings: Mapping[str, bytes] | N
     """
     from debian.debian_support import Version
 
-    from relock.inventory.apt import signed_by_paths
+    from relock.upstream.aptsig import signed_by_paths
 
     if not lock.apt or not lock.apt_sources:
         return [], []
@@ -260,7 +260,7 @@ def _requirements_file(folder: Path, name: str) -> list[str]:
     return out
 
 
-def pip_versions(index: Index, name: str, cache_dir: Path | None,
+def pip_versions(index: PackageIndex, name: str, cache_dir: Path | None,
                  ttl: float = PIP_TTL) -> list[tuple[str, str]]:
     """(version, requires-python) of every file of ``name`` on the index, cached ``ttl`` s."""
     from relock.upstream.index import _version_of
@@ -288,7 +288,7 @@ def pip_versions(index: Index, name: str, cache_dir: Path | None,
     return out
 
 
-def pip_outdated(lock: Lock, index: Index, template: Mapping[str, list[str]],
+def pip_outdated(lock: Lock, index: PackageIndex, template: Mapping[str, list[str]],
                  cache_dir: Path | None = None,
                  ttl: float = PIP_TTL) -> tuple[list[Outdated], list[str]]:
     """Newer releases of the lock's pip distributions on the configured index."""
@@ -348,7 +348,7 @@ def _req_name(text: str) -> str:
 
 # -- both --------------------------------------------------------------------
 
-def outdated(lock: Lock, *, archive: Archive | None, index: Index | None,
+def outdated(lock: Lock, *, archive: AptArchive | None, index: PackageIndex | None,
              template: Mapping[str, list[str]], pip_cache: Path | None = None,
              keyrings: Mapping[str, bytes] | None = None,
              only: Sequence[str] = ("apt", "pip"), snapshot: str = "",

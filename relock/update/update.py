@@ -40,10 +40,10 @@ from relock.update.outdated import Outdated, Report
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
     from relock.template.dockerfile import Dockerfile
-    from relock.upstream.archive import Archive
-    from relock.upstream.index import Index
+    from relock.upstream.archive import AptArchive
+    from relock.upstream.index import PackageIndex
 
 # How pip-compile is started: ``subprocess.run`` (its keywords), or a test's stand-in.
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -120,7 +120,7 @@ def choose(report: Report, lock: Lock, names: Sequence[str], *, security: bool,
 
 # -- APT ---------------------------------------------------------------------
 
-def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: Archive | None,
+def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: AptArchive | None,
               keyrings: Mapping[str, bytes] | None) -> dict[tuple[str, str, str], AptPackage]:
     """The new entries (version, .deb sha256, pool path) of the moving APT packages."""
     from relock.update.outdated import lock_arch
@@ -260,7 +260,7 @@ def _no_downgrade(lock: Lock, env: str, moves: Sequence[Move]) -> None:
 # -- the plan ------------------------------------------------------------------
 
 def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = False,
-         everything: bool = False, archive: Archive | None = None,
+         everything: bool = False, archive: AptArchive | None = None,
          keyrings: Mapping[str, bytes] | None = None,
          template: Mapping[str, list[str]] | None = None,
          index_urls: Sequence[str] = (), run: Run = subprocess.run,
@@ -285,9 +285,9 @@ def plan(lock: Lock, report: Report, names: Sequence[str], *, security: bool = F
 
 # -- build, freeze, verify --------------------------------------------------------
 
-def build_and_freeze(engine: DockerEngine, df: Dockerfile, plan_: Plan, context: Path,
+def build_and_freeze(engine: Engine, df: Dockerfile, plan_: Plan, context: Path,
                      options: RebuildOptions, build_args: Mapping[str, str], *,
-                     index: Index | None, archive: Archive | None, log: Progress = quiet,
+                     index: PackageIndex | None, archive: AptArchive | None, log: Progress = quiet,
                      progress: Progress = quiet) -> tuple[Lock, str]:
     """Build the template pinned to the candidate, freeze the image, verify it.
 

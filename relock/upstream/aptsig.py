@@ -1,22 +1,29 @@
-"""Release signatures: an archive's InRelease (or Release + Release.gpg) checked with gpgv.
+"""Release signatures: which keyrings apt trusts for a source, and an archive's InRelease
+(or Release + Release.gpg) checked with gpgv against them.
 
 The keys are the image's own (its ``Signed-By`` keyrings, else apt's
-trusted.gpg.d), so an index read from the network is trusted exactly as far
+trusted.gpg and trusted.gpg.d: ``signed_by_paths``, ``TRUSTED``,
+``TRUSTED_D``), so an index read from the network is trusted exactly as far
 as apt in the image trusted the lists it downloaded. Only the signed text is
 returned: whatever an attacker puts around a clear-signed message is dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import shutil
-import subprocess
-import tempfile
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relock.errors import RelockError
+from relock.lock.lockfile import AptSource
+
+if TYPE_CHECKING:
+    import subprocess
+
+# apt's own keyrings, which sign every source that names none (Signed-By).
+TRUSTED = "/etc/apt/trusted.gpg"
+TRUSTED_D = "/etc/apt/trusted.gpg.d"
 
 
 class SignatureError(RelockError):
@@ -25,6 +32,14 @@ class SignatureError(RelockError):
 
 class GpgvMissing(SignatureError):
     """gpgv, which checks the signatures, is not installed on this machine."""
+
+
+def signed_by_paths(src: AptSource) -> list[str]:
+    """The keyring files a source's ``Signed-By`` names (not inline keys or fingerprints)."""
+    value = src.options.get("signed-by", "")
+    if "BEGIN PGP" in value:
+        return []
+    return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
 
 
 _BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -37,6 +52,9 @@ def dearmor(text: str) -> bytes:
     Works on a block whose line breaks were folded into spaces (a deb822
     ``Signed-By`` field read as one value, its blank line written ``.``).
     """
+    import base64
+    import binascii
+
     start, end = text.find(_BEGIN), text.find(_END)
     if start < 0 or end < start:
         raise ValueError("not an armored public key block")
@@ -65,6 +83,9 @@ def key_bytes(blob: bytes) -> bytes:
 
 def _gpgv(args: Sequence[str], keyrings: Sequence[bytes],
           folder: Path) -> subprocess.CompletedProcess[bytes]:
+    import shutil
+    import subprocess  # here: a freeze reads keyrings but never runs gpgv
+
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise GpgvMissing("gpgv is not installed: APT Release signatures cannot be checked")
@@ -100,6 +121,8 @@ def _check(proc: subprocess.CompletedProcess[bytes]) -> None:
 
 def verify_clearsigned(data: bytes, keyrings: Sequence[bytes]) -> bytes:
     """The signed text of a clear-signed message (InRelease), if a key verifies it."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="relock-gpgv-") as tmp:
         folder = Path(tmp)
         (folder / "InRelease").write_bytes(data)
@@ -110,6 +133,8 @@ def verify_clearsigned(data: bytes, keyrings: Sequence[bytes]) -> bytes:
 
 def verify_detached(data: bytes, signature: bytes, keyrings: Sequence[bytes]) -> bytes:
     """``data`` (a Release file), if a key verifies its detached ``signature``."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="relock-gpgv-") as tmp:
         folder = Path(tmp)
         (folder / "Release").write_bytes(data)

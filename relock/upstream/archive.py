@@ -1,7 +1,9 @@
 """APT archives over HTTP: index entries of locked packages, and their ``.deb`` files.
 
 The one seam between relock and Debian's archive (its mirrors, its snapshot
-service, a team's own mirror). Two questions are answered:
+service, a team's own mirror). ``AptArchive`` names what relock asks of an
+archive (freeze, rebuild, vendor, outdated and update are typed against it, so
+a test can hand a fake); ``Archive`` answers it over HTTP. The questions:
 
 * ``Archive.deb_entries``: where each (package, version, arch) lies in the
   archive and the sha256 of its ``.deb``, read from the sources' Packages
@@ -9,6 +11,7 @@ service, a team's own mirror). Two questions are answered:
   index is found through the suite's Release file, checked against the
   sha256 the Release gives, and only the wanted stanzas are parsed; the
   answers are cached on disk by the index's sha256.
+* ``Archive.candidates``: every version of some packages the sources serve;
 * ``Archive.fetch_deb``: the ``.deb`` itself, into a ``BlobCache``, from the
   cache, the snapshot, each source's live URI or a mirror, in that order; no
   byte enters the cache unless the whole file has the locked sha256.
@@ -31,7 +34,7 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
@@ -44,12 +47,64 @@ if TYPE_CHECKING:
 
     from relock.upstream.http import Answer, Unanswered
 
-__all__ = ["Archive", "DebEntry", "default_cache_dir"]
+__all__ = ["AptArchive", "Archive", "DebEntry", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
     """Where index answers are cached (``$XDG_CACHE_HOME/relock/apt``)."""
     return cache_home() / "apt"
+
+
+class AptArchive(Protocol):
+    """What relock asks of the APT archives a lock's sources name (``Archive``; a fake)."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lines about sources that could not be read, in order; callers may add to it."""
+        ...
+
+    @property
+    def cache_hits(self) -> int:
+        """Answers given from the cache so far."""
+        ...
+
+    @property
+    def requests_made(self) -> int:
+        """Requests sent so far."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again after a busy answer, so far."""
+        ...
+
+    @property
+    def waited(self) -> float:
+        """Seconds slept before retries so far."""
+        ...
+
+    def deb_entries(self, sources: Sequence[AptSource], arch: str,
+                    wanted: Collection[Key], snapshot: str = "",
+                    snapshot_url: str | None = None,
+                    keyrings: Mapping[str, bytes] | None = None) -> dict[Key, DebEntry]:
+        """Filename, sha256 and size of each wanted (name, version, arch) the sources list."""
+        ...
+
+    def candidates(self, sources: Sequence[AptSource], arch: str, names: Collection[str],
+                   keyrings: Mapping[str, bytes] | None = None, snapshot: str = "",
+                   snapshot_url: str | None = None) -> list[tuple[str, Key, DebEntry]]:
+        """Every version of ``names`` the sources serve: (suite, key, entry) triples."""
+        ...
+
+    def fetch_deb(self, pkg: AptPackage, sources: Sequence[AptSource], snapshot: str,
+                  cache: BlobCache, progress: Callable[[int], None] | None = None,
+                  snapshot_url: str | None = None) -> tuple[Path, str]:
+        """The locked ``.deb`` of ``pkg`` in ``cache`` (checked), and which source served it."""
+        ...
+
+    def down_hosts(self) -> dict[str, str]:
+        """Hosts found unreachable in this run (origin -> why)."""
+        ...
 
 
 class _SourceFailed(Exception):
@@ -91,7 +146,7 @@ class _Release:
 
 
 class Archive:
-    """A client of the APT archives an image's sources name."""
+    """A client of the APT archives an image's sources name, over HTTP (an ``AptArchive``)."""
 
     def __init__(self, cache_dir: Path | None = None, snapshot_url: str | None = None,
                  timeout: tuple[float, float] = (2.0, 30.0),
@@ -223,8 +278,7 @@ class Archive:
         """The keys ``src``'s Release must be signed with, as apt in the image picks them."""
         if keyrings is None or src.options.get("trusted", "").lower() == "yes":
             return None
-        from relock.inventory.apt import TRUSTED, TRUSTED_D, signed_by_paths
-        from relock.upstream.aptsig import dearmor
+        from relock.upstream.aptsig import TRUSTED, TRUSTED_D, dearmor, signed_by_paths
 
         signed_by = src.options.get("signed-by", "")
         if "BEGIN PGP" in signed_by:

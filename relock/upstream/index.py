@@ -4,7 +4,11 @@ Answers one question: the sha256 of every file of a given distribution
 version, which ``pip install --require-hashes`` needs. It speaks the simple
 repository API (PEP 691 JSON, PEP 503 HTML with hash fragments, and
 ``file://`` folders), asks concurrently, and caches answers on disk so that a
-second freeze of the same image does not ask again.
+second freeze of the same image does not ask again. It also lists a
+project's files (``links``) and streams one (``open``), for the locked view,
+vendoring and ``relock outdated``. ``PackageIndex`` names what relock asks
+of an index, so that those are typed against it and a test can hand a fake;
+``Index`` answers it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -182,8 +186,43 @@ def _version_of(filename: str) -> Version | None:
     return None
 
 
+class PackageIndex(Protocol):
+    """What relock asks of the Python package index (``Index``; a fake in a test)."""
+
+    @property
+    def config(self) -> IndexConfig:
+        """The index URLs asked, in order."""
+        ...
+
+    @property
+    def cache_hits(self) -> int:
+        """Answers given from the cache so far."""
+        ...
+
+    @property
+    def requests_made(self) -> int:
+        """Pages asked for so far."""
+        ...
+
+    def hashes_many(
+        self,
+        wanted: Iterable[tuple[str, str]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[tuple[str, str], tuple[str, ...]]:
+        """``sha256:...`` of every file of each (name, version) wanted."""
+        ...
+
+    def links(self, name: str) -> list[IndexLink]:
+        """Every file of project ``name`` on the configured indexes, with its URL."""
+        ...
+
+    def open(self, url: str) -> tuple[BinaryIO, int | None]:
+        """A stream of the file at ``url`` (from ``links``) and its length if known."""
+        ...
+
+
 class Index:
-    """A client for the configured indexes, with an on-disk cache."""
+    """A client for the configured indexes, with an on-disk cache (a ``PackageIndex``)."""
 
     def __init__(self, config: IndexConfig, cache_dir: Path | None = None,
                  workers: int = 8) -> None:

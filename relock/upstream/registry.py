@@ -6,6 +6,8 @@ its bytes are not the ones asked for. Registries on a loopback address are
 spoken to over plain http (the test bed's); any other over https with the
 machine's CAs. Token auth (``WWW-Authenticate: Bearer``) is done anonymously,
 or with the user's ``docker login`` entry for the host when there is one.
+Which hosts to ask for a name is decided here too (``pull_hosts``): for a
+Docker Hub name the engine's registry mirrors first, as the engine pulls.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
@@ -61,6 +63,23 @@ def check_digest(value: str, where: str = "digest") -> str:
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def mirror_hosts(mirrors: Sequence[str]) -> list[str]:
+    """Registry hosts from the engine's ``registry-mirrors`` URLs (``http://127.0.0.1:5000/``)."""
+    out = []
+    for url in mirrors:
+        host = urllib.parse.urlsplit(url if "://" in url else f"https://{url}").netloc
+        if host and host not in out:
+            out.append(host)
+    return out
+
+
+def pull_hosts(parsed: reference.Reference, mirrors: Sequence[str]) -> list[str]:
+    """The registry hosts to ask for ``parsed``, in order: for a Docker Hub name
+    the engine's ``mirrors`` first, as the engine itself pulls, then its own host."""
+    hosts = mirror_hosts(mirrors) if parsed.host == reference.DOCKER_HUB else []
+    return [*hosts, parsed.host]
 
 
 def is_loopback(host: str) -> bool:

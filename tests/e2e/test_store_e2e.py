@@ -129,7 +129,7 @@ def test_a_docker_hub_name_comes_through_the_engines_mirror(tmp_path: Path, trix
     from relock.image.engine import DockerEngine
 
     mirrors = DockerEngine(client).registry_mirrors()
-    assert baseimage.mirror_hosts(mirrors) == [REGISTRY]
+    assert registry.mirror_hosts(mirrors) == [REGISTRY]
     s = store.open_store(tmp_path / "s", create=True)
     desc, _ = baseimage.vendor_base(f"debian:trixie-slim@{trixie}", s, mirrors=mirrors)
     assert desc.annotations["org.opencontainers.image.base.name"] == (

@@ -7,19 +7,17 @@ from pathlib import Path
 
 from relock.lock.lockfile import PipPackage, PythonEnv
 from relock.update import outdated as core
-from relock.upstream.index import IndexConfig, IndexLink
 from tests.factories import make_lock
+from tests.fakes import FakeIndex
 
 
-class FakeIndex:
-    def __init__(self, files: dict[str, list[tuple[str, str]]]) -> None:
-        self.config = IndexConfig(("http://127.0.0.1:1/simple/",))
-        self.files = files
-        self.asked: list[str] = []
-
-    def links(self, name: str) -> list[IndexLink]:
-        self.asked.append(name)
-        return [IndexLink(f, "http://127.0.0.1:1/" + f, "", rp) for f, rp in self.files[name]]
+def index_of(files: dict[str, list[tuple[str, str]]]) -> FakeIndex:
+    """An index listing each project's (filename, Requires-Python), without hashes."""
+    index = FakeIndex()
+    for name, listed in files.items():
+        for filename, requires in listed:
+            index.add(name, filename, requires_python=requires, sha256="")
+    return index
 
 
 def test_template_requirements_reads_pip_words_and_requirement_files(tmp_path: Path) -> None:
@@ -40,7 +38,7 @@ def test_pip_outdated_newest_final_release_the_python_admits() -> None:
     lock = make_lock(
         python=(PythonEnv("/opt/venv", "3.11", "/opt/venv/lib/python3.11/site-packages"),),
         pip=(PipPackage("numpy", "2.1.0", "/opt/venv"), PipPackage("six", "1.17.0", "/opt/venv")))
-    index = FakeIndex({
+    index = index_of({
         "numpy": [("numpy-2.1.0-cp311-cp311-manylinux_2_28_x86_64.whl", ""),
                   ("numpy-2.4.6.tar.gz", ">=3.11"), ("numpy-2.6.0.tar.gz", ">=3.12"),
                   ("numpy-2.5.0rc1.tar.gz", ">=3.11"), ("numpy-2.5.1.tar.gz", ">=3.11")],
@@ -55,7 +53,7 @@ def test_pip_outdated_newest_final_release_the_python_admits() -> None:
 
 
 def test_pip_answers_are_cached(tmp_path: Path) -> None:
-    index = FakeIndex({"six": [("six-1.17.0-py2.py3-none-any.whl", "")]})
+    index = index_of({"six": [("six-1.17.0-py2.py3-none-any.whl", "")]})
     for _ in range(2):
         assert core.pip_versions(index, "six", tmp_path) == [("1.17.0", "")]
     assert index.asked == ["six"]

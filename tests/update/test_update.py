@@ -11,8 +11,8 @@ import pytest
 from relock.lock.lockfile import AptPackage, PipPackage, PythonEnv
 from relock.update import update as core
 from relock.update.outdated import Outdated, Report
-from relock.upstream.debindex import DebEntry
 from tests.factories import make_lock
+from tests.fakes import FakeArchive
 
 SHA = "ab" * 32
 H = "sha256:" + "cd" * 32
@@ -57,11 +57,11 @@ def test_parse_compiled() -> None:
     }
 
 
-class FakeArchive:
-    def candidates(self, sources: Any, arch: str, names: Any,
-                   keyrings: Any) -> list[tuple[str, tuple[str, str, str], DebEntry]]:
-        return [("stable", ("curl", "8.2-1", "amd64"), DebEntry("pool/c/curl_8.2-1.deb",
-                                                                 "ef" * 32, 10))]
+def curl_archive() -> FakeArchive:
+    archive = FakeArchive()
+    archive.add("curl", "8.2-1", "amd64", suite="stable", filename="pool/c/curl_8.2-1.deb",
+                sha256="ef" * 32)
+    return archive
 
 
 def fake_compile(output: str) -> Any:
@@ -78,7 +78,7 @@ def fake_compile(output: str) -> Any:
 def test_plan_replaces_only_the_moving_entries() -> None:
     out = (f"numpy==2.4.0 \\\n    --hash={H}\nsix==1.17.0 \\\n    --hash={H}\n"
            f"packaging==25.0 \\\n    --hash={H}\n")
-    plan = core.plan(LOCK, REPORT, ["curl", "numpy"], archive=FakeArchive(),
+    plan = core.plan(LOCK, REPORT, ["curl", "numpy"], archive=curl_archive(),
                      template={"numpy": ["numpy<2.5"]}, index_urls=["http://127.0.0.1:9/"],
                      run=fake_compile(out))
     assert [(m.name, m.locked, m.target, m.why) for m in plan.moves] == [
