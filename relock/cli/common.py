@@ -9,7 +9,6 @@ Nothing here knows how an image is read or a Dockerfile rewritten; a
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
@@ -17,8 +16,7 @@ from typing import IO, TYPE_CHECKING, TypeVar
 import click
 
 from relock import __version__
-from relock.errors import RelockError
-from relock.lock.reference import parse
+from relock.errors import RelockError, UsageError
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
@@ -68,6 +66,8 @@ def user_errors() -> Iterator[None]:
     """
     try:
         yield
+    except UsageError as e:
+        raise click.UsageError(str(e)) from None
     except RelockError as e:
         raise RelockClickError(e) from None
     except OSError as e:
@@ -112,21 +112,6 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx=ctx, param=param)
         out[key] = val
     return out
-
-
-def lock_name(image: str) -> str:
-    """A file name for the lock of ``image``: its repository's last part.
-
-    An image ID (``sha256:...`` or bare hex) has no such part: the user names
-    the lock (-o or --name) rather than getting ``locks/sha256.lock``.
-    """
-    if re.fullmatch(r"sha256:[0-9a-f]*|[0-9a-f]{12,64}", image):
-        raise click.UsageError(
-            f"{image[:19]}... is an image ID, which gives the lock no name; "
-            "pass -o PATH or --name NAME"
-        )
-    name = parse(image).name.rsplit("/", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
 # Each command's module, imported only when that command runs (or for the
