@@ -1,7 +1,8 @@
 """relock's command line: the group, shared options, and the edge for errors.
 
 Each command lives in its own module of this package and only declares
-options and calls the core (``relock.freeze.freeze``, ``relock.template.render``, ...).
+options and calls one use case of the core (``relock.build.command.run_freeze``,
+``relock.build.command.run_render``, ...).
 Nothing here knows how an image is read or a Dockerfile rewritten; a
 ``RelockError`` becomes one line on stderr and the error's exit code.
 """
@@ -9,19 +10,15 @@ Nothing here knows how an image is read or a Dockerfile rewritten; a
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TypeVar
 
 import click
 
 from relock import __version__
-from relock.errors import RelockError, UsageError
-
-if TYPE_CHECKING:
-    from relock.build.rebuild import RebuildOptions
-    from relock.lock.lockfile import Lock
-    from relock.template.dockerfile import Dockerfile
+from relock.errors import BuildError, RelockError, UsageError
 
 # click decorates callables of any signature; a decorator hands back the same type.
 F = TypeVar("F", bound=Callable[..., object])
@@ -73,6 +70,27 @@ def user_errors() -> Iterator[None]:
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise RelockClickError(RelockError(f"{where}{e.strerror or e}")) from None
+
+
+@contextlib.contextmanager
+def build_log_shown() -> Iterator[None]:
+    """A failed build's error comes after the end of its log, for the user to read."""
+    try:
+        yield
+    except BuildError as e:
+        if e.log_tail:
+            click.echo("relock: the build log ends with:", err=True)
+            click.echo(e.log_tail, err=True)
+        raise
+
+
+def build_log(quiet: bool) -> Callable[[str], None]:
+    """Where a build's log lines go: stderr, or nowhere with -q."""
+    def log(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    return log
 
 
 def progress(message: str) -> None:
@@ -219,23 +237,23 @@ def template_option(f: F) -> F:
     )(f)
 
 
-def load_template(dockerfile: Path | None, lock_path: Path,
-          build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
-    """The lock, the template (parsed with the lock's build arguments), those arguments."""
-    from relock.build.rebuild import effective_build_args
-    from relock.lock import lockfile
-    from relock.template import dockerfile as df
+def rebuild_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Where a pinned build's files come from: six options, handed to the command as one
+    ``flags`` value (``relock.build.command.RebuildFlags``)."""
 
-    lock = lockfile.read(lock_path)
-    if dockerfile is None:
-        recorded = Path(lock.input.dockerfile) if lock.input.dockerfile else None
-        dockerfile = recorded if recorded is not None and recorded.is_file() \
-            else Path("Dockerfile.in")
-    args = effective_build_args(lock, build_args)
-    return lock, df.load(dockerfile, args), args
+    @functools.wraps(f)
+    def command(*args: object, apt_live: bool, apt_snapshot_url: str | None,
+                apt_mirrors: tuple[str, ...], store: str | None, view_port: int | None,
+                force: bool, **kwargs: object) -> None:
+        from relock.build.command import RebuildFlags
+
+        f(*args, flags=RebuildFlags(apt_live, apt_snapshot_url, apt_mirrors, store,
+                                     view_port, force), **kwargs)
+
+    return _rebuild_options(command)
 
 
-def rebuild_options(f: F) -> F:
+def _rebuild_options(f: F) -> F:
     f = click.option(
         "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
         help="Another archive to fetch locked .debs from, after the snapshot and the "
@@ -266,20 +284,3 @@ def rebuild_options(f: F) -> F:
         "--force", is_flag=True,
         help="Use the lock even if it was frozen from another version of the template.",
     )(f)
-
-
-def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
-                     apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-                     store: str | None = None, *, tag: str | None = None,
-                     platform: str | None = None, nocache: bool = False) -> RebuildOptions:
-    from relock.build.rebuild import RebuildOptions
-    from relock.template.render import DEFAULT_VIEW_PORT
-
-    if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
-        raise click.UsageError("--store takes every file from the store; --apt-live, "
-                               "--apt-snapshot-url and --apt-mirror do not apply")
-    return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
-                          snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
-                          view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, store=store, tag=tag, platform=platform,
-                          nocache=nocache)
