@@ -1,4 +1,4 @@
-"""relock.freeze.command: the freeze use case, on folder trees and in-memory images.
+"""relock.freeze.command: the freeze and diff use cases, on folder trees and in-memory images.
 
 The engine-backed evidence is tests/e2e/test_freeze_e2e.py; these check what
 the use cases decide (source, output, stages, usage errors) without one.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relock.errors import UsageError
-from relock.freeze.command import FreezeRequest, run_freeze
+from relock.freeze.command import DiffRequest, FreezeRequest, run_diff, run_freeze
 from relock.freeze.freeze import FreezeOptions
 from relock.image.engine import ImageInfo, ImageSource
 from relock.lock import lockfile
@@ -115,3 +115,27 @@ def test_warnings_go_to_the_callback_before_the_lock_is_written(tmp_path: Path) 
     assert said == [("no .deb sha256 for 1 APT packages (--no-archive: the archive was not "
                      "asked): tini=0.19.0-3", False)]
     assert outcome.warnings == (said[0][0],)
+
+
+def test_diff_compares_two_lock_files(tmp_path: Path) -> None:
+    source, template = engine_with_app(tmp_path)
+    old = run_freeze(FreezeRequest(image="app", dockerfile=template,
+                                   output=tmp_path / "old.lock", no_index=True,
+                                   no_archive=True), images=source)
+    said: list[str] = []
+    outcome = run_diff(DiffRequest(str(old.path), str(old.path), dockerfile=template),
+                       warn=said.append, connect=FakeSource)
+    assert outcome.result.identical and said == []
+    assert outcome.old.lock == outcome.new.lock == lockfile.read(old.path)
+
+
+def test_diff_of_an_image_side_without_a_template_warns_of_the_bases(tmp_path: Path) -> None:
+    source, template = engine_with_app(tmp_path)
+    lock = run_freeze(FreezeRequest(image="app", dockerfile=template,
+                                    output=tmp_path / "a.lock", no_index=True,
+                                    no_archive=True), images=source).path
+    said: list[str] = []
+    outcome = run_diff(DiffRequest(str(lock), "app", dockerfile=tmp_path / "absent"),
+                       warn=said.append, connect=lambda: source)
+    assert f"base images not compared: no {tmp_path / 'absent'} for the image side" in said
+    assert outcome.result.identical

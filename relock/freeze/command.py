@@ -1,11 +1,12 @@
-"""The use case of ``relock freeze``: what its options ask, done.
+"""The use cases of ``relock freeze`` and ``relock diff``: what their options ask, done.
 
 ``run_freeze`` chooses the source (a folder tree, an ``oci://`` image in a
 registry, the engine's files or its SDK client), merges the platform's part
 into the lock at the output and writes it. Build stages are built again by
 a ``StageFreezer`` the caller hands in: building needs the build package,
 which this one may not import (``relock.build.command.run_freeze`` hands
-in the engine's).
+in the engine's). ``run_diff`` loads two sides (lock files, locks at git
+revisions, images frozen in memory) and compares them.
 
 Nothing here prints or exits: progress and warnings go to the callbacks
 given, a misused command line is a ``UsageError``.
@@ -13,7 +14,7 @@ given, a misused command line is a ``UsageError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,8 +24,10 @@ from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from relock.freeze.freeze import FreezeOptions, FreezeResult
+    from relock.freeze.sides import Side
     from relock.image.engine import ImageSource
     from relock.image.registrysource import RegistrySource
+    from relock.lock.diff import Category, LockDiff
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
 
@@ -173,3 +176,57 @@ def registry_source(parsed: Dockerfile | None, warn: Progress = quiet) -> Regist
         except RelockError as e:
             warn(f"no engine to ask for registry mirrors ({e}); Docker Hub is asked directly")
     return RegistrySource(mirrors=mirrors)
+
+
+# -- relock diff ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiffRequest:
+    """What ``relock diff``'s options say: two sides, what of them to compare."""
+
+    old: str
+    new: str
+    only: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    dockerfile: Path = Path("Dockerfile.in")
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiffOutcome:
+    """The two sides and what changed between them."""
+
+    old: Side
+    new: Side
+    result: LockDiff
+
+
+def run_diff(request: DiffRequest, progress: Progress = quiet, warn: Progress = quiet, *,
+             connect: Callable[[], ImageSource] | None = None) -> DiffOutcome:
+    """Load both sides (the engine asked at most once) and compare them."""
+    import functools
+    from typing import cast
+
+    from relock.freeze.sides import load_side
+    from relock.lock import diff as core
+
+    if connect is None:
+        from relock.image.engine import connect as engine_connect
+
+        connect = engine_connect
+    engine = functools.cache(connect)
+    sides = []
+    for arg in (request.old, request.new):
+        side = load_side(arg, dockerfile=request.dockerfile, build_args=dict(request.build_args),
+                         connect=engine, progress=progress)
+        for line in side.warnings:
+            warn(f"{arg}: {line}")
+        sides.append(side)
+    a, b = sides
+    compare_base = a.has_bases and b.has_bases
+    if not compare_base and (not request.only or "base" in request.only):
+        warn(f"base images not compared: no {request.dockerfile} for the image side")
+    categories = cast("tuple[Category, ...]", request.only) or core.CATEGORIES
+    result = core.diff_platforms(a.lock, b.lock, only=categories, compare_base=compare_base,
+                                 platforms=request.platforms)
+    return DiffOutcome(a, b, result)
