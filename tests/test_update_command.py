@@ -1,4 +1,4 @@
-"""relock.update.command: what the update use case refuses before any work.
+"""relock.update.command: what the update and outdated use cases refuse before any work.
 
 The plan itself is tests/test_update.py's; the build, freeze and verify of an
 update are tests/e2e's.
@@ -13,8 +13,10 @@ import pytest
 from relock.build.command import RebuildFlags
 from relock.errors import LockfileError, UsageError
 from relock.update.command import (
+    OutdatedRequest,
     UpdateRequest,
     move_text,
+    run_outdated,
     run_update,
 )
 from relock.update.update import Move
@@ -37,6 +39,12 @@ def test_an_update_that_cannot_be_done_is_a_usage_error(
 def test_an_update_of_a_missing_lock_names_it(tmp_path: Path) -> None:
     with pytest.raises(LockfileError, match="no such lock file"):
         run_update(UpdateRequest(security=True, lock_path=tmp_path / "nope.lock"))
+
+
+def test_outdated_checks_the_snapshot_time_first(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^Invalid value for --snapshot: 'soon' is not "
+                                         r"YYYYMMDDTHHMMSSZ$"):
+        run_outdated(OutdatedRequest(lock_path=tmp_path / "nope.lock", snapshot="soon"))
 
 
 @pytest.mark.parametrize(("move", "text"), [

@@ -1,10 +1,10 @@
-"""The use case of ``relock update``: what its options ask, done.
+"""The use cases of ``relock update`` and ``relock outdated``: what their options ask, done.
 
 ``run_update`` reads what can move, plans the move (pip-tools for the pip
 side), builds the template pinned to the candidate lock, freezes and
-verifies the image, and only then replaces the lock. Nothing here prints
-or exits: progress and warnings go to the callbacks given, and the CLI
-prints the outcome.
+verifies the image, and only then replaces the lock. ``run_outdated``
+lists what has newer versions. Nothing here prints or exits: progress and
+warnings go to the callbacks given, and the CLI prints the outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from relock.lock.diff import LockDiff
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
+    from relock.update.outdated import Report
     from relock.update.update import Move, Plan
     from relock.upstream.archive import Archive
     from relock.upstream.index import Index
@@ -145,3 +146,49 @@ def move_text(move: Move) -> str:
     """One move, as the progress lines and the dry run's plan name it."""
     note = " (security)" if move.security else (" (needed)" if move.why == "needed" else "")
     return f"{move.kind} {move.name} {move.locked or '(new)'} -> {move.target}{note}"
+
+
+# -- relock outdated ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OutdatedRequest:
+    """What ``relock outdated``'s options say."""
+
+    lock_path: Path | None = None
+    dockerfile: Path = Path("Dockerfile.in")
+    only: tuple[str, ...] = ()
+    snapshot: str | None = None
+    apt_snapshot_url: str | None = None
+    refresh: bool = False
+
+
+def run_outdated(request: OutdatedRequest) -> Report:
+    """What of the lock has newer versions (``Report.problems``: what could not be read)."""
+    import re
+
+    from relock.lock import lockfile
+    from relock.lock.locate import default_lock
+    from relock.update import outdated as core
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+
+    snapshot = request.snapshot
+    if snapshot is not None and not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+        # As click words a bad option value.
+        raise UsageError(f"Invalid value for --snapshot: {snapshot!r} is not YYYYMMDDTHHMMSSZ")
+    path = default_lock(request.lock_path)
+    kinds = request.only or ("apt", "pip")
+    lock = lockfile.read(path)
+    archive = Archive(apt_cache_dir()) if "apt" in kinds else None
+    index = None
+    if "pip" in kinds and lock.pip:
+        from relock.upstream.index import Index, pip_config
+
+        index = Index(pip_config())
+    keyrings = core.local_keyrings(lock.apt_sources)
+    return core.outdated(
+        lock, archive=archive, index=index,
+        template=core.template_requirements(request.dockerfile) if "pip" in kinds else {},
+        pip_cache=None if request.refresh else core.default_cache_dir(),
+        keyrings=keyrings, only=kinds, snapshot=snapshot or "",
+        snapshot_url=request.apt_snapshot_url)
