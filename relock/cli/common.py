@@ -216,19 +216,6 @@ def lock_option(f: F) -> F:
     )(f)
 
 
-def default_lock(lock_path: Path | None) -> Path:
-    """``--lock`` or the only lock in ``locks/``."""
-    if lock_path is not None:
-        return lock_path
-    found = sorted(Path("locks").glob("*.lock"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise click.UsageError("no --lock given and no locks/*.lock here")
-    names = ", ".join(str(p) for p in found)
-    raise click.UsageError(f"several locks in locks/ ({names}); name one with --lock")
-
-
 def template_option(f: F) -> F:
     return click.option(
         "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
