@@ -19,6 +19,13 @@ class RelockError(Exception):
     exit_code = EXIT_ERROR
 
 
+class UsageError(RelockError):
+    """A command line asks for what cannot be done (two sources, no lock to name).
+
+    The CLI shows it as it shows click's own usage errors: one line, exit 2.
+    """
+
+
 class LockfileError(RelockError):
     """A lock file is missing, unreadable or not of relock's schema."""
 

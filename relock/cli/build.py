@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from relock.build.command import RENDERED_NAME
 from relock.cli.common import (
     build_arg_option,
+    build_log,
+    build_log_shown,
     cli,
-    default_lock,
-    load_template,
     lock_option,
-    make_rebuild_options,
     progress,
     rebuild_options,
+    store_views,
     template_option,
     user_errors,
-    view_source,
 )
-from relock.errors import EXIT_DIFFERS, BuildError
+from relock.errors import EXIT_DIFFERS
 
 if TYPE_CHECKING:
-    from relock.build.verify import Drift
-    from relock.image.engine import ImageSource
-    from relock.lock.lockfile import Lock
-
-RENDERED_NAME = "Dockerfile.relock"
+    from relock.build.command import RebuildFlags, VerifyOutcome
 
 
 @cli.command("render")
@@ -69,24 +64,13 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
       relock serve --lock locks/sci.lock &           # the locked view
       docker build --network host -f Dockerfile.relock .
     """
-    from relock.lock.lockfile import atomic_write_text
-    from relock.template import render
+    from relock.build.command import RenderRequest, run_render
 
-    lock_path = default_lock(lock_path)
+    request = RenderRequest(dockerfile=dockerfile, lock_path=lock_path, output=output,
+                            view_url=view_url, build_args=build_args, force=force,
+                            platform=platform)
     with user_errors():
-        lock, parsed, _ = load_template(dockerfile, lock_path, build_args)
-        if platform is not None:
-            from relock.image.platforms import by_manifest
-
-            lock = by_manifest(lock.for_platform(platform))
-        template = Path(parsed.path)
-        out = output or template.parent / RENDERED_NAME
-        if out.resolve() == template.resolve():
-            raise click.UsageError(f"-o {out} is the template itself; name another file")
-        rendered = render.render(parsed, lock, render.RenderOptions(
-            view_url=view_url or render.DEFAULT_VIEW_URL, force=force,
-            lock_path=str(lock_path)))
-        atomic_write_text(out, rendered.dockerfile)
+        out = run_render(request)
     click.echo(f"wrote {out}")
 
 
@@ -96,9 +80,7 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 @click.option("--platform", metavar="OS/ARCH",
               help="Serve this platform's part of the lock only (for a Dockerfile rendered "
                    "with the same --platform). [default: every platform the lock holds]")
-def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
-              apt_snapshot_url: str | None, apt_mirrors: tuple[str, ...],
-              view_port: int | None, force: bool, platform: str | None) -> None:
+def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None) -> None:
     """Serve the locked view on loopback until interrupted.
 
     Fetches the locked .deb files the base images do not hold (checked
@@ -108,29 +90,13 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
     the APT repository of each platform's part is also served under
     /apt/ARCH/ (ARCH as dpkg names it: amd64, arm64).
     """
-    import signal
-    import threading
+    from relock.build.command import ServeRequest, run_serve
 
-    from relock.build import rebuild
-    from relock.image import engine
-    from relock.lock import lockfile
-
-    lock_path = default_lock(lock_path)
-    options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
-                               view_port, force, store)
+    request = ServeRequest(lock_path=lock_path, flags=flags, platform=platform)
     with user_errors():
-        lock = lockfile.read(lock_path)
-        if platform is not None:
-            lock = lock.for_platform(platform)
-        view = view_source(options, store)(engine.connect(), lock, progress)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with rebuild.serve_view(view, options.view_port, progress) as server:
-            click.echo(server.url, nl=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
-    if view.misses.pip:
-        progress(f"asked for but not in the lock: {', '.join(sorted(view.misses.pip))}")
+        outcome = run_serve(request, progress, ready=click.echo, views=store_views(flags.store))
+    if outcome.unlocked:
+        progress(f"asked for but not in the lock: {', '.join(outcome.unlocked)}")
 
 
 @cli.command("build")
@@ -147,9 +113,7 @@ def serve_cmd(lock_path: Path | None, store: str | None, apt_live: bool,
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
               platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
-              quiet: bool, store: str | None, apt_live: bool, apt_snapshot_url: str | None,
-              apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-              build_args: dict[str, str]) -> None:
+              quiet: bool, flags: RebuildFlags, build_args: dict[str, str]) -> None:
     """Rebuild the template pinned to a lock, and verify the image.
 
     The template is built as written, layer by layer, with every FROM
@@ -172,51 +136,23 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
       relock build --lock locks/sci.lock -t sci:pinned
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
-    from relock.build import rebuild
-    from relock.image import engine
-    from relock.image.platforms import by_manifest
-    from relock.lock.platform import host
+    from relock.build.command import BuildRequest, run_build
 
-    lock_path = default_lock(lock_path)
-    options = make_rebuild_options(lock_path, apt_live, apt_snapshot_url, apt_mirrors,
-                               view_port, force, store, tag=tag, platform=platform,
-                               nocache=no_cache)
-
-    def log(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
-    with user_errors():
-        lock, parsed, args = load_template(dockerfile, lock_path, build_args)
-        # That platform's part (exit 2 naming it if the lock lacks it), before any step.
-        lock = by_manifest(lock.part(platform, str(host())))
-        ctx = context or Path(parsed.path).parent
-        client = engine.connect()
-        try:
-            result = rebuild.rebuild(client, parsed, lock, ctx, options, args, log=log,
-                                     progress=progress, view=view_source(options, store))
-        except BuildError as e:
-            if e.log_tail:
-                click.echo("relock: the build log ends with:", err=True)
-                click.echo(e.log_tail, err=True)
-            raise
-        image = tag or result.image_id
-        progress(f"built {image}")
-        if no_verify:
-            click.echo(image)
-            return
-        drift = _verify(client, image, lock)
-    _report(drift, image, str(lock_path), as_json=False)
+    request = BuildRequest(dockerfile=dockerfile, lock_path=lock_path, tag=tag,
+                           platform=platform, context=context, no_cache=no_cache,
+                           no_verify=no_verify, flags=flags, build_args=build_args)
+    with user_errors(), build_log_shown():
+        outcome = run_build(request, progress, log=build_log(quiet),
+                            views=store_views(flags.store))
+    if outcome.drift is None:
+        click.echo(outcome.image)
+        return
+    _report(outcome, as_json=False)
 
 
-def _verify(source: ImageSource, ref: str, lock: Lock) -> list[Drift]:
-    from relock.build.verify import verify_image
-
-    progress(f"verifying {ref[:40]} against the lock")
-    return verify_image(source, ref, lock)
-
-
-def _report(drift: list[Drift], image: str, lock_path: str, as_json: bool) -> None:
+def _report(outcome: VerifyOutcome, as_json: bool) -> None:
+    """Whether the image matches the lock; exit 1 when it drifted."""
+    image, lock_path, drift = outcome.image, str(outcome.lock_path), outcome.drift or ()
     if as_json:
         click.echo(json.dumps({"image": image, "lock": lock_path, "matches": not drift,
                                "drift": [d.as_dict() for d in drift]}, indent=2,
@@ -243,12 +179,8 @@ def verify_cmd(image: str, lock_path: Path | None, as_json: bool) -> None:
     when it matches, 1 with the list of differences when it drifted, 2 on
     trouble. This is what CI runs.
     """
-    from relock.image import engine
-    from relock.lock import lockfile
+    from relock.build.command import VerifyRequest, run_verify
 
-    lock_path = default_lock(lock_path)
     with user_errors():
-        lock = lockfile.read(lock_path)
-        drift = _verify(engine.connect(), image, lock)
-    _report(drift, image, str(lock_path), as_json)
-
+        outcome = run_verify(VerifyRequest(image=image, lock_path=lock_path), progress)
+    _report(outcome, as_json)

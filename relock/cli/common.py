@@ -1,7 +1,8 @@
 """relock's command line: the group, shared options, and the edge for errors.
 
 Each command lives in its own module of this package and only declares
-options and calls the core (``relock.freeze.freeze``, ``relock.template.render``, ...).
+options and calls one use case of the core (``relock.build.command.run_freeze``,
+``relock.build.command.run_render``, ...).
 Nothing here knows how an image is read or a Dockerfile rewritten; a
 ``RelockError`` becomes one line on stderr and the error's exit code.
 """
@@ -9,7 +10,7 @@ Nothing here knows how an image is read or a Dockerfile rewritten; a
 from __future__ import annotations
 
 import contextlib
-import re
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
@@ -17,13 +18,10 @@ from typing import IO, TYPE_CHECKING, TypeVar
 import click
 
 from relock import __version__
-from relock.errors import RelockError
-from relock.lock.reference import split
+from relock.errors import BuildError, RelockError, UsageError
 
 if TYPE_CHECKING:
-    from relock.build.rebuild import RebuildOptions, ViewSource
-    from relock.lock.lockfile import Lock
-    from relock.template.dockerfile import Dockerfile
+    from relock.build.command import ViewSources
 
 # click decorates callables of any signature; a decorator hands back the same type.
 F = TypeVar("F", bound=Callable[..., object])
@@ -69,11 +67,34 @@ def user_errors() -> Iterator[None]:
     """
     try:
         yield
+    except UsageError as e:
+        raise click.UsageError(str(e)) from None
     except RelockError as e:
         raise RelockClickError(e) from None
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise RelockClickError(RelockError(f"{where}{e.strerror or e}")) from None
+
+
+@contextlib.contextmanager
+def build_log_shown() -> Iterator[None]:
+    """A failed build's error comes after the end of its log, for the user to read."""
+    try:
+        yield
+    except BuildError as e:
+        if e.log_tail:
+            click.echo("relock: the build log ends with:", err=True)
+            click.echo(e.log_tail, err=True)
+        raise
+
+
+def build_log(quiet: bool) -> Callable[[str], None]:
+    """Where a build's log lines go: stderr, or nowhere with -q."""
+    def log(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    return log
 
 
 def progress(message: str) -> None:
@@ -113,21 +134,6 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx=ctx, param=param)
         out[key] = val
     return out
-
-
-def lock_name(image: str) -> str:
-    """A file name for the lock of ``image``: its repository's last part.
-
-    An image ID (``sha256:...`` or bare hex) has no such part: the user names
-    the lock (-o or --name) rather than getting ``locks/sha256.lock``.
-    """
-    if re.fullmatch(r"sha256:[0-9a-f]*|[0-9a-f]{12,64}", image):
-        raise click.UsageError(
-            f"{image[:19]}... is an image ID, which gives the lock no name; "
-            "pass -o PATH or --name NAME"
-        )
-    name = split(image).name.rsplit("/", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
 
 
 # Each command's module, imported only when that command runs (or for the
@@ -214,19 +220,6 @@ def lock_option(f: F) -> F:
     )(f)
 
 
-def default_lock(lock_path: Path | None) -> Path:
-    """``--lock`` or the only lock in ``locks/``."""
-    if lock_path is not None:
-        return lock_path
-    found = sorted(Path("locks").glob("*.lock"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise click.UsageError("no --lock given and no locks/*.lock here")
-    names = ", ".join(str(p) for p in found)
-    raise click.UsageError(f"several locks in locks/ ({names}); name one with --lock")
-
-
 def template_option(f: F) -> F:
     return click.option(
         "-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
@@ -235,23 +228,23 @@ def template_option(f: F) -> F:
     )(f)
 
 
-def load_template(dockerfile: Path | None, lock_path: Path,
-          build_args: dict[str, str]) -> tuple[Lock, Dockerfile, dict[str, str]]:
-    """The lock, the template (parsed with the lock's build arguments), those arguments."""
-    from relock.build.rebuild import effective_build_args
-    from relock.lock import lockfile
-    from relock.template import dockerfile as df
+def rebuild_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Where a pinned build's files come from: six options, handed to the command as one
+    ``flags`` value (``relock.build.command.RebuildFlags``)."""
 
-    lock = lockfile.read(lock_path)
-    if dockerfile is None:
-        recorded = Path(lock.input.dockerfile) if lock.input.dockerfile else None
-        dockerfile = recorded if recorded is not None and recorded.is_file() \
-            else Path("Dockerfile.in")
-    args = effective_build_args(lock, build_args)
-    return lock, df.load(dockerfile, args), args
+    @functools.wraps(f)
+    def command(*args: object, apt_live: bool, apt_snapshot_url: str | None,
+                apt_mirrors: tuple[str, ...], store: str | None, view_port: int | None,
+                force: bool, **kwargs: object) -> None:
+        from relock.build.command import RebuildFlags
+
+        f(*args, flags=RebuildFlags(apt_live, apt_snapshot_url, apt_mirrors, store,
+                                     view_port, force), **kwargs)
+
+    return _rebuild_options(command)
 
 
-def rebuild_options(f: F) -> F:
+def _rebuild_options(f: F) -> F:
     f = click.option(
         "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
         help="Another archive to fetch locked .debs from, after the snapshot and the "
@@ -284,28 +277,11 @@ def rebuild_options(f: F) -> F:
     )(f)
 
 
-def make_rebuild_options(lock_path: Path, apt_live: bool, apt_snapshot_url: str | None,
-                     apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-                     store: str | None = None, *, tag: str | None = None,
-                     platform: str | None = None, nocache: bool = False) -> RebuildOptions:
-    from relock.build.rebuild import RebuildOptions
-    from relock.template.render import DEFAULT_VIEW_PORT
-
-    if store is not None and (apt_live or apt_snapshot_url or apt_mirrors):
-        raise click.UsageError("--store takes every file from the store; --apt-live, "
-                               "--apt-snapshot-url and --apt-mirror do not apply")
-    return RebuildOptions(lock_path=str(lock_path), use_snapshot=not apt_live,
-                          snapshot_url=apt_snapshot_url, mirrors=apt_mirrors,
-                          view_port=DEFAULT_VIEW_PORT if view_port is None else view_port,
-                          force=force, tag=tag, platform=platform, nocache=nocache)
-
-
-def view_source(options: RebuildOptions, store: str | None) -> ViewSource:
-    """Where the locked view's bytes come from: the store ``--store`` names, else upstream."""
+def store_views(store: str | None) -> ViewSources | None:
+    """The locked view's source for ``--store``: the store's (a layer above the build's use
+    cases, so the CLI wires it in); None for upstream."""
     if store is None:
-        from relock.build.rebuild import Upstream
-
-        return Upstream(options)
+        return None
     from relock.store.storeview import FromStore
 
-    return FromStore(store, options.lock_path, options.cache_dir)
+    return lambda options: FromStore(store, options.lock_path, options.cache_dir)

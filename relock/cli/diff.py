@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +16,9 @@ from relock.cli.common import (
     warn,
 )
 from relock.errors import EXIT_DIFFERS
+
+if TYPE_CHECKING:
+    from relock.freeze.command import DiffOutcome
 
 
 @cli.command()
@@ -59,28 +61,22 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
       relock diff v1.2:locks/sci.lock locks/sci.lock --format markdown
       relock diff locks/sci.lock sci:latest --only pip --stat
     """
-    from relock.freeze.sides import load_side
-    from relock.image.engine import connect
-    from relock.lock import diff as core
+    from relock.freeze.command import DiffRequest, run_diff
+
+    request = DiffRequest(old=old, new=new, only=only, platforms=platforms,
+                          dockerfile=dockerfile, build_args=build_args)
+    with user_errors():
+        outcome = run_diff(request, progress, warn)
+    _print(outcome, fmt, stat)
+    if not outcome.result.identical:
+        raise SystemExit(EXIT_DIFFERS)
+
+
+def _print(outcome: DiffOutcome, fmt: str, stat: bool) -> None:
+    """The change, as --format and --stat ask."""
     from relock.lock import diffformat
 
-    engine = functools.cache(connect)
-    with user_errors():
-        sides = []
-        for arg in (old, new):
-            side = load_side(arg, dockerfile=dockerfile, build_args=build_args,
-                             connect=engine, progress=progress)
-            for line in side.warnings:
-                warn(f"{arg}: {line}")
-            sides.append(side)
-    a, b = sides
-    compare_base = a.has_bases and b.has_bases
-    if not compare_base and (not only or "base" in only):
-        warn(f"base images not compared: no {dockerfile} for the image side")
-    categories = cast("tuple[core.Category, ...]", only) or core.CATEGORIES
-    with user_errors():
-        result = core.diff_platforms(a.lock, b.lock, only=categories, compare_base=compare_base,
-                                     platforms=platforms)
+    a, b, result = outcome.old, outcome.new, outcome.result
     if fmt == "json":
         text = diffformat.format_json(result, a, b, stat=stat)
     elif fmt == "markdown":
@@ -88,5 +84,3 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
     else:
         text = diffformat.format_text(result, stat=stat, style=click.style)
     click.echo(text, nl=False, color=None)
-    if not result.identical:
-        raise SystemExit(EXIT_DIFFERS)

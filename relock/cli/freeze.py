@@ -12,16 +12,13 @@ from relock.cli.common import (
     build_arg_option,
     cli,
     dockerfile_option,
-    lock_name,
     progress,
     user_errors,
     warn,
 )
 
 if TYPE_CHECKING:
-    from relock.image.engine import ImageSource
-    from relock.image.registrysource import RegistrySource
-    from relock.template.dockerfile import Dockerfile
+    from relock.freeze.command import FreezeOutcome
 
 
 @cli.command()
@@ -100,76 +97,22 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
       relock freeze --rootfs /srv/chroot --name chroot
       relock freeze sci-arm64 --platform linux/arm64 -o locks/sci.lock
     """
-    from relock.files import writable_target
-    from relock.freeze import freeze as fz
-    from relock.lock.lockfile import read, write
-    from relock.template import dockerfile as df
-    from relock.upstream.archive import Archive
-    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+    from relock.build.command import run_freeze
+    from relock.freeze.command import FreezeRequest
 
-    if (image is None) == (rootfs is None):
-        raise click.UsageError("give either IMAGE or --rootfs DIR")
-    from relock.lock.platform import spelled
-    from relock.lock.reference import is_registry_ref, strip_prefix
-
-    label = strip_prefix(image) if image else str(rootfs)
-    out = output or Path("locks") / f"{name or lock_name(label)}.lock"
-    chosen = [spelled(p.strip()) for text in platforms for p in text.split(",") if p.strip()]
-    from_registry = image is not None and is_registry_ref(image)
-    if len(chosen) > 1 and not from_registry:
-        raise click.UsageError("an image in the engine is of one platform: give one --platform, "
-                               "or name a multi-platform image in a registry (oci://HOST/REPO:TAG)")
-    platform = chosen[0] if chosen else None
+    request = FreezeRequest(
+        image=image, dockerfile=dockerfile, output=output, name=name, rootfs=rootfs,
+        snapshot=snapshot, allow_local_base=allow_local_base, no_index=no_index,
+        no_archive=no_archive, context=context, final_only=final_only,
+        platforms=platforms, build_args=build_args)
     with user_errors():
-        writable_target(out)  # a device or folder there: refuse before the work
-        if image is not None or dockerfile.exists():
-            parsed = df.load(dockerfile, build_args)
-        else:
-            parsed = None
-        index = None
-        if not no_index:
-            from relock.upstream.index import Index, default_cache_dir, pip_config
+        outcome = run_freeze(request, progress, warn)
+    _print_summary(outcome, as_json)
 
-            index = Index(pip_config(), default_cache_dir())
-        archive = None if no_archive else Archive(apt_cache_dir())
-        options = fz.FreezeOptions(snapshot=snapshot, allow_local_base=allow_local_base,
-                                   index=index, deb_entries=True, archive=archive)
-        existing = read(out) if chosen and out.exists() else None
-        images: ImageSource | None = None  # the engine's, for an engine image
-        if rootfs is not None:
-            result = fz.freeze_rootfs(rootfs, parsed, options, progress)
-        elif from_registry:
-            assert image is not None
-            source = registry_source(parsed)
-            result = fz.freeze_index(source, image, parsed, options, chosen, existing, progress)
-        else:
-            assert parsed is not None and image is not None
-            from relock.build.stages import freeze_stages
-            from relock.image.enginefiles import local_images, sdk_engine
-            from relock.template.dockerfile import stages_to_freeze
 
-            images = local_images()
-            result = fz.freeze_image(images, image, parsed, options, progress)
-            if not final_only and stages_to_freeze(parsed):
-                staged = freeze_stages(sdk_engine(images), parsed, context or dockerfile.parent,
-                                       result.lock, options, progress)
-                result = fz.FreezeResult(staged, result.warnings)
-        if not from_registry:
-            part, more = result.lock, list[str]()
-            if platform is not None and part.platform == platform:
-                from relock.image.enginefiles import sdk_engine
-                from relock.image.platforms import with_manifests
-
-                # The engine's mirrors: only an engine client can ask for them.
-                mirrors = sdk_engine(images).registry_mirrors() if images is not None else []
-                part, more = with_manifests(part, platform, mirrors=mirrors)
-            result = fz.FreezeResult(fz.add_platform(part, platform, existing),
-                                     (*result.warnings, *more))
-        for line in result.warnings:
-            warn(line)
-        write(result.lock, out, image=image or f"--rootfs {rootfs}",
-              platform="" if from_registry else platform or "")
-    lock = result.lock
+def _print_summary(outcome: FreezeOutcome, as_json: bool) -> None:
+    """What was written: JSON for scripts, else one line."""
+    lock, out = outcome.lock, outcome.path
     summary = {
         "lock": str(out),
         "apt": len(lock.apt),
@@ -177,30 +120,10 @@ def freeze(image: str | None, dockerfile: Path, output: Path | None, name: str |
         "base": len(lock.base),
         "snapshot": lock.snapshot,
         "platforms": list(lock.all_platforms),
-        "warnings": list(result.warnings),
+        "warnings": list(outcome.warnings),
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
         click.echo(f"wrote {out}: {len(lock.apt)} apt, {len(lock.pip)} pip, "
                    f"{len(lock.base)} base, snapshot {lock.snapshot or '-'}")
-
-
-def registry_source(parsed: Dockerfile | None) -> RegistrySource:
-    """A registry source; Docker Hub names go through the engine's registry mirrors, as
-    the engine's own pulls do (none when no engine answers)."""
-    from relock.errors import RelockError
-    from relock.image.registrysource import RegistrySource
-    from relock.lock.reference import DOCKER_HUB, parse
-
-    mirrors: list[str] = []
-    hub = parsed is not None and any(
-        s.external and parse(s.ref).host == DOCKER_HUB for s in parsed.stages)
-    if hub:
-        from relock.image import engine
-
-        try:
-            mirrors = engine.connect().registry_mirrors()
-        except RelockError as e:
-            warn(f"no engine to ask for registry mirrors ({e}); Docker Hub is asked directly")
-    return RegistrySource(mirrors=mirrors)

@@ -30,20 +30,13 @@ def merge(base: Path, ours: Path, theirs: Path, marker_size: int) -> None:
       echo '*.lock merge=relock' >> .gitattributes
       git config merge.relock.driver 'relock merge %O %A %B --marker-size %L'
     """
-    from relock.files import read_regular
-    from relock.lock import lockfile
-    from relock.lock import merge as core
+    from relock.lock.command import MergeRequest, run_merge
 
+    request = MergeRequest(base=base, ours=ours, theirs=theirs, marker_size=marker_size)
     with user_errors():
-        locks = [lockfile.read(p) for p in (base, ours, theirs)]
-        ours_text = read_regular(ours, lockfile.MAX_BYTES).decode("utf-8", "replace")
-        result = core.merge(*locks)
-        header = core.header_of(ours_text)
-        if result.clean:
-            lockfile.atomic_write_text(ours, core.merged_text(result, header))
-            return
-        text = core.conflict_text(result, header, marker=marker_size)
-        lockfile.atomic_write_text(ours, text)
-    for c in result.conflicts:
+        conflicts = run_merge(request)
+    if not conflicts:
+        return
+    for c in conflicts:
         warn(f"conflict: {c.name} changed differently on both sides")
     raise SystemExit(EXIT_DIFFERS)

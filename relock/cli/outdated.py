@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from relock.cli.common import cli, default_lock, dockerfile_option, lock_option, user_errors, warn
+from relock.cli.common import cli, dockerfile_option, lock_option, user_errors, warn
 from relock.errors import EXIT_DIFFERS, EXIT_ERROR
+
+if TYPE_CHECKING:
+    from relock.update.outdated import Report
 
 
 @cli.command()
@@ -47,31 +50,24 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
       relock outdated --lock locks/sci.lock
       relock outdated --format markdown --only apt
     """
-    from relock.lock import lockfile
-    from relock.update import outdated as core
-    from relock.upstream.archive import Archive
-    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+    from relock.update.command import OutdatedRequest, run_outdated
 
-    if snapshot is not None and not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
-        raise click.BadParameter(f"{snapshot!r} is not YYYYMMDDTHHMMSSZ",
-                                 param_hint="--snapshot")
-    path = default_lock(lock_path)
-    kinds = only or ("apt", "pip")
+    request = OutdatedRequest(lock_path=lock_path, dockerfile=dockerfile, only=only,
+                              snapshot=snapshot, apt_snapshot_url=apt_snapshot_url,
+                              refresh=refresh)
     with user_errors():
-        lock = lockfile.read(path)
-        archive = Archive(apt_cache_dir()) if "apt" in kinds else None
-        index = None
-        if "pip" in kinds and lock.pip:
-            from relock.upstream.index import Index, pip_config
+        report = run_outdated(request)
+    _print(report, fmt)
+    if report.problems:
+        raise SystemExit(EXIT_ERROR)
+    if report.outdated:
+        raise SystemExit(EXIT_DIFFERS)
 
-            index = Index(pip_config())
-        keyrings = core.local_keyrings(lock.apt_sources)
-        report = core.outdated(
-            lock, archive=archive, index=index,
-            template=core.template_requirements(dockerfile) if "pip" in kinds else {},
-            pip_cache=None if refresh else core.default_cache_dir(),
-            keyrings=keyrings, only=kinds, snapshot=snapshot or "",
-            snapshot_url=apt_snapshot_url)
+
+def _print(report: Report, fmt: str) -> None:
+    """What can move, as --format asks; warnings on stderr unless it is JSON."""
+    from relock.update import outdated as core
+
     if fmt == "json":
         text = core.format_json(report)
     else:
@@ -82,7 +78,3 @@ def outdated(lock_path: Path | None, dockerfile: Path, fmt: str, only: tuple[str
         text = (core.format_markdown(report) if fmt == "markdown"
                 else core.format_text(report, style=click.style))
     click.echo(text, nl=False, color=None)
-    if report.problems:
-        raise SystemExit(EXIT_ERROR)
-    if report.outdated:
-        raise SystemExit(EXIT_DIFFERS)

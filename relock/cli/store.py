@@ -27,14 +27,13 @@ def ls(where: str) -> None:
     Lock manifests are tagged lock-<sha256 of the lock file> (or a chosen
     name), base images base-<hex of their manifest digest>.
     """
-    from relock.store import store as core
+    from relock.store.command import list_store
 
     with user_errors():
-        s = core.open_store(where)
-        for name, desc in sorted(s.tags().items()):
-            summary = core.summarize(s, desc.digest, core.tag_platforms(desc))
-            click.echo(f"{name}\t{desc.digest}\t{summary.kind}\t{summary.blobs} blobs\t"
-                       f"{summary.bytes} bytes")
+        for tag in list_store(where):
+            summary = tag.summary
+            click.echo(f"{tag.name}\t{tag.descriptor.digest}\t{summary.kind}\t"
+                       f"{summary.blobs} blobs\t{summary.bytes} bytes")
 
 
 @store.command(name="verify")
@@ -45,11 +44,10 @@ def verify(where: str) -> None:
     Prints one line per missing or changed blob. Exits 0 if all is sound, 1
     if something is missing or changed, 2 if the store cannot be read.
     """
-    from relock.store import store as core
+    from relock.store.command import verify_store
 
     with user_errors():
-        s = core.open_store(where)
-        checked, problems = core.verify(s)
+        checked, problems = verify_store(where)
     for problem in problems:
         click.echo(f"{problem.digest}\t{problem.what}")
     progress(f"{checked} blobs and manifests checked, {len(problems)} problems")
@@ -68,11 +66,9 @@ def copy(source: str, destination: str, tags: tuple[str, ...]) -> None:
     oci://HOST/REPO. Only what DESTINATION lacks is sent; every blob is
     checked by digest on the way. A folder DESTINATION is made if absent.
     """
-    from relock.store import store as core
+    from relock.store.command import copy_stores
 
     with user_errors():
-        src = core.open_store(source)
-        dst = core.open_store(destination, create=True)
-        stats = core.copy_store(src, dst, tags or None)
+        stats = copy_stores(source, destination, tags)
     progress(f"{stats.blobs} blobs and {stats.manifests} manifests copied "
              f"({stats.bytes / 1e6:.1f} MB), {stats.skipped} already there")

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from relock.cli.common import (
     build_arg_option,
+    build_log,
+    build_log_shown,
     cli,
-    default_lock,
-    load_template,
     lock_option,
-    make_rebuild_options,
     progress,
     rebuild_options,
     user_errors,
     warn,
 )
 from relock.errors import EXIT_DIFFERS
+
+if TYPE_CHECKING:
+    from relock.build.command import RebuildFlags
+    from relock.update.command import UpdateOutcome
 
 
 @cli.command()
@@ -45,9 +49,8 @@ from relock.errors import EXIT_DIFFERS
 @build_arg_option
 def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | None,
            security: bool, everything: bool, dry_run: bool, fmt: str, context: Path | None,
-           tag: str | None, quiet: bool, apt_live: bool, apt_snapshot_url: str | None,
-           apt_mirrors: tuple[str, ...], view_port: int | None, force: bool,
-           store: str | None, build_args: dict[str, str]) -> None:
+           tag: str | None, quiet: bool, flags: RebuildFlags,
+           build_args: dict[str, str]) -> None:
     """Move only the named packages (and what they need) to their newest versions.
 
     The pip side is resolved first with pip-tools (the lock's pins kept,
@@ -66,107 +69,29 @@ def update(names: tuple[str, ...], lock_path: Path | None, dockerfile: Path | No
       relock update --security --format markdown > pr-body.md
       relock update --all --dry-run
     """
-    if store is not None:
-        raise click.UsageError("update takes new versions from the archives and the index; "
-                               "--store (the locked files only) does not apply")
-    from relock.lock import lockfile
-    from relock.update import outdated as od
-    from relock.update import update as core
-    from relock.upstream.archive import Archive
-    from relock.upstream.archive import default_cache_dir as apt_cache_dir
-    from relock.upstream.index import Index, default_cache_dir, pip_config
+    from relock.update.command import UpdateRequest, run_update
 
-    if not (names or security or everything):
-        raise click.UsageError("name the packages to update, or pass --security or --all")
-    path = default_lock(lock_path)
-    with user_errors():
-        lock, parsed, args = load_template(dockerfile, path, build_args)
-        template_path = Path(parsed.path)
-        config = pip_config()
-        index = Index(config, default_cache_dir())
-        archive = Archive(apt_cache_dir())
-        keyrings = od.local_keyrings(lock.apt_sources)
-        template = od.template_requirements(template_path)
-        report = od.outdated(lock, archive=archive, index=index if lock.pip else None,
-                             template=template, keyrings=keyrings,
-                             pip_cache=od.default_cache_dir())
-        if report.problems:
-            for line in report.problems:
-                warn(f"not read: {line}")
-            raise core.UpdateError("some package indexes could not be read; nothing updated")
-        progress("planning the update")
-        in_base = _in_base(lock, dry_run)
-        plan = core.plan(lock, report, names, security=security, everything=everything,
-                         archive=archive, keyrings=keyrings, template=template,
-                         index_urls=config.urls, in_base=in_base)
-    for line in plan.stuck:
-        warn(f"not moved: {line}")
+    request = UpdateRequest(names=names, lock_path=lock_path, dockerfile=dockerfile,
+                            security=security, everything=everything, dry_run=dry_run,
+                            context=context, tag=tag, flags=flags, build_args=build_args)
+    with user_errors(), build_log_shown():
+        outcome = run_update(request, progress, warn, log=build_log(quiet))
     if dry_run:
-        _print_plan(plan, fmt)
-        raise SystemExit(0 if plan.moves else EXIT_DIFFERS)
-    if not plan.moves:
+        _print_plan(outcome, fmt)
+        raise SystemExit(0 if outcome.plan.moves else EXIT_DIFFERS)
+    if outcome.change is None:
         click.echo("nothing to update", err=True)
         raise SystemExit(EXIT_DIFFERS)
-    for move in plan.moves:
-        progress(f"moving {_move_text(move)}")
-    options = make_rebuild_options(path, apt_live, apt_snapshot_url, apt_mirrors, view_port,
-                               force, tag=tag)
-
-    def log(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
-    from relock.errors import BuildError
-    from relock.image import engine
-
-    with user_errors():
-        client = engine.connect()
-        try:
-            new, image = core.build_and_freeze(
-                client, parsed, plan, context or template_path.parent, options, args,
-                index=index, archive=archive, log=log, progress=progress)
-        except BuildError as e:
-            if e.log_tail:
-                click.echo("relock: the build log ends with:", err=True)
-                click.echo(e.log_tail, err=True)
-            raise
-        text = path.read_text("utf-8", "replace")
-        lockfile.write(new, path, image=core.lock_image_word(text))
-        progress(f"wrote {path} (from image {image[:19]})")
-    _print_diff(lock, new, str(path), fmt)
+    _print_diff(outcome, fmt)
 
 
-def _in_base(lock: object, dry_run: bool) -> set[tuple[str, str, str]]:
-    """What the lock's base images hold; a dry run without an engine guesses nothing."""
-    from relock.build.rebuild import installed_in_bases
-    from relock.errors import EngineError
-    from relock.image import engine
-    from relock.lock.lockfile import Lock
-
-    assert isinstance(lock, Lock)
-    try:
-        return installed_in_bases(engine.connect(), lock, progress)
-    except EngineError as e:
-        if not dry_run:
-            raise
-        warn(f"no engine ({e}); packages of the base image are planned as if they could move")
-        return set()
-
-
-def _move_text(move: object) -> str:
-    from relock.update.update import Move
-
-    assert isinstance(move, Move)
-    note = " (security)" if move.security else (" (needed)" if move.why == "needed" else "")
-    return f"{move.kind} {move.name} {move.locked or '(new)'} -> {move.target}{note}"
-
-
-def _print_plan(plan: object, fmt: str) -> None:
+def _print_plan(outcome: UpdateOutcome, fmt: str) -> None:
+    """What a dry run would move (and what it cannot), as --format asks."""
     from dataclasses import asdict
 
-    from relock.update.update import Plan
+    from relock.update.command import move_text
 
-    assert isinstance(plan, Plan)
+    plan = outcome.plan
     if fmt == "json":
         click.echo(json.dumps({"version": 1, "moves": [asdict(m) for m in plan.moves],
                                "stuck": list(plan.stuck)}, indent=2, sort_keys=True))
@@ -175,17 +100,18 @@ def _print_plan(plan: object, fmt: str) -> None:
         click.echo("nothing would move")
         return
     for move in plan.moves:
-        click.echo(f"would move {_move_text(move)}")
+        click.echo(f"would move {move_text(move)}")
 
 
-def _print_diff(old: object, new: object, path: str, fmt: str) -> None:
+def _print_diff(outcome: UpdateOutcome, fmt: str) -> None:
+    """What the update changed, as relock diff prints it."""
     from relock.freeze.sides import Side
-    from relock.lock import diff, diffformat
-    from relock.lock.lockfile import Lock
+    from relock.lock import diffformat
 
-    assert isinstance(old, Lock) and isinstance(new, Lock)
-    result = diff.diff_locks(old, new)
-    a, b = Side(f"{path} (before)", "file", old), Side(path, "file", new)
+    assert outcome.new is not None and outcome.change is not None
+    path, result = str(outcome.path), outcome.change
+    a = Side(f"{path} (before)", "file", outcome.old)
+    b = Side(path, "file", outcome.new)
     if fmt == "json":
         text = diffformat.format_json(result, a, b)
     elif fmt == "markdown":

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from relock.cli.common import cli, default_lock, lock_option, progress, user_errors, warn
+from relock.cli.common import cli, lock_option, progress, user_errors, warn
+
+if TYPE_CHECKING:
+    from relock.store.vendor import VendorReport
 
 
 @cli.command("vendor")
@@ -50,36 +54,22 @@ def vendor_cmd(lock_path: Path | None, where: str, apt_mirrors: tuple[str, ...],
       relock vendor --lock locks/sci.lock --store ./store
       relock vendor --lock locks/sci.lock --store oci://REGISTRY/team/relock
     """
-    from relock.blobs import sigterm_as_interrupt
-    from relock.build import rebuild
-    from relock.errors import EngineError
-    from relock.image import engine
-    from relock.lock import lockfile
-    from relock.store import store as stores
-    from relock.store import vendor as core
+    from relock.store.command import VendorRequest, run_vendor
 
-    lock_path = default_lock(lock_path)
+    request = VendorRequest(store=where, lock_path=lock_path, apt_mirrors=apt_mirrors,
+                            apt_snapshot_url=apt_snapshot_url, apt_live=apt_live,
+                            allow_missing=allow_missing, tag=tag, jobs=jobs)
     with user_errors():
-        lock = lockfile.read(lock_path)
-        data = lock_path.read_bytes()
-        s = stores.open_store(where, create=True)
-        mirrors: tuple[str, ...] = ()
-        installed: set[tuple[str, str, str]] | None
-        try:
-            client = engine.connect()
-            mirrors = tuple(client.registry_mirrors())
-            installed = rebuild.installed_in_bases(client, lock, progress)
-        except EngineError as e:
-            warn(f"{e}; relock cannot tell which packages the base images hold, so every "
-                 "locked .deb is vendored")
-            installed = None
-        options = core.VendorOptions(use_snapshot=not apt_live, snapshot_url=apt_snapshot_url,
-                                     mirrors=apt_mirrors, allow_missing=allow_missing,
-                                     workers=jobs, tag=tag, registry_mirrors=mirrors)
-        with sigterm_as_interrupt():
-            report = core.vendor(lock, data, s, options, installed, progress=progress)
+        report = run_vendor(request, progress, warn)
+    _print(report)
+
+
+def _print(report: VendorReport) -> None:
+    """Warnings and the summary on stderr, the lock manifest's tag on stdout."""
+    from relock.store.vendor import summary
+
     for line in report.warnings:
         warn(line)
-    for line in core.summary(report):
+    for line in summary(report):
         progress(line)
     click.echo(report.tag)
