@@ -73,3 +73,21 @@ def test_anchors_are_githubs() -> None:
 def test_the_readme_is_a_front_door() -> None:
     lines = (ROOT / "README.md").read_text().count("\n")
     assert lines <= 250, f"README.md has {lines} lines; move detail into docs/"
+
+
+# A path of the repository named in backticks or in a help text: `tests/lock/test_diff.py`,
+# docs/outdated-json.md. Globs and placeholders (`tests/<pkg>/...`) are not paths.
+REPO_PATH = re.compile(r"(?<![\w./-])((?:relock|tests|docs|benchmarks|scripts)/[\w./-]+\.(?:py|md))\b")
+
+
+def test_every_path_the_documents_name_exists() -> None:
+    missing = {f"{doc.relative_to(ROOT)}: {path}" for doc in documents()
+               for path in REPO_PATH.findall(doc.read_text()) if not (ROOT / path).exists()}
+    assert not missing, sorted(missing)
+
+
+def test_every_document_the_code_names_exists() -> None:
+    missing = {f"{src.relative_to(ROOT)}: {path}" for src in (ROOT / "relock").rglob("*.py")
+               for path in REPO_PATH.findall(src.read_text())
+               if path.startswith("docs/") and not (ROOT / path).exists()}
+    assert not missing, sorted(missing)

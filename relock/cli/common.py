@@ -244,7 +244,9 @@ def rebuild_options(f: Callable[..., None]) -> Callable[..., None]:
     return _rebuild_options(command)
 
 
-def _rebuild_options(f: F) -> F:
+def apt_source_options(f: F) -> F:
+    """Where locked .deb files are fetched from: --apt-mirror, --apt-snapshot-url,
+    --apt-live (``relock build``, ``serve``, ``update`` and ``vendor``)."""
     f = click.option(
         "--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
         help="Another archive to fetch locked .debs from, after the snapshot and the "
@@ -256,15 +258,19 @@ def _rebuild_options(f: F) -> F:
              "debian-security, ubuntu) and snapshot id are appended. "
              "[default: the distro's snapshot service]",
     )(f)
+    return click.option(
+        "--apt-live", is_flag=True,
+        help="Do not ask the snapshot service: fetch locked .debs from the image's own "
+             "sources (they keep a version until it is superseded), then the mirrors.",
+    )(f)
+
+
+def _rebuild_options(f: F) -> F:
+    f = apt_source_options(f)
     f = click.option(
         "--store", metavar="DIR|oci://HOST/REPO",
         help="Take every file and the base image from this store (filled by `relock "
              "vendor`) and nothing from upstream: no archive, index or Docker Hub.",
-    )(f)
-    f = click.option(
-        "--apt-live", is_flag=True,
-        help="Do not ask the snapshot service: fetch locked .debs from the image's own "
-             "sources (they keep a version until it is superseded).",
     )(f)
     f = click.option(
         "--view-port", type=click.IntRange(0, 65535), default=None,

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
               default="text", show_default=True,
               help="How the change is printed: markdown is a pull-request body, json is "
                    "relock diff's (docs/diff-json.md), or the plan's with --dry-run "
-                   "(docs/update-json.md).")
+                   "(docs/outdated-json.md).")
 @click.option("--context", type=click.Path(file_okay=False, path_type=Path),
               help="Build context. [default: the template's folder]")
 @click.option("-t", "--tag", help="Name the updated image.")

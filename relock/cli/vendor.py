@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from relock.cli.common import cli, lock_option, progress, user_errors, warn
+from relock.cli.common import apt_source_options, cli, lock_option, progress, user_errors, warn
 
 if TYPE_CHECKING:
     from relock.store.vendor import VendorReport
@@ -18,15 +18,7 @@ if TYPE_CHECKING:
 @click.option("--store", "where", required=True, metavar="DIR|oci://HOST/REPO",
               help="The store: an OCI image layout folder (made if absent) or a registry "
                    "repository.")
-@click.option("--apt-mirror", "apt_mirrors", multiple=True, metavar="URL",
-              help="Another archive to fetch locked .debs from, after the snapshot and the "
-                   "image's own sources (repeatable).")
-@click.option("--apt-snapshot-url", metavar="URL",
-              help="Base URL of the snapshot archive. [default: the distro's snapshot "
-                   "service]")
-@click.option("--apt-live", is_flag=True,
-              help="Do not ask the snapshot service; fetch from the image's own sources "
-                   "(then the mirrors).")
+@apt_source_options
 @click.option("--allow-missing", is_flag=True,
               help="Vendor what can be, with a warning for each lock entry that has no "
                    "hash (or no file that installs), instead of failing.")
