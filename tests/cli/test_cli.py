@@ -117,7 +117,8 @@ def _modules_after(*argv: str) -> tuple[str, list[str]]:
             "from relock.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = ('click', 'docker', 'requests', 'urllib3', 'debian', 'packaging',\n"
-            "         'dockerfile_parse', 'relock.lock.lockfile', 'relock.image.engine')\n"
+            "         'dockerfile_parse', 'relock.lock.lockfile', 'relock.image.engine',\n"
+            "         'typing')\n"
             "import json\n"
             "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)")
     import json
@@ -139,4 +140,4 @@ def test_help_imports_nothing_heavy() -> None:
 def test_command_help_imports_no_engine_client_or_debian(command: str) -> None:
     out, loaded = _modules_after(command, "--help")
     assert out.startswith(f"Usage: relock {command}")
-    assert loaded == ["click"]
+    assert loaded == ["click", "typing"]
