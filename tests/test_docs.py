@@ -77,7 +77,8 @@ def test_the_readme_is_a_front_door() -> None:
 
 # A path of the repository named in backticks or in a help text: `tests/lock/test_diff.py`,
 # docs/outdated-json.md. Globs and placeholders (`tests/<pkg>/...`) are not paths.
-REPO_PATH = re.compile(r"(?<![\w./-])((?:relock|tests|docs|benchmarks|scripts)/[\w./-]+\.(?:py|md))\b")
+REPO_PATH = re.compile(
+    r"(?<![\w./-])((?:relock|tests|docs|benchmarks|scripts)/[\w./-]+\.(?:py|md))\b")
 
 
 def test_every_path_the_documents_name_exists() -> None:

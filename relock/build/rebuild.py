@@ -120,9 +120,9 @@ def upstream_archive(options: RebuildOptions) -> AptArchive:
 
 
 def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
-               progress: Progress, archive: AptArchive | None = None) -> list[AptFile]:
+               progress: Progress, archive: AptArchive) -> list[AptFile]:
     """Each package's .deb from ``archive``, checked against the lock, with its control
-    paragraph. ``archive`` None: ``upstream_archive(options)``."""
+    paragraph."""
     from concurrent.futures import ThreadPoolExecutor
 
     from relock.blobs import BlobCache
@@ -132,8 +132,6 @@ def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
     if not packages:
         return []
     cache = BlobCache(options.cache_dir)
-    if archive is None:
-        archive = upstream_archive(options)
     snapshot = lock.snapshot if options.use_snapshot else ""
     snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
     progress(f"fetching {len(packages)} locked .deb files the base images do not hold")
@@ -179,7 +177,8 @@ def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: Rebu
     """
     from relock.build.view import LockedView
 
-    debs = fetch_debs(lock, needed_debs(lock, installed), options, progress, archive)
+    debs = fetch_debs(lock, needed_debs(lock, installed), options, progress,
+                      upstream_archive(options) if archive is None else archive)
     source = pip_source() if index is None else IndexSource(index)
     return LockedView(debs, lock, source, cache_dir=_pip_cache(options))
 

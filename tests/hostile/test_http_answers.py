@@ -290,8 +290,9 @@ def test_fetching_debs_from_a_dripping_archive_is_cut_off(
     before = set(http._watcher._watches)  # other tests' requests are not this one's business
     started = time.monotonic()
     with pytest.raises(ArchiveError) as e:
-        rebuild.fetch_debs(lock, list(lock.apt), rebuild.RebuildOptions(
-            use_snapshot=False, cache_dir=tmp_path / "blobs"), lambda _: None)
+        options = rebuild.RebuildOptions(use_snapshot=False, cache_dir=tmp_path / "blobs")
+        rebuild.fetch_debs(lock, list(lock.apt), options, lambda _: None,
+                           rebuild.upstream_archive(options))
     took = time.monotonic() - started
     message = str(e.value)
     assert "\n" not in message
