@@ -280,14 +280,9 @@ def strip_credentials(uri: str) -> str:
 
 def keyrings(fs: RootFS, sources: list[AptSource]) -> dict[str, bytes]:
     """The keyring files apt in the image checks the sources' signatures with, by path."""
-    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
+    from relock.upstream.aptsig import keyring_paths
 
-    paths = {TRUSTED}
-    paths |= {posixpath.join(TRUSTED_D, n) for n in fs.listdir(TRUSTED_D) or []
-              if n.endswith((".gpg", ".asc"))}
-    for src in sources:
-        paths.update(signed_by_paths(src))
-    found = {p: fs.read_bytes(p) for p in sorted(paths)}
+    found = {p: fs.read_bytes(p) for p in keyring_paths(sources, fs.listdir)}
     return {p: data for p, data in found.items() if data}
 
 

@@ -93,17 +93,16 @@ def is_security_suite(suite: str) -> bool:
 
 def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict[str, bytes]:
     """The keyring files of this machine that the sources name or apt trusts, by path."""
-    from relock.upstream.aptsig import TRUSTED, TRUSTED_D, signed_by_paths
+    from relock.upstream.aptsig import keyring_paths
 
-    paths = {TRUSTED}
-    trusted_d = root / TRUSTED_D.lstrip("/")
-    if trusted_d.is_dir():
-        paths |= {f"{TRUSTED_D}/{p.name}" for p in trusted_d.iterdir()
-                  if p.name.endswith((".gpg", ".asc"))}
-    for src in sources:
-        paths.update(signed_by_paths(src))
+    def listdir(path: str) -> list[str] | None:
+        try:
+            return [p.name for p in (root / path.lstrip("/")).iterdir()]
+        except OSError:
+            return None
+
     out = {}
-    for p in sorted(paths):
+    for p in keyring_paths(sources, listdir):
         try:
             out[p] = (root / p.lstrip("/")).read_bytes()
         except OSError:

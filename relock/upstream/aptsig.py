@@ -11,7 +11,7 @@ returned: whatever an attacker puts around a clear-signed message is dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,19 @@ def signed_by_paths(src: AptSource) -> list[str]:
     if "BEGIN PGP" in value:
         return []
     return [w for w in re.split(r"[\s,]+", value) if w.startswith("/")]
+
+
+def keyring_paths(sources: Sequence[AptSource],
+                  listdir: Callable[[str], list[str] | None]) -> list[str]:
+    """The keyring files apt checks ``sources``' signatures with: its trusted.gpg and
+    trusted.gpg.d, and each source's ``Signed-By`` files; ``listdir`` lists a folder of
+    the tree in question (an image's, this machine's)."""
+    paths = {TRUSTED}
+    paths |= {f"{TRUSTED_D}/{n}" for n in listdir(TRUSTED_D) or []
+              if n.endswith((".gpg", ".asc"))}
+    for src in sources:
+        paths.update(signed_by_paths(src))
+    return sorted(paths)
 
 
 _BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
