@@ -92,3 +92,12 @@ def test_every_document_the_code_names_exists() -> None:
                for path in REPO_PATH.findall(src.read_text())
                if path.startswith("docs/") and not (ROOT / path).exists()}
     assert not missing, sorted(missing)
+
+
+def test_the_documented_layering_is_the_one_the_layout_test_holds() -> None:
+    from tests.test_layout import LAYERS
+
+    block = ARCHITECTURE.read_text().split("## The layering", 1)[1].split("\n\n    ", 1)[1]
+    documented = re.findall(r"^\s*(?:< )?(\w+)\s+\(", block.split("\n\n", 1)[0], re.MULTILINE)
+    assert tuple(documented) == LAYERS[:-1]  # the last, cli, stands alone: "< cli"
+    assert block.split("\n\n", 1)[0].rstrip().endswith("< cli")
