@@ -284,6 +284,24 @@ def _file_source(docker_engine: DockerEngine) -> EngineFiles:
     return source
 
 
+# An image with more than its base and a pip-installed distribution, of this test session
+# (a machine's own images, such as a benchmark's relock-sci:latest, are no test's input).
+_APP = """FROM debian:trixie-slim
+RUN mkdir -p /opt/venv/lib/python3.13/site-packages/demo-1.0.dist-info \\
+ && printf 'home = /usr/bin\\nversion = 3.13.5\\n' > /opt/venv/pyvenv.cfg \\
+ && printf 'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n' \\
+      > /opt/venv/lib/python3.13/site-packages/demo-1.0.dist-info/METADATA \\
+ && echo pip > /opt/venv/lib/python3.13/site-packages/demo-1.0.dist-info/INSTALLER
+RUN echo second layer > /srv/second
+"""
+
+
+@pytest.fixture(scope="module")
+def app_image(build_image: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tagged image of three layers with a venv holding one pip distribution."""
+    return build_image(tmp_path_factory.mktemp("app"), _APP, name="files-app")
+
+
 @pytest.fixture
 def digest_only(build_image: Any, client: Any, tmp_path: Path) -> Iterator[str]:
     """A built image (two layers) known only by its digest in the test bed's registry."""
@@ -305,7 +323,7 @@ def digest_only(build_image: Any, client: Any, tmp_path: Path) -> Iterator[str]:
 @pytest.mark.engine
 @pytest.mark.slow
 def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client: Any,
-                                            digest_only: str) -> None:
+                                            digest_only: str, app_image: str) -> None:
     files = _file_source(docker_engine)
     by_sdk = {i.id: i for i in docker_engine.images()}
     by_files = {i.id: i for i in files.images()}
@@ -313,7 +331,7 @@ def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client:
     built = files.image(digest_only)
     assert not client.images.get(built.id).tags and built.repo_digests == (digest_only,)
     assert len(built.layers) == 2
-    refs = ["debian:trixie-slim", "relock-sci:latest", digest_only, built.id, built.short_id,
+    refs = ["debian:trixie-slim", app_image, digest_only, built.id, built.short_id,
             built.id[7:19]]
     for ref in refs:
         assert files.image(ref) == docker_engine.image(ref), ref
@@ -335,13 +353,15 @@ def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client:
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("image", ["debian:trixie-slim", "relock-sci:latest"])
+@pytest.mark.parametrize("image", ["debian:trixie-slim", "app"])
 def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
-        docker_engine: DockerEngine, image: str) -> None:
+        docker_engine: DockerEngine, image: str, request: pytest.FixtureRequest) -> None:
     from relock.freeze import freeze as fz
     from relock.lock.lockfile import dumps
     from relock.template import dockerfile as df
 
+    if image == "app":
+        image = request.getfixturevalue("app_image")
     files = _file_source(docker_engine)
     parsed = df.load(ROOT / "Dockerfile.in", {})
     options = fz.FreezeOptions(index=None, deb_entries=True, archive=None)
@@ -349,11 +369,15 @@ def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
     by_sdk = fz.freeze_image(docker_engine, image, parsed, options)
     assert dumps(by_files.lock) == dumps(by_sdk.lock)
     assert by_files.warnings == by_sdk.warnings
+    assert by_files.lock.apt
+    if image != "debian:trixie-slim":  # the app's venv and its distribution are read
+        assert [(q.env, q.name, q.version) for q in by_files.lock.pip] == [
+            ("/opt/venv", "demo", "1.0")]
 
 
 @pytest.mark.engine
 def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngine,
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, app_image: str) -> None:
     """Nor what a freeze of files does not use: the other commands, sockets, temp files,
     a TOML parser, python-debian (freeze_bench's figure rests on it)."""
     _file_source(docker_engine)  # fills the cache of the data root
@@ -365,7 +389,7 @@ def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngin
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             f"print(sorted(m for m in {unused!r} if m in sys.modules), file=sys.stderr)")
     done = subprocess.run(
-        [sys.executable, "-c", code, "freeze", "relock-sci:latest", "--no-index",
+        [sys.executable, "-c", code, "freeze", app_image, "--no-index",
          "--no-archive", "-f", str(ROOT / "Dockerfile.in"), "-o", str(tmp_path / "x.lock")],
         capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
@@ -375,7 +399,8 @@ def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngin
 @pytest.mark.engine
 @pytest.mark.slow
 def test_a_second_engine_is_read_from_its_own_data_root(second_host: Any, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       app_image: str) -> None:
     second_host.load("debian:trixie-slim")
     monkeypatch.setenv("DOCKER_HOST", second_host.docker_host)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -386,7 +411,7 @@ def test_a_second_engine_is_read_from_its_own_data_root(second_host: Any, tmp_pa
     assert {i.id: i for i in source.images()} == {i.id: i for i in sdk.images()}
     assert source.image("debian:trixie-slim") == sdk.image("debian:trixie-slim")
     with pytest.raises(ImageNotFoundError):
-        source.image("relock-sci:latest")  # in the test bed's engine only
+        source.image(app_image)  # in the first engine only
 
 
 @pytest.mark.parametrize(("ref", "familiar"), [
