@@ -22,8 +22,6 @@ from relock.errors import UsageError
 from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from relock.build.rebuild import RebuildOptions, ViewSource
     from relock.build.verify import Drift
     from relock.freeze.command import FreezeOutcome, FreezeRequest

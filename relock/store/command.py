@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
-    from relock.image.engine import DockerEngine
+    from relock.image.engine import Engine
     from relock.store.store import CopyStats, Descriptor, Problem, Summary
     from relock.store.vendor import VendorReport
 
@@ -34,7 +34,7 @@ class VendorRequest:
 
 
 def run_vendor(request: VendorRequest, progress: Progress = quiet, warn: Progress = quiet,
-               *, connect: Callable[[], DockerEngine] | None = None) -> VendorReport:
+               *, connect: Callable[[], Engine] | None = None) -> VendorReport:
     """Put every byte a rebuild of the lock needs into the store (made if absent).
 
     Without an engine (``connect``: the docker one if None) every locked

@@ -20,13 +20,14 @@ from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
+    from relock.image.engine import Engine
     from relock.lock.diff import LockDiff
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
     from relock.update.outdated import Report
     from relock.update.update import Move, Plan
-    from relock.upstream.archive import Archive
-    from relock.upstream.index import Index
+    from relock.upstream.archive import AptArchive
+    from relock.upstream.index import PackageIndex
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def run_update(request: UpdateRequest, progress: Progress = quiet, warn: Progres
             warn(f"not read: {line}")
         raise core.UpdateError("some package indexes could not be read; nothing updated")
     progress("planning the update")
-    in_base = _in_base(lock, request.dry_run, progress, warn)
+    client, in_base = _in_base(lock, request.dry_run, progress, warn)
     plan = core.plan(lock, report, request.names, security=request.security,
                      everything=request.everything, archive=archive, keyrings=keyrings,
                      template=template, index_urls=config.urls, in_base=in_base)
@@ -99,24 +100,24 @@ def run_update(request: UpdateRequest, progress: Progress = quiet, warn: Progres
         warn(f"not moved: {line}")
     if request.dry_run or not plan.moves:
         return UpdateOutcome(path, plan, lock)
+    assert client is not None  # without an engine only a dry run gets here
     for move in plan.moves:
         progress(f"moving {move_text(move)}")
     options = request.flags.options(path, tag=request.tag)
-    new = _build(request, path, plan, parsed, args, options, index, archive, progress, log)
+    new = _build(client, request, path, plan, parsed, args, options, index, archive,
+                 progress, log)
     from relock.lock import diff
 
     return UpdateOutcome(path, plan, lock, new, diff.diff_locks(lock, new))
 
 
-def _build(request: UpdateRequest, path: Path, plan: Plan, parsed: Dockerfile,
-           args: dict[str, str], options: RebuildOptions, index: Index, archive: Archive,
-           progress: Progress, log: Progress) -> Lock:
+def _build(client: Engine, request: UpdateRequest, path: Path, plan: Plan, parsed: Dockerfile,
+           args: dict[str, str], options: RebuildOptions, index: PackageIndex,
+           archive: AptArchive, progress: Progress, log: Progress) -> Lock:
     """Build, freeze and verify the candidate, then write the new lock over the old."""
-    from relock.image import engine
     from relock.lock import lockfile
     from relock.update import update as core
 
-    client = engine.connect()
     new, image = core.build_and_freeze(
         client, parsed, plan, request.context or Path(parsed.path).parent, options, args,
         index=index, archive=archive, log=log, progress=progress)
@@ -127,19 +128,21 @@ def _build(request: UpdateRequest, path: Path, plan: Plan, parsed: Dockerfile,
 
 
 def _in_base(lock: Lock, dry_run: bool, progress: Progress,
-             warn: Progress) -> set[tuple[str, str, str]]:
-    """What the lock's base images hold; a dry run without an engine guesses nothing."""
+             warn: Progress) -> tuple[Engine | None, set[tuple[str, str, str]]]:
+    """The engine (connected once for the whole update) and what the lock's base images
+    hold; a dry run without an engine guesses nothing (and has no engine)."""
     from relock.build.rebuild import installed_in_bases
     from relock.errors import EngineError
     from relock.image import engine
 
     try:
-        return installed_in_bases(engine.connect(), lock, progress)
+        client = engine.connect()
+        return client, installed_in_bases(client, lock, progress)
     except EngineError as e:
         if not dry_run:
             raise
         warn(f"no engine ({e}); packages of the base image are planned as if they could move")
-        return set()
+        return None, set()
 
 
 def move_text(move: Move) -> str:
