@@ -44,7 +44,6 @@ MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 # schema 2 answers with a converted schema-1 manifest and another digest.
 ACCEPT = ", ".join(MANIFEST_TYPES)
 
-DOCKER_HUB = reference.DOCKER_HUB
 DOCKER_HUB_API = "registry-1.docker.io"
 
 _DIGEST = re.compile(reference.DIGEST)
@@ -217,7 +216,7 @@ def _docker_login(host: str) -> tuple[str, str] | None:
     except (OSError, ValueError, AttributeError):
         return None
     keys = [host, f"https://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
-    if host == DOCKER_HUB:
+    if host == reference.DOCKER_HUB:
         keys.append("https://index.docker.io/v1/")
     for key in keys:
         entry = auths.get(key)
@@ -246,7 +245,7 @@ class Registry:
         # The waits between tries of a busy request (one try more than waits);
         # None: relock's retry policy (relock.upstream.http).
         self.backoff = backoff
-        api = DOCKER_HUB_API if host == DOCKER_HUB else host
+        api = DOCKER_HUB_API if host == reference.DOCKER_HUB else host
         self.base = ("http" if is_loopback(host) else "https") + f"://{api}"
         self.timeout = timeout
         self._auth = auth
