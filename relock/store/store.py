@@ -45,7 +45,7 @@ LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
 # On a tag in index.json: the platforms of an index that were kept (comma-separated).
-PLATFORMS = "dev.relock.image.platforms"
+PLATFORMS = "dev.relock.platforms"
 LOCK_ARTIFACT = "application/vnd.relock.lock.v1"
 LOCK_CONFIG = "application/vnd.relock.lock.v1+toml"
 FILE_TYPES = {
@@ -673,7 +673,7 @@ def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,
 
 
 def tag_platforms(desc: Descriptor) -> frozenset[str] | None:
-    """The platforms a tag was copied for (``dev.relock.image.platforms``), or None for all."""
+    """The platforms a tag was copied for (``dev.relock.platforms``), or None for all."""
     text = desc.annotations.get(PLATFORMS)
     return frozenset(text.split(",")) if text else None
 

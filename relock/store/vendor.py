@@ -251,8 +251,8 @@ class StoreBlobs(BlobCache):
     """A store of local files (a folder) seen as the ``BlobCache`` that
     ``AptArchive.fetch_deb`` fills."""
 
-    def __init__(self, store: Store, stop: threading.Event) -> None:
-        super().__init__(Path(store.url) / "blobs")
+    def __init__(self, store: Store, stop: threading.Event, root: Path) -> None:
+        super().__init__(root)  # the store's blobs folder: BlobCache names it in errors
         self.store = store
         self.stop = stop
 
@@ -298,11 +298,11 @@ def _deb_job(p: AptPackage, lock: Lock, store: Store, archive: AptArchive,
     snapshot_url = options.snapshot_url or SNAPSHOT_URLS.get(lock.distro.id)
 
     def fetch() -> str:
-        local = store.local_path(stored.digest) is not None
-        cache = StoreBlobs(store, stop) if local else staging
+        local = store.local_path(stored.digest)  # .../blobs/sha256/<hex>, or None
+        cache = staging if local is None else StoreBlobs(store, stop, local.parents[1])
         path, where = archive.fetch_deb(p, lock.apt_sources, snapshot, cache,
                                         snapshot_url=snapshot_url)
-        if not local:
+        if local is None:
             store.put(stored.digest, path, path.stat().st_size)
         return "local cache" if where == "cache" else where
 

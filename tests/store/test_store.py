@@ -396,3 +396,16 @@ def test_a_copy_cut_off_before_its_manifest_fetches_only_what_is_missing(tmp_pat
     stats = st.copy_image(a, b, m.digest)
     assert (stats.blobs, stats.manifests, stats.skipped) == (1, 1, 3)
     assert st.copy_image(a, b, m.digest).manifests == 0
+
+
+def test_the_store_format_names_are_the_documented_ones() -> None:
+    """The store is a format others read (docs/store.md): its media types and annotation
+    keys are literals, never derived from relock's own module names."""
+    from relock.store import store as stores
+
+    assert stores.PLATFORMS == "dev.relock.platforms"
+    assert stores.LOCK_ARTIFACT == "application/vnd.relock.lock.v1"
+    assert stores.LOCK_CONFIG == "application/vnd.relock.lock.v1+toml"
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
+    for name in (stores.PLATFORMS, stores.LOCK_ARTIFACT, stores.LOCK_CONFIG):
+        assert f"`{name}`" in doc, name
