@@ -152,6 +152,23 @@ def _tail(lines: collections.deque[str]) -> str:
     return "\n".join(list(lines)[-TAIL_LINES:])
 
 
+# pip failing to install an sdist's build requirements into its isolated environment.
+_PIP_BUILD_DEPS = (r"Installing build dependencies(?:: finished with status 'error'| \.\.\. error)"
+                   r"|install build dependencies did not run successfully")
+# What pip was building: the last archive or folder it collected before that.
+_PIP_BUILDING = r"(?:Downloading|Using cached|Processing|Obtaining) (?:\S*/)?([^/\s]+)"
+
+
+def _build_requirement(requirement: str, before: str) -> str:
+    found = re.findall(_PIP_BUILDING, before)
+    what = found[-1] if found else "a package"
+    return (f"{requirement} is not in the lock: pip needs it to build {what} from source, "
+            "and a freeze from the image alone does not see build requirements (they are "
+            f"not installed in the image); install them in the image first (pip install "
+            f"'{requirement}' in the template, before that step) and re-freeze the image "
+            "built from it, so that the view serves them, or install the package from a wheel")
+
+
 def explain_failure(log: str, misses: Misses | None = None) -> str | None:
     """One line for a known build failure in ``log``, or None.
 
@@ -161,18 +178,30 @@ def explain_failure(log: str, misses: Misses | None = None) -> str | None:
     if misses is not None and misses.mismatches:
         return f"{misses.mismatches[0]}: the file changed upstream; refusing to install it"
     if misses is not None and misses.foreign and "Tunnel connection failed: 403" in log:
-        return (f"the build asked for {misses.foreign[0]}, which is not the locked view: a "
-                "pip option in the template names another index or link page over https; "
-                "relock serves the lock's files from the index pip is configured with here, "
-                "so drop that option from the template")
+        return (f"the build asked for {misses.foreign[0]}, which the locked view cannot "
+                "answer (relock does not intercept https): the template or a file it installs "
+                "from names that index (--index-url in a requirements file, the sources of "
+                "Pipfile.lock or uv.lock). An option the template names can be dropped (the "
+                "view serves the lock's files from the index pip is configured with here); a "
+                "tool's own lock that names an https source (pipenv install --deploy, uv "
+                "sync --frozen) cannot be built pinned yet")
     if misses is not None and misses.upstream:
         return f"the locked view could not reach upstream: {misses.upstream[0]}"
+    build_deps = re.search(_PIP_BUILD_DEPS, log)
     m = re.search(_PIP_NO_VERSION, log)
+    if m and build_deps:
+        return _build_requirement(m.group(1), log[:build_deps.start()])
     if m:
         have = m.group(2).strip()
-        it_has = f" (it has {have})" if have and have != "none" else ""
-        return (f"{m.group(1)} is not in the lock{it_has}; the template or a file it "
-                "installs from asks for another version: re-freeze the image built from it")
+        if have and have != "none":
+            return (f"{m.group(1)} is not in the lock (it has {have}); the template or a "
+                    "file it installs from asks for another version: re-freeze the image "
+                    "built from it")
+        return (f"{m.group(1)} is not in the lock: the frozen image did not have it "
+                "installed; re-freeze the image built from the current files (a package "
+                "the build removes again is not seen by a freeze: keep it installed)")
+    if misses is not None and misses.pip and build_deps:
+        return _build_requirement(", ".join(sorted(misses.pip)), log[:build_deps.start()])
     if misses is not None and misses.pip:
         names = ", ".join(sorted(misses.pip))
         return (f"Python package {names} is not in the lock; the build asks for what the "

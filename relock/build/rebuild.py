@@ -105,8 +105,10 @@ def needed_debs(lock: Lock, installed: set[tuple[str, str, str]]) -> list[AptPac
         names = ", ".join(f"{p.name} {p.version}" for p in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise RelockError(
-            f"the lock has no .deb hash or file name for {names}{more}; re-freeze with this "
-            "relock (it records them for every APT package)"
+            f"the lock has no .deb hash or file name for {names}{more}: it was frozen with "
+            "--no-archive, by an older relock, or the package was installed from a local "
+            ".deb; re-freeze without --no-archive (a local .deb is on no archive: install "
+            "it from an APT source instead)"
         )
     return out
 

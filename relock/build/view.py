@@ -186,16 +186,35 @@ def packages_index(files: Iterable[AptFile]) -> str:
     return "\n".join(stanzas)
 
 
-def _apt_meta(files: Iterable[AptFile]) -> dict[str, bytes]:
+def _apt_meta(files: Iterable[AptFile], lock: Lock | None = None) -> dict[str, bytes]:
     packages = packages_index(files).encode()
     meta = {"Packages": packages, "Packages.gz": gzip.compress(packages, mtime=0)}
-    meta["Release"] = _release(meta).encode()
+    meta["Release"] = _release(meta, release_date(lock)).encode()
     return meta
 
 
-def _release(files: Mapping[str, bytes]) -> str:
+def release_date(lock: Lock | None) -> str:
+    """The ``Date`` of the view's Release file: the lock's snapshot, else now.
+
+    A template that keeps APT's lists keeps this file in the pinned image, where a
+    freeze (``relock diff``, ``verify``) reads the snapshot from it. Dated as the
+    snapshot the lock's packages are of, the pinned image says the raw image's
+    snapshot (the newest Release date of its lists) and its list files are the
+    same in every build; dated at serving time, two images of the same packages
+    differed in their snapshot.
+    """
+    from relock.inventory.apt import parse_snapshot
+
+    try:
+        when = parse_snapshot(lock.snapshot) if lock is not None and lock.snapshot else None
+    except ValueError:
+        when = None
+    return formatdate(when.timestamp() if when else None, usegmt=True)
+
+
+def _release(files: Mapping[str, bytes], date: str) -> str:
     lines = ["Origin: relock", "Label: relock locked view", "Suite: relock",
-             f"Date: {formatdate(usegmt=True)}", "SHA256:"]
+             f"Date: {date}", "SHA256:"]
     for name, data in sorted(files.items()):
         lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}")
     return "\n".join(lines) + "\n"
@@ -209,7 +228,7 @@ class LockedView:
     def __init__(self, apt: Iterable[AptFile], pip: Lock | None, source: PipSource | None,
                  cache_dir: Path | None = None) -> None:
         self.apt = {f.url_path: f for f in apt}
-        self.apt_meta = _apt_meta(self.apt.values())
+        self.apt_meta = _apt_meta(self.apt.values(), pip)
         # A lock of several platforms: one flat repository per platform's
         # architecture too, so that each build sees its own part only (an
         # ``all`` package may differ in version between platforms).
@@ -224,7 +243,7 @@ class LockedView:
                         if (f.package.name, f.package.version, f.package.arch) in keys]
                 arch = debian_arch(platform)
                 self.arch_paths[arch] = frozenset(f.url_path for f in mine)
-                self.arch_meta[arch] = _apt_meta(mine)
+                self.arch_meta[arch] = _apt_meta(mine, pip.for_platform(platform))
         self.locked: dict[str, dict[str, frozenset[str]]] = {}
         for p in (pip.pip if pip is not None else ()):
             name = str(canonicalize_name(p.name))

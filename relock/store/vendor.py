@@ -119,7 +119,9 @@ def debs_to_vendor(lock: Lock, installed: set[tuple[str, str, str]] | None,
         text = (f"the lock has no .deb sha256 for {names}{more} (installed from a local "
                 "file?)")
         if not allow_missing:
-            raise VendorError(f"{text}; re-freeze, or vendor the rest with --allow-missing")
+            raise VendorError(f"{text}; re-freeze without --no-archive if it was frozen so "
+                              "(a local .deb is on no archive), or vendor the rest with "
+                              "--allow-missing")
         warnings.append(f"{text}: not vendored; a rebuild from the store will lack it")
     kept = tuple(p for p in lock.apt if p.sha256 and p.filename)
     return needed_debs(dataclasses.replace(lock, apt=kept), installed or set())

@@ -15,6 +15,10 @@ two things change:
   ``uv pip``. A package that is not in the lock is not in the view, and the
   build fails naming it.
 
+A RUN's ``type=cache`` mounts get an id of the lock's own, so that no cache an
+unpinned build filled reaches a pinned one. docs/buildkit.md lists every
+BuildKit construct and what render does with it.
+
 Everything else (COPY, ENV, USER, comments, continuation lines) is kept byte
 for byte.
 """
@@ -77,8 +81,9 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     """Render ``df`` pinned to ``lock``."""
     options = options or RenderOptions()
     check_fresh(df, lock, options)
-    prefix = view_prefix(options.view_url, options.view_id or view_id(lock),
-                         per_arch=lock.multi)
+    served = options.view_id or view_id(lock)
+    prefix = view_prefix(options.view_url, served, per_arch=lock.multi)
+    escape = escape_char(df.text)
     notes: list[str] = []
     lines = df.text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -102,7 +107,7 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
             pieces.append(original)
             continue
         _check_shell(shell_of.get(stage.index, ["/bin/sh", "-c"]), ins, df.path)
-        pieces.append(_prefix_run(original, ins, prefix, df.path))
+        pieces.append(_prefix_run(original, ins, prefix, df.path, served, escape))
     pieces.append("".join(lines[cursor:]))
     return Rendered(dockerfile=_with_header("".join(pieces), df.path, options.lock_path),
                     notes=tuple(notes))
@@ -248,30 +253,148 @@ def _check_shell(shell: list[str], ins: Instruction, path: str) -> None:
 
 # -- RUN ----------------------------------------------------------------------
 
-_RUN_HEAD = re.compile(r"(\s*RUN(?:[ \t]+--\S+)*[ \t]+)", re.I)
+# One heredoc word, the whole command (BuildKit then runs its body as the script).
+_ONE_HEREDOC = re.compile(r"\d*<<-?[ \t]*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1")
 
 
-def _prefix_run(original: str, ins: Instruction, prefix: str, path: str) -> str:
-    """``original`` RUN with the view prefix before its command."""
-    m = _RUN_HEAD.match(original)
+def escape_char(text: str) -> str:
+    """The template's escape character: ``\\``, or what its ``# escape=`` directive says."""
+    for line in text.removeprefix("\ufeff").splitlines():
+        m = re.fullmatch(r"#\s*([A-Za-z]+)\s*=\s*(\S*)\s*", line)
+        if m is None:
+            break
+        if m.group(1).lower() == "escape" and m.group(2) in ("`", "\\"):
+            return m.group(2)
+    return "\\"
+
+
+def _gap(text: str, at: int, escape: str) -> int:
+    """Where the next word starts: past blanks, line continuations, and the empty and
+    comment lines Docker skips inside continuation lines."""
+    cont = re.compile(rf"[ \t]*{re.escape(escape)}[ \t]*\r?\n(?:[ \t]*(?:#[^\n]*)?\r?\n)*")
+    while True:
+        m = cont.match(text, at)
+        if m is not None:
+            at = m.end()
+            continue
+        m = re.compile(r"[ \t]+").match(text, at)
+        if m is None:
+            return at
+        at = m.end()
+
+
+def _word_end(text: str, at: int, escape: str) -> int:
+    """The end of the flag word that starts at ``at`` (quotes may hold blanks)."""
+    quote = ""
+    while at < len(text):
+        c = text[at]
+        if c in "\r\n" or (c == escape and re.match(r"[ \t]*\r?\n", text[at + 1:])):
+            break
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in " \t":
+            break
+        at += 1
+    return at
+
+
+def split_run(original: str, escape: str = "\\") -> tuple[str, list[str], str] | None:
+    """``original`` RUN as (its text up to where the command starts, the flags in it,
+    the command with what follows): flags may stand on continuation lines of their own."""
+    m = re.match(r"\s*RUN(?=[ \t]|" + re.escape(escape) + ")", original, re.I)
     if m is None:
+        return None
+    at, flags = m.end(), []
+    while True:
+        start = _gap(original, at, escape)
+        if start == at or not original.startswith("--", start):
+            break
+        at = _word_end(original, start, escape)
+        flags.append(original[start:at])
+    if start == at or start >= len(original) or original[start] in "\r\n":
+        return None
+    return original[:start], flags, original[start:]
+
+
+def _prefix_run(original: str, ins: Instruction, prefix: str, path: str,
+                served: str = "", escape: str = "\\") -> str:
+    """``original`` RUN with the view prefix before its command, and its cache mounts
+    made the pinned build's own."""
+    parts = split_run(original, escape)
+    if parts is None:
         raise RenderError(f"{path}:{ins.startline + 1}: cannot read this RUN instruction")
-    head, rest = original[:m.end()], original[m.end():]
-    body = rest.lstrip()
-    if body.startswith("["):
-        return head + prefix + " exec " + _exec_words(body, ins, path) + "\n"
-    if body.startswith("<<"):
-        # RUN <<EOT: the here-document is the script. Its first line runs the
-        # prefix, unless it names its own interpreter (#!), which relock cannot
-        # point at the view.
-        first, nl, script = rest.partition("\n")
-        if script.lstrip().startswith("#!"):
-            raise RenderError(
-                f"{path}:{ins.startline + 1}: a RUN here-document with its own #! interpreter "
-                "cannot be pointed at the locked view; run the script through sh instead"
-            )
+    head, flags, rest = parts
+    for flag in flags:
+        pinned = _pinned_mount(flag, served, ins, path)
+        if pinned != flag:
+            head = head.replace(flag, pinned, 1)
+    if rest.startswith("["):
+        return head + prefix + " exec " + _exec_words(rest, ins, path) + "\n"
+    first, nl, script = rest.partition("\n")
+    if _ONE_HEREDOC.fullmatch(first.rstrip()):
+        # RUN <<EOT: BuildKit runs the here-document's body as the script, through
+        # the shell; the prefix is its first line. A body that starts with #! is
+        # run as a file by that interpreter: the prefix can be its second line if
+        # the interpreter is a POSIX shell, else the view cannot reach it.
+        if script.startswith("#!"):
+            bang, nl2, body = script.partition("\n")
+            if _shebang_shell(bang) is None:
+                raise RenderError(
+                    f"{path}:{ins.startline + 1}: a RUN here-document run by its own "
+                    f"interpreter ({bang.strip()}) cannot be pointed at the locked view; "
+                    f"name the interpreter after the here-document instead "
+                    f"(RUN <<EOT {bang[2:].strip() or 'python3'}), which relock can point"
+                )
+            return head + first + nl + bang + nl2 + prefix + "\n" + body
         return head + first + nl + prefix + "\n" + script
+    # Any other command, here-documents in it or not (RUN <<EOT bash, cat <<EOF >f):
+    # the shell reads the first line, so the prefix goes before it.
     return head + prefix + " " + rest
+
+
+def _shebang_shell(bang: str) -> str | None:
+    """The POSIX shell a ``#!`` line names, if it names one."""
+    words = bang[2:].split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        words = words[1:]
+    if not words:
+        return None
+    name = words[0].rsplit("/", 1)[-1]
+    return name if name in _POSIX_SHELLS else None
+
+
+def _pinned_mount(flag: str, served: str, ins: Instruction, path: str) -> str:
+    """A ``--mount`` flag of a pinned build: a cache mount gets an id of the lock's own.
+
+    A cache an earlier (unpinned) build filled would hand a pinned build packages,
+    lists and wheels the lock never saw: APT's lists and archives, pip's and uv's
+    caches, any other. ``id=relock-<view id>-<its id or target>`` is a cache only
+    pinned builds of this very lock fill, from the locked view; bind, secret, ssh
+    and tmpfs mounts stay as written.
+    """
+    if not flag.lower().startswith("--mount="):
+        return flag
+    value = flag[len("--mount="):]
+    if any(q in value for q in "\"'"):
+        if "cache" in value.lower():
+            raise RenderError(
+                f"{path}:{ins.startline + 1}: cannot read the quoted {flag}; write the cache "
+                "mount without quotes (relock gives pinned builds a cache of their own)")
+        return flag
+    fields = value.split(",")
+    keys = [f.partition("=")[0].strip().lower() for f in fields]
+    values = {k: f.partition("=")[2] for k, f in zip(keys, fields, strict=True)}
+    if values.get("type", "bind").lower() != "cache":
+        return flag
+    target = values.get("target") or values.get("dst") or values.get("destination") or ""
+    own = f"id=relock-{served or '-'}-{values.get('id') or target}"
+    if "id" in keys:
+        fields[keys.index("id")] = own
+    else:
+        fields.append(own)
+    return flag[:len("--mount=")] + ",".join(fields)
 
 
 def _exec_words(body: str, ins: Instruction, path: str) -> str:

@@ -426,7 +426,8 @@ class Archive:
         if not pkg.sha256 or not pkg.filename:
             raise ArchiveError(
                 f"{what} has no .deb sha256 or filename in the lock (installed from a local "
-                "file, or frozen with --no-archive); re-freeze, or leave it out"
+                "file, or frozen with --no-archive); re-freeze without --no-archive, or, for a "
+                "local file, leave it out"
             )
         hit = cache.path(pkg.sha256)
         if hit is not None:

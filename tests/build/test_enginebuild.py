@@ -107,3 +107,68 @@ def test_a_refused_build_and_a_build_without_an_image() -> None:
         build(FakeBuilder(BuildEvent("refused", "no such file")), Path("/c"), "D")
     with pytest.raises(BuildError, match="the build ended without an image"):
         build(FakeBuilder(BuildEvent("log", "done")), Path("/c"), "D")
+
+
+# pip 24's words when an sdist's build requirements cannot be installed.
+BUILD_DEPS = """\
+Collecting legacy-thing==0.3 (from -r requirements.txt (line 1))
+  Downloading http://127.0.0.1:7780/pypi/files/legacy-thing-0.3.tar.gz (4.1 kB)
+  Installing build dependencies: started
+  Installing build dependencies: finished with status 'error'
+  error: subprocess-exited-with-error
+
+  \u00d7 pip subprocess to install build dependencies did not run successfully.
+  \u2502 exit code: 1
+  \u2570\u2500> [3 lines of output]
+      Looking in indexes: http://127.0.0.1:7780/pypi/simple/
+      ERROR: Could not find a version that satisfies the requirement setuptools>=40.8.0 \
+(from versions: none)
+      ERROR: No matching distribution found for setuptools>=40.8.0
+      [end of output]
+"""
+
+
+def test_a_build_requirement_is_named_as_such_not_as_something_to_re_freeze() -> None:
+    """Re-freezing the same image cannot add what is not installed in it: the line
+    says what would help."""
+    line = explain_failure(BUILD_DEPS)
+    assert line is not None
+    assert line.startswith("setuptools>=40.8.0 is not in the lock: pip needs it to build "
+                           "legacy-thing-0.3.tar.gz from source")
+    assert "does not see build requirements" in line
+    assert "pip install 'setuptools>=40.8.0' in the template" in line
+    assert "another version" not in line
+    # The view's own account of the miss says the same.
+    misses = Misses()
+    misses.add_pip("setuptools")
+    line = explain_failure(BUILD_DEPS.replace("ERROR: Could not find", "ERROR: Cannot find"),
+                           misses)
+    assert line is not None and line.startswith("setuptools is not in the lock: pip needs it")
+
+
+def test_the_projects_own_build_backend() -> None:
+    log = ("Processing /app\n  Installing build dependencies: started\n"
+           "  Installing build dependencies: finished with status 'error'\n"
+           "      ERROR: Could not find a version that satisfies the requirement hatchling "
+           "(from versions: none)\n")
+    line = explain_failure(log)
+    assert line is not None and line.startswith(
+        "hatchling is not in the lock: pip needs it to build app from source")
+
+
+def test_a_package_the_lock_lacks_altogether_is_not_called_another_version() -> None:
+    log = ("ERROR: Could not find a version that satisfies the requirement click "
+           "(from versions: none)\nERROR: No matching distribution found for click\n")
+    line = explain_failure(log)
+    assert line is not None and line.startswith(
+        "click is not in the lock: the frozen image did not have it installed")
+
+
+def test_an_https_index_names_where_it_may_come_from() -> None:
+    misses = Misses()
+    misses.add_foreign("https://pkgs.test:443")
+    line = explain_failure("ProxyError: Tunnel connection failed: 403 Forbidden", misses)
+    assert line is not None and line.startswith(
+        "the build asked for https://pkgs.test:443, which the locked view cannot answer")
+    assert "Pipfile.lock" in line and "pipenv install --deploy" in line
+    assert "cannot be built pinned yet" in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ def lock_for(name: str, **changes: object) -> Lock:
                        Base(1, "debian:trixie-slim", DIGEST_T)),
         "system": (Base(0, "debian:bookworm-slim", DIGEST_B),),
         "forms": (Base(0, "debian:bookworm-slim", DIGEST_B),),
+        "buildkit": (Base(0, "debian:trixie-slim", DIGEST_T, name="builder"),
+                     Base(1, "debian:trixie-slim", DIGEST_T)),
     }[name]
     lock = make_lock(
         input=Input("Dockerfile.in", dockerfile.parse(text).sha256),
@@ -80,7 +83,7 @@ def check_golden(path: Path, actual: str) -> None:
     assert path.read_text() == actual, f"{path.name} differs; RELOCK_UPDATE_GOLDEN=1 remakes it"
 
 
-@pytest.mark.parametrize("name", ["multistage", "system", "forms"])
+@pytest.mark.parametrize("name", ["multistage", "system", "forms", "buildkit"])
 def test_rendered_dockerfile_matches_golden(name: str) -> None:
     check_golden(GOLDEN / f"{name}.Dockerfile", rendered(name).dockerfile)
 
@@ -240,3 +243,164 @@ def test_the_per_architecture_source_line_is_what_a_shell_makes_of_it(tmp_path: 
     out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert out == "deb [trusted=yes] http://127.0.0.1:7781/apt/none/ ./\n"
+
+
+# -- BuildKit's RUN forms ----------------------------------------------------------
+
+def _as_buildkit_runs(text: str) -> list[tuple[list[str], str, dict[str, str]]]:
+    """Each RUN of ``text`` as BuildKit reads it (independently of relock's reader):
+    continuation lines joined, comment lines in them dropped, the leading flags taken
+    off; and the here-documents of the command, by name."""
+    escape = "`" if text.startswith("# escape=`") else "\\"
+    lines = text.splitlines()
+    out = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith("RUN "):
+            continue
+        joined = line
+        while joined.rstrip().endswith(escape):
+            joined = joined.rstrip()[:-1]
+            while lines[i].lstrip().startswith("#") or not lines[i].strip():
+                i += 1
+            joined += lines[i]
+            i += 1
+        words = joined.split()[1:]
+        flags = []
+        while words and words[0].startswith("--"):
+            flags.append(words.pop(0))
+        command = joined[joined.index(words[0], len("RUN") + sum(map(len, flags))):]
+        docs = {}
+        for name in re.findall(r"<<-?'?([A-Za-z_]+)'?", command):
+            body = []
+            while lines[i] != name:
+                body.append(lines[i] + "\n")
+                i += 1
+            i += 1
+            docs[name] = "".join(body)
+        out.append((flags, command, docs))
+    return out
+
+
+def _run_like_buildkit(command: str, docs: dict[str, str], tmp: Path) -> str:
+    """What BuildKit runs for a RUN command in shell form: one here-document as the
+    whole command is the script (a file run by its #! line, else the shell's
+    command); otherwise the command and its here-documents go to the shell."""
+    import subprocess
+
+    one = re.fullmatch(r"<<-?'?([A-Za-z_]+)'?", command.strip())
+    if one:
+        data = docs[one.group(1)]
+        if data.startswith("#!"):
+            script = tmp / "pipes"
+            script.write_text(data.replace(render.SCRATCH, str(tmp)))
+            script.chmod(0o755)
+            args = [str(script)]
+        else:
+            args = ["/bin/sh", "-c", data.replace(render.SCRATCH, str(tmp))]
+    else:
+        full = command + "".join(f"\n{data}{name}" for name, data in docs.items())
+        args = ["/bin/sh", "-c", full.replace(render.SCRATCH, str(tmp))]
+    return subprocess.run(args, capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin"}).stdout
+
+
+SHOW = 'echo "view=$RELOCK_VIEW index=$PIP_INDEX_URL"'
+SHOWN = "view=ab12 index=http://127.0.0.1:7781/pypi/simple/\n"
+RUN_FORMS = {
+    "one line": f"RUN --mount=type=bind,source=a,target=/a {SHOW}\n",
+    "flags on continuation lines": (
+        "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\\n"
+        "    --mount=type=cache,target=/var/lib/apt/lists \\\n"
+        "    # a comment between the flags\n"
+        "\t--network=default\\\n"
+        f"    --security=sandbox \\\n    {SHOW}\n"),
+    "the command on the flags' line": f"RUN --mount=type=secret,id=s \\\n  --network=none {SHOW}\n",
+    "one here-document": f"RUN <<EOF\n{SHOW}\nEOF\n",
+    "flags and a here-document": (
+        "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
+        f"    --mount=type=bind,source=uv.lock,target=uv.lock <<-EOF\n\t{SHOW}\nEOF\n"),
+    "a here-document with #!/bin/sh": f"RUN <<EOT\n#!/bin/sh -e\n{SHOW}\nEOT\n",
+    "a here-document with #!/usr/bin/env bash": f"RUN <<EOT\n#!/usr/bin/env bash\n{SHOW}\nEOT\n",
+    "a here-document given to bash": f"RUN <<EOT bash\nset -eu\n{SHOW}\nEOT\n",
+    "a here-document given to python3": (
+        "RUN --mount=type=tmpfs,target=/tmp python3 <<'EOF'\nimport os\n"
+        "print(f\"view={os.environ['RELOCK_VIEW']} index={os.environ['PIP_INDEX_URL']}\")\n"
+        "EOF\n"),
+    "a here-document as a file": f"RUN cat <<EOF >/dev/null && {SHOW}\nignored\nEOF\n",
+}
+
+
+@pytest.mark.parametrize("form", RUN_FORMS)
+def test_every_run_form_keeps_its_flags_and_its_command_sees_the_view(
+        form: str, tmp_path: Path) -> None:
+    """Flags stay flags (in front of the prefix, on whatever line they stand), and the
+    command BuildKit runs of the rendered RUN has the view's settings."""
+    template = "FROM debian:bookworm-slim\n" + RUN_FORMS[form]
+    out = render.render(dockerfile.parse(template), lock_for("system"), render.RenderOptions(
+        force=True, view_url="http://127.0.0.1:7781", view_id="ab12")).dockerfile
+    [(flags_in, _, _)] = _as_buildkit_runs(template)
+    [(flags_out, command, docs)] = _as_buildkit_runs(out)
+    assert [f.split(",id=relock-")[0] for f in flags_out] == flags_in
+    assert not any(w.startswith("--") for w in command.split()[:1])
+    assert _run_like_buildkit(command, docs, tmp_path) == SHOWN
+
+
+def test_flags_on_continuation_lines_with_the_backtick_escape() -> None:
+    template = ("# escape=`\nFROM debian:bookworm-slim\n"
+                "RUN --mount=type=secret,id=a `\n    --network=none `\n    make\n")
+    out = render.render(dockerfile.parse(template), lock_for("system"),
+                        render.RenderOptions(force=True)).dockerfile
+    [(flags, command, _)] = _as_buildkit_runs(out)
+    assert flags == ["--mount=type=secret,id=a", "--network=none"]
+    assert command.startswith("mkdir -p /dev/shm/relock/") and command.endswith("; make")
+
+
+@pytest.mark.parametrize(("mount", "pinned"), [
+    ("type=cache,target=/var/cache/apt",
+     "type=cache,target=/var/cache/apt,id=relock-ab12-/var/cache/apt"),
+    ("type=cache,id=pip,target=/root/.cache/pip,sharing=locked",
+     "type=cache,id=relock-ab12-pip,target=/root/.cache/pip,sharing=locked"),
+    ("target=/root/.cache/uv,type=cache,ro",
+     "target=/root/.cache/uv,type=cache,ro,id=relock-ab12-/root/.cache/uv"),
+    ("type=cache,dst=/var/lib/apt/lists",
+     "type=cache,dst=/var/lib/apt/lists,id=relock-ab12-/var/lib/apt/lists"),
+    ("type=bind,source=requirements.txt,target=/tmp/r.txt", None),
+    ("source=uv.lock,target=uv.lock", None),  # bind, the default type
+    ("type=tmpfs,target=/tmp", None),
+    ("type=secret,id=netrc,target=/root/.netrc", None),
+    ("type=ssh", None),
+])
+def test_cache_mounts_get_the_locks_own_cache(mount: str, pinned: str | None) -> None:
+    """A cache an unpinned build filled never reaches a pinned build: each pinned build
+    of one lock has caches of its own id; other mounts stay as written."""
+    template = f"FROM debian:bookworm-slim\nRUN --mount={mount} apt-get install -y tini\n"
+    out = render.render(dockerfile.parse(template), lock_for("system"),
+                        render.RenderOptions(force=True, view_id="ab12")).dockerfile
+    assert f"RUN --mount={pinned or mount} mkdir -p /dev/shm/relock/" in out
+
+
+def test_a_cache_id_follows_the_lock() -> None:
+    template = "FROM debian:bookworm-slim\nRUN --mount=type=cache,target=/root/.cache/pip true\n"
+    one = lock_for("system", input=Input("Dockerfile.in", ""))
+    other = dataclasses.replace(one, pip=one.pip[:1])
+    ids = {render.render(dockerfile.parse(template), lock).dockerfile.split(",id=")[1].split()[0]
+           for lock in (one, other)}
+    assert ids == {f"relock-{render.view_id(one)}-/root/.cache/pip",
+                   f"relock-{render.view_id(other)}-/root/.cache/pip"}
+
+
+def test_a_quoted_cache_mount_is_refused_not_left_shared() -> None:
+    template = 'FROM debian:bookworm-slim\nRUN --mount="type=cache,target=/root/.cache" true\n'
+    with pytest.raises(RenderError, match="cache mount without quotes"):
+        render.render(dockerfile.parse(template), lock_for("system"),
+                      render.RenderOptions(force=True))
+
+
+def test_heredoc_run_by_another_interpreter_names_the_form_that_works() -> None:
+    text = "FROM debian:bookworm-slim\nRUN <<EOT\n#!/usr/bin/python3\nprint(1)\nEOT\n"
+    with pytest.raises(RenderError, match=r"RUN <<EOT /usr/bin/python3"):
+        render.render(dockerfile.parse(text), lock_for("system"),
+                      render.RenderOptions(force=True))
