@@ -209,6 +209,7 @@ class BuildRequest:
     no_verify: bool = False
     flags: RebuildFlags = field(default_factory=RebuildFlags)
     build_args: Mapping[str, str] = field(default_factory=dict)
+    builder: str | None = None  # --builder: auto, buildkit, classic or a buildx builder
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     carrying the log's tail. ``views`` as for ``run_serve``.
     """
     from relock.build import rebuild
-    from relock.image import engine
+    from relock.image import buildkit, engine
     from relock.image.platforms import by_manifest
     from relock.lock.locate import default_lock
     from relock.lock.platform import host
@@ -241,7 +242,9 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     lock = by_manifest(lock.part(request.platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
     client = engine.connect()
-    result = rebuild.rebuild(client, parsed, lock, ctx, options, args, log=log,
+    builds = buildkit.select(client, request.builder)
+    progress(f"building with {builds.name}")
+    result = rebuild.rebuild(builds, parsed, lock, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     image = request.tag or result.image_id
     progress(f"built {image}")

@@ -99,20 +99,24 @@ def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Pro
         elif event.kind == "error":
             text = event.text.strip()
             tail.append(text)
+            last = _user_step(text.splitlines()[-1]) if text else "?"
             raise BuildError(explain_failure("\n".join(tail), misses) or
-                             f"the build failed: {text.splitlines()[-1] if text else '?'}",
-                             _tail(tail))
+                             f"the build failed: {last}", _tail(tail))
         else:
             raise BuildError(f"the engine refused the build: {event.text}", _tail(tail))
     return image_id
 
 
 def _user_step(step: str) -> str:
-    """``Step 3/11 : RUN <the template's command>``: relock's view prefix left out."""
+    """``Step 3/11 : RUN <the template's command>`` (the classic builder) or ``[2/5] RUN
+    <the template's command>`` (BuildKit): relock's view prefix left out."""
     from relock.template.render import template_command
 
-    head, sep, rest = step.partition(" : RUN ")
-    return f"{head}{sep}{template_command(rest)}" if sep else step
+    for mark in (" : RUN ", "] RUN "):
+        head, sep, rest = step.partition(mark)
+        if sep:
+            return f"{head}{sep}{template_command(rest)}"
+    return step
 
 
 @contextlib.contextmanager
@@ -134,7 +138,7 @@ def _silence_said(progress: Progress, every: float,
             elif quiet_for >= every * (said + 1):
                 said += 1
                 step = _user_step(next((line.strip() for line in reversed(tail)
-                                        if line.lstrip().startswith("Step ")), ""))
+                                        if line.lstrip().startswith(("Step ", "#"))), ""))
                 at = f" (at {step[:100]})" if step else ""
                 progress(f"the engine has said nothing of the build for {quiet_for:.0f} s"
                          f"{at}; still waiting (a build has no deadline; Ctrl-C stops it)")

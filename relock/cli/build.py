@@ -13,6 +13,7 @@ from relock.cli.common import (
     build_arg_option,
     build_log,
     build_log_shown,
+    builder_option,
     cli,
     lock_option,
     progress,
@@ -109,11 +110,13 @@ def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None)
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")
 @click.option("--no-verify", is_flag=True, help="Skip checking the image against the lock.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
+@builder_option
 @rebuild_options
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
               platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
-              quiet: bool, flags: RebuildFlags, build_args: dict[str, str]) -> None:
+              quiet: bool, builder: str | None, flags: RebuildFlags,
+              build_args: dict[str, str]) -> None:
     """Rebuild the template pinned to a lock, and verify the image.
 
     The template is built as written, layer by layer, with every FROM
@@ -131,16 +134,22 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     digest): nothing is asked of the archive, the index or Docker Hub, and a
     file missing from the store is an error before anything is built.
 
+    The builder is BuildKit (docker buildx) where it is installed, else the
+    engine's classic builder; the build says which. --builder chooses:
+    buildkit, classic, or the name of a buildx builder (docker buildx ls).
+
     \b
     Example:
       relock build --lock locks/sci.lock -t sci:pinned
+      relock build --lock locks/sci.lock --builder classic -t sci:pinned
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
     """
     from relock.build.command import BuildRequest, run_build
 
     request = BuildRequest(dockerfile=dockerfile, lock_path=lock_path, tag=tag,
                            platform=platform, context=context, no_cache=no_cache,
-                           no_verify=no_verify, flags=flags, build_args=build_args)
+                           no_verify=no_verify, flags=flags, build_args=build_args,
+                           builder=builder)
     with user_errors(), build_log_shown():
         outcome = run_build(request, progress, log=build_log(quiet),
                             views=store_views(flags.store))

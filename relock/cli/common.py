@@ -244,6 +244,16 @@ def rebuild_options(f: Callable[..., None]) -> Callable[..., None]:
     return _rebuild_options(command)
 
 
+def builder_option(f: F) -> F:
+    """--builder: which builder builds (``relock.image.buildkit.select``)."""
+    return click.option(
+        "--builder", metavar="auto|buildkit|classic|NAME", default=None,
+        help="Build with BuildKit (buildkit: the engine's own, through docker buildx), the "
+             "engine's classic builder (classic), or the buildx builder NAME (docker buildx "
+             "ls). [default: auto: BuildKit where docker buildx is installed; RELOCK_BUILDER]",
+    )(f)
+
+
 def apt_source_options(f: F) -> F:
     """Where locked .deb files are fetched from: --apt-mirror, --apt-snapshot-url,
     --apt-live (``relock build``, ``serve``, ``update`` and ``vendor``)."""

@@ -1,0 +1,349 @@
+"""BuildKit as relock's builder, through the ``docker buildx`` command.
+
+The docker SDK speaks only to the classic builder. BuildKit's own clients are
+``buildctl`` (which needs a BuildKit daemon's address, and knows nothing of
+the engine's image store or of the user's named builders) and ``docker
+buildx``, Docker's supported client, which builds with the engine's own
+BuildKit (the ``docker`` driver, on either image store) or with any builder
+the user has made (``docker buildx create``: a container, a remote daemon,
+Kubernetes), and loads or pushes the result. relock runs ``docker buildx
+build --progress=rawjson`` and turns BuildKit's solve status (one JSON object
+after another: vertexes, their logs, their errors) into relock's own
+``BuildEvent``s, so the rest of relock never sees buildx.
+
+Nothing relock does not ask for is added to the image: no provenance or SBOM
+attestation (the lock is the record), so that the image a build loads is the
+image alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from relock.errors import EngineError, UsageError
+from relock.image.engine import BuildEvent, BuildRequest, Engine, ImageBuilder, ImageInfo
+from relock.image.rootfs import RootFS
+
+# What --builder takes besides a buildx builder's name.
+CLASSIC = "classic"
+BUILDKIT = "buildkit"
+AUTO = "auto"
+# A solve status object larger than this is not BuildKit's (bounded reads).
+MAX_STATUS = 8 * 1024 * 1024
+
+
+def docker_cli() -> str | None:
+    """The ``docker`` command, or None where there is none."""
+    return shutil.which("docker")
+
+
+def buildx_version(docker: str | None = None) -> str | None:
+    """``docker buildx``'s version (``0.13.1``), or None where there is no buildx."""
+    docker = docker or docker_cli()
+    if docker is None:
+        return None
+    try:
+        out = subprocess.run([docker, "buildx", "version"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    words = out.stdout.split()
+    return words[1].lstrip("v") if len(words) > 1 else "?"
+
+
+@dataclass
+class Buildx:
+    """An ``ImageBuilder`` that builds with BuildKit through ``docker buildx build``.
+
+    ``builder`` is a buildx builder's name (None: the engine's own BuildKit, the
+    ``docker`` driver of the engine ``DOCKER_HOST`` names). ``push`` pushes the
+    result to the registry its tag names instead of loading it into the
+    engine; ``outputs`` replaces both (``type=oci,dest=...``).
+    """
+
+    builder: str | None = None
+    push: bool = False
+    outputs: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    docker: str = "docker"
+    # What the last build wrote in its --metadata-file (the image's digests).
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def command(self, request: BuildRequest, dockerfile: str, context: str,
+                iidfile: Path, metadata: Path) -> list[str]:
+        """The ``docker buildx build`` command line for ``request``."""
+        args = [self.docker, "buildx", "build", "--progress=rawjson",
+                "--provenance=false", "--sbom=false",
+                "-f", dockerfile, "--iidfile", str(iidfile), "--metadata-file", str(metadata)]
+        if self.builder:
+            args += ["--builder", self.builder]
+        if request.network_mode:
+            args += ["--network", request.network_mode]
+            if request.network_mode == "host":
+                args += ["--allow", "network.host"]
+        for host, address in sorted(request.extra_hosts.items()):
+            args += ["--add-host", f"{host}:{address}"]
+        for key, value in sorted(request.build_args.items()):
+            args += ["--build-arg", f"{key}={value}"]
+        if request.platform:
+            args += ["--platform", request.platform]
+        if request.target:
+            args += ["--target", request.target]
+        if request.nocache:
+            args.append("--no-cache")
+        if request.pull:
+            args.append("--pull")
+        if request.tag:
+            args += ["-t", request.tag]
+        if self.outputs:
+            for output in self.outputs:
+                args += ["--output", output]
+        elif self.push:
+            args.append("--push")
+        else:
+            args.append("--load")
+        args.append(context)
+        return args
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        with tempfile.TemporaryDirectory(prefix="relock-buildx-") as tmp:
+            iidfile, metadata = Path(tmp, "iid"), Path(tmp, "metadata.json")
+            if request.context_tar is not None:
+                context, stdin = "-", request.context_tar
+            elif request.context is not None:
+                context, stdin = str(request.context), None
+            else:
+                raise UsageError("a build needs a context")
+            argv = self.command(request, request.dockerfile, context, iidfile, metadata)
+            env = {**os.environ, **self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else
+                                        subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, env=env)
+            except OSError as e:
+                raise EngineError(f"cannot run docker buildx: {e}") from None
+            feeder = _feed(proc, stdin) if stdin is not None else None
+            status = _Status()
+            try:
+                assert proc.stdout is not None
+                for obj in _objects(proc.stdout):
+                    yield from status.events(obj)
+                code = proc.wait()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                if feeder is not None:
+                    feeder.join(timeout=30)
+            if code != 0:
+                yield BuildEvent("error", status.failure() or
+                                 f"docker buildx build exited {code}: "
+                                 f"{status.last_words() or 'no reason given'}")
+                return
+            self.metadata = _read_json(metadata)
+            image = _read_small(iidfile).strip()
+            if image:
+                yield BuildEvent("image", image)
+
+
+def _feed(proc: subprocess.Popen[bytes], source: IO[bytes]) -> threading.Thread:
+    """Copy the context tar into buildx's stdin on a thread (its stdout is read meanwhile)."""
+    def run() -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            shutil.copyfileobj(source, proc.stdin, 1 << 20)
+        with contextlib.suppress(BrokenPipeError, OSError):
+            proc.stdin.close()
+
+    thread = threading.Thread(target=run, name="relock-buildx-context", daemon=True)
+    thread.start()
+    return thread
+
+
+def _objects(stream: IO[bytes]) -> Iterator[Any]:
+    """The JSON values buildx writes one after another (pretty-printed); any line that is
+    not JSON (buildx's own words before a build starts) as a string."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        if not buffer and not line.lstrip().startswith("{"):
+            if line.strip():
+                yield line.rstrip("\n")
+            continue
+        buffer += line
+        if len(buffer) > MAX_STATUS:
+            raise EngineError("docker buildx wrote a status of more than "
+                              f"{MAX_STATUS // (1024 * 1024)} MiB: not BuildKit's")
+        try:
+            value, end = decoder.raw_decode(buffer)
+        except ValueError:
+            continue
+        yield value
+        buffer = buffer[end:].lstrip()
+    if buffer.strip():
+        yield buffer.strip()
+
+
+class _Status:
+    """BuildKit's solve status, followed: step names by vertex, log lines, the failed step."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.started: set[str] = set()
+        self.partial: dict[tuple[str, int], str] = {}
+        self.failed: tuple[str, str] | None = None
+        self.words: list[str] = []
+
+    def events(self, obj: Any) -> Iterator[BuildEvent]:
+        if isinstance(obj, str):
+            self.words.append(obj)
+            yield BuildEvent("log", obj)
+            return
+        if not isinstance(obj, dict):
+            return
+        for vertex in _list(obj.get("vertexes")):
+            digest, name = str(vertex.get("digest", "")), str(vertex.get("name", ""))
+            if digest and name:
+                self.names[digest] = name
+            if digest and vertex.get("started") and digest not in self.started:
+                self.started.add(digest)
+                cached = " CACHED" if vertex.get("cached") else ""
+                yield BuildEvent("log", f"#{len(self.started)} {step_line(name)}{cached}")
+            error = vertex.get("error")
+            if error and self.failed is None and "context canceled" not in str(error):
+                self.failed = (name, str(error))
+        for entry in _list(obj.get("logs")):
+            yield from self._log(entry)
+
+    def _log(self, entry: dict[str, Any]) -> Iterator[BuildEvent]:
+        try:
+            data = base64.b64decode(str(entry.get("data", "")), validate=True)
+        except (binascii.Error, ValueError):
+            return
+        key = (str(entry.get("vertex", "")), int(entry.get("stream", 1) or 1))
+        text = self.partial.pop(key, "") + data.decode("utf-8", "replace")
+        *lines, rest = text.replace("\r\n", "\n").split("\n")
+        if rest:
+            self.partial[key] = rest[-4096:]
+        for line in lines:
+            yield BuildEvent("log", line)
+
+    def failure(self) -> str | None:
+        """``RUN pip install ...: process ... did not complete successfully: exit code 1``."""
+        if self.failed is None:
+            return None
+        name, error = self.failed
+        return f"{step_line(name)}: {error.splitlines()[0] if error else 'failed'}"
+
+    def last_words(self) -> str:
+        return next((w for w in reversed(self.words) if w.strip()), "")
+
+
+def step_line(name: str) -> str:
+    """A vertex's name as BuildKit gives it (``[stage 2/5] RUN ...``), on one line."""
+    return " ".join(name.split())[:2000]
+
+
+def _list(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _read_small(path: Path, limit: int = 1 << 16) -> str:
+    try:
+        with path.open("rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(_read_small(path, MAX_STATUS) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- choosing the builder ---------------------------------------------------------------
+
+@dataclass
+class WithBuilder:
+    """An engine whose builds go to ``builder``: images, pulls and files as the engine's."""
+
+    engine: Engine
+    builder: ImageBuilder
+    name: str
+
+    def image(self, ref: str) -> ImageInfo:
+        return self.engine.image(ref)
+
+    def images(self) -> list[ImageInfo]:
+        return self.engine.images()
+
+    def pull(self, ref: str) -> ImageInfo:
+        return self.engine.pull(ref)
+
+    def open_rootfs(self, image: ImageInfo) -> contextlib.AbstractContextManager[RootFS]:
+        return self.engine.open_rootfs(image)
+
+    def registry_mirrors(self) -> list[str]:
+        return self.engine.registry_mirrors()
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        return self.builder.build(request)
+
+
+def builder_names(docker: str) -> list[str]:
+    """The buildx builders this user has (``docker buildx ls``)."""
+    try:
+        out = subprocess.run([docker, "buildx", "ls", "--format", "{{.Name}}"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def select(engine: Engine, choice: str | None = None) -> WithBuilder:
+    """The engine with the builder ``choice`` names (``--builder``, else ``RELOCK_BUILDER``):
+
+    ``auto`` (the default): BuildKit where ``docker buildx`` is installed (and
+    ``DOCKER_BUILDKIT`` is not ``0``), else the classic builder; ``buildkit``: the
+    engine's own BuildKit; ``classic``: the engine's classic builder; any other
+    word: the buildx builder of that name (``docker buildx ls``).
+    """
+    choice = (choice or os.environ.get("RELOCK_BUILDER") or AUTO).strip()
+    if not choice:
+        raise UsageError("--builder is empty: name auto, buildkit, classic or a buildx builder")
+    if choice == CLASSIC or (choice == AUTO and os.environ.get("DOCKER_BUILDKIT") == "0"):
+        return WithBuilder(engine, engine, "the classic builder")
+    docker = docker_cli()
+    version = buildx_version(docker)
+    if version is None or docker is None:
+        if choice == AUTO:
+            return WithBuilder(engine, engine, "the classic builder (no docker buildx here)")
+        raise UsageError(f"--builder {choice}: docker buildx is not installed here (Debian: "
+                         "apt-get install docker-buildx), so BuildKit cannot be used; "
+                         "--builder classic builds with the engine's classic builder")
+    if choice in (AUTO, BUILDKIT):
+        buildx = Buildx(docker=docker)
+        return WithBuilder(engine, buildx, f"BuildKit (the engine's own, buildx {version})")
+    if choice not in builder_names(docker):
+        raise UsageError(f"--builder {choice}: no buildx builder of that name (docker buildx "
+                         "ls lists them; auto, buildkit and classic are relock's own words)")
+    return WithBuilder(engine, Buildx(builder=choice, docker=docker),
+                       f"BuildKit (buildx builder {choice}, buildx {version})")
