@@ -145,6 +145,7 @@ COMMAND_MODULES: dict[str, str] = {
     "merge": "relock.cli.merge",
     "outdated": "relock.cli.outdated",
     "render": "relock.cli.build",
+    "sbom": "relock.cli.sbom",
     "serve": "relock.cli.build",
     "store": "relock.cli.store",
     "update": "relock.cli.update",

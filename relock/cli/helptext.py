@@ -32,6 +32,7 @@ TEXT = (
     "  merge     Merge two locks package by package (git's merge driver).\n"
     '  outdated  List the locked packages that have newer versions (no build).\n'
     '  render    Write the pinned Dockerfile for another builder.\n'
+    "  sbom      Write the lock's SBOM: every APT package, Python distribution...\n"
     '  serve     Serve the locked view on loopback until interrupted.\n'
     '  store     Look into a store: an OCI image layout folder or...\n'
     '  update    Move only the named packages (and what they need) to their...\n'
