@@ -141,6 +141,7 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 COMMAND_MODULES: dict[str, str] = {
     "build": "relock.cli.build",
     "diff": "relock.cli.diff",
+    "export": "relock.cli.export",
     "freeze": "relock.cli.freeze",
     "merge": "relock.cli.merge",
     "outdated": "relock.cli.outdated",

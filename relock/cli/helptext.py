@@ -28,6 +28,7 @@ TEXT = (
     'Commands:\n'
     '  build     Rebuild the template pinned to a lock, and verify the image.\n'
     '  diff      Show what changed from OLD to NEW.\n'
+    "  export    Write the lock's Python environments as PEP 751 lock files.\n"
     "  freeze    Read IMAGE's files into a lock file.\n"
     "  merge     Merge two locks package by package (git's merge driver).\n"
     '  outdated  List the locked packages that have newer versions (no build).\n'

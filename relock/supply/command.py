@@ -74,3 +74,35 @@ def run_sbom(request: SbomRequest) -> SbomOutcome:
     if request.output is not None:
         atomic_write_text(request.output, out)
     return SbomOutcome(out, request.output)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What ``relock export``'s options say."""
+
+    output: Path
+    lock_path: Path | None = None
+    env: str | None = None
+    platform: str | None = None
+    fmt: str = "pylock"
+
+
+def run_export(request: ExportRequest) -> tuple[Path, ...]:
+    """The lock's Python environments as PEP 751 files (the files' URLs and hashes from the
+    index pip is configured with); the paths written."""
+    from relock.errors import UsageError
+    from relock.files import atomic_write_text
+    from relock.supply import pylock
+    from relock.upstream.index import Index, pip_config
+
+    if request.fmt != "pylock":
+        raise UsageError(f"unknown export format {request.fmt!r} (pylock)")
+    lock, _, _ = read_lock(request.lock_path)
+    pylock.environments(lock, request.env, request.platform)  # before asking pip
+    documents = pylock.export(lock, Index(pip_config()), env=request.env,
+                              platform=request.platform)
+    paths = tuple(request.output if not d.name else
+                  request.output.parent / f"pylock.{d.name}.toml" for d in documents)
+    for path, d in zip(paths, documents, strict=True):
+        atomic_write_text(path, d.text)
+    return paths
