@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from relock.lock.lockfile import Lock
+    from relock.supply.audit import Report
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,19 @@ def run_export(request: ExportRequest) -> tuple[Path, ...]:
     for path, d in zip(paths, documents, strict=True):
         atomic_write_text(path, d.text)
     return paths
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """What ``relock audit``'s options say."""
+
+    osv: Path
+    lock_path: Path | None = None
+
+
+def run_audit(request: AuditRequest) -> Report:
+    """The lock's final image against the OSV records at ``osv`` (a folder or a zip)."""
+    from relock.supply import audit, osv
+
+    lock, _, _ = read_lock(request.lock_path)
+    return audit.audit(lock, osv.read_all(request.osv))
