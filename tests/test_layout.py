@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relock"
 
 # Low to high: a module imports only from its own layer or lower ones.
 LAYERS = ("shared", "lock", "upstream", "image", "inventory", "template", "freeze", "build",
-          "store", "update", "cli")
+          "store", "update", "supply", "cli")
 # The modules of relock/ itself, outside any subpackage.
 SHARED = {"relock", "relock.errors", "relock.files", "relock.progress", "relock.blobs"}
 

@@ -139,12 +139,15 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 # Each command's module, imported only when that command runs (or for the
 # group's help), so that ``relock freeze`` loads neither build's nor store's code.
 COMMAND_MODULES: dict[str, str] = {
+    "audit": "relock.cli.audit",
     "build": "relock.cli.build",
     "diff": "relock.cli.diff",
+    "export": "relock.cli.export",
     "freeze": "relock.cli.freeze",
     "merge": "relock.cli.merge",
     "outdated": "relock.cli.outdated",
     "render": "relock.cli.build",
+    "sbom": "relock.cli.sbom",
     "serve": "relock.cli.build",
     "store": "relock.cli.store",
     "update": "relock.cli.update",

@@ -26,12 +26,15 @@ TEXT = (
     '  -h, --help  Show this message and exit.\n'
     '\n'
     'Commands:\n'
+    "  audit     Match the lock's packages against OSV vulnerability records,...\n"
     '  build     Rebuild the template pinned to a lock, and verify the image.\n'
     '  diff      Show what changed from OLD to NEW.\n'
+    "  export    Write the lock's Python environments as PEP 751 lock files.\n"
     "  freeze    Read IMAGE's files into a lock file.\n"
     "  merge     Merge two locks package by package (git's merge driver).\n"
     '  outdated  List the locked packages that have newer versions (no build).\n'
     '  render    Write the pinned Dockerfile for another builder.\n'
+    "  sbom      Write the lock's SBOM: every APT package, Python distribution...\n"
     '  serve     Serve the locked view on loopback until interrupted.\n'
     '  store     Look into a store: an OCI image layout folder or...\n'
     '  update    Move only the named packages (and what they need) to their...\n'
