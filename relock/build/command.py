@@ -53,9 +53,12 @@ def stages_from_build_cache(images: ImageSource, dockerfile: Dockerfile, context
 
     if not stages_to_freeze(dockerfile):
         return final
+    from relock.image import buildkit
     from relock.image.enginefiles import sdk_engine
 
-    return freeze(sdk_engine(images), dockerfile, context, final, options, progress)
+    builds = buildkit.select(sdk_engine(images))
+    progress(f"reading build stages with {builds.name}")
+    return freeze(builds, dockerfile, context, final, options, progress)
 
 
 # -- what the build commands share ------------------------------------------------------

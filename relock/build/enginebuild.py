@@ -52,7 +52,8 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
-def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
+def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str | None, *,
+          dockerfile_text: str | None = None,
           tag: str | None = None, build_args: Mapping[str, str] | None = None,
           platform: str | None = None, nocache: bool = False, log: Progress = quiet,
           misses: Misses | None = None, network_mode: str = "host",
@@ -62,11 +63,12 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str, *,
     """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
     ``context`` is a folder, or a file object of a ready tar of the context
-    (which must hold ``dockerfile``). ``progress`` hears of every ``silence``
+    (which must hold ``dockerfile``); with ``dockerfile_text`` (and a folder) the
+    Dockerfile is that text, which the context never holds. ``progress`` hears of every ``silence``
     seconds the engine says nothing.
     """
     request = BuildRequest(
-        dockerfile=dockerfile,
+        dockerfile=dockerfile or "Dockerfile", dockerfile_text=dockerfile_text,
         context=context if isinstance(context, Path) else None,
         context_tar=None if isinstance(context, Path) else context,
         tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
@@ -92,8 +94,9 @@ def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Pro
     for event in events:
         heard()
         if event.kind == "log":
-            tail.append(event.text)
-            log(event.text)
+            text = _user_step(event.text) if event.text.startswith("#") else event.text
+            tail.append(text)
+            log(text)
         elif event.kind == "image":
             image_id = event.text
         elif event.kind == "error":

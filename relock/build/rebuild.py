@@ -11,7 +11,7 @@
    it: this module knows nothing of stores;
 3. the engine builds the rendered Dockerfile from the user's context, with
    the rendered file added under a name that ``.dockerignore`` hides from
-   ``COPY`` (``relock.template.context``): nothing of relock's is written into the
+   ``COPY`` (``relock.image.buildcontext``): nothing of relock's is written into the
    user's folder or the image.
 
 Verification (``relock.build.verify``) is the caller's next step.
@@ -20,7 +20,6 @@ Verification (``relock.build.verify``) is the caller's next step.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +219,6 @@ def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
     """Build ``df`` pinned to ``lock`` from ``context``, its view from ``view`` (by default
     ``Upstream(options)``); see the module docstring."""
     from relock.build import enginebuild as builder
-    from relock.template.context import build_context
 
     render.check_fresh(df, lock, render.RenderOptions(force=options.force,
                                                       lock_path=options.lock_path))
@@ -228,13 +226,10 @@ def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
     with serve_view(locked, options.view_port, progress) as server:
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path))
-        with tempfile.TemporaryFile() as tar:
-            name = build_context(context, rendered.dockerfile, tar)
-            tar.seek(0)
-            result = builder.build(engine, tar, name, tag=options.tag,
-                                   build_args=dict(build_args), platform=options.platform,
-                                   nocache=options.nocache, log=log, misses=locked.misses,
-                                   progress=progress)
+        result = builder.build(engine, context, None, dockerfile_text=rendered.dockerfile,
+                               tag=options.tag, build_args=dict(build_args),
+                               platform=options.platform, nocache=options.nocache, log=log,
+                               misses=locked.misses, progress=progress)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
                          notes=list(rendered.notes))
 

@@ -38,7 +38,6 @@ def freeze_stages(engine: Engine, df: Dockerfile, context: Path, final: Lock,
     """``final`` plus the entries of every build stage that runs something."""
     from relock.build import enginebuild as builder
     from relock.freeze import freeze as fz
-    from relock.template.context import build_context
 
     stages = stages_to_freeze(df)
     if not stages:
@@ -56,16 +55,15 @@ def freeze_stages(engine: Engine, df: Dockerfile, context: Path, final: Lock,
         fresh: list[str] = []
 
         def log(line: str, fresh: list[str] = fresh) -> None:
-            if re.match(r"\s*---> Running in ", line):
+            # A step run again: the classic builder's "Running in", BuildKit's
+            # "#N [stage 2/5] RUN ..." without CACHED.
+            if re.match(r"\s*---> Running in ", line) or (
+                    re.match(r"#\d+ \[[^]]*\] RUN ", line) and not line.endswith(" CACHED")):
                 fresh.append(line)
 
-        import tempfile  # here: a freeze that reads only files makes none
-
-        with tempfile.TemporaryFile() as tar:
-            name = build_context(context, text, tar)
-            tar.seek(0)
-            result = builder.build(engine, tar, name, build_args=dict(df.build_args),
-                                   target=target_name(stage), log=log, progress=progress)
+        result = builder.build(engine, context, None, dockerfile_text=text,
+                               build_args=dict(df.build_args), target=target_name(stage),
+                               log=log, progress=progress)
         if fresh:
             progress(f"warning: stage {label} was not all in the build cache; it was built "
                      "again, so the lock records that build")

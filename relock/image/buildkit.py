@@ -40,6 +40,8 @@ from relock.image.rootfs import RootFS
 CLASSIC = "classic"
 BUILDKIT = "buildkit"
 AUTO = "auto"
+# The name of a loaded image the build was not asked to name (the next such build takes it).
+UNTAGGED = "relock-untagged:latest"
 # A solve status object larger than this is not BuildKit's (bounded reads).
 MAX_STATUS = 8 * 1024 * 1024
 
@@ -83,6 +85,11 @@ class Buildx:
     # What the last build wrote in its --metadata-file (the image's digests).
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def loads(self) -> bool:
+        """Whether the image goes into the engine (not pushed, not written elsewhere)."""
+        return not self.outputs and not self.push
+
     def command(self, request: BuildRequest, dockerfile: str, context: str,
                 iidfile: Path, metadata: Path) -> list[str]:
         """The ``docker buildx build`` command line for ``request``."""
@@ -109,6 +116,10 @@ class Buildx:
             args.append("--pull")
         if request.tag:
             args += ["-t", request.tag]
+        elif self.loads:
+            # An image BuildKit loads without a name is not kept by every image
+            # store (the containerd one drops it): it gets relock's.
+            args += ["-t", UNTAGGED]
         if self.outputs:
             for output in self.outputs:
                 args += ["--output", output]
@@ -122,13 +133,18 @@ class Buildx:
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         with tempfile.TemporaryDirectory(prefix="relock-buildx-") as tmp:
             iidfile, metadata = Path(tmp, "iid"), Path(tmp, "metadata.json")
-            if request.context_tar is not None:
-                context, stdin = "-", request.context_tar
-            elif request.context is not None:
+            dockerfile = request.dockerfile
+            if request.dockerfile_text is not None:
+                # Outside the context, as `docker buildx build -f FILE` reads it.
+                dockerfile = str(Path(tmp, "Dockerfile"))
+                Path(dockerfile).write_text(request.dockerfile_text, encoding="utf-8")
+            if request.context is not None:
                 context, stdin = str(request.context), None
+            elif request.context_tar is not None:
+                context, stdin = "-", request.context_tar
             else:
                 raise UsageError("a build needs a context")
-            argv = self.command(request, request.dockerfile, context, iidfile, metadata)
+            argv = self.command(request, dockerfile, context, iidfile, metadata)
             env = {**os.environ, **self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else
@@ -305,7 +321,14 @@ class WithBuilder:
         return self.engine.registry_mirrors()
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
-        return self.builder.build(request)
+        for event in self.builder.build(request):
+            if event.kind == "image" and isinstance(self.builder, Buildx) \
+                    and self.builder.loads:
+                # BuildKit's image ID is its config's digest; an image store may
+                # know the image by another (the containerd one: the manifest's).
+                yield BuildEvent("image", self.engine.image(request.tag or UNTAGGED).id)
+            else:
+                yield event
 
 
 def builder_names(docker: str) -> list[str]:

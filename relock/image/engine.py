@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -95,9 +95,11 @@ class ImageSource(Protocol):
 class BuildRequest:
     """One build: a context (a folder, or a ready tar of one) and how to build it."""
 
-    dockerfile: str
+    dockerfile: str  # its path in the context; ignored when ``dockerfile_text`` is given
     context: Path | None = None
     context_tar: IO[bytes] | None = None
+    # The Dockerfile itself, kept out of the context folder (COPY never sees it).
+    dockerfile_text: str | None = None
     tag: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
@@ -334,6 +336,17 @@ class DockerEngine:
         from requests.exceptions import RequestException
         from urllib3.exceptions import HTTPError
 
+        if request.dockerfile_text is not None and request.context is not None:
+            import tempfile
+
+            from relock.image.buildcontext import pack
+
+            with tempfile.TemporaryFile() as tar:
+                name = pack(request.context, request.dockerfile_text, tar)
+                tar.seek(0)
+                yield from self.build(replace(request, dockerfile=name, context=None,
+                                              context_tar=tar, dockerfile_text=None))
+            return
         # Keyword arguments of the SDK's untyped build().
         where: dict[str, Any] = (
             {"fileobj": request.context_tar, "custom_context": True}

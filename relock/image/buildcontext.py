@@ -30,7 +30,7 @@ def ignore_patterns(context: Path) -> list[str]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def build_context(context: Path, dockerfile: str, out: BinaryIO) -> str:
+def pack(context: Path, dockerfile: str, out: BinaryIO) -> str:
     """Write ``context`` as a tar to ``out`` with ``dockerfile`` inside; its name there."""
     from relock.image.engine import pack_context
 
