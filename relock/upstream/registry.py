@@ -433,7 +433,7 @@ class Registry:
         """The descriptors the referrers API lists for ``digest`` (OCI 1.1), every page;
         None when the registry has no referrers API (it answers 404)."""
         check_digest(digest)
-        url = f"/v2/{repo}/referrers/{digest}"
+        url = f"{self.base}/v2/{repo}/referrers/{digest}"
         where = f"{self.host}/{repo}: referrers of {digest[:19]}"
         out: list[dict[str, object]] = []
         seen: set[str] = set()
@@ -461,7 +461,7 @@ class Registry:
             found = re.match(r"<([^>]+)>", link)
             if not found:
                 return out
-            url = urllib.parse.urljoin(self.base + url, found.group(1))
+            url = urllib.parse.urljoin(url, found.group(1))
             if not url.startswith(self.base + "/") or url in seen:
                 raise RegistryError(f"{where}: the answer's next page is elsewhere or again")
         raise RegistryError(f"{where}: more than {MAX_REFERRER_PAGES} pages; refused")
