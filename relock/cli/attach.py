@@ -15,7 +15,7 @@ from relock.cli.common import cli, lock_option, progress, user_errors
 @click.option("--sbom", is_flag=True,
               help="Attach the lock's CycloneDX and SPDX SBOMs too (relock sbom's).")
 def attach(image_ref: str, lock_path: Path | None, sbom: bool) -> None:
-    """Push the lock to IMAGE_REF's registry as an artifact referring to the image.
+    """Attach the lock (and SBOMs) to an image in its registry.
 
     IMAGE_REF is oci://HOST/REPO@sha256:... or oci://HOST/REPO:TAG (the tag
     is resolved to its digest now). The lock goes up as an OCI 1.1 artifact
