@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from relock.image.engine import ImageSource
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
+    from relock.upstream.referrers import ArtifactRegistry
 
     # Makes a rebuild's view source from its options (``relock.build.rebuild.Upstream``,
     # or the store's ``relock.store.storeview.FromStore``).
@@ -220,7 +221,7 @@ class VerifyOutcome:
     """An image checked against a lock (``drift`` None: not checked)."""
 
     image: str
-    lock_path: Path
+    lock_path: Path | str  # the lock file, or where the lock attached to the image is
     drift: tuple[Drift, ...] | None
 
 
@@ -274,11 +275,19 @@ class VerifyRequest:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = quiet, *,
-               connect: Callable[[], ImageSource] | None = None) -> VerifyOutcome:
-    """Check the image against the lock (``connect``: the engine; the docker one if None)."""
+               connect: Callable[[], ImageSource] | None = None,
+               registry_for: Callable[[str], ArtifactRegistry] | None = None) -> VerifyOutcome:
+    """Check the image against the lock (``connect``: the engine; the docker one if None).
+
+    An ``oci://`` image is read from its registry, no engine (``registry_for``: its client;
+    relock's if None); without a lock file, the lock is the one attached to the image's
+    digest (``relock attach``)."""
     from relock.lock import lockfile
     from relock.lock.locate import default_lock
+    from relock.lock.reference import is_registry_ref
 
+    if is_registry_ref(request.image):
+        return verify_in_registry(request, progress, registry_for)
     lock_path = default_lock(request.lock_path)
     lock = lockfile.read(lock_path)
     if connect is None:
@@ -287,3 +296,57 @@ def run_verify(request: VerifyRequest, progress: Progress = quiet, *,
         connect = engine.connect
     return VerifyOutcome(request.image, lock_path,
                          verify(connect(), request.image, lock, progress))
+
+
+def verify_in_registry(request: VerifyRequest, progress: Progress = quiet,
+                       registry_for: Callable[[str], ArtifactRegistry] | None = None
+                       ) -> VerifyOutcome:
+    """``run_verify`` of an ``oci://`` image: every platform of it, read from the registry."""
+    import dataclasses
+
+    from relock.freeze.command import hub_mirrors
+    from relock.image.registrysource import RegistrySource
+    from relock.lock import lockfile
+    from relock.lock.reference import DOCKER_HUB, parse, strip_prefix
+    from relock.upstream import registry as reg
+
+    clients = registry_for or reg.registry_for
+    r = parse(strip_prefix(request.image))
+    client = clients(r.host)
+    top = client.manifest(r.repo, r.ref)  # a tag named: the digest it holds now
+    pinned = f"oci://{client.host}/{r.repo}@{top.digest}"
+    said: Path | str = ""
+    if request.lock_path is not None:
+        lock, said = lockfile.read(request.lock_path), request.lock_path
+    else:
+        lock, said = attached_lock(client, r.repo, top.digest, progress)
+    hub = any(parse(b.ref).host == DOCKER_HUB for b in lock.base if b.ref)
+    mirrors = hub_mirrors(progress) if hub else []
+    platforms = RegistrySource(mirrors=mirrors, registry_for=clients).platforms(pinned)
+    drift: list[Drift] = []
+    for platform in platforms:
+        source = RegistrySource(mirrors=mirrors, platform=platform, registry_for=clients)
+        found = verify(source, pinned, lock, progress)
+        drift += [dataclasses.replace(d, name=f"{d.name} [{platform}]") if len(platforms) > 1
+                  else d for d in found]
+    return VerifyOutcome(request.image, said, tuple(drift))
+
+
+def attached_lock(client: ArtifactRegistry, repo: str, digest: str,
+                  progress: Progress = quiet) -> tuple[Lock, str]:
+    """The lock attached to ``repo@digest`` (``relock.upstream.referrers``), read as strictly
+    as a lock file, and the name it is known by."""
+    from relock.errors import LockfileError
+    from relock.lock import lockfile
+    from relock.upstream import referrers
+
+    found = referrers.read_artifact(client, repo, digest, referrers.LOCK_TYPE,
+                                    lockfile.MAX_BYTES, "lock")
+    where = f"{client.host}/{repo}@{found.manifest}"
+    progress(f"the lock attached to {digest[:19]} is {where} (listed by {found.listed_by})")
+    try:
+        text = found.data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LockfileError(f"{where}: the attached lock is not UTF-8 text (byte {e.start})"
+                            ) from None
+    return lockfile.loads(text, f"the lock attached as {where}"), where

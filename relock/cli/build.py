@@ -178,7 +178,9 @@ def _report(outcome: VerifyOutcome, as_json: bool) -> None:
 
 @cli.command("verify")
 @click.argument("image")
-@lock_option
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The lock file. [default: for an oci:// IMAGE the lock attached to it "
+                   "(relock attach), else the only *.lock in locks/]")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify_cmd(image: str, lock_path: Path | None, as_json: bool) -> None:
     """Check that IMAGE's packages and base match a lock.
@@ -187,6 +189,10 @@ def verify_cmd(image: str, lock_path: Path | None, as_json: bool) -> None:
     version and checks that the image sits on a locked base digest. Exit 0
     when it matches, 1 with the list of differences when it drifted, 2 on
     trouble. This is what CI runs.
+
+    An oci://HOST/REPO@sha256:... (or :TAG) IMAGE is read from its registry,
+    every platform of it, with no engine; without --lock its lock is the one
+    relock attach pushed beside it, checked against its digest.
     """
     from relock.build.command import VerifyRequest, run_verify
 

@@ -139,6 +139,7 @@ def _parse_build_args(ctx: click.Context, param: click.Parameter,
 # Each command's module, imported only when that command runs (or for the
 # group's help), so that ``relock freeze`` loads neither build's nor store's code.
 COMMAND_MODULES: dict[str, str] = {
+    "attach": "relock.cli.attach",
     "audit": "relock.cli.audit",
     "build": "relock.cli.build",
     "diff": "relock.cli.diff",

@@ -26,6 +26,7 @@ TEXT = (
     '  -h, --help  Show this message and exit.\n'
     '\n'
     'Commands:\n'
+    '  attach    Attach the lock (and SBOMs) to an image in its registry.\n'
     "  audit     Match the lock's packages against OSV vulnerability records,...\n"
     '  build     Rebuild the template pinned to a lock, and verify the image.\n'
     '  diff      Show what changed from OLD to NEW.\n'

@@ -163,21 +163,25 @@ def _with_platform(result: FreezeResult, platform: str | None, existing: Lock | 
 def registry_source(parsed: Dockerfile | None, warn: Progress = quiet) -> RegistrySource:
     """A registry source; Docker Hub names go through the engine's registry mirrors, as
     the engine's own pulls do (none when no engine answers)."""
-    from relock.errors import RelockError
     from relock.image.registrysource import RegistrySource
     from relock.lock.reference import DOCKER_HUB, parse
 
-    mirrors: list[str] = []
     hub = parsed is not None and any(
         s.external and parse(s.ref).host == DOCKER_HUB for s in parsed.stages)
-    if hub:
-        from relock.image import engine
+    return RegistrySource(mirrors=hub_mirrors(warn) if hub else [])
 
-        try:
-            mirrors = engine.connect().registry_mirrors()
-        except RelockError as e:
-            warn(f"no engine to ask for registry mirrors ({e}); Docker Hub is asked directly")
-    return RegistrySource(mirrors=mirrors)
+
+def hub_mirrors(warn: Progress = quiet) -> list[str]:
+    """The engine's registry mirrors, which it asks for Docker Hub names first; none (and a
+    warning) when no engine answers."""
+    from relock.errors import RelockError
+    from relock.image import engine
+
+    try:
+        return engine.connect().registry_mirrors()
+    except RelockError as e:
+        warn(f"no engine to ask for registry mirrors ({e}); Docker Hub is asked directly")
+        return []
 
 
 # -- relock diff ----------------------------------------------------------------------

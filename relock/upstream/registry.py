@@ -51,6 +51,13 @@ CHUNK = 1 << 20
 # Blobs above this size are uploaded in PATCH chunks of this size.
 UPLOAD_CHUNK = 64 << 20
 TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
+# A manifest, an index or a page of referrers larger than this is refused: the
+# OCI distribution spec's size a registry should accept for a manifest.
+MAX_MANIFEST = 4 << 20
+# Pages of a referrers answer followed (its ``Link`` headers), at most.
+MAX_REFERRER_PAGES = 16
+# Referrers of one image, at most.
+MAX_REFERRERS = 10_000
 
 
 def check_digest(value: str, where: str = "digest") -> str:
@@ -386,11 +393,12 @@ class Registry:
     def manifest(self, repo: str, ref: str) -> Manifest:
         """The manifest ``ref`` (tag or digest) of ``repo``: exact bytes, type, digest."""
         what = f"manifest {repo}:{ref}" if not ref.startswith("sha256:") else f"{repo}@{ref}"
-        resp = self._request("GET", f"/v2/{repo}/manifests/{ref}", repo,
+        resp = self._request("GET", f"/v2/{repo}/manifests/{ref}", repo, stream=True,
                              headers={"Accept": ACCEPT}, what=f"GET {what}")
         if resp.status_code == 404:
+            _release(resp)
             raise ManifestUnknown(f"{self.host}/{what}: no such manifest in the registry")
-        data = resp.content
+        data = self._small_body(resp, f"{self.host}/{what}", "manifest")
         digest = sha256_digest(data)
         want = ref if ref.startswith("sha256:") else resp.headers.get("Docker-Content-Digest", "")
         if want and want != digest:
@@ -405,6 +413,58 @@ class Registry:
         if media_type not in MANIFEST_TYPES:
             raise RegistryError(f"{self.host}/{what}: unsupported manifest type {media_type!r}")
         return Manifest(media_type=media_type, data=data, digest=digest)
+
+    def _small_body(self, resp: Answer, where: str, what: str) -> bytes:
+        """The body of a streamed answer, at most ``MAX_MANIFEST`` bytes (then refused)."""
+        from relock.upstream import http
+
+        try:
+            data = http.read_body(resp, MAX_MANIFEST)
+        except http.Unanswered as e:
+            raise RegistryError(f"{where}: {e.expired or e.reason} (the {what} broke off)"
+                                ) from None
+        finally:
+            http.release(resp)
+        if len(data) > MAX_MANIFEST:
+            raise RegistryError(f"{where}: the {what} is over {MAX_MANIFEST >> 20} MiB; refused")
+        return data
+
+    def referrers(self, repo: str, digest: str) -> list[dict[str, object]] | None:
+        """The descriptors the referrers API lists for ``digest`` (OCI 1.1), every page;
+        None when the registry has no referrers API (it answers 404)."""
+        check_digest(digest)
+        url = f"{self.base}/v2/{repo}/referrers/{digest}"
+        where = f"{self.host}/{repo}: referrers of {digest[:19]}"
+        out: list[dict[str, object]] = []
+        seen: set[str] = set()
+        for _ in range(MAX_REFERRER_PAGES):
+            seen.add(url)
+            resp = self._request("GET", url, repo, stream=True, what="GET referrers",
+                                 headers={"Accept": OCI_INDEX})
+            if resp.status_code == 404:
+                _release(resp)
+                if out:
+                    raise RegistryError(f"{where}: a later page is missing (HTTP 404)")
+                return None
+            link = str(resp.headers.get("Link", ""))
+            page = Manifest(OCI_INDEX, self._small_body(resp, where, "referrers answer"),
+                            "referrers")
+            try:
+                kind, entries = page.field("mediaType"), page.objects("manifests")
+            except RegistryError:
+                kind, entries = "?", []
+            if kind not in ("", OCI_INDEX):
+                raise RegistryError(f"{where}: the answer is not an image index")
+            out.extend(entries)
+            if len(out) > MAX_REFERRERS:
+                raise RegistryError(f"{where}: more than {MAX_REFERRERS} referrers; refused")
+            found = re.match(r"<([^>]+)>", link)
+            if not found:
+                return out
+            url = urllib.parse.urljoin(url, found.group(1))
+            if not url.startswith(self.base + "/") or url in seen:
+                raise RegistryError(f"{where}: the answer's next page is elsewhere or again")
+        raise RegistryError(f"{where}: more than {MAX_REFERRER_PAGES} pages; refused")
 
     def has_manifest(self, repo: str, ref: str) -> bool:
         resp = self._request("HEAD", f"/v2/{repo}/manifests/{ref}", repo,
@@ -531,6 +591,12 @@ class Registry:
         if answered and answered != digest:
             raise RegistryError(f"{self.host}/{repo}: stored manifest as {answered}, not {digest}")
         return digest
+
+
+def _release(resp: Answer) -> None:
+    from relock.upstream import http
+
+    http.release(resp)
 
 
 class ManifestUnknown(RegistryError):
