@@ -9,6 +9,7 @@ still reads it, because a Dockerfile is read before the ignore rules apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,10 +31,11 @@ def ignore_patterns(context: Path) -> list[str]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def pack(context: Path, dockerfile: str, out: BinaryIO) -> str:
-    """Write ``context`` as a tar to ``out`` with ``dockerfile`` inside; its name there."""
-    from relock.image.engine import pack_context
+def pack(context: Path, dockerfile: str, out: BinaryIO,
+         pack_context: Callable[[Path, list[str], str, str, BinaryIO], None]) -> str:
+    """Write ``context`` as a tar to ``out`` with ``dockerfile`` inside; its name there.
 
+    ``pack_context`` writes the tar (the engine's: ``relock.image.engine.pack_context``)."""
     if not context.is_dir():
         raise RelockError(f"{context}: the build context is not a folder")
     # Without a .dockerignore of the user's, ours hides itself and the

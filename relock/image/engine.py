@@ -342,7 +342,7 @@ class DockerEngine:
             from relock.image.buildcontext import pack
 
             with tempfile.TemporaryFile() as tar:
-                name = pack(request.context, request.dockerfile_text, tar)
+                name = pack(request.context, request.dockerfile_text, tar, pack_context)
                 tar.seek(0)
                 yield from self.build(replace(request, dockerfile=name, context=None,
                                               context_tar=tar, dockerfile_text=None))

@@ -69,6 +69,7 @@ def test_freeze_of_a_template_without_build_stages_builds_nothing(
 def test_freeze_hands_build_stages_to_the_engine_behind_the_images(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from relock.build import stages
+    from relock.image.buildkit import WithBuilder
     from relock.image import enginefiles
 
     source, template = engine_with_app(tmp_path)
@@ -89,7 +90,11 @@ def test_freeze_hands_build_stages_to_the_engine_behind_the_images(
     run_freeze(FreezeRequest(image="app", dockerfile=template, output=tmp_path / "a.lock",
                              no_index=True, no_archive=True, context=tmp_path / "ctx"),
                images=source)
-    assert seen == [(engine, tmp_path / "ctx")]
+    assert len(seen) == 1
+    builds, context = seen[0]
+    # The engine, building with the builder relock chose (BuildKit or classic).
+    assert isinstance(builds, WithBuilder) and builds.engine is engine
+    assert context == tmp_path / "ctx"
 
 
 def test_render_writes_beside_the_template_and_never_over_it(tmp_path: Path) -> None:

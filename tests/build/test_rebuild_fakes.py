@@ -140,6 +140,12 @@ def newest_wheel(view: str, name: str) -> bytes:
 
 
 def rendered_dockerfile(request: BuildRequest) -> str:
+    if request.dockerfile_text is not None:
+        # Never inside the context folder the engine gets.
+        assert request.context is not None
+        assert not any(request.dockerfile_text == p.read_text(errors="replace")
+                       for p in request.context.rglob("*") if p.is_file())
+        return request.dockerfile_text
     assert request.context_tar is not None
     request.context_tar.seek(0)
     with tarfile.open(fileobj=request.context_tar) as tar:
