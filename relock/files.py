@@ -25,6 +25,22 @@ from relock.errors import OutputError
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
+# Set when the process is told to stop (the CLI's SIGTERM handler): a long
+# write (a blob into a store or the cache) gives up at its next chunk and
+# removes its temp file, whichever thread runs it.
+STOPPING = threading.Event()
+
+
+class Stopped(OSError):
+    """A write gave up because the process is stopping (``STOPPING``)."""
+
+
+def check_stopping(where: str) -> None:
+    """Raise ``Stopped`` if the process is stopping."""
+    if STOPPING.is_set():
+        raise Stopped(errno.EINTR, "stopped by a signal; nothing partial was kept", where)
+
+
 class NotRegularFileError(OSError):
     """The path names a device, FIFO, socket or folder."""
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
 from relock.errors import RegistryError, StoreError, one_line
-from relock.files import NotInsideError, TooBigError, Tree
+from relock.files import NotInsideError, Stopped, TooBigError, Tree, check_stopping
 from relock.lock.platform import from_descriptor
 from relock.lock.reference import parse
 from relock.upstream import registry as reg
@@ -402,6 +402,7 @@ class DirStore:
         try:
             with out:
                 for chunk in _chunks(source):
+                    check_stopping(str(self.root))
                     h.update(chunk)
                     out.write(chunk)
                     written += len(chunk)
@@ -414,6 +415,9 @@ class DirStore:
                 raise StoreError(f"{digest}: got {written} bytes, expected {size}; refused")
             with _as_store_error(self.root):
                 self._tree.replace((".tmp", name), parts)
+        except Stopped:
+            self._tree.unlink((".tmp", name))
+            raise
         except OSError as e:
             self._tree.unlink((".tmp", name))
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -687,6 +691,7 @@ def spooled(stream: IO[bytes], where: str, size: int | None = None) -> BinaryIO:
         with stream:
             n = 0
             while chunk := stream.read(_CHUNK):
+                check_stopping(where)
                 out.write(chunk)
                 n += len(chunk)
                 if size is not None and n > size:
@@ -694,6 +699,9 @@ def spooled(stream: IO[bytes], where: str, size: int | None = None) -> BinaryIO:
         if size is not None and n != size:
             raise StoreError(f"{where}: not the {size} bytes its descriptor says; refused")
         out.seek(0)
+    except Stopped:
+        out.close()
+        raise
     except OSError as e:
         out.close()
         raise StoreError(f"cannot stage {where} in {folder}: {e.strerror or e}") from None
@@ -792,8 +800,15 @@ def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,
             order.append(manifest)
 
     walk(digest)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         done = list(pool.map(lambda b: copy_blob(src, dst, b), blobs.values()))
+    except BaseException:
+        # A failed blob, Ctrl-C or SIGTERM: start no other; the running ones
+        # end whole or give up (relock.files.STOPPING), leaving no temp file.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     for blob, copied in zip(blobs.values(), done, strict=True):
         if copied:
             stats.blobs += 1
