@@ -157,12 +157,14 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
         local = store.local_path(digest)
         if local is not None:
             path = local
-            if not store.has(digest):
-                _missing(store, [what])
             try:
-                store.open_checked(digest).close()  # re-hashed, never through a link
+                there = store.has(digest)
+                if there:
+                    store.open_checked(digest).close()  # re-hashed, never through a link
             except StoreError as e:
                 raise HashMismatchError(f"{what}: its .deb in the store: {e}") from None
+            if not there:
+                _missing(store, [what])
         else:
             path = _from_registry(store, p, what, cache)
         return AptFile(p, path, deb_control(path))
