@@ -66,10 +66,22 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that every ``finally`` and clean-up runs."""
 
 
+# After SIGTERM, the clean-up (threads finishing their request) gets this long;
+# then, or at a second SIGTERM, the process ends of SIGTERM at once.
+_GRACE = 10.0
+
+
 def _terminate(signum: int, frame: object) -> None:
+    import signal
+    import threading
+
     from relock.files import STOPPING
 
     STOPPING.set()  # writes in other threads give up at their next chunk
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    timer = threading.Timer(_GRACE, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
     raise _Terminated
 
 
