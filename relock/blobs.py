@@ -75,6 +75,7 @@ class BlobCache:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
+                    files.check_stopping(where)
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -87,6 +88,9 @@ class BlobCache:
                 )
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
+        except files.Stopped:
+            tmp.unlink(missing_ok=True)
+            raise
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {where} to the blob cache {self.root}: {e}") from None

@@ -428,6 +428,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         assert view.source is not None
         try:
             stream, length = view.source.open(found)
+        except HashMismatchError as e:  # a store's file checked before it is relayed
+            view.misses.add_mismatch(str(e))
+            self._send(502, f"{e}\n".encode())
+            return
         except RelockError as e:
             view.misses.add_upstream(str(e))
             self._send(502, f"{e}\n".encode())

@@ -51,10 +51,47 @@ def main() -> None:
     # end: collect less often than every 700 allocations while importing, and
     # spare the interpreter's last collection over all of them at exit.
     gc.set_threshold(10_000, 50, 50)
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         _group().main(prog_name="relock")
+    except _Terminated:
+        _die_of_sigterm()
     finally:
         gc.freeze()
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` and clean-up runs."""
+
+
+# After SIGTERM, the clean-up (threads finishing their request) gets this long;
+# then, or at a second SIGTERM, the process ends of SIGTERM at once.
+_GRACE = 10.0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    import signal
+    import threading
+
+    from relock.files import STOPPING
+
+    STOPPING.set()  # writes in other threads give up at their next chunk
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    timer = threading.Timer(_GRACE, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    raise _Terminated
+
+
+def _die_of_sigterm() -> None:
+    """End as SIGTERM ends a process (status -15), now that nothing is half-written."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    raise SystemExit(128 + signal.SIGTERM)  # only if the signal is blocked
 
 
 def _group() -> click.Group:

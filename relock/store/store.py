@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
-from relock.errors import RegistryError, StoreError
+from relock.errors import RegistryError, StoreError, one_line
+from relock.files import NotInsideError, Stopped, TooBigError, Tree, check_stopping
 from relock.lock.platform import from_descriptor
 from relock.lock.reference import parse
 from relock.upstream import registry as reg
@@ -146,6 +147,16 @@ class Store(Protocol):
         """A stream of blob ``digest`` that raises at its end if the bytes do not match."""
         ...
 
+    def open_checked(self, digest: str, size: int | None = None) -> BinaryIO:
+        """Blob ``digest`` as a file whose bytes (and ``size``) were checked before its
+        first byte is handed out: for what leaves relock (an upload, a build step)."""
+        ...
+
+    def intact(self, digest: str) -> bool:
+        """Whether blob ``digest`` is there with its bytes: a folder re-hashes its
+        file; a registry checked them when they were uploaded."""
+        ...
+
     def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
             *, mount_from: str = "") -> bool:
         """Add blob ``digest`` from ``source`` after checking it; False if it was there.
@@ -213,6 +224,13 @@ def _missing(store: Store, digests: Iterable[str]) -> list[str]:
 
 # -- on disk -------------------------------------------------------------------
 
+# Bounds on what a folder store's files may hold (a registry refuses manifests
+# over 4 MiB; a store's own index grows by some 300 bytes a tag).
+MANIFEST_LIMIT = 4 << 20
+INDEX_LIMIT = 16 << 20
+LAYOUT_LIMIT = 4 << 10
+
+
 class _FileCheck:
     """Reads a local blob; raises at its end if the bytes do not have its digest."""
 
@@ -228,10 +246,8 @@ class _FileCheck:
         self._hash.update(data)
         if (not data or size < 0) and not self._checked:
             self._checked = True
-            got = "sha256:" + self._hash.hexdigest()
-            if got != self._digest:
-                raise StoreError(f"{self._where}: blob content has digest {got}; "
-                                 "the store is corrupt, remove the blob and re-vendor")
+            if "sha256:" + self._hash.hexdigest() != self._digest:
+                raise StoreError(f"{self._where}: {_CHANGED}")
         return data
 
     def close(self) -> None:
@@ -244,53 +260,93 @@ class _FileCheck:
         self.close()
 
 
+# A blob's own hash is never shown: it may be of a file that was put there.
+_CHANGED = ("its bytes do not have this digest; refused (the store is corrupt: remove the "
+            "blob and re-vendor)")
+
+
+def _hash_file(f: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    while chunk := f.read(_CHUNK):
+        h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
 class DirStore:
-    """An OCI image layout in a folder."""
+    """An OCI image layout in a folder.
+
+    Nothing below the folder is followed: ``blobs``, ``blobs/sha256``,
+    ``.tmp``, ``index.json``, ``oci-layout`` and each blob must be a real
+    folder or regular file (``relock.files.Tree``); a symbolic link, device
+    or FIFO among them is refused in one line naming it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.url = str(root)
+        self._tree = Tree(root)
 
     @classmethod
     def open_layout(cls, root: Path, create: bool = False) -> DirStore:
-        layout = root / "oci-layout"
-        if not layout.is_file():
-            if not create:
-                raise StoreError(f"{root}: not an OCI image layout (no oci-layout file); "
-                                 "make it with `relock vendor`")
+        store = cls(root)
+        with _as_store_error(root):
+            kind = store._tree.kind(("oci-layout",)) if root.is_dir() else "missing"
+            if kind == "missing":
+                if not create:
+                    raise StoreError(f"{root}: not an OCI image layout (no oci-layout file); "
+                                     "make it with `relock vendor`")
+                root.mkdir(parents=True, exist_ok=True)
+                with store._tree.folder(("blobs", "sha256"), create=True):
+                    pass
+                store._write(("index.json",), _index_bytes([]))
+                store._write(("oci-layout",),
+                             json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+                return store
+            # The layout's folders are checked once here, so that a link among
+            # them stops every command before it reads or writes anything.
+            for folder in (("blobs",), ("blobs", "sha256"), (".tmp",)):
+                with contextlib.suppress(FileNotFoundError), store._tree.folder(folder):
+                    pass
             try:
-                (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StoreError(f"{root}: cannot make a store here: {e.strerror or e}"
-                                 ) from None
-            _atomic_write(root, "index.json", _index_bytes([]))
-            _atomic_write(root, "oci-layout",
-                          json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
-        else:
-            try:
-                version = json.loads(layout.read_text()).get("imageLayoutVersion")
-            except (OSError, ValueError, AttributeError):
+                doc = json.loads(store._tree.read(("oci-layout",), LAYOUT_LIMIT))
+                version = doc.get("imageLayoutVersion")
+            except (ValueError, AttributeError, RecursionError, TooBigError):
                 version = None
-            if version != LAYOUT_VERSION:
-                raise StoreError(f"{root}: unsupported OCI layout version {version!r}")
-        return cls(root)
+        if version != LAYOUT_VERSION:
+            raise StoreError(f"{root}: unsupported OCI layout version {version!r:.40}")
+        return store
+
+    def _parts(self, digest: str) -> tuple[str, str, str]:
+        algo, _, hexd = _digest(digest).partition(":")
+        return "blobs", algo, hexd
 
     def path(self, digest: str) -> Path:
         """Where blob ``digest`` lies (whether or not it is there)."""
-        algo, _, hexd = _digest(digest).partition(":")
-        return self.root / "blobs" / algo / hexd
+        return self.root.joinpath(*self._parts(digest))
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        with _as_store_error(self.root):
+            return self._tree.kind(self._parts(digest)) == "file"
+
+    def intact(self, digest: str) -> bool:
+        """Whether blob ``digest`` is there with its bytes (re-hashed now)."""
+        with _as_store_error(self.root):
+            parts = self._parts(digest)
+            if self._tree.kind(parts) == "missing":
+                return False
+            with self._tree.open(parts) as f:
+                return _hash_file(f) == digest
 
     def local_path(self, digest: str) -> Path:
         return self.path(digest)
 
     def blob_size(self, digest: str) -> int | None:
-        try:
-            return self.path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
+        with _as_store_error(self.root):
+            try:
+                with self._tree.open(self._parts(digest)) as f:
+                    return os.fstat(f.fileno()).st_size
+            except FileNotFoundError:
+                return None
 
     def registry_repo(self) -> tuple[str, str] | None:
         return None
@@ -298,30 +354,55 @@ class DirStore:
     def missing(self, digests: Iterable[str]) -> list[str]:
         return _missing(self, digests)
 
+    def _open_file(self, digest: str) -> BinaryIO:
+        with _as_store_error(self.root):
+            try:
+                return self._tree.open(self._parts(digest))
+            except FileNotFoundError:
+                raise StoreError(f"{self.root}: no blob {digest}") from None
+
     def open(self, digest: str) -> IO[bytes]:
-        try:
-            f = self.path(digest).open("rb")
-        except FileNotFoundError:
-            raise StoreError(f"{self.root}: no blob {digest}") from None
+        f = self._open_file(digest)
         return _FileCheck(f, digest, f"{self.root}: {digest}")  # type: ignore[return-value]
+
+    def open_checked(self, digest: str, size: int | None = None) -> BinaryIO:
+        f = self._open_file(digest)
+        try:
+            with _as_store_error(self.root):
+                found = os.fstat(f.fileno()).st_size
+                if size is not None and found != size:
+                    raise StoreError(f"{self.root}: {digest}: {found} bytes, its descriptor "
+                                     f"says {size}; refused (the store is corrupt: remove "
+                                     "the blob and re-vendor)")
+                if _hash_file(f) != digest:
+                    raise StoreError(f"{self.root}: {digest}: {_CHANGED}")
+                f.seek(0)
+        except BaseException:
+            f.close()
+            raise
+        return f
 
     def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
             *, mount_from: str = "") -> bool:
-        final = self.path(digest)
-        if final.is_file():
+        parts = self._parts(digest)
+        if self.intact(digest):
             return False
-        tmpdir = self.root / ".tmp"
+        # Absent, or there with other bytes: written (again) from ``source``.
         try:
-            tmpdir.mkdir(exist_ok=True)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=final.name[:16] + ".", dir=tmpdir)
+            with _as_store_error(self.root):
+                with self._tree.folder(parts[:-1], create=True):
+                    pass
+                out, name = self._tree.temp((".tmp",), parts[-1][:16] + ".")
+        except StoreError:
+            raise
         except OSError as e:
             raise StoreError(f"{self.root}: cannot write here: {e.strerror or e}") from None
         h = hashlib.sha256()
         written = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 for chunk in _chunks(source):
+                    check_stopping(str(self.root))
                     h.update(chunk)
                     out.write(chunk)
                     written += len(chunk)
@@ -332,11 +413,13 @@ class DirStore:
                 raise StoreError(f"content for {digest} has digest {got}; refused")
             if size is not None and written != size:
                 raise StoreError(f"{digest}: got {written} bytes, expected {size}; refused")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            with _as_store_error(self.root):
+                self._tree.replace((".tmp", name), parts)
+        except Stopped:
+            self._tree.unlink((".tmp", name))
+            raise
         except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
+            self._tree.unlink((".tmp", name))
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreError(
                     f"{self.root}: disk full while writing {digest} ({written} bytes in); "
@@ -344,7 +427,7 @@ class DirStore:
                 ) from None
             raise StoreError(f"{self.root}: cannot write {digest}: {e.strerror or e}") from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            self._tree.unlink((".tmp", name))
             raise
         return True
 
@@ -360,17 +443,21 @@ class DirStore:
             if found is None:
                 raise StoreError(f"{self.root}: no manifest tagged {ref!r}")
             digest, declared = found.digest, found.media_type
-        if not self.has(digest):
-            raise StoreError(f"{self.root}: no manifest {digest}")
-        data = self.path(digest).read_bytes()
-        got = sha256_digest(data)
-        if got != digest:
-            raise StoreError(f"{self.root}: manifest {digest} has digest {got}; the store is "
-                             "corrupt")
+        with _as_store_error(self.root):
+            try:
+                data = self._tree.read(self._parts(digest), MANIFEST_LIMIT)
+            except FileNotFoundError:
+                raise StoreError(f"{self.root}: no manifest {digest}") from None
+            except TooBigError:
+                raise StoreError(f"{self.root}: manifest {digest} is bigger than "
+                                 f"{MANIFEST_LIMIT >> 20} MiB (relock's limit); refused"
+                                 ) from None
+        if sha256_digest(data) != digest:
+            raise StoreError(f"{self.root}: manifest {digest}: {_CHANGED}")
         return Manifest(media_type=manifest_type(data, declared), data=data, digest=digest)
 
     def has_manifest(self, digest: str) -> bool:
-        return self.has(digest)
+        return self.intact(digest)
 
     def put_manifest(self, manifest: Manifest) -> Descriptor:
         self.put(manifest.digest, manifest.data)
@@ -387,22 +474,37 @@ class DirStore:
                            platform=descriptor.platform)
         with self._locked():
             kept = [d for d in self._index() if d.annotations.get(REF_NAME) != name]
-            _atomic_write(self.root, "index.json", _index_bytes([*kept, entry]))
+            self._write(("index.json",), _index_bytes([*kept, entry]))
 
     def tags(self) -> dict[str, Descriptor]:
         return {d.annotations[REF_NAME]: d for d in self._index() if REF_NAME in d.annotations}
 
     def _index(self) -> list[Descriptor]:
         where = f"{self.root}/index.json"
-        try:
-            doc = json.loads((self.root / "index.json").read_bytes())
-        except FileNotFoundError:
-            raise StoreError(f"{where}: missing; not an OCI image layout") from None
-        except (OSError, ValueError) as e:
-            raise StoreError(f"{where}: unreadable: {e}") from None
+        with _as_store_error(self.root):
+            try:
+                doc = json.loads(self._tree.read(("index.json",), INDEX_LIMIT))
+            except FileNotFoundError:
+                raise StoreError(f"{where}: missing; not an OCI image layout") from None
+            except TooBigError:
+                raise StoreError(f"{where}: bigger than {INDEX_LIMIT >> 20} MiB "
+                                 "(relock's limit); refused") from None
+            except (ValueError, RecursionError) as e:
+                raise StoreError(f"{where}: unreadable: {one_line(e)}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
             raise StoreError(f"{where}: not an OCI image index")
         return [Descriptor.from_json(d, where) for d in doc.get("manifests", [])]
+
+    def _write(self, parts: tuple[str, ...], data: bytes) -> None:
+        """Write one layout file whole (its temp file in ``.tmp``), failing as a StoreError."""
+        with _as_store_error(self.root):
+            try:
+                self._tree.write_atomic(parts, data, (".tmp",))
+            except NotInsideError:
+                raise
+            except OSError as e:
+                raise StoreError(f"{self._tree.show(parts)}: cannot write: "
+                                 f"{e.strerror or e}; the old file is kept") from None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -415,29 +517,21 @@ class DirStore:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def _as_store_error(root: Path) -> Iterator[None]:
+    """A layout entry that is a link (or not what it should be) as one StoreError line."""
+    try:
+        yield
+    except NotInsideError as e:
+        raise StoreError(f"{e.filename}: {e.strerror}") from None
+    except (NotADirectoryError, PermissionError) as e:
+        raise StoreError(f"{e.filename or root}: {e.strerror or e}") from None
+
+
 def _index_bytes(descriptors: Sequence[Descriptor]) -> bytes:
     doc = {"schemaVersion": 2, "mediaType": reg.OCI_INDEX,
            "manifests": [d.to_json() for d in descriptors]}
     return (json.dumps(doc, indent=2) + "\n").encode()
-
-
-def _atomic_write(folder: Path, name: str, data: bytes) -> None:
-    """``relock.files``' atomic write (signals held), failing as a StoreError."""
-    from relock.errors import OutputError
-    from relock.files import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(folder / name, data)
-    except OutputError as e:
-        raise StoreError(str(e)) from None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunks(source: Path | BinaryIO | bytes | IO[bytes]) -> Iterator[bytes]:
@@ -494,6 +588,12 @@ class RegistryStore:
 
     def open(self, digest: str) -> IO[bytes]:
         return self.registry.blob(self.repo, _digest(digest))  # type: ignore[return-value]
+
+    def open_checked(self, digest: str, size: int | None = None) -> BinaryIO:
+        return spooled(self.open(digest), f"{self.url}@{digest}", size)
+
+    def intact(self, digest: str) -> bool:
+        return self.has(digest)
 
     def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
             *, mount_from: str = "") -> bool:
@@ -574,37 +674,80 @@ class CopyStats:
         return self
 
 
+def spooled(stream: IO[bytes], where: str, size: int | None = None) -> BinaryIO:
+    """The bytes of a checking ``stream`` in an unnamed temp file (in the cache's
+    folder), at offset 0, once all of them were read and checked."""
+    from relock.files import cache_home
+
+    folder = cache_home()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # No name: nothing is left behind, whatever ends the run.
+        out = cast(BinaryIO, tempfile.TemporaryFile(dir=folder))  # noqa: SIM115
+    except OSError as e:
+        stream.close()
+        raise StoreError(f"cannot stage {where} in {folder}: {e.strerror or e}") from None
+    try:
+        with stream:
+            n = 0
+            while chunk := stream.read(_CHUNK):
+                check_stopping(where)
+                out.write(chunk)
+                n += len(chunk)
+                if size is not None and n > size:
+                    break
+        if size is not None and n != size:
+            raise StoreError(f"{where}: not the {size} bytes its descriptor says; refused")
+        out.seek(0)
+    except Stopped:
+        out.close()
+        raise
+    except OSError as e:
+        out.close()
+        raise StoreError(f"cannot stage {where} in {folder}: {e.strerror or e}") from None
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
 def copy_blob(src: Store, dst: Store, desc: Descriptor) -> bool:
-    """Copy one blob if ``dst`` lacks it; checked by digest on the way."""
-    if dst.has(desc.digest):
+    """Copy one blob if ``dst`` lacks it (or holds other bytes under its digest).
+
+    Into a folder the bytes stream straight: the folder hashes them before
+    they enter. Into a registry no byte is sent before the whole blob was
+    checked (``open_checked``: a folder's file re-hashed, a registry's blob
+    staged), so a store's file that is not what its digest says never leaves.
+    """
+    if dst.intact(desc.digest):
         return False
-    local = src.local_path(desc.digest)
-    if local is not None:
-        return dst.put(desc.digest, local, desc.size)
     here, there = src.registry_repo(), dst.registry_repo()
-    if here is not None and there is not None and here[0] == there[0]:
-        lazy = _Lazy(src, desc.digest)
+    if there is None:
+        stream = src.open(desc.digest)
+        try:
+            return dst.put(desc.digest, stream, desc.size)  # type: ignore[arg-type]
+        finally:
+            stream.close()
+    if here is not None and here[0] == there[0]:
+        lazy = _Lazy(src, desc)
         try:
             return dst.put(desc.digest, cast(BinaryIO, lazy), desc.size, mount_from=here[1])
         finally:
             lazy.close()
-    stream = src.open(desc.digest)
-    try:
-        return dst.put(desc.digest, stream, desc.size)  # type: ignore[arg-type]
-    finally:
-        stream.close()
+    with src.open_checked(desc.digest, desc.size) as f:
+        return dst.put(desc.digest, f, desc.size)
 
 
 class _Lazy:
-    """Opens the source blob only if the registry did not mount it."""
+    """Opens the source blob, checked, only if the registry did not mount it."""
 
-    def __init__(self, src: Store, digest: str) -> None:
-        self._src, self._digest = src, digest
+    def __init__(self, src: Store, desc: Descriptor) -> None:
+        self._src, self._desc = src, desc
         self._stream: IO[bytes] | None = None
 
     def read(self, size: int = -1) -> bytes:
         if self._stream is None:
-            self._stream = self._src.open(self._digest)
+            self._stream = self._src.open_checked(self._desc.digest, self._desc.size)
         return self._stream.read(size)
 
     def close(self) -> None:
@@ -657,8 +800,15 @@ def copy_image(src: Store, dst: Store, digest: str, *, workers: int = 4,
             order.append(manifest)
 
     walk(digest)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         done = list(pool.map(lambda b: copy_blob(src, dst, b), blobs.values()))
+    except BaseException:
+        # A failed blob, Ctrl-C or SIGTERM: start no other; the running ones
+        # end whole or give up (relock.files.STOPPING), leaving no temp file.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     for blob, copied in zip(blobs.values(), done, strict=True):
         if copied:
             stats.blobs += 1

@@ -14,12 +14,11 @@ chose the store hands it to ``relock.build.rebuild``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
@@ -62,37 +61,11 @@ class StoreSource:
     def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
         size = next((f.size for f in self.by_name.get(file.name, [])
                      if f.digest == "sha256:" + file.sha256), None)
-        local = self.store.local_path("sha256:" + file.sha256)
-        if local is not None:
-            # The view hashes what it relays and names a file that does not match.
-            try:
-                return local.open("rb"), size
-            except OSError as e:
-                raise StoreError(f"{file.filename}: not readable in {self.store.url}: "
-                                 f"{e.strerror or e}") from None
-        return cast(BinaryIO, _Quiet(self.store.open("sha256:" + file.sha256))), size
-
-
-class _Quiet:
-    """A store stream that ends early instead of raising: the view's hash check names it."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
+        # Checked whole before the view relays a byte of it into the build.
         try:
-            return self._stream.read(size)
-        except RelockError:
-            return b""
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def __enter__(self) -> _Quiet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            return self.store.open_checked("sha256:" + file.sha256, size), size
+        except StoreError as e:
+            raise HashMismatchError(f"{file.filename} in the store: {e}") from None
 
 
 def lock_files(store: Store, lock_path: str) -> list[StoredFile]:
@@ -184,19 +157,14 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
         local = store.local_path(digest)
         if local is not None:
             path = local
-            h = hashlib.sha256()
             try:
-                with path.open("rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        h.update(chunk)
-            except OSError as e:
-                raise MissingFromStoreError(f"{what}: its .deb is not readable in "
-                                            f"{store.url}: {e.strerror or e}") from None
-            if h.hexdigest() != p.sha256:
-                raise HashMismatchError(
-                    f"{what}: its .deb in the store {store.url} has sha256 "
-                    f"{h.hexdigest()[:16]}..., the lock says {p.sha256[:16]}...; refused "
-                    "(the store was changed: remove that blob and re-vendor)")
+                there = store.has(digest)
+                if there:
+                    store.open_checked(digest).close()  # re-hashed, never through a link
+            except StoreError as e:
+                raise HashMismatchError(f"{what}: its .deb in the store: {e}") from None
+            if not there:
+                _missing(store, [what])
         else:
             path = _from_registry(store, p, what, cache)
         return AptFile(p, path, deb_control(path))

@@ -11,7 +11,10 @@ go, each checked against the lock's sha256 before it enters:
 * the base images, byte for byte (``relock.store.baseimage.vendor_base``);
 
 and then a lock manifest ties them together (``store.put_lock``). What the
-store has is not fetched again; a blob enters whole or not at all.
+store has is re-hashed and not fetched again; a blob the store holds with
+other bytes than its digest is fetched again and replaced (with a warning),
+so that ``relock store verify`` afterwards agrees; a blob enters whole or not
+at all.
 """
 
 from __future__ import annotations
@@ -266,7 +269,7 @@ class StoreBlobs(BlobCache):
 
     def path(self, sha256: str) -> Path | None:
         found = self._file(sha256)
-        return found if found.is_file() else None
+        return found if self.store.intact("sha256:" + sha256) else None
 
     def put_stream(self, sha256: str, chunks: Iterable[bytes], where: str) -> Path:
         put_chunks(self.store, sha256, until(self.stop, chunks), where, self)
@@ -359,7 +362,16 @@ def _run(jobs: Sequence[_Job], store: Store, workers: int, report: VendorReport,
     def one(job: _Job) -> None:
         if stop.is_set():
             return
-        where = "store" if store.has(job.stored.digest) else job.fetch()
+        # What the store holds is re-hashed, not taken on its name: a blob with
+        # other bytes is fetched again and replaced.
+        if store.intact(job.stored.digest):
+            where = "store"
+        else:
+            if store.has(job.stored.digest):
+                with lock:
+                    report.warnings.append(f"{job.what}: the store's copy did not have its "
+                                           "sha256; fetched again and replaced")
+            where = job.fetch()
         size = _size(store, job.stored.digest)
         with lock:
             report.add(where, size)

@@ -5,7 +5,9 @@ are hashed before they are returned, and a blob stream raises at its end if
 its bytes are not the ones asked for. Registries on a loopback address are
 spoken to over plain http (the test bed's); any other over https with the
 machine's CAs. Token auth (``WWW-Authenticate: Bearer``) is done anonymously,
-or with the user's ``docker login`` entry for the host when there is one.
+or with the user's ``docker login`` entry for the host when there is one;
+those credentials never go over plain http to a token service that is not on
+this machine.
 Which hosts to ask for a name is decided here too (``pull_hosts``): for a
 Docker Hub name the engine's registry mirrors first, as the engine pulls.
 """
@@ -307,6 +309,16 @@ class Registry:
             return True
         if scheme != "bearer" or "realm" not in params:
             return False
+        realm = urllib.parse.urlsplit(params["realm"])
+        if realm.scheme not in ("http", "https") or not realm.hostname:
+            raise RegistryError(f"{self.host}: its token service {params['realm']!r:.80} is "
+                                "not an http(s) URL")
+        if login is not None and realm.scheme == "http" and not is_loopback(realm.hostname):
+            # A password or token in the clear to another machine: never.
+            raise RegistryError(
+                f"{self.host}: its token service http://{realm.netloc} is plain http on "
+                "another machine; relock does not send your `docker login` credentials "
+                "there (refused): the registry should name an https token service")
         # A token we hold was refused: it has expired; ask for a new one.
         self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}

@@ -227,7 +227,7 @@ def slow_fsync(fd):
     real_fsync(fd)
 files.os.fsync = slow_fsync
 s = store.DirStore.open_layout(Path({str(tmp_path / "s")!r}))
-store._atomic_write(s.root, "index.json", b'{{"schemaVersion": 2, "manifests": []}}\\n')
+s._write(("index.json",), b'{{"schemaVersion": 2, "manifests": []}}\\n')
 print("finished")
 """
     before = (tmp_path / "s" / "index.json").read_bytes()
@@ -237,11 +237,11 @@ print("finished")
     while not (tmp_path / "in-window").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
-    assert any(n.name.endswith(".tmp") for n in (tmp_path / "s").iterdir())
+    assert any(n.name.endswith(".tmp") for n in (tmp_path / "s" / ".tmp").iterdir())
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGTERM and "finished" not in out
-    assert not any(n.name.endswith(".tmp") for n in (tmp_path / "s").iterdir())
+    assert list((tmp_path / "s" / ".tmp").iterdir()) == []
     assert (tmp_path / "s" / "index.json").read_bytes() in (
         before, b'{"schemaVersion": 2, "manifests": []}\n')
 

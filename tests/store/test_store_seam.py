@@ -20,7 +20,7 @@ from relock.build.view import PipFile
 from relock.errors import HashMismatchError
 from relock.lock.lockfile import AptPackage
 from relock.store import storeview
-from relock.store.store import Descriptor, DirStore, Store, StoredFile, copy_blob
+from relock.store.store import Descriptor, DirStore, Store, StoredFile, copy_blob, spooled
 from relock.upstream.registry import Manifest
 
 
@@ -37,6 +37,12 @@ class Remote:
 
     def open(self, digest: str) -> IO[bytes]:
         return self.inner.open(digest)
+
+    def open_checked(self, digest: str, size: int | None = None) -> BinaryIO:
+        return spooled(self.inner.open(digest), f"{self.url}@{digest}", size)
+
+    def intact(self, digest: str) -> bool:
+        return self.inner.has(digest)
 
     def put(self, digest: str, source: Path | BinaryIO | bytes, size: int | None = None,
             *, mount_from: str = "") -> bool:
