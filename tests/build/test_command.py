@@ -69,8 +69,8 @@ def test_freeze_of_a_template_without_build_stages_builds_nothing(
 def test_freeze_hands_build_stages_to_the_engine_behind_the_images(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from relock.build import stages
-    from relock.image.buildkit import WithBuilder
     from relock.image import enginefiles
+    from relock.image.buildkit import WithBuilder
 
     source, template = engine_with_app(tmp_path)
     source.add(ImageInfo("sha256:" + "1" * 64, layers("a"),

@@ -38,7 +38,9 @@ def fake_docker(tmp_path: Path, statuses: list[str], *, code: int = 0,
     out.write_text("\n".join(statuses) + "\n")
     script = tmp_path / "docker"
     script.write_text(f"""#!/bin/sh
-if [ "$1" = buildx ] && [ "$2" = version ]; then echo "github.com/docker/buildx 0.13.1 x"; exit 0; fi
+if [ "$1" = buildx ] && [ "$2" = version ]; then
+  echo "github.com/docker/buildx 0.13.1 x"; exit 0
+fi
 if [ "$1" = buildx ] && [ "$2" = ls ]; then echo default; echo remote; exit 0; fi
 printf '%s\\n' "$@" > {tmp_path}/argv
 cat > {tmp_path}/stdin
@@ -49,7 +51,8 @@ for a in "$@"; do
   prev=$a
 done
 cat {out}
-[ {code} = 0 ] && printf '%s' {image} > "$iid" && echo '{{"containerimage.digest": "{image}"}}' > "$meta"
+[ {code} = 0 ] && printf '%s' {image} > "$iid" &&
+  echo '{{"containerimage.digest": "{image}"}}' > "$meta"
 exit {code}
 """)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
