@@ -138,6 +138,9 @@ class Buildx:
                 # Outside the context, as `docker buildx build -f FILE` reads it.
                 dockerfile = str(Path(tmp, "Dockerfile"))
                 Path(dockerfile).write_text(request.dockerfile_text, encoding="utf-8")
+            elif request.context is not None and not Path(dockerfile).is_absolute():
+                # The engine's API takes it in the context; buildx from the working folder.
+                dockerfile = str(request.context / dockerfile)
             if request.context is not None:
                 context, stdin = str(request.context), None
             elif request.context_tar is not None:

@@ -82,15 +82,17 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def images(docker_engine: Any, template: Path, made: list[str]) -> dict[str, str]:
-    """Both platforms built (unpinned): their tags by platform."""
+    """Both platforms built (unpinned): their tags by platform, by relock's builder
+    (BuildKit: the classic builder on the containerd image store builds the host's)."""
     from relock.build.enginebuild import build
+    from relock.image.buildkit import select
 
     name = f"relock-test-platforms:{uuid.uuid4().hex[:8]}"
     tags = {}
     for platform in PLATFORMS:
         tag = f"{name}-{platform.rsplit('/', 1)[1]}"
         made.append(tag)
-        build(docker_engine, template.parent, "unpinned.Dockerfile", tag=tag,
+        build(select(docker_engine), template.parent, "unpinned.Dockerfile", tag=tag,
               platform=platform, pull=True)
         tags[platform] = tag
     return tags
