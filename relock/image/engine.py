@@ -339,17 +339,21 @@ class DockerEngine:
                         "removing a container", self.timeout):
                     container.remove(force=True)
 
-    @contextlib.contextmanager
-    def image_layers(self, ref: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[ImageLayers]:
+    def image_layers(self, ref: str, limits: Limits = DEFAULT_LIMITS
+                     ) -> contextlib.AbstractContextManager[ImageLayers]:
         """``ref``'s layers as ``docker save`` writes them, spooled to a temporary file.
 
         The same for every image store (overlay2, containerd): the engine's own
         archive of the image, its config and each layer's tar, read by
-        ``relock.image.layers``. Nothing in the image is run.
+        ``relock.image.layers``. Nothing in the image is run. An image the
+        engine does not have is an ``ImageNotFoundError`` here, not on entry.
         """
+        return self._saved(ref, self.image(ref), limits)
+
+    @contextlib.contextmanager
+    def _saved(self, ref: str, info: ImageInfo, limits: Limits) -> Iterator[ImageLayers]:
         import tempfile
 
-        info = self.image(ref)
         with tempfile.TemporaryFile(prefix="relock-save-") as spool:
             written = 0
             with _answers(f"saving image {info.short_id}", self.timeout):
@@ -361,7 +365,7 @@ class DockerEngine:
                     spool.write(chunk)
             spool.seek(0)
             with archive_layers(spool, ref, limits) as layers:
-                yield ImageLayers(layers.label, info.id, layers.layers, layers.open)
+                yield layers
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         from docker.errors import APIError, DockerException

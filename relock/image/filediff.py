@@ -127,7 +127,13 @@ def _value(aspect: str, e: Entry) -> str:
         return f"{e.uid}:{e.gid}"
     if aspect == "link":
         return shown(e.link)
-    return str(e.mtime)
+    import datetime
+
+    try:
+        return datetime.datetime.fromtimestamp(e.mtime, datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(e.mtime)
 
 
 def _change(d: FileDifference) -> str:
@@ -160,6 +166,10 @@ def _counts(diffs: list[FileDifference]) -> dict[str, int]:
     return counts
 
 
+def _files(n: int) -> str:
+    return "1 file differs" if n == 1 else f"{n} files differ"
+
+
 def format_text(diffs: list[FileDifference], a: ImageFiles, b: ImageFiles, *,
                 stat: bool = False, style: Callable[..., str] | None = None) -> str:
     """The differences for a terminal: each path, what differs, and where each side has it."""
@@ -169,7 +179,7 @@ def format_text(diffs: list[FileDifference], a: ImageFiles, b: ImageFiles, *,
     if not diffs:
         return head + "The images hold the same files.\n"
     c = _counts(diffs)
-    lines = [head + f"{c['files']} files differ: {c['changed']} changed, {c['added']} only "
+    lines = [head + f"{_files(c['files'])}: {c['changed']} changed, {c['added']} only "
              f"in B, {c['removed']} only in A."]
     if not stat:
         for d in diffs:
@@ -192,7 +202,7 @@ def format_markdown(diffs: list[FileDifference], a: ImageFiles, b: ImageFiles, *
     if not diffs:
         return head + "The images hold the same files.\n"
     c = _counts(diffs)
-    out = [head + f"{c['files']} files differ: {c['changed']} changed, {c['added']} only in "
+    out = [head + f"{_files(c['files'])}: {c['changed']} changed, {c['added']} only in "
            f"B, {c['removed']} only in A.\n"]
     if not stat:
         out += ["| path | what differs | A | B |", "| --- | --- | --- | --- |"]

@@ -199,15 +199,15 @@ class RegistrySource:
                                         f"readable layer tar ({e})") from None
         yield fs
 
-    @contextlib.contextmanager
-    def image_layers(self, ref: str) -> Iterator[ImageLayers]:
+    def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         """``ref``'s layers, each blob read from the cache (fetched into it first)."""
         held = self.resolve(ref)
 
         def open_layer(i: int) -> contextlib.AbstractContextManager[Readable]:
             return self._layer(held, i)
 
-        yield ImageLayers(strip_prefix(ref), held.info.id, held.steps, open_layer)
+        return contextlib.nullcontext(
+            ImageLayers(strip_prefix(ref), held.info.id, held.steps, open_layer))
 
     def _holding(self, image_id: str) -> RegistryImage:
         held = self._held.get(image_id)
