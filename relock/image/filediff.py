@@ -19,7 +19,7 @@ from relock.image.layers import Entry, ImageFiles, Layer
 
 # What may differ, in the order it is said.
 ASPECTS = ("presence", "type", "content", "mode", "owner", "link", "mtime")
-JSON_SCHEMA = "relock.diff-files/1"
+JSON_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def _image_json(image: ImageFiles) -> dict[str, object]:
 def to_json(diffs: list[FileDifference], a: ImageFiles, b: ImageFiles, *, mtimes: bool,
             stat: bool = False) -> dict[str, object]:
     """The differences as the JSON value docs/diff-files-json.md describes."""
-    out: dict[str, object] = {"schema": JSON_SCHEMA, "identical": not diffs,
+    out: dict[str, object] = {"version": JSON_VERSION, "identical": not diffs,
                               "mtimes_compared": mtimes, "a": _image_json(a),
                               "b": _image_json(b), "counts": _counts(diffs)}
     if not stat:

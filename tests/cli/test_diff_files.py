@@ -53,7 +53,7 @@ def test_json_for_scripts(tmp_path: Path, how: list[str]) -> None:
     a, b = archive(tmp_path, "a", b"Mon\n"), archive(tmp_path, "b", b"Tues\n")
     r = invoke(str(a), str(b), *how)
     doc = json.loads(r.stdout)  # type: ignore[attr-defined]
-    assert doc["schema"] == "relock.diff-files/1"
+    assert doc["version"] == 1
     assert [f["path"] for f in doc["files"]] == ["/etc/build-date"]
     assert doc["a"]["layers"][1]["step"] == "RUN date > /etc/build-date"
     assert doc["a"]["label"] == str(a)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -96,7 +98,7 @@ def test_the_json_is_the_documented_shape() -> None:
     a = view(BASE, [Member("etc/x", b"1")])
     b = view(BASE, [Member("etc/x", b"2", uid=3)], ["var/log/.wh.old.log"])
     doc = json.loads(filediff.format_json(filediff.compare(a, b), a, b, mtimes=False))
-    assert doc["schema"] == "relock.diff-files/1" and doc["identical"] is False
+    assert doc["version"] == 1 and doc["identical"] is False
     assert doc["mtimes_compared"] is False
     assert doc["counts"] == {"files": 2, "added": 0, "removed": 1, "changed": 1}
     assert [x["index"] for x in doc["b"]["layers"]] == [0, 1, 2]
@@ -119,3 +121,29 @@ def test_names_that_could_forge_lines_or_are_not_utf8_are_escaped() -> None:
     b = view(BASE, [Member("etc/evil\nrelock: all good", b"1")])
     text = filediff.format_text(filediff.compare(a, b), a, b)
     assert "\nrelock: all good" not in text and "evil\\x0arelock: all good" in text
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "diff-files-json.md"
+
+
+def _documented() -> dict[str, set[str]]:
+    """The keys of each table of docs/diff-files-json.md, by the heading above it."""
+    tables: dict[str, set[str]] = {}
+    heading = ""
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        m = re.match(r"\| `(\w+)` \|", line)
+        if m:
+            tables.setdefault(heading, set()).add(m[1])
+    return tables
+
+
+def test_every_key_written_is_documented_and_every_documented_key_written() -> None:
+    a = view(BASE, [Member("etc/x", b"1")])
+    b = view(BASE, [Member("etc/x", b"2")], ["var/log/.wh.old.log"])
+    doc = json.loads(filediff.format_json(filediff.compare(a, b), a, b, mtimes=True))
+    written = {"Top level": set(doc), "Images": set(doc["a"]),
+               "Layers": set(doc["a"]["layers"][0]), "Counts": set(doc["counts"]),
+               "Files": set(doc["files"][0]), "Entries": set(doc["files"][0]["a"])}
+    assert written == _documented()
