@@ -59,7 +59,7 @@ def _aspects(x: Entry, y: Entry, mtimes: bool) -> tuple[str, ...]:
         found.append("owner")
     if x.kind == y.kind and x.link != y.link:
         found.append("link")
-    if mtimes and x.mtime != y.mtime:
+    if mtimes and x.mtime_ns != y.mtime_ns:
         found.append("mtime")
     return tuple(found)
 
@@ -129,11 +129,13 @@ def _value(aspect: str, e: Entry) -> str:
         return shown(e.link)
     import datetime
 
+    seconds, ns = divmod(e.mtime_ns, 1_000_000_000)
     try:
-        return datetime.datetime.fromtimestamp(e.mtime, datetime.UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
+        when = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S")
     except (OverflowError, OSError, ValueError):
-        return str(e.mtime)
+        when = str(seconds)
+    return f"{when}.{ns:09d}Z" if ns else f"{when}Z"
 
 
 def _change(d: FileDifference) -> str:
@@ -217,7 +219,13 @@ def _entry_json(e: Entry | None) -> dict[str, object] | None:
         return None
     return {"type": e.kind, "mode": f"{e.mode:04o}", "uid": e.uid, "gid": e.gid,
             "size": e.size, "sha256": e.sha256 or None, "link": e.link or None,
-            "device": e.device or None, "mtime": e.mtime, "layer": e.layer}
+            "device": e.device or None, "mtime": _seconds(e.mtime_ns), "layer": e.layer}
+
+
+def _seconds(ns: int) -> int | str:
+    """Seconds since the epoch: an integer, or exact decimal text where there is a fraction."""
+    whole, part = divmod(ns, 1_000_000_000)
+    return whole if not part else f"{whole}.{part:09d}".rstrip("0")
 
 
 def _image_json(image: ImageFiles) -> dict[str, object]:

@@ -104,7 +104,7 @@ class Entry:
     sha256: str = ""  # of a file's content (a hard link's: its target's)
     link: str = ""  # a symlink's target; a hard link's target path when it has no content
     device: str = ""  # "major,minor" of a character or block device
-    mtime: int = 0
+    mtime_ns: int = 0  # nanoseconds since the epoch (a PAX header's fraction kept)
 
 
 @dataclass(frozen=True)
@@ -385,7 +385,7 @@ def _member(tree: _Tree, tar: tarfile.TarFile, member: tarfile.TarInfo, index: i
     if kind is None:
         raise LayerError(f"{where}: the entry {path!r} is of an unknown tar type "
                          f"{member.type!r}")
-    mode, uid, gid, mtime = member.mode & 0o7777, member.uid, member.gid, int(member.mtime)
+    mode, uid, gid, mtime = member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member)
     if kind == "file":
         digest, size = hashlib.sha256(), 0
         f = tar.extractfile(member)
@@ -394,25 +394,39 @@ def _member(tree: _Tree, tar: tarfile.TarFile, member: tarfile.TarInfo, index: i
                 digest.update(chunk)
                 size += len(chunk)
         entry = Entry("file", mode, uid, gid, index, size=size, sha256=digest.hexdigest(),
-                      mtime=mtime)
+                      mtime_ns=mtime)
     elif kind == "hardlink":
         target = _inside(member.linkname)
         found = tree.entries.get(target)
         if found is not None and found.kind == "file":
             entry = Entry("file", mode, uid, gid, index, size=found.size, sha256=found.sha256,
-                          mtime=mtime)
+                          mtime_ns=mtime)
         else:
             entry = Entry("hardlink", mode, uid, gid, index,
-                          link=member.linkname[: limits.max_name], mtime=mtime)
+                          link=member.linkname[: limits.max_name], mtime_ns=mtime)
     elif kind == "symlink":
         entry = Entry("symlink", mode, uid, gid, index, link=member.linkname[: limits.max_name],
-                      mtime=mtime)
+                      mtime_ns=mtime)
     elif kind in ("char", "block"):
         entry = Entry(kind, mode, uid, gid, index, device=f"{member.devmajor},{member.devminor}",
-                      mtime=mtime)
+                      mtime_ns=mtime)
     else:
-        entry = Entry(kind, mode, uid, gid, index, mtime=mtime)
+        entry = Entry(kind, mode, uid, gid, index, mtime_ns=mtime)
     tree.put(path, entry)
+
+
+def _mtime_ns(member: tarfile.TarInfo) -> int:
+    """The mtime in nanoseconds: a PAX ``mtime`` (``1796207566.123456789``) exactly, as
+    BuildKit and containerd write it (two builds a second apart differ there only)."""
+    import decimal
+
+    text = member.pax_headers.get("mtime", "")
+    if text and len(text) <= 40:
+        try:
+            return int(decimal.Decimal(text).scaleb(9))
+        except (decimal.InvalidOperation, ValueError, OverflowError):
+            pass
+    return int(member.mtime) * 1_000_000_000
 
 
 def read_image(layers: ImageLayers, limits: Limits = DEFAULT_LIMITS,

@@ -30,7 +30,11 @@ def test_the_same_files_are_no_difference() -> None:
     a = view(BASE, [Member("etc/build-date", b"same", mtime=1)])
     b = view(BASE, [Member("etc/build-date", b"same", mtime=2)])
     assert filediff.compare(a, b) == []
-    assert [d.what for d in filediff.compare(a, b, mtimes=True)] == [("mtime",)]
+    (d,) = filediff.compare(a, b, mtimes=True)
+    assert d.what == ("mtime",)
+    assert "mtime 1970-01-01T00:00:01Z → 1970-01-01T00:00:02Z" in filediff.format_text([d], a, b)
+    doc = json.loads(filediff.format_json([d], a, b, mtimes=True))
+    assert (doc["files"][0]["a"]["mtime"], doc["files"][0]["b"]["mtime"]) == (1, 2)
 
 
 def test_a_file_written_at_build_time_is_named_with_its_layer_and_step() -> None:

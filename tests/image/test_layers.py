@@ -228,3 +228,16 @@ def test_a_file_that_is_not_a_tar_is_one_layer_error() -> None:
     with pytest.raises(LayerError, match="not a readable image archive"), \
             lay.archive_layers(io.BytesIO(b"\x01" * 2048), "img"):
         pass
+
+
+def test_a_pax_mtimes_fraction_is_kept_to_the_nanosecond() -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, mtime in (("a", "1796207566.123456789"), ("b", "1796207566.123456788")):
+            info = tarfile.TarInfo(name)
+            info.pax_headers = {"mtime": mtime}
+            tar.addfile(info, io.BytesIO(b""))
+    files = merged([Member("plain", mtime=7)], raw.getvalue())  # type: ignore[list-item]
+    assert files.entries["a"].mtime_ns == 1796207566123456789
+    assert files.entries["b"].mtime_ns == 1796207566123456788
+    assert files.entries["plain"].mtime_ns == 7_000_000_000
