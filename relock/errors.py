@@ -62,6 +62,10 @@ class InventoryError(RelockError):
     """An image's files (dpkg database, dist-info, ...) cannot be read."""
 
 
+class LayerError(InventoryError):
+    """An image's layers or config cannot be read: not a tar, over a limit, inconsistent."""
+
+
 class IndexError_(RelockError):
     """The Python package index cannot answer for a locked distribution."""
 

@@ -10,6 +10,8 @@ feature works): one per outside system, each typed as the seam's Protocol.
   a builder and registry mirrors; a build is what ``on_build`` makes of it).
 * ``FakeRegistry`` (``RegistryReader``), ``FakeIndex`` (``PackageIndex``),
   ``FakeArchive`` (``AptArchive``).
+* ``FakeLayers`` (``LayerSource``): images as archives ``docker save`` would
+  write, made in memory by ``image_archive`` from layers of ``Member`` entries.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import io
 import posixpath
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from relock.blobs import BlobCache
 from relock.errors import DebNotFoundError, EngineError, ImageNotFoundError, IndexError_
 from relock.image.engine import BuildEvent, BuildRequest, ImageInfo
+from relock.image.layers import ImageLayers, archive_layers
 from relock.image.rootfs import RootFS
 from relock.lock.lockfile import AptPackage, AptSource
 from relock.lock.reference import normalize_repo, split
@@ -35,6 +39,7 @@ from relock.upstream.registry import Manifest, VerifiedStream
 
 if TYPE_CHECKING:
     from relock.image.engine import Engine, ImageBuilder, ImageSource
+    from relock.image.layers import LayerSource
     from relock.image.registrysource import RegistryReader
     from relock.upstream.archive import AptArchive
     from relock.upstream.index import PackageIndex
@@ -164,9 +169,13 @@ class FakeEngine(FakeSource):
         self.mirrors = list(mirrors)
         self.on_build = on_build
         self.requests: list[BuildRequest] = []
+        self.layered = FakeLayers()
 
     def registry_mirrors(self) -> list[str]:
         return list(self.mirrors)
+
+    def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
+        return self.layered.image_layers(ref)
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         self.requests.append(request)
@@ -393,8 +402,115 @@ class FakeRegistry:
                                         "manifests": entries}, *tags)
 
 
+@dataclass(frozen=True)
+class Member:
+    """One entry of a layer tar: ``kind`` is file, dir, symlink, hardlink, char or fifo."""
+
+    name: str
+    data: bytes = b""
+    kind: str = "file"
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    link: str = ""
+    mtime: int = 0
+
+
+def build_layer(members: Iterable[Member | str]) -> bytes:
+    """A plain layer tar of ``members`` (a bare name is an empty file), in the order given."""
+    import tarfile
+
+    types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+             "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for m in members:
+            m = Member(m) if isinstance(m, str) else m
+            info = tarfile.TarInfo(m.name)
+            info.type, info.mode, info.uid, info.gid = types[m.kind], m.mode, m.uid, m.gid
+            info.linkname, info.mtime = m.link, m.mtime
+            if m.kind == "char":
+                info.devmajor, info.devminor = 1, 3
+            if m.kind == "file":
+                info.size = len(m.data)
+                tar.addfile(info, io.BytesIO(m.data))
+            else:
+                tar.addfile(info)
+    return raw.getvalue()
+
+
+def image_archive(layers_: Sequence[Iterable[Member | str] | bytes],
+                  steps: Sequence[str] | None = None, *, gzip_layers: bool = True,
+                  oci: bool = False, history: list[dict[str, object]] | None = None) -> bytes:
+    """An image archive as ``docker save`` writes it (``manifest.json``; with ``oci`` an
+    OCI layout's ``index.json`` only). A layer is its members or its plain tar's bytes;
+    ``steps`` are the layers' ``created_by`` (an empty CMD step between them, as builders
+    write); ``history`` replaces the history whole."""
+    import gzip
+    import json
+    import tarfile
+
+    blobs: dict[str, bytes] = {}
+
+    def put(data: bytes) -> str:
+        d = hashlib.sha256(data).hexdigest()
+        blobs[d] = data
+        return d
+
+    diff_ids, layer_digests = [], []
+    for layer in layers_:
+        plain = layer if isinstance(layer, bytes) else build_layer(layer)
+        diff_ids.append("sha256:" + hashlib.sha256(plain).hexdigest())
+        layer_digests.append(put(gzip.compress(plain, mtime=0) if gzip_layers else plain))
+    if history is None:
+        history = []
+        for step in steps or [f"/bin/sh -c step {i}" for i in range(len(layers_))]:
+            history += [{"created_by": step}, {"created_by": "/bin/sh -c #(nop)  CMD [\"x\"]",
+                                               "empty_layer": True}]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "history": history,
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_digest = put(config)
+    media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzip_layers else "")
+    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{config_digest}"},
+                           "layers": [{"mediaType": media, "digest": f"sha256:{d}"}
+                                      for d in layer_digests]}).encode()
+    files = {f"blobs/sha256/{d}": data for d, data in blobs.items()}
+    manifest_digest = hashlib.sha256(manifest).hexdigest()
+    files[f"blobs/sha256/{manifest_digest}"] = manifest
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"digest": f"sha256:{manifest_digest}"}]}).encode()
+    if not oci:
+        files["manifest.json"] = json.dumps([{
+            "Config": f"blobs/sha256/{config_digest}", "RepoTags": ["x:latest"],
+            "Layers": [f"blobs/sha256/{d}" for d in layer_digests]}]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class FakeLayers:
+    """A ``LayerSource`` of image archives by name (``image_archive``'s bytes)."""
+
+    def __init__(self, **archives: bytes) -> None:
+        self.archives = dict(archives)
+        self.asked: list[str] = []
+
+    def add(self, ref: str, archive: bytes) -> None:
+        self.archives[ref] = archive
+
+    def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
+        self.asked.append(ref)
+        if ref not in self.archives:
+            raise ImageNotFoundError(f"image {ref!r} not found in the engine")
+        return archive_layers(io.BytesIO(self.archives[ref]), ref)
+
+
 def _seams() -> tuple[Engine, ImageSource, ImageBuilder, RegistryReader, PackageIndex,
-                      AptArchive]:
+                      AptArchive, LayerSource]:
     """Each fake as its seam's Protocol, so that ``mypy tests/fakes.py`` checks they fit."""
     return (FakeEngine(), FakeSource(), FakeBuilder(), FakeRegistry(), FakeIndex(),
-            FakeArchive())
+            FakeArchive(), FakeLayers())

@@ -18,7 +18,7 @@ from relock.cli.common import (
 from relock.errors import EXIT_DIFFERS
 
 if TYPE_CHECKING:
-    from relock.freeze.command import DiffOutcome
+    from relock.freeze.command import DiffOutcome, FilesOutcome
 
 
 @cli.command()
@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
               default="text", show_default=True,
               help="text for a terminal, markdown for release notes or a pull request, "
-                   "json for scripts (keys in docs/diff-json.md).")
+                   "json for scripts (keys in docs/diff-json.md; with --files in "
+                   "docs/diff-files-json.md).")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option("--files", is_flag=True,
+              help="Compare two images file by file: every file that differs by content, "
+                   "mode, owner, link target, type or presence, with the layer and the "
+                   "build step that made it. Each side is an engine image, an "
+                   "oci://HOST/REPO@DIGEST image or an image archive (docker save).")
+@click.option("--mtimes", is_flag=True, help="With --files: compare mtimes too.")
 @click.option("--only", multiple=True, type=click.Choice(["apt", "pip", "base"]),
               help="Compare only this category (repeatable). Distro, snapshot, platform and "
                    "APT sources go with apt. The exit code counts only what is compared.")
@@ -37,8 +45,9 @@ if TYPE_CHECKING:
                    "[default: every platform both sides hold]")
 @dockerfile_option
 @build_arg_option
-def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
-         platforms: tuple[str, ...], dockerfile: Path, build_args: dict[str, str]) -> None:
+def diff(old: str, new: str, fmt: str, as_json: bool, files: bool, mtimes: bool,
+         only: tuple[str, ...], stat: bool, platforms: tuple[str, ...], dockerfile: Path,
+         build_args: dict[str, str]) -> None:
     """Show what changed from OLD to NEW.
 
     Each side is a lock file, a lock at a git revision (REV:PATH, the path
@@ -53,6 +62,12 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
     arm64's), are compared with each other: each one's own architecture's
     packages are paired by name, and the header says so.
 
+    With --files, OLD and NEW are images (the engine's, oci:// ones or
+    image archives) compared file by file in their merged views (whiteouts
+    applied): each file that differs, how, and for each side the layer that
+    holds it and the step of the image's history that made that layer.
+    mtimes only with --mtimes.
+
     Exits 0 if identical, 1 if they differ, 2 on trouble.
 
     \b
@@ -60,22 +75,28 @@ def diff(old: str, new: str, fmt: str, only: tuple[str, ...], stat: bool,
       relock diff locks/old.lock locks/sci.lock
       relock diff v1.2:locks/sci.lock locks/sci.lock --format markdown
       relock diff locks/sci.lock sci:latest --only pip --stat
+      relock diff --files sci:built-here oci://127.0.0.1:5000/sci@sha256:...
     """
     from relock.freeze.command import DiffRequest, run_diff
 
     request = DiffRequest(old=old, new=new, only=only, platforms=platforms,
-                          dockerfile=dockerfile, build_args=build_args)
+                          dockerfile=dockerfile, build_args=build_args, files=files,
+                          mtimes=mtimes)
     with user_errors():
         outcome = run_diff(request, progress, warn)
-    _print(outcome, fmt, stat)
-    if not outcome.result.identical:
+    _print(outcome, "json" if as_json else fmt, stat)
+    if not outcome.identical:
         raise SystemExit(EXIT_DIFFERS)
 
 
-def _print(outcome: DiffOutcome, fmt: str, stat: bool) -> None:
+def _print(outcome: DiffOutcome | FilesOutcome, fmt: str, stat: bool) -> None:
     """The change, as --format and --stat ask."""
+    from relock.freeze.command import FilesOutcome
     from relock.lock import diffformat
 
+    if isinstance(outcome, FilesOutcome):
+        _print_files(outcome, fmt, stat)
+        return
     a, b, result = outcome.old, outcome.new, outcome.result
     if fmt == "json":
         text = diffformat.format_json(result, a, b, stat=stat)
@@ -83,4 +104,18 @@ def _print(outcome: DiffOutcome, fmt: str, stat: bool) -> None:
         text = diffformat.format_markdown(result, a, b, stat=stat)
     else:
         text = diffformat.format_text(result, stat=stat, style=click.style)
+    click.echo(text, nl=False, color=None)
+
+
+def _print_files(outcome: FilesOutcome, fmt: str, stat: bool) -> None:
+    """The files that differ, as --format and --stat ask."""
+    from relock.image import filediff
+
+    a, b, found = outcome.old, outcome.new, list(outcome.differences)
+    if fmt == "json":
+        text = filediff.format_json(found, a, b, mtimes=outcome.mtimes, stat=stat)
+    elif fmt == "markdown":
+        text = filediff.format_markdown(found, a, b, stat=stat)
+    else:
+        text = filediff.format_text(found, a, b, stat=stat, style=click.style)
     click.echo(text, nl=False, color=None)

@@ -6,7 +6,8 @@ into the lock at the output and writes it. Build stages are built again by
 a ``StageFreezer`` the caller hands in: building needs the build package,
 which this one may not import (``relock.build.command.run_freeze`` hands
 in the engine's). ``run_diff`` loads two sides (lock files, locks at git
-revisions, images frozen in memory) and compares them.
+revisions, images frozen in memory) and compares them; with ``files`` it
+compares two images file by file instead (``relock.image.filediff``).
 
 Nothing here prints or exits: progress and warnings go to the callbacks
 given, a misused command line is a ``UsageError``.
@@ -14,7 +15,8 @@ given, a misused command line is a ``UsageError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from relock.freeze.freeze import FreezeOptions, FreezeResult
     from relock.freeze.sides import Side
     from relock.image.engine import ImageSource
+    from relock.image.filediff import FileDifference
+    from relock.image.layers import ImageFiles, ImageLayers, LayerSource
     from relock.image.registrysource import RegistrySource
     from relock.lock.diff import Category, LockDiff
     from relock.lock.lockfile import Lock
@@ -196,6 +200,8 @@ class DiffRequest:
     platforms: tuple[str, ...] = ()
     dockerfile: Path = Path("Dockerfile.in")
     build_args: Mapping[str, str] = field(default_factory=dict)
+    files: bool = False  # two images compared file by file, not as locks
+    mtimes: bool = False  # with files: mtimes compared too
 
 
 @dataclass(frozen=True)
@@ -206,16 +212,41 @@ class DiffOutcome:
     new: Side
     result: LockDiff
 
+    @property
+    def identical(self) -> bool:
+        return self.result.identical
+
+
+@dataclass(frozen=True)
+class FilesOutcome:
+    """Two images' files and every one that differs (``relock diff --files``)."""
+
+    old: ImageFiles
+    new: ImageFiles
+    differences: tuple[FileDifference, ...]
+    mtimes: bool
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
 
 def run_diff(request: DiffRequest, progress: Progress = quiet, warn: Progress = quiet, *,
-             connect: Callable[[], ImageSource] | None = None) -> DiffOutcome:
-    """Load both sides (the engine asked at most once) and compare them."""
+             connect: Callable[[], ImageSource] | None = None,
+             layers: Callable[[], LayerSource] | None = None) -> DiffOutcome | FilesOutcome:
+    """Load both sides (the engine asked at most once) and compare them.
+
+    With ``request.files`` both sides are images compared file by file;
+    ``layers`` gives the engine to read them from (the Docker engine by default).
+    """
     import functools
     from typing import cast
 
     from relock.freeze.sides import load_side
     from relock.lock import diff as core
 
+    if request.files:
+        return diff_files(request, progress, layers)
     if connect is None:
         from relock.image.engine import connect as engine_connect
 
@@ -236,3 +267,74 @@ def run_diff(request: DiffRequest, progress: Progress = quiet, warn: Progress = 
     result = core.diff_platforms(a.lock, b.lock, only=categories, compare_base=compare_base,
                                  platforms=request.platforms)
     return DiffOutcome(a, b, result)
+
+
+def diff_files(request: DiffRequest, progress: Progress = quiet,
+               layers: Callable[[], LayerSource] | None = None) -> FilesOutcome:
+    """Two images (the engine's, ``oci://`` ones, image archives) compared file by file.
+
+    Each image's layers are read and merged in turn; the steps of its history
+    are the template's (relock's view prefix taken off a pinned build's RUN).
+    """
+    import functools
+
+    from relock.image import filediff
+    from relock.image import layers as lay
+    from relock.template.render import template_command
+
+    if request.only:
+        raise UsageError("--only chooses what of two locks to compare; --files compares "
+                         "every file")
+    if len(request.platforms) > 1:
+        raise UsageError("--files compares one image with one other: give one --platform "
+                         "(it picks an oci:// image index's image)")
+    if layers is None:
+        from relock.image.engine import connect
+
+        layers = connect
+    engine = functools.cache(layers)
+    sides = []
+    for arg in (request.old, request.new):
+        with _image_layers(arg, engine, request.platforms[0] if request.platforms else None
+                           ) as found:
+            progress(f"reading the files of {arg} ({len(found.layers)} layers)")
+            sides.append(lay.read_image(lay.with_steps(found, template_command)))
+    a, b = sides
+    return FilesOutcome(a, b, tuple(filediff.compare(a, b, mtimes=request.mtimes)),
+                        request.mtimes)
+
+
+def _image_layers(arg: str, engine: Callable[[], LayerSource], platform: str | None
+                  ) -> contextlib.AbstractContextManager[ImageLayers]:
+    """``arg``'s layers: an ``oci://`` image, an image archive (a file), or the engine's."""
+    from relock.errors import EngineError, ImageNotFoundError
+    from relock.lock.reference import is_registry_ref
+
+    if is_registry_ref(arg):
+        from relock.image.registrysource import RegistrySource
+
+        return RegistrySource(platform=platform).image_layers(arg)
+    if Path(arg).is_file():
+        return _archive(Path(arg))
+    neither = f"{arg!r} is neither an image archive (a file), an oci:// image nor an image " \
+              "in the engine"
+    try:
+        source = engine()
+    except EngineError as e:
+        raise EngineError(f"{neither}; and the engine cannot be asked: {e}") from None
+    try:
+        return source.image_layers(arg)
+    except ImageNotFoundError:
+        raise ImageNotFoundError(neither) from None
+
+
+@contextlib.contextmanager
+def _archive(path: Path) -> Iterator[ImageLayers]:
+    from relock.image.layers import archive_layers
+
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot be read ({e.strerror})") from None
+    with f, archive_layers(f, str(path)) as found:
+        yield found

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from relock.errors import EngineError, UsageError
 from relock.image.engine import BuildEvent, BuildRequest, Engine, ImageBuilder, ImageInfo
+from relock.image.layers import ImageLayers
 from relock.image.rootfs import RootFS
 
 # What --builder takes besides a buildx builder's name.
@@ -322,6 +323,9 @@ class WithBuilder:
 
     def registry_mirrors(self) -> list[str]:
         return self.engine.registry_mirrors()
+
+    def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
+        return self.engine.image_layers(ref)
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         for event in self.builder.build(request):

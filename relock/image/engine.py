@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from relock.errors import EngineError, ImageNotFoundError, one_line
+from relock.image.layers import (
+    DEFAULT_LIMITS,
+    ImageLayers,
+    LayerSource,
+    Limits,
+    archive_layers,
+)
 from relock.image.rootfs import LayeredFS, RootFS, TarFS
 from relock.lock.platform import Platform
 from relock.lock.reference import normalize_repo
@@ -130,8 +137,9 @@ class ImageBuilder(Protocol):
         ...
 
 
-class Engine(ImageSource, ImageBuilder, Protocol):
-    """A container engine: images in and built, and the registry mirrors it pulls through."""
+class Engine(ImageSource, ImageBuilder, LayerSource, Protocol):
+    """A container engine: images in and built, their layers, and the registry mirrors it
+    pulls through."""
 
     def registry_mirrors(self) -> list[str]:
         """The engine's ``registry-mirrors`` URLs, which it asks for Docker Hub names first."""
@@ -330,6 +338,34 @@ class DockerEngine:
                 with contextlib.suppress(DockerException, EngineError), _answers(
                         "removing a container", self.timeout):
                     container.remove(force=True)
+
+    def image_layers(self, ref: str, limits: Limits = DEFAULT_LIMITS
+                     ) -> contextlib.AbstractContextManager[ImageLayers]:
+        """``ref``'s layers as ``docker save`` writes them, spooled to a temporary file.
+
+        The same for every image store (overlay2, containerd): the engine's own
+        archive of the image, its config and each layer's tar, read by
+        ``relock.image.layers``. Nothing in the image is run. An image the
+        engine does not have is an ``ImageNotFoundError`` here, not on entry.
+        """
+        return self._saved(ref, self.image(ref), limits)
+
+    @contextlib.contextmanager
+    def _saved(self, ref: str, info: ImageInfo, limits: Limits) -> Iterator[ImageLayers]:
+        import tempfile
+
+        with tempfile.TemporaryFile(prefix="relock-save-") as spool:
+            written = 0
+            with _answers(f"saving image {info.short_id}", self.timeout):
+                for chunk in self.client.api.get_image(info.id):
+                    written += len(chunk)
+                    if written > limits.max_archive:
+                        raise EngineError(f"image {info.short_id}: docker save gives over "
+                                          f"{limits.max_archive >> 20} MB")
+                    spool.write(chunk)
+            spool.seek(0)
+            with archive_layers(spool, ref, limits) as layers:
+                yield layers
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         from docker.errors import APIError, DockerException

@@ -21,7 +21,8 @@ from typing import Protocol
 from relock.blobs import BlobCache
 from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
 from relock.image.engine import INVENTORY_PATHS, ImageInfo, parse_created
-from relock.image.rootfs import RootFS, TarFS
+from relock.image.layers import ImageLayers, Layer, layers_of
+from relock.image.rootfs import Readable, RootFS, TarFS
 from relock.lock.platform import Platform, descriptor_text, spelled
 from relock.lock.reference import Reference, parse, strip_prefix
 from relock.upstream import registry as reg
@@ -62,6 +63,7 @@ class RegistryImage:
     digest: str
     manifest: str
     layers: tuple[tuple[str, str], ...]  # (media type, digest) of each layer blob, bottom first
+    steps: tuple[Layer, ...] = ()  # each layer's diff ID, blob digest and history step
 
 
 class RegistrySource:
@@ -126,18 +128,18 @@ class RegistrySource:
                 raise RegistryError(f"{strip_prefix(ref)}: the {platform} entry is an index, "
                                     "not an image")
             picked = manifest.digest
-        info, layers = self._config(client, r.repo, manifest)
+        info, layers, steps = self._config(client, r.repo, manifest)
         if platform is not None and str(info.platform) != platform:
             raise ImagePlatformError(f"{strip_prefix(ref)} is {info.platform}, not {platform}")
         name = f"{client.host}/{r.repo}"
         info = ImageInfo(id=info.id, layers=info.layers, platform=info.platform,
                          created=info.created, repo_digests=(f"{name}@{top.digest}",))
-        image = RegistryImage(info, client.host, r.repo, top.digest, picked, layers)
+        image = RegistryImage(info, client.host, r.repo, top.digest, picked, layers, steps)
         self._held[info.id] = image
         return image
 
     def _config(self, client: RegistryReader, repo: str, manifest: reg.Manifest
-                ) -> tuple[ImageInfo, tuple[tuple[str, str], ...]]:
+                ) -> tuple[ImageInfo, tuple[tuple[str, str], ...], tuple[Layer, ...]]:
         config = manifest.json().get("config")
         if not isinstance(config, dict):
             raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: an image manifest "
@@ -168,7 +170,7 @@ class RegistrySource:
                               arch=str(cfg.get("architecture", "amd64")),
                               variant=str(cfg.get("variant") or "")),
             created=parse_created(str(cfg.get("created") or "")))
-        return info, layers
+        return info, layers, layers_of(cfg, where, tuple(d for _, d in layers))
 
     # -- ImageSource ----------------------------------------------------------
     def image(self, ref: str) -> ImageInfo:
@@ -186,28 +188,48 @@ class RegistrySource:
     @contextlib.contextmanager
     def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
         """The files the inventory reads, from the layer blobs (cached by digest)."""
-        held = self._held.get(image.id)
-        if held is None:
-            raise ImageNotFoundError(f"image {image.short_id} was not found through this source")
-        client = self._registry_for(held.host)
+        held = self._holding(image.id)
         fs = TarFS(keep=INVENTORY_PATHS)
-        for media_type, digest in held.layers:
-            if media_type and media_type not in _LAYER_TYPES:
-                raise RegistryError(f"{held.host}/{held.repo}@{digest}: layers of type "
-                                    f"{media_type} cannot be read")
-            path = self.cache.path(digest.removeprefix("sha256:"))
-            if path is None:
-                with client.blob(held.repo, digest) as stream:
-                    path = self.cache.put_stream(digest.removeprefix("sha256:"),
-                                                 _chunks(stream), f"{held.host}/{held.repo}@"
-                                                 f"{digest}")
-            with path.open("rb") as f:
+        for i in range(len(held.layers)):
+            with self._layer(held, i) as f:
                 try:
                     fs.add_layer(f)
                 except (OSError, EOFError, ValueError) as e:
-                    raise RegistryError(f"{held.host}/{held.repo}@{digest}: not a readable "
-                                        f"layer tar ({e})") from None
+                    raise RegistryError(f"{held.host}/{held.repo}@{held.layers[i][1]}: not a "
+                                        f"readable layer tar ({e})") from None
         yield fs
+
+    def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
+        """``ref``'s layers, each blob read from the cache (fetched into it first)."""
+        held = self.resolve(ref)
+
+        def open_layer(i: int) -> contextlib.AbstractContextManager[Readable]:
+            return self._layer(held, i)
+
+        return contextlib.nullcontext(
+            ImageLayers(strip_prefix(ref), held.info.id, held.steps, open_layer))
+
+    def _holding(self, image_id: str) -> RegistryImage:
+        held = self._held.get(image_id)
+        if held is None:
+            raise ImageNotFoundError(f"image {image_id[:19]} was not found through this source")
+        return held
+
+    @contextlib.contextmanager
+    def _layer(self, held: RegistryImage, i: int) -> Iterator[Readable]:
+        """Layer ``i``'s blob as stored (compressed or not), from the blob cache."""
+        media_type, digest = held.layers[i]
+        if media_type and media_type not in _LAYER_TYPES:
+            raise RegistryError(f"{held.host}/{held.repo}@{digest}: layers of type "
+                                f"{media_type} cannot be read")
+        path = self.cache.path(digest.removeprefix("sha256:"))
+        if path is None:
+            client = self._registry_for(held.host)
+            with client.blob(held.repo, digest) as stream:
+                path = self.cache.put_stream(digest.removeprefix("sha256:"), _chunks(stream),
+                                             f"{held.host}/{held.repo}@{digest}")
+        with path.open("rb") as f:
+            yield f
 
 
 def _entries(index: reg.Manifest) -> list[tuple[str, str]]:

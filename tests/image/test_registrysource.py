@@ -183,3 +183,28 @@ def test_several_platforms_are_for_a_registry_image_only(tmp_path: Path) -> None
                                  "-o", str(tmp_path / "x.lock")], catch_exceptions=False)
     assert r.exit_code == 2
     assert "an image in the engine is of one platform" in r.output
+
+
+def test_an_images_layers_are_read_from_the_registry_for_a_file_diff(tmp_path: Path) -> None:
+    from relock.image import filediff
+    from relock.image.layers import read_image
+
+    reg = FakeRegistry()
+    reg.put_image("app", [base_layer("amd64"), {"etc/build-date": b"1", "etc/os-release": None}],
+                  "v1")
+    reg.put_image("app", [base_layer("amd64"), {"etc/build-date": b"2",
+                                                "etc/.wh.os-release": None}], "v2")
+    src = source(reg, tmp_path=tmp_path)
+    with src.image_layers(f"oci://{reg.host}/app:v1") as one:
+        a = read_image(one)
+    with src.image_layers(f"oci://{reg.host}/app:v2") as two:
+        b = read_image(two)
+    assert a.id == src.image(f"oci://{reg.host}/app:v1").id
+    assert [x.digest for x in a.layers] == [d for _, d in src.resolve(
+        f"oci://{reg.host}/app:v1").layers]
+    found = {d.path: (d.status, d.what, d.b.layer.index if d.b.layer else None)
+             for d in filediff.compare(a, b)}
+    assert found == {"/etc/build-date": ("changed", ("content",), 1),
+                     "/etc/os-release": ("removed", ("presence",), 1)}
+    with pytest.raises(ImageNotFoundError):
+        src.image_layers(f"oci://{reg.host}/app:v3")
