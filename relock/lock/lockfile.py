@@ -734,8 +734,8 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
-def read(path: Path) -> Lock:
-    """Read and validate the lock file at ``path``: a regular file of at most 64 MiB."""
+def read_text(path: Path) -> str:
+    """The text of the lock file at ``path``: a regular file of at most 64 MiB, UTF-8."""
     try:
         data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
@@ -746,7 +746,11 @@ def read(path: Path) -> Lock:
     except OSError as e:
         raise LockfileError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise LockfileError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return loads(text, str(path))
+
+
+def read(path: Path) -> Lock:
+    """Read and validate the lock file at ``path`` (``read_text``'s rules)."""
+    return loads(read_text(path), str(path))

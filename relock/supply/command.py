@@ -37,24 +37,11 @@ class SbomOutcome:
 
 def read_lock(lock_path: Path | None) -> tuple[Lock, str, Path]:
     """The lock (found as every command finds it), its text and its path."""
-    from relock.errors import LockfileError
-    from relock.files import TooBigError, read_regular
     from relock.lock import lockfile
     from relock.lock.locate import default_lock
 
     path = default_lock(lock_path)
-    try:
-        data = read_regular(path, lockfile.MAX_BYTES)
-    except FileNotFoundError:
-        raise LockfileError(f"{path}: no such lock file") from None
-    except TooBigError:
-        raise LockfileError(f"{path}: too big for a lock file") from None
-    except OSError as e:
-        raise LockfileError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise LockfileError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    text = lockfile.read_text(path)
     return lockfile.loads(text, str(path)), text, path
 
 
