@@ -30,7 +30,7 @@ from relock.errors import BaseImageError
 from relock.store import baseimage, store
 from relock.upstream import registry
 from tests.conftest import skip_or_fail
-from tests.e2e.pyindex import free_port
+from tests.support.dockerregistry import serve
 
 pytestmark = pytest.mark.engine
 
@@ -252,30 +252,8 @@ def second_registry(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         pytest.fail("docker-registry is not installed (scripts/testbed installs it)")
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(json.dumps({
-        "version": 0.1, "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"}}))
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                get(f"http://127.0.0.1:{port}/v2/")
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the second registry did not start")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve(binary, tmp_path) as host:
+        yield host
 
 
 def test_copy_between_two_registries(tmp_path: Path, trixie: str, prefix: str,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 from relock.upstream import referrers
 from relock.upstream import registry as reg
 from tests.hostile.contract import invoke, one_line_error
+from tests.support.dockerregistry import serve
 
 TESTBED = "127.0.0.1:5000"
 
@@ -42,32 +41,8 @@ def own_registry(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         pytest.skip("docker-registry or skopeo is not installed")
     if not reachable(f"http://{TESTBED}/v2/library/debian/tags/list"):
         pytest.skip(f"the test bed's registry on {TESTBED} does not answer")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path / "data"
-    config = tmp_path / "registry.yml"
-    config.write_text(json.dumps({
-        "version": 0.1, "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(data)}},
-        "http": {"addr": f"127.0.0.1:{port}"}}))
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if reachable(f"http://127.0.0.1:{port}/v2/"):
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("docker-registry did not start")
-        yield f"127.0.0.1:{port}", data
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve(binary, tmp_path) as host:
+        yield host, tmp_path / "data"
 
 
 def copy(source: str, dest: str) -> None:
