@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from relock.errors import EngineError, UsageError
+from relock.files import read_regular
 from relock.image.engine import BuildEvent, BuildRequest, Engine, ImageBuilder, ImageInfo
 from relock.image.layers import ImageLayers
 from relock.image.rootfs import RootFS
@@ -284,9 +285,9 @@ def _list(value: object) -> list[dict[str, Any]]:
 
 
 def _read_small(path: Path, limit: int = 1 << 16) -> str:
+    """What buildx wrote in one of its files (none: empty), a regular file of at most ``limit``."""
     try:
-        with path.open("rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
+        return read_regular(path, limit).decode("utf-8", "replace")
     except OSError:
         return ""
 
