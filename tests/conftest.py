@@ -71,6 +71,35 @@ def client(docker_engine: DockerEngine) -> Any:
     return docker_engine.client
 
 
+class StoreEngine:
+    """The test bed's engine of one image store: its DOCKER_HOST, relock's seam and a client."""
+
+    def __init__(self, store: str, host: str, engine: DockerEngine) -> None:
+        self.store = store
+        self.host = host
+        self.engine = engine
+        self.client: Any = engine.client
+
+
+@pytest.fixture(scope="session")
+def overlay2_engine(docker_engine: DockerEngine) -> Iterator[StoreEngine]:
+    """The test bed's engine with the overlay2 image store (the main one or the other):
+    for what only that store has (its layer folders, an image ID that is the config's
+    digest, a digest kept by an image whose tag moved)."""
+    from relock.image import engine
+    from tests.support.engines import engines
+
+    host = engines().get("overlay2")
+    if host is None:
+        skip_or_fail("the test bed has no overlay2 engine; scripts/testbed starts one")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCKER_HOST", host)
+        e = engine.connect()
+    e.image("debian:trixie-slim")
+    yield StoreEngine("overlay2", host, e)
+    e.client.close()
+
+
 SECONDHOST = ROOT / "scripts" / "secondhost"
 
 

@@ -99,6 +99,8 @@ class FakeSource:
         self.pullable: dict[str, ImageInfo] = {}
         self.files: dict[str, Mapping[str, bytes]] = {}
         self.pulled: list[str] = []
+        # What registry_has answers by reference (True where not given).
+        self.in_registry: dict[str, bool | None] = {}
 
     def add(self, image: ImageInfo, *tags: str, files: Mapping[str, bytes] | None = None
             ) -> ImageInfo:
@@ -135,6 +137,9 @@ class FakeSource:
     @contextlib.contextmanager
     def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
         yield MemFS(self.files.get(image.id, {}))
+
+    def registry_has(self, ref: str) -> bool | None:
+        return self.in_registry.get(ref, True)
 
 
 def repo_digest(ref: str, digest_: str) -> str:

@@ -306,6 +306,8 @@ def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
         if built is not None and stage == final_root:
             image = _base_under(source, built, stage.ref, image, warnings)
         digests = image.digests_for(stage.ref)
+        if digests and image.local_digests:
+            digests = _in_registry(source, stage.ref, digests, warnings)
         if digests:
             bases.append(Base(stage.index, stage.ref, digests[0], name=stage.name))
         elif allow_local:
@@ -321,6 +323,25 @@ def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
                 "--allow-local-base to lock it by image ID (other hosts cannot reproduce that)"
             )
     return tuple(bases), warnings
+
+
+def _in_registry(source: ImageSource, ref: str, digests: list[str],
+                 warnings: list[str]) -> list[str]:
+    """Those of ``digests`` a registry has, where the store names built images by digest too.
+
+    The containerd image store gives an image built here a digest as it gives a pulled one;
+    the engine's registry for ``ref`` (asked as a pull would ask it) tells them apart.
+    """
+    repo = reference.split(ref).name
+    known = []
+    for digest in digests:
+        has = source.registry_has(f"{repo}@{digest}")
+        if has is None:
+            warnings.append(f"could not ask the registry of {ref} whether it has {digest}; "
+                            "locked it (other hosts pull it from there)")
+        if has is not False:
+            known.append(digest)
+    return known
 
 
 def _base_under(source: ImageSource, built: ImageInfo, ref: str, tagged: ImageInfo,

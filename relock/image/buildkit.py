@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -269,10 +270,17 @@ class _Status:
         if self.failed is None:
             return None
         name, error = self.failed
-        return f"{step_line(name)}: {error.splitlines()[0] if error else 'failed'}"
+        first = error.splitlines()[0] if error else "failed"
+        # 'process "/bin/sh -c <the step with relock's view before it>" did not complete
+        # successfully: exit code: 1': the step is named already, the process is noise.
+        ran = _PROCESS.fullmatch(first)
+        return f"{step_line(name)}: {ran.group(1) if ran else first}"
 
     def last_words(self) -> str:
         return next((w for w in reversed(self.words) if w.strip()), "")
+
+
+_PROCESS = re.compile(r'process ".*" (did not complete successfully: .*)')
 
 
 def step_line(name: str) -> str:
@@ -324,6 +332,9 @@ class WithBuilder:
 
     def registry_mirrors(self) -> list[str]:
         return self.engine.registry_mirrors()
+
+    def registry_has(self, ref: str) -> bool | None:
+        return self.engine.registry_has(ref)
 
     def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         return self.engine.image_layers(ref)

@@ -15,6 +15,7 @@ that ``relock --help`` stays instant. Every engine failure becomes an
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,9 @@ class ImageInfo:
     repo_digests: tuple[str, ...] = ()
     platform: Platform = field(default_factory=Platform)
     created: datetime | None = None
+    # The store names every image by a digest of its own, pulled or built (Docker's
+    # containerd image store): a repo digest there does not say a registry has it.
+    local_digests: bool = False
 
     @property
     def short_id(self) -> str:
@@ -95,6 +99,11 @@ class ImageSource(Protocol):
 
     def open_rootfs(self, image: ImageInfo) -> contextlib.AbstractContextManager[RootFS]:
         """A read-only view of ``image``'s files while the context lasts."""
+        ...
+
+    def registry_has(self, ref: str) -> bool | None:
+        """Whether a registry the source pulls from has ``ref`` (``repo@sha256:...``);
+        None when it could not be asked."""
         ...
 
 
@@ -227,12 +236,40 @@ class DockerEngine:
         # Inspect JSON (untyped, as the engine sends it) by image ID, for the
         # layer folders open_rootfs reads.
         self._attrs: dict[str, Mapping[str, Any]] = {}
+        self._containerd: bool | None = None
+
+    def containerd_store(self) -> bool:
+        """Whether the engine keeps its images in the containerd image store (asked once)."""
+        if self._containerd is None:
+            with _answers("asked for its image store", self.timeout):
+                info = self.client.info()
+            status = info.get("DriverStatus") if isinstance(info, dict) else None
+            self._containerd = "io.containerd.snapshotter" in json.dumps(status or [])
+        return self._containerd
 
     def _info(self, image: Any) -> ImageInfo:  # Any: an SDK Image (untyped)
         # An SDK Image (untyped); its attrs are the engine's inspect JSON.
         attrs: Mapping[str, Any] = image.attrs  # the engine's inspect JSON, as the SDK gives it
         self._attrs[image.id] = attrs
-        return image_info(image.id, attrs)
+        info = image_info(image.id, attrs)
+        return replace(info, local_digests=True) if self.containerd_store() else info
+
+    def registry_has(self, ref: str) -> bool | None:
+        """Whether the engine's registry for ``ref`` (its mirrors and credentials, as a pull
+        of it would go) has that manifest: the engine's distribution endpoint."""
+        import requests
+        from docker.errors import APIError, DockerException, NotFound
+
+        try:
+            self.client.api.inspect_distribution(ref)
+        except NotFound:
+            return False
+        except APIError as e:
+            text = str(e).lower()
+            return False if "unknown" in text or "not found" in text else None
+        except (DockerException, requests.RequestException):
+            return None
+        return True
 
     def image(self, ref: str) -> ImageInfo:
         import requests
@@ -272,7 +309,6 @@ class DockerEngine:
         The SDK's own pull waits for ever (it sets no time-out): an engine
         that takes the request and never answers would hold relock.
         """
-        import json
 
         from docker import auth
         from docker.utils import parse_repository_tag

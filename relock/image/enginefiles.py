@@ -195,6 +195,9 @@ class EngineFiles:
     def pull(self, ref: str) -> ImageInfo:
         return self.engine().pull(ref)
 
+    def registry_has(self, ref: str) -> bool | None:
+        return self.engine().registry_has(ref)
+
     @contextlib.contextmanager
     def open_rootfs(self, image: ImageInfo, keep: tuple[str, ...] = INVENTORY_PATHS
                     ) -> Iterator[RootFS]:

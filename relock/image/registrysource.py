@@ -185,6 +185,9 @@ class RegistrySource:
     def pull(self, ref: str) -> ImageInfo:
         return self.image(ref)
 
+    def registry_has(self, ref: str) -> bool | None:
+        return True  # its images' digests are the registry's own
+
     @contextlib.contextmanager
     def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
         """The files the inventory reads, from the layer blobs (cached by digest)."""

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, run_in, skip_or_fail
+from tests.conftest import run_in, skip_or_fail
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.e2e.test_build_faults import assert_clean_failure, copy_out, relock
+from tests.support.engines import engines
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -57,25 +58,6 @@ RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \\
 COPY --link --from=tools /out/tool.txt /opt/tool.txt
 COPY --link app.txt /app/app.txt
 """
-
-def engine_store(docker_host: str) -> str:
-    out = subprocess.run(["docker", "info", "--format", "{{json .DriverStatus}}"],
-                         env={**os.environ, "DOCKER_HOST": docker_host},
-                         capture_output=True, text=True, check=False)
-    return "containerd" if "io.containerd.snapshotter" in out.stdout else "overlay2"
-
-
-def engines() -> dict[str, str]:
-    """DOCKER_HOST of the test bed's engine of each image store."""
-    first = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    found = {engine_store(first): first}
-    other = subprocess.run([str(ROOT / "scripts" / "testbed"), "--other-engine"],
-                           capture_output=True, text=True, check=False)
-    if other.returncode == 0:
-        host = other.stdout.strip().split("=", 1)[1]
-        found.setdefault(engine_store(host), host)
-    return found
-
 
 @dataclass
 class World:

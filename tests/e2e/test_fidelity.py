@@ -106,6 +106,7 @@ class Case:
 def case(request: pytest.FixtureRequest, client: Any, docker_engine: Any,
          build_image: BuildImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
     from relock.build.enginebuild import build
+    from relock.image.buildkit import select
 
     name = str(request.param)
     root = tmp_path_factory.mktemp(name)
@@ -122,7 +123,9 @@ def case(request: pytest.FixtureRequest, client: Any, docker_engine: Any,
             (context / rel).parent.mkdir(parents=True, exist_ok=True)
             (context / rel).write_text(body)
         unpinned = f"relock-test-fidelity-stages:{uuid.uuid4().hex[:8]}"
-        build(docker_engine, context, "Dockerfile", tag=unpinned,
+        # Built as `docker build` builds it here, with the builder relock builds with
+        # (BuildKit where the engine has it: its WORKDIR makes a layer, the classic one's not).
+        build(select(docker_engine), context, "Dockerfile", tag=unpinned,
               build_args={"CODENAME": "bookworm"})
     lock_path = root / "locks" / f"{name}.lock"
     frozen = relock("freeze", unpinned, "-f", context / "Dockerfile", *args, "-o", lock_path)

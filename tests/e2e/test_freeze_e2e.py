@@ -11,6 +11,7 @@ import os
 import subprocess
 import tarfile
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from relock.image import engine
 from relock.image.engine import DockerEngine
 from relock.lock import lockfile
 from relock.template.dockerfile import load
-from tests.conftest import BuildImage, run_in
+from tests.conftest import BuildImage, StoreEngine, run_in
 
 pytestmark = pytest.mark.engine
 
@@ -103,19 +104,35 @@ def test_two_freezes_give_identical_bytes(sci: tuple[str, Path], tmp_path: Path)
 
 
 def test_export_fallback_reads_the_same_as_overlay_layers(
-        client: Any, docker_engine: DockerEngine, sci: tuple[str, Path],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    tag, _ = sci
-    image = docker_engine.image(tag)
-    # The fast path is what ran above.
-    assert engine._overlay_layers(client.images.get(tag).attrs) is not None
-    with docker_engine.open_rootfs(image) as fs:
-        fast = take_inventory(fs)
-    monkeypatch.setattr(engine, "_overlay_layers", lambda attrs: None)
-    with docker_engine.open_rootfs(image) as fs:
-        slow = take_inventory(fs)
-    assert fast == slow
-    assert not [c for c in client.containers.list(all=True) if c.image.id == image.id]
+        overlay2_engine: StoreEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path reads the overlay2 store's layer folders: the test bed's engine of
+    # that store (the containerd store has no such folders and always exports).
+    from relock.build.enginebuild import build
+
+    o2 = overlay2_engine
+    (tmp_path / "Dockerfile").write_text(
+        "FROM debian:trixie-slim\n"
+        "RUN mkdir -p /opt/venv/lib/python3.13/site-packages/demo-1.0.dist-info \\\n"
+        " && printf 'home = /usr/bin\\nversion = 3.13.5\\n' > /opt/venv/pyvenv.cfg \\\n"
+        " && printf 'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n' \\\n"
+        "      > /opt/venv/lib/python3.13/site-packages/demo-1.0.dist-info/METADATA \\\n"
+        " && rm /usr/share/doc/gzip/copyright\n")
+    tag = f"relock-test-fallback:{uuid.uuid4().hex[:8]}"
+    build(o2.engine, tmp_path, "Dockerfile", tag=tag)
+    try:
+        image = o2.engine.image(tag)
+        assert engine._overlay_layers(o2.client.images.get(tag).attrs) is not None
+        with o2.engine.open_rootfs(image) as fs:
+            fast = take_inventory(fs)
+            assert fs.read_bytes("usr/share/doc/gzip/copyright") is None  # a whiteout
+        monkeypatch.setattr(engine, "_overlay_layers", lambda attrs: None)
+        with o2.engine.open_rootfs(image) as fs:
+            slow = take_inventory(fs)
+        assert fast == slow
+        assert [(d.name, d.version) for d in fast.dists] == [("demo", "1.0")]
+        assert not [c for c in o2.client.containers.list(all=True) if c.image.id == image.id]
+    finally:
+        o2.client.images.remove(tag, force=True)
 
 
 def test_freeze_reads_only_files(client: Any, docker_engine: DockerEngine,

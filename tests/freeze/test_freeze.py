@@ -59,6 +59,29 @@ def test_digests_of_another_repository_do_not_count() -> None:
     assert "other hosts cannot pull" in warnings[0]
 
 
+def test_a_store_that_names_built_images_by_digest_asks_the_registry() -> None:
+    """The containerd image store gives a locally built base a repo digest too: only
+    the registry (asked as a pull would be) tells a pulled base from a built one."""
+    source = FakeSource()
+    source.add(ImageInfo("sha256:" + "3" * 64, layers("b"), (repo_digest("mine", digest("m")),),
+                         local_digests=True), "mine:1")
+    df = parse("FROM mine:1\n")
+    source.in_registry[f"mine@{digest('m')}"] = False
+    with pytest.raises(BaseImageError, match=r"no registry digest.*--allow-local-base"):
+        pin_bases(source, df, allow_local=False)
+    bases, warnings = pin_bases(source, df, allow_local=True)
+    assert bases[0].image_id == "sha256:" + "3" * 64 and not bases[0].digest
+    source.in_registry[f"mine@{digest('m')}"] = True
+    bases, warnings = pin_bases(source, df, allow_local=False)
+    assert [b.digest for b in bases] == [digest("m")] and warnings == []
+    # A registry that cannot be asked: locked, and said.
+    source.in_registry[f"mine@{digest('m')}"] = None
+    bases, warnings = pin_bases(source, df, allow_local=False)
+    assert bases[0].digest == digest("m")
+    assert warnings == [f"could not ask the registry of mine:1 whether it has {digest('m')}; "
+                        "locked it (other hosts pull it from there)"]
+
+
 def test_a_moved_tag_pins_the_base_the_image_sits_on() -> None:
     source = FakeSource()
     old = source.add(ImageInfo("sha256:" + "4" * 64, layers("o"),

@@ -107,7 +107,8 @@ def test_a_failed_step_is_one_line_naming_it(tmp_path: Path) -> None:
         BuildRequest(dockerfile="Dockerfile", context=tmp_path)))
     assert events[-1].kind == "error"
     assert events[-1].text.startswith("[stage-0 2/3] RUN ")
-    assert events[-1].text.endswith("did not complete successfully: exit code: 1")
+    assert events[-1].text == f"{RUN}: did not complete successfully: exit code: 1"
+    assert "/bin/sh -c" not in events[-1].text  # the step, not the process relock made of it
     assert not any(e.kind == "image" for e in events)
 
 

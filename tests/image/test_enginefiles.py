@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,9 +20,10 @@ import pytest
 
 from relock.errors import ImageNotFoundError
 from relock.image import enginefiles
-from relock.image.engine import DockerEngine, ImageInfo, _overlay_layers
+from relock.image.engine import ImageInfo, _overlay_layers
 from relock.image.enginefiles import EngineFiles, local_images, sdk_engine
 from relock.lock.platform import Platform
+from tests.conftest import StoreEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -277,10 +279,11 @@ def test_a_socket_nobody_listens_on_is_the_sdk_client(tmp_path: Path,
 # -- the real engine -------------------------------------------------------------
 
 
-def _file_source(docker_engine: DockerEngine) -> EngineFiles:
+def _file_source(o2: StoreEngine, monkeypatch: pytest.MonkeyPatch) -> EngineFiles:
+    monkeypatch.setenv("DOCKER_HOST", o2.host)
     source = local_images()
     if not isinstance(source, EngineFiles):
-        pytest.fail("the test bed's engine is local overlay2: its files must be readable")
+        pytest.fail("the test bed's overlay2 engine is local: its files must be readable")
     return source
 
 
@@ -296,17 +299,34 @@ RUN echo second layer > /srv/second
 """
 
 
+def _build(o2: StoreEngine, context: Path, text: str, name: str) -> str:
+    from relock.build.enginebuild import build
+
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(text)
+    tag = f"relock-test-{name}:{uuid.uuid4().hex[:8]}"
+    build(o2.engine, context, "Dockerfile", tag=tag)
+    return tag
+
+
+# The files are the overlay2 image store's (image/overlay2, overlay2/): these tests read
+# the test bed's engine of that store, whichever of its two engines it is.
 @pytest.fixture(scope="module")
-def app_image(build_image: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+def app_image(overlay2_engine: StoreEngine,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A tagged image of three layers with a venv holding one pip distribution."""
-    return build_image(tmp_path_factory.mktemp("app"), _APP, name="files-app")
+    tag = _build(overlay2_engine, tmp_path_factory.mktemp("app"), _APP, "files-app")
+    yield tag
+    with contextlib.suppress(Exception):
+        overlay2_engine.client.images.remove(tag, force=True)
 
 
 @pytest.fixture
-def digest_only(build_image: Any, client: Any, tmp_path: Path) -> Iterator[str]:
+def digest_only(overlay2_engine: StoreEngine, tmp_path: Path) -> Iterator[str]:
     """A built image (two layers) known only by its digest in the test bed's registry."""
-    tag = build_image(tmp_path / "ctx", "FROM debian:trixie-slim\n"
-                      f"RUN echo {uuid.uuid4().hex} > /made\n", name="ef")
+    client = overlay2_engine.client
+    tag = _build(overlay2_engine, tmp_path / "ctx", "FROM debian:trixie-slim\n"
+                 f"RUN echo {uuid.uuid4().hex} > /made\n", "ef")
     repo = f"127.0.0.1:5000/relock-test-ef-{uuid.uuid4().hex[:8]}"
     client.images.get(tag).tag(repo, "t")
     client.images.push(repo, "t")
@@ -322,9 +342,11 @@ def digest_only(build_image: Any, client: Any, tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.engine
 @pytest.mark.slow
-def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client: Any,
-                                            digest_only: str, app_image: str) -> None:
-    files = _file_source(docker_engine)
+def test_files_and_sdk_agree_on_real_images(overlay2_engine: StoreEngine, digest_only: str,
+                                            app_image: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    docker_engine, client = overlay2_engine.engine, overlay2_engine.client
+    files = _file_source(overlay2_engine, monkeypatch)
     by_sdk = {i.id: i for i in docker_engine.images()}
     by_files = {i.id: i for i in files.images()}
     assert by_files == by_sdk
@@ -355,14 +377,16 @@ def test_files_and_sdk_agree_on_real_images(docker_engine: DockerEngine, client:
 @pytest.mark.engine
 @pytest.mark.parametrize("image", ["debian:trixie-slim", "app"])
 def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
-        docker_engine: DockerEngine, image: str, request: pytest.FixtureRequest) -> None:
+        overlay2_engine: StoreEngine, image: str, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from relock.freeze import freeze as fz
     from relock.lock.lockfile import dumps
     from relock.template import dockerfile as df
 
     if image == "app":
         image = request.getfixturevalue("app_image")
-    files = _file_source(docker_engine)
+    files = _file_source(overlay2_engine, monkeypatch)
+    docker_engine = overlay2_engine.engine
     parsed = df.load(ROOT / "Dockerfile.in", {})
     options = fz.FreezeOptions(index=None, deb_entries=True, archive=None)
     by_files = fz.freeze_image(files, image, parsed, options)
@@ -376,11 +400,12 @@ def test_a_freeze_through_the_files_is_the_freeze_through_the_sdk(
 
 
 @pytest.mark.engine
-def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngine,
-                                                      tmp_path: Path, app_image: str) -> None:
+def test_freeze_on_the_files_imports_no_engine_client(overlay2_engine: StoreEngine,
+                                                      tmp_path: Path, app_image: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Nor what a freeze of files does not use: the other commands, sockets, temp files,
     a TOML parser, python-debian (freeze_bench's figure rests on it)."""
-    _file_source(docker_engine)  # fills the cache of the data root
+    _file_source(overlay2_engine, monkeypatch)  # fills the cache of the data root
     unused = ("docker", "requests", "urllib3", "socket", "tempfile", "tomli", "debian",
               "relock.cli.build", "relock.template.render", "relock.image.registrysource",
               "relock.upstream.registry")
@@ -391,7 +416,8 @@ def test_freeze_on_the_files_imports_no_engine_client(docker_engine: DockerEngin
     done = subprocess.run(
         [sys.executable, "-c", code, "freeze", app_image, "--no-index",
          "--no-archive", "-f", str(ROOT / "Dockerfile.in"), "-o", str(tmp_path / "x.lock")],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "DOCKER_HOST": overlay2_engine.host})
     assert done.stderr.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "x.lock").is_file()
 
