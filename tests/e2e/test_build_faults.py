@@ -563,8 +563,9 @@ def test_engine_lost_during_the_build_is_one_line_and_exit_2(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        # The stand-in speaks the classic builder's API only (buildx cannot boot on it).
         result = relock("build", "-f", plain.dockerfile, "--lock", plain.lock_path,
-                        env={"DOCKER_HOST": f"unix://{sock}"})
+                        "--builder", "classic", env={"DOCKER_HOST": f"unix://{sock}"})
     finally:
         server.shutdown()
         server.server_close()
