@@ -175,9 +175,13 @@ class FakeEngine(FakeSource):
         self.on_build = on_build
         self.requests: list[BuildRequest] = []
         self.layered = FakeLayers()
+        self.containerd = False
 
     def registry_mirrors(self) -> list[str]:
         return list(self.mirrors)
+
+    def containerd_store(self) -> bool:
+        return self.containerd
 
     def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         return self.layered.image_layers(ref)

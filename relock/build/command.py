@@ -13,6 +13,7 @@ is used. Nothing here prints or exits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from relock.freeze.command import FreezeOutcome, FreezeRequest
     from relock.freeze.freeze import FreezeOptions
     from relock.image.engine import ImageSource
-    from relock.lock.lockfile import Lock
+    from relock.lock.lockfile import ImageDigest, Lock
     from relock.template.dockerfile import Dockerfile
     from relock.upstream.referrers import ArtifactRegistry
 
@@ -214,6 +215,23 @@ class BuildRequest:
     flags: RebuildFlags = field(default_factory=RebuildFlags)
     build_args: Mapping[str, str] = field(default_factory=dict)
     builder: str | None = None  # --builder: auto, buildkit, classic or a buildx builder
+    reproducible: bool = False  # --reproducible
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The image a reproducible build gave, and what the lock recorded before it (None:
+    nothing, and now it records this one)."""
+
+    digest: ImageDigest
+    recorded: ImageDigest | None
+
+    @property
+    def same(self) -> bool:
+        """Whether the build gave the image the lock records (or the lock recorded none)."""
+        r = self.recorded
+        return r is None or (r.config == self.digest.config
+                             and (not r.manifest or r.manifest == self.digest.manifest))
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,7 @@ class VerifyOutcome:
     image: str
     lock_path: Path | str  # the lock file, or where the lock attached to the image is
     drift: tuple[Drift, ...] | None
+    reproduced: Reproduction | None = None  # of relock build --reproducible
 
 
 def run_build(request: BuildRequest, progress: Progress = quiet,
@@ -241,20 +260,50 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     lock_path = default_lock(request.lock_path)
     options = request.flags.options(lock_path, tag=request.tag, platform=request.platform,
                                     nocache=request.no_cache)
+    if request.reproducible:
+        options = dataclasses.replace(options, reproducible=True)
     lock, parsed, args = load_template(request.dockerfile, lock_path, request.build_args)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
     lock = by_manifest(lock.part(request.platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
     client = engine.connect()
     builds = buildkit.select(client, request.builder)
-    progress(f"building with {builds.name}")
+    if request.reproducible and (problem := builds.reproducible_problem()):
+        raise UsageError(f"--reproducible: {problem}")
+    progress(f"building with {builds.name}" + (
+        f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the lock's "
+        "snapshot time)" if request.reproducible else ""))
     result = rebuild.rebuild(builds, parsed, lock, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     image = request.tag or result.image_id
     progress(f"built {image}")
+    reproduced = None
+    if request.reproducible:
+        reproduced = _reproduction(lock_path, lock, result.digest, progress)
     if request.no_verify:
-        return VerifyOutcome(image, lock_path, None)
-    return VerifyOutcome(image, lock_path, verify(client, image, lock, progress))
+        return VerifyOutcome(image, lock_path, None, reproduced)
+    return VerifyOutcome(image, lock_path, verify(client, image, lock, progress), reproduced)
+
+
+def _reproduction(lock_path: Path, part: Lock, digest: tuple[str, str] | None,
+                  progress: Progress) -> Reproduction:
+    """The image a reproducible build gave against the one ``part`` records; recorded in
+    the lock file if it records none (the first reproducible build of the lock)."""
+    from relock.errors import RelockError
+    from relock.lock import lockfile
+
+    if digest is None:
+        raise RelockError("the builder named no digest of the image it wrote")
+    text = lockfile.read_text(lock_path)
+    full = lockfile.loads(text, str(lock_path))
+    made = lockfile.ImageDigest(config=digest[0], manifest=digest[1],
+                                platform=part.platform if full.multi else "")
+    recorded = part.image_digest()
+    if recorded is None:
+        lockfile.write(full.with_image(made), lock_path, image=lockfile.header_image(text))
+        progress(f"recorded {made.manifest} (config {made.config}) in {lock_path}: every "
+                 "reproducible build of it must give that image")
+    return Reproduction(made, recorded)
 
 
 def verify(source: ImageSource, ref: str, lock: Lock,
@@ -262,8 +311,30 @@ def verify(source: ImageSource, ref: str, lock: Lock,
     """How the image ``ref`` differs from ``lock`` (nothing: it matches)."""
     from relock.build.verify import verify_image
 
+    recorded = _recorded_image(source, ref, lock)
+    if recorded:
+        progress(f"{ref[:40]} is {recorded}, the image the lock records: nothing more to check")
+        return ()
     progress(f"verifying {ref[:40]} against the lock")
     return tuple(verify_image(source, ref, lock))
+
+
+def _recorded_image(source: ImageSource, ref: str, lock: Lock) -> str:
+    """The digest of the image ``ref`` when it is the one a reproducible build of ``lock``
+    gave (its ID, which is the config's or the manifest's digest by image store); else ''."""
+    from relock.errors import RelockError
+
+    if not lock.image:
+        return ""
+    image = source.image(ref)
+    try:
+        recorded = lock.for_platform(str(image.platform)).image_digest() if lock.multi \
+            else lock.image_digest()
+    except RelockError:
+        return ""
+    if recorded is None:
+        return ""
+    return image.id if image.id in {recorded.config, recorded.manifest} - {""} else ""
 
 
 @dataclass(frozen=True)

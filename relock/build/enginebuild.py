@@ -50,6 +50,8 @@ class BuildResult:
 
     image_id: str
     log: list[str] = field(default_factory=list)
+    # (config, manifest) digests, where the builder wrote the image itself (reproducible).
+    digest: tuple[str, str] | None = None
 
 
 def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str | None, *,
@@ -59,7 +61,7 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str | No
           misses: Misses | None = None, network_mode: str = "host",
           extra_hosts: Mapping[str, str] | None = None, target: str | None = None,
           pull: bool = False, progress: Progress = quiet,
-          silence: float = SILENCE) -> BuildResult:
+          silence: float = SILENCE, source_date_epoch: int | None = None) -> BuildResult:
     """Build ``dockerfile`` (a path inside ``context``) with host networking.
 
     ``context`` is a folder, or a file object of a ready tar of the context
@@ -73,22 +75,24 @@ def build(builder: ImageBuilder, context: Path | IO[bytes], dockerfile: str | No
         context_tar=None if isinstance(context, Path) else context,
         tag=tag, build_args=dict(build_args or {}), platform=platform, nocache=nocache,
         network_mode=network_mode, extra_hosts=dict(extra_hosts or {}), target=target,
-        pull=pull,
+        pull=pull, source_date_epoch=source_date_epoch,
     )
     tail: collections.deque[str] = collections.deque(maxlen=400)
+    digest: list[tuple[str, str]] = []
     with _silence_said(progress, silence, tail) as heard:
-        image_id = _follow(builder.build(request), tail, log, misses, heard)
+        image_id = _follow(builder.build(request), tail, log, misses, heard, digest)
     if not image_id:
         m = next((re.search(r"Successfully built (\w+)", line) for line in reversed(tail)
                   if "Successfully built" in line), None)
         image_id = m.group(1) if m else ""
     if not image_id:
         raise BuildError("the build ended without an image", _tail(tail))
-    return BuildResult(image_id=image_id, log=list(tail))
+    return BuildResult(image_id=image_id, log=list(tail), digest=digest[-1] if digest else None)
 
 
 def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Progress,
-            misses: Misses | None, heard: Callable[[], None]) -> str:
+            misses: Misses | None, heard: Callable[[], None],
+            digest: list[tuple[str, str]]) -> str:
     """The image ID the build stream names; a failure it reports raises BuildError."""
     image_id = ""
     for event in events:
@@ -99,6 +103,9 @@ def _follow(events: Iterator[BuildEvent], tail: collections.deque[str], log: Pro
             log(text)
         elif event.kind == "image":
             image_id = event.text
+        elif event.kind == "digest":
+            config, _, manifest = event.text.partition(" ")
+            digest.append((config, manifest))
         elif event.kind == "error":
             text = event.text.strip()
             tail.append(text)

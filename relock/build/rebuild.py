@@ -53,6 +53,9 @@ class RebuildOptions:
     snapshot_url: str | None = None
     mirrors: tuple[str, ...] = ()
     cache_dir: Path | None = None
+    # A reproducible build (SOURCE_DATE_EPOCH the lock's snapshot time, the view on its
+    # fixed port: the same image on every host).
+    reproducible: bool = False
 
 
 @dataclass
@@ -62,6 +65,8 @@ class RebuildResult:
     image_id: str
     rendered: str
     notes: list[str] = field(default_factory=list)
+    # (config, manifest) of a reproducible build's image.
+    digest: tuple[str, str] | None = None
 
 
 def effective_build_args(lock: Lock, given: Mapping[str, str]) -> dict[str, str]:
@@ -154,11 +159,28 @@ def fetch_debs(lock: Lock, packages: list[AptPackage], options: RebuildOptions,
     return out
 
 
+def source_date_epoch(lock: Lock) -> int:
+    """The SOURCE_DATE_EPOCH of a reproducible build of ``lock``: its snapshot time, the
+    same on every host and every day (the lock's own, not the clock's)."""
+    from relock.inventory.apt import parse_snapshot
+
+    if not lock.snapshot:
+        raise RelockError("the lock has no snapshot time, which a reproducible build dates "
+                          "its image by: freeze the image again")
+    return int(parse_snapshot(lock.snapshot).timestamp())
+
+
 @contextlib.contextmanager
-def serve_view(view: LockedView, port: int, progress: Progress) -> Iterator[ViewServer]:
-    """Serve ``view`` on ``port``, or on a free port if that one is taken."""
+def serve_view(view: LockedView, port: int, progress: Progress,
+               fixed: bool = False) -> Iterator[ViewServer]:
+    """Serve ``view`` on ``port``, or on a free port if that one is taken (unless ``fixed``:
+    the view's address is in every RUN's text, which a reproducible image records)."""
     from relock.build.view import port_free
 
+    if port and fixed and not port_free(port):
+        raise RelockError(f"port {port} is taken: a reproducible build serves the locked "
+                          "view on it (its address is part of the image's history); free it, "
+                          "or pass --view-port (every build of the lock must use the same)")
     if port and not port_free(port):
         progress(f"port {port} is taken; serving the locked view on another port "
                  "(the build cache will not match earlier builds)")
@@ -222,16 +244,19 @@ def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
 
     render.check_fresh(df, lock, render.RenderOptions(force=options.force,
                                                       lock_path=options.lock_path))
+    epoch = source_date_epoch(lock) if options.reproducible else None
     locked = (view or Upstream(options))(engine, lock, progress)
-    with serve_view(locked, options.view_port, progress) as server:
+    with serve_view(locked, options.view_port, progress, fixed=options.reproducible) as server:
         rendered = render.render(df, lock, render.RenderOptions(
-            view_url=server.url, force=options.force, lock_path=options.lock_path))
+            view_url=server.url, force=options.force, lock_path=options.lock_path,
+            source_date_epoch=epoch))
         result = builder.build(engine, context, None, dockerfile_text=rendered.dockerfile,
                                tag=options.tag, build_args=dict(build_args),
                                platform=options.platform, nocache=options.nocache, log=log,
-                               misses=locked.misses, progress=progress)
+                               misses=locked.misses, progress=progress,
+                               source_date_epoch=epoch)
     return RebuildResult(image_id=result.image_id, rendered=rendered.dockerfile,
-                         notes=list(rendered.notes))
+                         notes=list(rendered.notes), digest=result.digest)
 
 
 def _pip_cache(options: RebuildOptions) -> Path:

@@ -110,12 +110,16 @@ def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None)
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")
 @click.option("--no-verify", is_flag=True, help="Skip checking the image against the lock.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not stream the build log.")
+@click.option("--reproducible", is_flag=True,
+              help="Build the same image on every host and day (BuildKit, the containerd "
+                   "image store): dated by the lock's snapshot, checked against the digest "
+                   "the lock records (the first such build records it).")
 @builder_option
 @rebuild_options
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
               platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
-              quiet: bool, builder: str | None, flags: RebuildFlags,
+              quiet: bool, reproducible: bool, builder: str | None, flags: RebuildFlags,
               build_args: dict[str, str]) -> None:
     """Rebuild the template pinned to a lock, and verify the image.
 
@@ -138,29 +142,58 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     engine's classic builder; the build says which. --builder chooses:
     buildkit, classic, or the name of a buildx builder (docker buildx ls).
 
+    With --reproducible, SOURCE_DATE_EPOCH is the lock's snapshot time, every
+    timestamp in the image is rewritten to it, and what apt, dpkg and ldconfig
+    write of the moment stays out of the image: two builds of one lock give one
+    image digest. The first such build records the digest in the lock; every
+    later one says "reproduced sha256:..., as LOCK says", or exits 1 naming
+    both digests (relock diff --files names the files that differ).
+
     \b
     Example:
       relock build --lock locks/sci.lock -t sci:pinned
       relock build --lock locks/sci.lock --builder classic -t sci:pinned
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
+      relock build --lock locks/sci.lock --reproducible -t sci:pinned
     """
     from relock.build.command import BuildRequest, run_build
 
     request = BuildRequest(dockerfile=dockerfile, lock_path=lock_path, tag=tag,
                            platform=platform, context=context, no_cache=no_cache,
                            no_verify=no_verify, flags=flags, build_args=build_args,
-                           builder=builder)
+                           builder=builder, reproducible=reproducible)
     with user_errors(), build_log_shown():
         outcome = run_build(request, progress, log=build_log(quiet),
                             views=store_views(flags.store))
     if outcome.drift is None:
         click.echo(outcome.image)
-        return
-    _report(outcome, as_json=False)
+    else:
+        _report(outcome, as_json=False, exit_on_drift=False)
+    same = _reproduced(outcome)
+    if outcome.drift or not same:
+        raise SystemExit(EXIT_DIFFERS)
 
 
-def _report(outcome: VerifyOutcome, as_json: bool) -> None:
-    """Whether the image matches the lock; exit 1 when it drifted."""
+def _reproduced(outcome: VerifyOutcome) -> bool:
+    """Say what a reproducible build gave against the lock; whether it is the same image."""
+    r = outcome.reproduced
+    if r is None:
+        return True
+    made = f"{r.digest.manifest} (config {r.digest.config})"
+    if r.recorded is None:
+        click.echo(f"recorded {made} in {outcome.lock_path}")
+        return True
+    if r.same:
+        click.echo(f"reproduced {r.digest.manifest}, as {outcome.lock_path} says")
+        return True
+    click.echo(f"not reproduced: {outcome.image} is {made}; {outcome.lock_path} records "
+               f"{r.recorded.manifest or '-'} (config {r.recorded.config}). relock diff --files "
+               "with an image of the recorded digest names the files that differ")
+    return False
+
+
+def _report(outcome: VerifyOutcome, as_json: bool, exit_on_drift: bool = True) -> None:
+    """Whether the image matches the lock; exit 1 when it drifted (``exit_on_drift``)."""
     image, lock_path, drift = outcome.image, str(outcome.lock_path), outcome.drift or ()
     if as_json:
         click.echo(json.dumps({"image": image, "lock": lock_path, "matches": not drift,
@@ -172,7 +205,7 @@ def _report(outcome: VerifyOutcome, as_json: bool) -> None:
             click.echo(f"  {d.describe()}")
     else:
         click.echo(f"{image} matches {lock_path}")
-    if drift:
+    if drift and exit_on_drift:
         raise SystemExit(EXIT_DIFFERS)
 
 

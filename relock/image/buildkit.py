@@ -94,8 +94,9 @@ class Buildx:
         return not self.outputs and not self.push
 
     def command(self, request: BuildRequest, dockerfile: str, context: str,
-                iidfile: Path, metadata: Path) -> list[str]:
-        """The ``docker buildx build`` command line for ``request``."""
+                iidfile: Path, metadata: Path, oci: Path | None = None) -> list[str]:
+        """The ``docker buildx build`` command line for ``request``; a reproducible one
+        that loads writes an OCI archive at ``oci`` (``docker load`` takes it after)."""
         args = [self.docker, "buildx", "build", "--progress=rawjson",
                 "--provenance=false", "--sbom=false",
                 "-f", dockerfile, "--iidfile", str(iidfile), "--metadata-file", str(metadata)]
@@ -107,7 +108,13 @@ class Buildx:
                 args += ["--allow", "network.host"]
         for host, address in sorted(request.extra_hosts.items()):
             args += ["--add-host", f"{host}:{address}"]
-        for key, value in sorted(request.build_args.items()):
+        build_args = dict(request.build_args)
+        epoch = request.source_date_epoch
+        if epoch is not None:
+            # BuildKit's own word for it: the config's and history's times, and (with
+            # rewrite-timestamp) every file's mtime in the layers, at most this.
+            build_args["SOURCE_DATE_EPOCH"] = str(epoch)
+        for key, value in sorted(build_args.items()):
             args += ["--build-arg", f"{key}={value}"]
         if request.platform:
             args += ["--platform", request.platform]
@@ -123,11 +130,19 @@ class Buildx:
             # An image BuildKit loads without a name is not kept by every image
             # store (the containerd one drops it): it gets relock's.
             args += ["-t", UNTAGGED]
+        name = request.tag or UNTAGGED
         if self.outputs:
             for output in self.outputs:
                 args += ["--output", output]
         elif self.push:
-            args.append("--push")
+            args += (["--output", f"type=registry,name={name},rewrite-timestamp=true"]
+                     if epoch is not None else ["--push"])
+        elif epoch is not None:
+            # The engine's own exporter cannot rewrite timestamps when it unpacks the image
+            # (BuildKit 0.13): an OCI archive can, and the engine loads it unchanged.
+            if oci is None:
+                raise UsageError("a reproducible build needs a place for its OCI archive")
+            args += ["--output", f"type=oci,dest={oci},name={name},rewrite-timestamp=true"]
         else:
             args.append("--load")
         args.append(context)
@@ -150,7 +165,9 @@ class Buildx:
                 context, stdin = "-", request.context_tar
             else:
                 raise UsageError("a build needs a context")
-            argv = self.command(request, dockerfile, context, iidfile, metadata)
+            oci = Path(tmp, "image.oci.tar") if (
+                request.source_date_epoch is not None and self.loads) else None
+            argv = self.command(request, dockerfile, context, iidfile, metadata, oci)
             env = {**os.environ, **self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else
@@ -177,9 +194,69 @@ class Buildx:
                                  f"{status.last_words() or 'no reason given'}")
                 return
             self.metadata = _read_json(metadata)
+            if oci is not None:
+                config, manifest = oci_digests(oci)
+                yield BuildEvent("log", f"loading the image ({manifest}) into the engine")
+                self._load(oci, env)
+                yield BuildEvent("digest", f"{config} {manifest}")
+                yield BuildEvent("image", config)
+                return
             image = _read_small(iidfile).strip()
             if image:
                 yield BuildEvent("image", image)
+
+    def _load(self, archive: Path, env: Mapping[str, str]) -> None:
+        """``docker load`` of an OCI archive this build wrote (the engine keeps its digests)."""
+        try:
+            done = subprocess.run([self.docker, "load", "-q", "-i", str(archive)], env=dict(env),
+                                  capture_output=True, text=True, check=False)
+        except OSError as e:
+            raise EngineError(f"cannot run docker load: {e}") from None
+        if done.returncode != 0:
+            words = (done.stderr or done.stdout).strip().splitlines()
+            raise EngineError(f"the engine did not load the built image: "
+                              f"{words[-1] if words else f'docker load exited {done.returncode}'}")
+
+
+# An OCI archive's index and manifest are small; a bigger one is not BuildKit's.
+_MAX_OCI_JSON = 4 << 20
+
+
+def oci_digests(archive: Path) -> tuple[str, str]:
+    """The config's and the manifest's digest of the one image of an OCI archive that
+    BuildKit wrote (``index.json`` naming one manifest)."""
+    import tarfile
+
+    def member(tar: tarfile.TarFile, name: str) -> Any:
+        try:
+            info = tar.getmember(name)
+            handle = tar.extractfile(info) if info.isfile() and info.size <= _MAX_OCI_JSON \
+                else None
+            if handle is None:
+                raise KeyError(name)
+            return json.loads(handle.read(_MAX_OCI_JSON))
+        except (KeyError, ValueError, UnicodeDecodeError) as e:
+            raise EngineError(f"the OCI archive BuildKit wrote has no readable {name} ({e})"
+                              ) from None
+
+    try:
+        with tarfile.open(archive) as tar:
+            index = member(tar, "index.json")
+            manifests = index.get("manifests") if isinstance(index, dict) else None
+            if not isinstance(manifests, list) or len(manifests) != 1 or \
+                    not isinstance(manifests[0], dict):
+                raise EngineError("the OCI archive BuildKit wrote does not name one image")
+            digest = str(manifests[0].get("digest", ""))
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+                raise EngineError(f"the OCI archive names a manifest {digest[:80]!r}")
+            manifest = member(tar, f"blobs/sha256/{digest[7:]}")
+            config = manifest.get("config") if isinstance(manifest, dict) else None
+            config_digest = str(config.get("digest", "")) if isinstance(config, dict) else ""
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", config_digest):
+                raise EngineError(f"the image's manifest names no config ({digest})")
+            return config_digest, digest
+    except (OSError, tarfile.TarError) as e:
+        raise EngineError(f"cannot read the OCI archive BuildKit wrote: {e}") from None
 
 
 def _feed(proc: subprocess.Popen[bytes], source: IO[bytes]) -> threading.Thread:
@@ -318,6 +395,19 @@ class WithBuilder:
     builder: ImageBuilder
     name: str
 
+    def reproducible_problem(self) -> str | None:
+        """Why this builder cannot build reproducibly here (None: it can)."""
+        if not isinstance(self.builder, Buildx):
+            return (f"{self.name} cannot build reproducibly (it stamps every file a RUN "
+                    "writes with the time of the build): build with BuildKit "
+                    "(--builder buildkit; Debian: apt-get install docker-buildx)")
+        if self.builder.builder is None and not self.engine.containerd_store():
+            return ("the engine keeps its images in the overlay2 store, whose BuildKit cannot "
+                    "write an image with rewritten timestamps: turn on the containerd image "
+                    'store ("features": {"containerd-snapshotter": true} in daemon.json), '
+                    "or name a buildx builder of the docker-container driver with --builder")
+        return None
+
     def image(self, ref: str) -> ImageInfo:
         return self.engine.image(ref)
 
@@ -335,6 +425,9 @@ class WithBuilder:
 
     def registry_has(self, ref: str) -> bool | None:
         return self.engine.registry_has(ref)
+
+    def containerd_store(self) -> bool:
+        return self.engine.containerd_store()
 
     def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         return self.engine.image_layers(ref)

@@ -127,14 +127,18 @@ class BuildRequest:
     # legacy builder takes a local image whatever its platform, so a build
     # for another platform must pull that platform's image.
     pull: bool = False
+    # A reproducible build: SOURCE_DATE_EPOCH for the build and every timestamp of the
+    # image rewritten to it at export (BuildKit only).
+    source_date_epoch: int | None = None
 
 
 @dataclass(frozen=True)
 class BuildEvent:
-    """One thing a build said: a ``log`` line, the ``image`` ID it made, an
+    """One thing a build said: a ``log`` line, the ``image`` ID it made, its ``digest``
+    (``sha256:<config> sha256:<manifest>``, where the builder wrote the image itself), an
     ``error`` of a build step, or ``refused`` when the engine would not build."""
 
-    kind: Literal["log", "image", "error", "refused"]
+    kind: Literal["log", "image", "digest", "error", "refused"]
     text: str
 
 
@@ -152,6 +156,11 @@ class Engine(ImageSource, ImageBuilder, LayerSource, Protocol):
 
     def registry_mirrors(self) -> list[str]:
         """The engine's ``registry-mirrors`` URLs, which it asks for Docker Hub names first."""
+        ...
+
+    def containerd_store(self) -> bool:
+        """Whether the engine keeps its images in the containerd image store (its image IDs
+        are manifest digests; its BuildKit can export an image with rewritten timestamps)."""
         ...
 
 
@@ -408,6 +417,11 @@ class DockerEngine:
         from requests.exceptions import RequestException
         from urllib3.exceptions import HTTPError
 
+        if request.source_date_epoch is not None:
+            yield BuildEvent("refused", "the classic builder cannot build reproducibly (it "
+                             "stamps every file a RUN writes with the time of the build): "
+                             "build with BuildKit (--builder buildkit)")
+            return
         if request.dockerfile_text is not None and request.context is not None:
             import tempfile
 

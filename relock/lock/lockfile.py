@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,17 @@ class PipPackage:
 
 
 @dataclass(frozen=True)
+class ImageDigest:
+    """The image a reproducible pinned build gives (``relock build --reproducible``): its
+    config's digest (the image ID of the overlay2 store) and its manifest's (the image ID
+    of the containerd store, what a registry names it by)."""
+
+    config: str
+    manifest: str = ""
+    platform: str = ""
+
+
+@dataclass(frozen=True)
 class Lock:
     """Everything relock knows about one built image."""
 
@@ -163,6 +175,8 @@ class Lock:
     # Set only in a multi-platform lock (then ``platform`` is empty and every
     # entry names its platform); a single-platform lock has ``platform``.
     platforms: tuple[str, ...] = ()
+    # What a reproducible build of the lock gives, per platform (none until one ran).
+    image: tuple[ImageDigest, ...] = ()
 
     @property
     def multi(self) -> bool:
@@ -195,7 +209,8 @@ class Lock:
         return dataclasses.replace(
             self, platform=platform, platforms=(),
             base=mine(self.base),
-            python=mine(self.python), apt=mine(self.apt), pip=mine(self.pip))
+            python=mine(self.python), apt=mine(self.apt), pip=mine(self.pip),
+            image=mine(self.image))
 
     def part(self, platform: str | None, default: str) -> Lock:
         """The part to build or verify: ``platform``'s, else ``default``'s in a
@@ -242,8 +257,19 @@ class Lock:
             python=tuple(e for q in ordered for e in tag(parts[q].python, q)),
             apt=tuple(e for q in ordered for e in tag(parts[q].apt, q)),
             pip=tuple(e for q in ordered for e in tag(parts[q].pip, q)),
+            image=tuple(e for q in ordered for e in tag(parts[q].image, q)),
             version=SCHEMA_VERSION,
         )
+
+    def image_digest(self) -> ImageDigest | None:
+        """What a reproducible build of this one-platform lock (or part) gives, if known."""
+        return next(iter(self.image), None) if not self.multi else None
+
+    def with_image(self, digest: ImageDigest) -> Lock:
+        """This lock recording ``digest`` for its platform (``digest.platform`` in a lock
+        of several platforms), replacing what it recorded for it."""
+        kept = tuple(d for d in self.image if d.platform != digest.platform)
+        return dataclasses.replace(self, image=(*kept, digest))
 
     def final(self) -> Lock:
         """The same lock with only the final image's entries (no build stages')."""
@@ -269,13 +295,14 @@ class Lock:
                 else dataclasses.replace(p, hashes=hashes)
                 for p in sorted(self.pip, key=identity)
             ),
+            image=tuple(sorted(self.image, key=lambda d: d.platform)),
         )
 
 
-_E = TypeVar("_E", "Base", "PythonEnv", "AptPackage", "PipPackage")
+_E = TypeVar("_E", "Base", "PythonEnv", "AptPackage", "PipPackage", "ImageDigest")
 
 # One entry of an array table, and a value of any table of a lock.
-Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage
+Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage | ImageDigest
 Record = Input | Distro | Entry
 _R = TypeVar("_R", bound=Record)
 _E2 = TypeVar("_E2", bound=Entry)
@@ -295,6 +322,7 @@ TABLES: dict[str, type[Record]] = {
     "python": PythonEnv,
     "apt": AptPackage,
     "pip": PipPackage,
+    "image": ImageDigest,
 }
 _TABLE_OF: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 
@@ -323,6 +351,7 @@ GRAMMAR: dict[str, dict[str, str]] = {
             "platform": "platform"},
     "pip": {"name": "pep503-name", "version": "pep440-version", "env": "abs-path",
             "hashes": "sha256-digest", "stage": "stage", "platform": "platform"},
+    "image": {"config": "sha256-digest", "manifest": "sha256-digest", "platform": "platform"},
 }
 
 # Required keys whose value may still be empty: a lock of a folder tree
@@ -347,6 +376,8 @@ def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
         return (item.platform, item.stage, item.prefix)
     if isinstance(item, AptPackage):
         return (item.platform, item.stage, item.name, item.arch)
+    if isinstance(item, ImageDigest):
+        return (item.platform,)
     return (item.platform, item.stage, item.env, item.name)
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
@@ -381,7 +412,8 @@ def _document(lock: Lock) -> dict[str, object]:
     doc.update(snapshot=lock.snapshot, snapshot_from=lock.snapshot_from,
                input=_table(lock.input), distro=_table(lock.distro))
     for name, items in (("base", lock.base), ("apt_sources", lock.apt_sources),
-                        ("python", lock.python), ("apt", lock.apt), ("pip", lock.pip)):
+                        ("python", lock.python), ("apt", lock.apt), ("pip", lock.pip),
+                        ("image", lock.image)):
         doc[name] = [_table(item) for item in items]
     return doc
 
@@ -468,6 +500,20 @@ def dumps(lock: Lock, *, image: str = "IMAGE", path: str = "LOCK", platform: str
         to_toml(lock) if body is None else body)
 
 
+def header_image(text: str) -> str:
+    """The IMAGE a lock's header says it was frozen from, for the new header."""
+    m = re.search(r"^# Remake it with: relock freeze (.+)$", text, re.MULTILINE)
+    if not m:
+        return "IMAGE"
+    try:
+        words = shlex.split(m.group(1))
+    except ValueError:
+        return "IMAGE"
+    if words and words[0] == "--rootfs" and len(words) > 1:
+        return f"--rootfs {words[1]}"
+    return words[0] if words else "IMAGE"
+
+
 def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -> None:
     """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock.
 
@@ -551,6 +597,7 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
     python = array("python", PythonEnv)
     apt = array("apt", AptPackage)
     pip = array("pip", PipPackage)
+    image = array("image", ImageDigest)
     return Lock(
         version=version,
         input=_build("input", Input, doc["input"], f"{source}: [input]", version),
@@ -559,7 +606,7 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
         platform="" if platforms else scalars["platform"] or "linux/amd64",
         snapshot=scalars["snapshot"],
         snapshot_from=scalars["snapshot_from"],
-        base=base, apt_sources=apt_sources, python=python, apt=apt, pip=pip,
+        base=base, apt_sources=apt_sources, python=python, apt=apt, pip=pip, image=image,
     )
 
 

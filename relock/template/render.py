@@ -57,6 +57,9 @@ class RenderOptions:
     # that the engine's build cache never answers one lock's RUN with a layer
     # built from another lock's packages.
     view_id: str = ""
+    # A reproducible build (relock build --reproducible): this SOURCE_DATE_EPOCH in
+    # every RUN, and what apt and dpkg write of the moment kept out of the image.
+    source_date_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     options = options or RenderOptions()
     check_fresh(df, lock, options)
     served = options.view_id or view_id(lock)
-    prefix = view_prefix(options.view_url, served, per_arch=lock.multi)
+    prefix = view_prefix(options.view_url, served, per_arch=lock.multi,
+                         source_date_epoch=options.source_date_epoch)
     escape = escape_char(df.text)
     notes: list[str] = []
     lines = df.text.splitlines(keepends=True)
@@ -125,13 +129,17 @@ def view_id(lock: Lock) -> str:
     return h.hexdigest()[:16]
 
 
-def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
+def view_prefix(view_url: str, served: str = "", per_arch: bool = False,
+                source_date_epoch: int | None = None) -> str:
     """The shell words that point one RUN's APT, pip and uv at the locked view.
 
     ``served`` (a ``view_id``) names what the view serves. With ``per_arch``
     (a lock of several platforms), APT is pointed at the view's repository
     of the architecture dpkg reports in the build, which holds that
-    platform's part only.
+    platform's part only. With ``source_date_epoch`` (a reproducible build) the RUN
+    has ``SOURCE_DATE_EPOCH`` (Python then compiles ``.pyc`` files checked by hash,
+    not by the source's mtime), and apt's and dpkg's logs and ldconfig's aux-cache
+    (the moment and the host's inode numbers) go to relock's scratch folder, not the image.
     """
     if not _VIEW_URL.fullmatch(view_url):
         raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
@@ -142,6 +150,15 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
     apt_conf = (f'Dir::Etc::SourceList "{SCRATCH}/sources.list"; '
                 f'Dir::Etc::SourceParts "{SCRATCH}/parts"; '
                 f'Acquire::http::Proxy::{host} "DIRECT";')
+    scratch = f"{SCRATCH}/parts"
+    epoch = ""
+    if source_date_epoch is not None:
+        if not isinstance(source_date_epoch, int) or source_date_epoch < 0:
+            raise RenderError(f"SOURCE_DATE_EPOCH {source_date_epoch!r} is not a time")
+        scratch += f" {SCRATCH}/log"
+        apt_conf += (f' Dir::Log "{SCRATCH}/log"; DPkg::Options:: "--log={SCRATCH}/dpkg.log";'
+                     ' DPkg::Post-Invoke:: "rm -f /var/cache/ldconfig/aux-cache";')
+        epoch = f" SOURCE_DATE_EPOCH={source_date_epoch}"
     index = f"{url}/pypi/simple/"
     if per_arch:
         # The URL is checked above: nothing in it that double quotes expand.
@@ -150,13 +167,13 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False) -> str:
     else:
         source = quote(f"deb [trusted=yes] {url}/apt/ ./")
     return (
-        f"mkdir -p {SCRATCH}/parts"
+        f"mkdir -p {scratch}"
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
         f" && echo {source} >{SCRATCH}/sources.list"
         f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
         f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
-        f" UV_INDEX_URL={index}"
+        f" UV_INDEX_URL={index}{epoch}"
         f"{_PREFIX_END}"
     )
 

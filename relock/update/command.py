@@ -122,7 +122,7 @@ def _build(client: Engine, request: UpdateRequest, path: Path, plan: Plan, parse
         client, parsed, plan, request.context or Path(parsed.path).parent, options, args,
         index=index, archive=archive, log=log, progress=progress)
     text = path.read_text("utf-8", "replace")
-    lockfile.write(new, path, image=core.lock_image_word(text))
+    lockfile.write(new, path, image=lockfile.header_image(text))
     progress(f"wrote {path} (from image {image[:19]})")
     return new
 

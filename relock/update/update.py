@@ -321,19 +321,3 @@ def build_and_freeze(engine: Engine, df: Dockerfile, plan_: Plan, context: Path,
         raise UpdateDrift(f"the updated image does not match the plan: {drift[0].describe()}"
                           + (f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""))
     return new, result.image_id
-
-
-def lock_image_word(text: str) -> str:
-    """The IMAGE a lock's header says it was frozen from, for the new header."""
-    import shlex
-
-    m = re.search(r"^# Remake it with: relock freeze (.+)$", text, re.MULTILINE)
-    if not m:
-        return "IMAGE"
-    try:
-        words = shlex.split(m.group(1))
-    except ValueError:
-        return "IMAGE"
-    if words and words[0] == "--rootfs" and len(words) > 1:
-        return f"--rootfs {words[1]}"
-    return words[0] if words else "IMAGE"

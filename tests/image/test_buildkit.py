@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from relock.errors import UsageError
+from relock.errors import EngineError, UsageError
 from relock.image import buildkit
-from relock.image.engine import BuildRequest
+from relock.image.engine import BuildEvent, BuildRequest
 from tests.fakes import FakeEngine
 
 
@@ -167,3 +167,85 @@ def test_select_the_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert buildkit.select(engine).builder is engine
     monkeypatch.setenv("RELOCK_BUILDER", "remote")
     assert buildkit.select(engine).name.startswith("BuildKit (buildx builder remote")
+
+
+def oci_archive(path: Path, config: bytes = b'{"architecture": "amd64"}') -> tuple[str, str]:
+    """An OCI archive as BuildKit writes one: index.json, its manifest and config blobs."""
+    import hashlib
+    import tarfile
+
+    def digest(data: bytes) -> str:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    manifest = json.dumps({"schemaVersion": 2, "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config),
+        "size": len(config)}, "layers": []}).encode()
+    index = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(manifest),
+        "size": len(manifest)}]}).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in ((f"blobs/sha256/{digest(config)[7:]}", config),
+                           (f"blobs/sha256/{digest(manifest)[7:]}", manifest),
+                           ("index.json", index)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return digest(config), digest(manifest)
+
+
+def test_a_reproducible_build_writes_an_oci_archive_and_loads_it(tmp_path: Path) -> None:
+    archive = tmp_path / "made.tar"
+    config, manifest = oci_archive(archive)
+    docker = fake_docker(tmp_path, [])
+    # The fake writes the prepared archive where --output says, and takes `docker load`.
+    text = docker.read_text().replace(
+        'printf \'%s\\n\' "$@" > ', 'if [ "$1" = load ]; then printf \'%s\\n\' "$@" > '
+        f'{tmp_path}/loaded; exit 0; fi\nprintf \'%s\\n\' "$@" > ').replace(
+        f"cat {tmp_path / 'status.txt'}",
+        f'for a in "$@"; do case $a in type=oci,dest=*) d=${{a#type=oci,dest=}}; '
+        f'cp {archive} "${{d%%,*}}";; esac; done\ncat {tmp_path / "status.txt"}')
+    docker.write_text(text)
+    events = list(buildkit.Buildx(docker=str(docker)).build(BuildRequest(
+        dockerfile="Dockerfile", context=tmp_path, tag="t:1", source_date_epoch=1700000000)))
+    assert ("digest", f"{config} {manifest}") in [(e.kind, e.text) for e in events]
+    assert events[-1] == BuildEvent("image", config)
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert "--load" not in argv
+    i = argv.index("SOURCE_DATE_EPOCH=1700000000")
+    assert argv[i - 1] == "--build-arg"
+    output = argv[argv.index("--output") + 1]
+    assert output.startswith("type=oci,dest=") and output.endswith(
+        ",name=t:1,rewrite-timestamp=true")
+    loaded = (tmp_path / "loaded").read_text().splitlines()
+    assert loaded[:3] == ["load", "-q", "-i"] and loaded[3].endswith("image.oci.tar")
+
+
+def test_an_oci_archive_that_names_no_one_image_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar")
+    with pytest.raises(EngineError, match=r"cannot read the OCI archive|no readable index\.json"):
+        buildkit.oci_digests(bad)
+    good = tmp_path / "good.tar"
+    config, manifest = oci_archive(good)
+    assert buildkit.oci_digests(good) == (config, manifest)
+
+
+def test_only_buildkit_on_the_containerd_store_or_a_named_builder_builds_reproducibly() -> None:
+    engine = FakeEngine()
+    classic = buildkit.WithBuilder(engine, engine, "the classic builder")
+    assert "cannot build reproducibly" in (classic.reproducible_problem() or "")
+    own = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    assert "overlay2 store" in (own.reproducible_problem() or "")
+    engine.containerd = True
+    assert own.reproducible_problem() is None
+    engine.containerd = False
+    named = buildkit.WithBuilder(engine, buildkit.Buildx(builder="remote"), "BuildKit")
+    assert named.reproducible_problem() is None
+
+
+def test_the_classic_builder_refuses_a_reproducible_build() -> None:
+    from relock.image.engine import DockerEngine
+
+    events = list(DockerEngine(None).build(BuildRequest(dockerfile="Dockerfile",
+                                                         source_date_epoch=0)))
+    assert [e.kind for e in events] == ["refused"] and "BuildKit" in events[0].text

@@ -257,3 +257,29 @@ def test_grammar_refuses(grammar: str, value: str) -> None:
     from relock.lock.grammar import problem
 
     assert problem(grammar, value)
+
+
+def test_the_image_a_reproducible_build_gave_is_recorded_per_platform() -> None:
+    from relock.lock.lockfile import ImageDigest
+
+    made = ImageDigest("sha256:" + "9" * 64, "sha256:" + "8" * 64)
+    lock = sample().with_image(made)
+    text = lockfile.dumps(lock)
+    assert text.rstrip().endswith(f'[[image]]\nconfig = "{made.config}"\n'
+                                  f'manifest = "{made.manifest}"')
+    assert lockfile.loads(text) == lock.sorted() and lockfile.loads(text).image_digest() == made
+    assert sample().image_digest() is None
+    # Recorded again: replaced, not repeated.
+    again = lock.with_image(dataclasses.replace(made, config="sha256:" + "e" * 64))
+    assert [d.config for d in again.image] == ["sha256:" + "e" * 64]
+    # A lock of two platforms keeps each platform's own; its parts give them back.
+    arm = dataclasses.replace(sample(), platform="linux/arm64").with_image(
+        dataclasses.replace(made, config="sha256:" + "f" * 64))
+    both = lock.with_part(arm)
+    assert {d.platform for d in both.image} == {"linux/amd64", "linux/arm64"}
+    assert both.for_platform("linux/arm64").image_digest().config == "sha256:" + "f" * 64
+    assert lockfile.loads(lockfile.dumps(both)) == both.sorted()
+    with pytest.raises(LockfileError, match=r"image\[1\] repeats image\[0\]"):
+        lockfile.loads(text + f'\n[[image]]\nconfig = "{made.config}"\n')
+    with pytest.raises(LockfileError, match=r"image\[0\]\.config"):
+        lockfile.loads(text.replace(made.config, "sha256:nothex"))

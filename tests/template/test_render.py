@@ -404,3 +404,19 @@ def test_heredoc_run_by_another_interpreter_names_the_form_that_works() -> None:
     with pytest.raises(RenderError, match=r"RUN <<EOT /usr/bin/python3"):
         render.render(dockerfile.parse(text), lock_for("system"),
                       render.RenderOptions(force=True))
+
+
+def test_a_reproducible_run_is_dated_and_keeps_the_moment_out_of_the_image() -> None:
+    prefix = render.view_prefix("http://127.0.0.1:7781", "ab12", source_date_epoch=1700000000)
+    assert " SOURCE_DATE_EPOCH=1700000000 || exit 1;" in prefix
+    # apt's and dpkg's logs go to the scratch folder; ldconfig's aux-cache is not kept.
+    assert 'Dir::Log "/dev/shm/relock/log";' in prefix
+    assert 'DPkg::Options:: "--log=/dev/shm/relock/dpkg.log";' in prefix
+    assert "rm -f /var/cache/ldconfig/aux-cache" in prefix
+    assert prefix.startswith("mkdir -p /dev/shm/relock/parts /dev/shm/relock/log && ")
+    assert render.template_command(f"{prefix} apt-get install -y tini") == (
+        "apt-get install -y tini")
+    plain = render.view_prefix("http://127.0.0.1:7781", "ab12")
+    assert "SOURCE_DATE_EPOCH" not in plain and "Dir::Log" not in plain
+    with pytest.raises(RenderError, match="not a time"):
+        render.view_prefix("http://127.0.0.1:7781", source_date_epoch=-1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from relock.lock import lockfile
 from relock.lock.lockfile import AptPackage, PipPackage, PythonEnv
 from relock.update import update as core
 from relock.update.outdated import Outdated, Report
@@ -108,11 +109,11 @@ def test_a_downgrade_is_refused() -> None:
                   run=fake_compile(out))
 
 
-def test_lock_image_word() -> None:
-    assert core.lock_image_word("# Remake it with: relock freeze 'a b' -f x -o y\n") == "a b"
-    assert core.lock_image_word("# Remake it with: relock freeze --rootfs /srv -o y\n") == (
+def test_header_image() -> None:
+    assert lockfile.header_image("# Remake it with: relock freeze 'a b' -f x -o y\n") == "a b"
+    assert lockfile.header_image("# Remake it with: relock freeze --rootfs /srv -o y\n") == (
         "--rootfs /srv")
-    assert core.lock_image_word("") == "IMAGE"
+    assert lockfile.header_image("") == "IMAGE"
 
 
 def test_a_package_of_the_base_image_does_not_move() -> None:
