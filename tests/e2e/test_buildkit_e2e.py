@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from relock.lock.lockfile import read
 from tests.conftest import run_in, skip_or_fail
 from tests.e2e.pyindex import publish_wheel, pypiserver
 from tests.e2e.test_build_faults import assert_clean_failure, copy_out, relock
@@ -206,3 +207,58 @@ def test_classic_builder_on_this_store(world: World) -> None:
     assert "building with the classic builder" in built.stderr
     diffed = relock("diff", raw, pinned, env=world.env())
     assert diffed.exit_code == 0, diffed.output
+
+
+def test_reproducible_builds_of_one_lock_give_one_image(world: World) -> None:
+    """``relock build --reproducible`` of the BuildKit template (cache, bind and secret
+    mounts, a here-document, COPY --link, stages, apt, a venv and pip): twice without
+    cache, one image digest; the lock records it, verify is one comparison, and a lock
+    recording another image fails the build naming both."""
+    if world.store == "overlay2":
+        lock = world.root / "plain.lock"
+        context = world.root / "plain"
+        context.mkdir()
+        (context / "Dockerfile.in").write_text("FROM debian:trixie-slim\nRUN true\n")
+        frozen = relock("freeze", "debian:trixie-slim", "-f", context / "Dockerfile.in",
+                        "-o", lock, "--no-index", env=world.env())
+        assert frozen.exit_code == 0, frozen.output
+        for builder, words in (("buildkit", "overlay2 store"),
+                               ("classic", "cannot build reproducibly")):
+            refused = relock("build", "--lock", lock, "--reproducible", "--builder", builder,
+                             env=world.env())
+            line = assert_clean_failure(refused, 2)
+            assert line.startswith("relock: error: --reproducible: ") and words in line, line
+        return
+    context = context_of(world, "repro", f"{PROBE}\n")
+    raw = world.buildx(context, "repro-raw")
+    assert copy_out(world.client, raw, "/usr/share/python-wheels", ".whl", world.packages)
+    lock = world.root / "repro.lock"
+    frozen = relock("freeze", raw, "-f", context / "Dockerfile.in", "-o", lock,
+                    env=world.env())
+    assert frozen.exit_code == 0, frozen.output
+
+    def build(name: str, code: int = 0) -> tuple[str, str]:
+        tag = world.tag(name)
+        done = relock("build", "--lock", lock, "-t", tag, "--reproducible", "--no-cache",
+                      "-q", "--build-arg", f"INDEX={world.index}", env=world.env())
+        assert done.exit_code == code, done.output
+        return tag, done.stdout
+
+    first, said = build("repro-a")
+    image = world.client.images.get(first).id
+    assert f"recorded {image} (config sha256:" in said and f"{first} matches" in said, said
+    recorded = read(lock).image_digest()
+    assert recorded is not None and recorded.manifest == image
+    second, said = build("repro-b")
+    assert f"reproduced {image}, as {lock} says" in said, said
+    assert world.client.images.get(second).id == image
+    # Nothing differs, file by file (mtimes too); verify is the one comparison.
+    diffed = relock("diff", "--files", "--mtimes", first, second, env=world.env())
+    assert diffed.exit_code == 0, diffed.output
+    verified = relock("verify", second, "--lock", lock, env=world.env())
+    assert verified.exit_code == 0 and "the image the lock records" in verified.stderr
+    # A lock recording another image: the build says both, and exits 1.
+    other = "sha256:" + "0" * 64
+    lock.write_text(lock.read_text().replace(recorded.config, other))
+    _, said = build("repro-c")
+    assert "not reproduced: " in said and other in said and image in said, said
