@@ -128,12 +128,22 @@ def secondhost(name: str, *args: str, **env: str) -> subprocess.CompletedProcess
 @pytest.fixture(scope="session")
 def second_host(client: Any) -> Iterator[SecondHost]:
     """A second engine with only loopback, of this session alone (started as root)."""
+    yield from _second_host("overlay2")
+
+
+@pytest.fixture(scope="session")
+def second_host_containerd(client: Any) -> Iterator[SecondHost]:
+    """The same with the containerd image store (whose BuildKit builds reproducibly)."""
+    yield from _second_host("containerd")
+
+
+def _second_host(store: str) -> Iterator[SecondHost]:
     import docker
 
     if os.geteuid() != 0:
         skip_or_fail("the second host needs root to start (a network namespace, a dockerd)")
     name = f"relock-sh-{uuid.uuid4().hex[:8]}"
-    done = secondhost(name, "start")
+    done = secondhost(name, "start", RELOCK_SECONDHOST_IMAGE_STORE=store)
     try:
         assert done.returncode == 0, done.stdout + done.stderr
         docker_host = secondhost(name, "env").stdout.strip().split("=", 1)[1]

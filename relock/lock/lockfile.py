@@ -514,6 +514,24 @@ def header_image(text: str) -> str:
     return words[0] if words else "IMAGE"
 
 
+def inputs_text(data: bytes) -> bytes:
+    """A lock file's bytes without its ``[[image]]`` records: what the lock asks for, not
+    what a reproducible build of it gave (which a build adds to the file later). The
+    store keys a lock by these, so that recording the image does not orphan its store."""
+    if not data.startswith(b"[[image]]\n") and b"\n[[image]]\n" not in data:
+        return data
+    out: list[bytes] = []
+    skipping = False
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"["):
+            skipping = line == b"[[image]]\n"
+            if skipping and out and out[-1] == b"\n":
+                out.pop()  # the blank line the writer puts before each table
+        if not skipping:
+            out.append(line)
+    return b"".join(out)
+
+
 def write(lock: Lock, path: Path, *, image: str = "IMAGE", platform: str = "") -> None:
     """Write ``lock`` to ``path`` atomically: a crash never leaves half a lock.
 

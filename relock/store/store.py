@@ -866,8 +866,11 @@ class StoredFile:
 
 
 def lock_tag(lock_bytes: bytes) -> str:
-    """The default tag of a lock's manifest: ``lock-<sha256 of the lock file>``."""
-    return "lock-" + hashlib.sha256(lock_bytes).hexdigest()
+    """The default tag of a lock's manifest: ``lock-<sha256 of the lock file>``, the
+    ``[[image]]`` records a reproducible build adds left out (they change no file)."""
+    from relock.lock.lockfile import inputs_text
+
+    return "lock-" + hashlib.sha256(inputs_text(lock_bytes)).hexdigest()
 
 
 def base_tag(digest: str) -> str:

@@ -283,3 +283,13 @@ def test_the_image_a_reproducible_build_gave_is_recorded_per_platform() -> None:
         lockfile.loads(text + f'\n[[image]]\nconfig = "{made.config}"\n')
     with pytest.raises(LockfileError, match=r"image\[0\]\.config"):
         lockfile.loads(text.replace(made.config, "sha256:nothex"))
+
+
+def test_the_inputs_of_a_lock_leave_out_the_image_it_gave() -> None:
+    from relock.lock.lockfile import ImageDigest
+
+    plain = lockfile.dumps(sample()).encode()
+    assert lockfile.inputs_text(plain) == plain
+    recorded = lockfile.dumps(sample().with_image(
+        ImageDigest("sha256:" + "9" * 64, "sha256:" + "8" * 64))).encode()
+    assert recorded != plain and lockfile.inputs_text(recorded) == plain
