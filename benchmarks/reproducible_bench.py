@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from installed import relock_command  # noqa: E402
+from installed import relock_command
 
 TARGET = 1.10
 
