@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from relock.build.verify import Drift
     from relock.freeze.command import FreezeOutcome, FreezeRequest
     from relock.freeze.freeze import FreezeOptions
-    from relock.image.engine import ImageSource
+    from relock.image.engine import Engine, ImageSource
+    from relock.image.filediff import FileDifference
     from relock.lock.lockfile import ImageDigest, Lock
     from relock.template.dockerfile import Dockerfile
     from relock.upstream.referrers import ArtifactRegistry
@@ -225,6 +226,9 @@ class Reproduction:
 
     digest: ImageDigest
     recorded: ImageDigest | None
+    # When not the same and the engine still has the recorded image: every file that
+    # differs (image.filediff's), the recorded image as A.
+    differences: tuple[FileDifference, ...] | None = None
 
     @property
     def same(self) -> bool:
@@ -280,6 +284,9 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     reproduced = None
     if request.reproducible:
         reproduced = _reproduction(lock_path, lock, result.digest, progress)
+        if not reproduced.same:
+            reproduced = dataclasses.replace(
+                reproduced, differences=_differences(client, reproduced, image, progress))
     if request.no_verify:
         return VerifyOutcome(image, lock_path, None, reproduced)
     return VerifyOutcome(image, lock_path, verify(client, image, lock, progress), reproduced)
@@ -304,6 +311,34 @@ def _reproduction(lock_path: Path, part: Lock, digest: tuple[str, str] | None,
         progress(f"recorded {made.manifest} (config {made.config}) in {lock_path}: every "
                  "reproducible build of it must give that image")
     return Reproduction(made, recorded)
+
+
+def _differences(engine: Engine, r: Reproduction, image: str,
+                 progress: Progress) -> tuple[FileDifference, ...] | None:
+    """The files that differ between the image the lock records (if the engine still has it)
+    and ``image``; None when the engine has no image of the recorded digest."""
+    from relock.errors import ImageNotFoundError
+    from relock.image import filediff
+    from relock.image import layers as lay
+    from relock.template.render import template_command
+
+    recorded = r.recorded
+    if recorded is None:
+        return None
+    for ref in (recorded.manifest, recorded.config):
+        if not ref:
+            continue
+        try:
+            engine.image(ref)
+        except ImageNotFoundError:
+            continue
+        progress(f"comparing the files of {image} with the recorded image {ref[:19]}")
+        sides = []
+        for side in (ref, image):
+            with engine.image_layers(side) as found:
+                sides.append(lay.read_image(lay.with_steps(found, template_command)))
+        return tuple(filediff.compare(sides[0], sides[1]))
+    return None
 
 
 def verify(source: ImageSource, ref: str, lock: Lock,

@@ -187,9 +187,20 @@ def _reproduced(outcome: VerifyOutcome) -> bool:
         click.echo(f"reproduced {r.digest.manifest}, as {outcome.lock_path} says")
         return True
     click.echo(f"not reproduced: {outcome.image} is {made}; {outcome.lock_path} records "
-               f"{r.recorded.manifest or '-'} (config {r.recorded.config}). relock diff --files "
-               "with an image of the recorded digest names the files that differ")
+               f"{r.recorded.manifest or '-'} (config {r.recorded.config})")
+    if r.differences is None:
+        click.echo("  (the engine has no image of the recorded digest: relock diff --files "
+                   "with one names the files that differ)")
+        return False
+    shown = r.differences[:SHOWN]
+    click.echo(f"  {len(r.differences)} file(s) differ from the recorded image"
+               + (f", the first {SHOWN}:" if len(r.differences) > SHOWN else ":"))
+    for d in shown:
+        click.echo(f"  {d.describe()}")
     return False
+
+
+SHOWN = 20  # files a not-reproduced build names (relock diff --files names them all)
 
 
 def _report(outcome: VerifyOutcome, as_json: bool, exit_on_drift: bool = True) -> None:

@@ -39,6 +39,13 @@ class FileDifference:
     a: FileSide
     b: FileSide
 
+    def describe(self) -> str:
+        """One line: the path, what differs, and the step that wrote B's side (A's if B
+        lacks it): ``/etc/build-date: content sha256:… → sha256:… (RUN date > …)``."""
+        layer = self.b.layer or self.a.layer
+        step = f" ({shown(layer.step)})" if layer is not None and layer.step else ""
+        return f"{shown(self.path)}: {_change(self)}{step}"
+
     @property
     def status(self) -> str:
         """``added`` (only in B), ``removed`` (only in A) or ``changed``."""

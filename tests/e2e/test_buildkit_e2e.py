@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -263,3 +264,30 @@ def test_reproducible_builds_of_one_lock_give_one_image(world: World) -> None:
         recorded.manifest, other))
     _, said = build("repro-c", code=1)
     assert "not reproduced: " in said and other in said and image in said, said
+
+
+def test_a_template_that_writes_the_time_is_not_reproduced_and_says_where(
+        world: World) -> None:
+    if world.store != "containerd":
+        pytest.skip("--reproducible builds on the containerd store (the overlay2 refusal "
+                    "is tested above)")
+    context = world.root / "dated"
+    context.mkdir()
+    (context / "Dockerfile.in").write_text(
+        "FROM debian:trixie-slim\nRUN echo hello > /etc/hello\n"
+        "RUN date +%s%N > /etc/build-date\n")
+    lock = world.root / "dated.lock"
+    frozen = relock("freeze", "debian:trixie-slim", "-f", context / "Dockerfile.in", "-o", lock,
+                    "--no-index", env=world.env())
+    assert frozen.exit_code == 0, frozen.output
+    first = relock("build", "--lock", lock, "-t", world.tag("dated-a"), "--reproducible",
+                   "--no-verify", env=world.env())
+    assert first.exit_code == 0 and "recorded sha256:" in first.stdout, first.output
+    again = relock("build", "--lock", lock, "-t", world.tag("dated-b"), "--reproducible",
+                   "--no-verify", "--no-cache", env=world.env())
+    assert again.exit_code == 1, again.output
+    lines = again.stdout.splitlines()[1:]  # after the image's name (--no-verify)
+    assert lines[0].startswith("not reproduced: ") and lines[1] == (
+        "  1 file(s) differ from the recorded image:"), again.stdout
+    assert re.fullmatch(r"  /etc/build-date: content sha256:\S+ \(20 B\) → sha256:\S+ \(20 B\) "
+                        r"\(RUN date \+%s%N > /etc/build-date\)", lines[2]), lines[2]

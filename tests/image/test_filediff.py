@@ -47,6 +47,9 @@ def test_a_file_written_at_build_time_is_named_with_its_layer_and_step() -> None
     assert d.a.layer.index == d.b.layer.index == 1
     assert d.a.layer.step == "RUN date > /etc/build-date"  # the view prefix left out
     assert d.a.layer.diff_id != d.b.layer.diff_id
+    # One line, as a build that did not reproduce its image says it.
+    assert re.fullmatch(r"/etc/build-date: content sha256:\S+ \(6 B\) → sha256:\S+ \(6 B\) "
+                        r"\(RUN date > /etc/build-date\)", d.describe()), d.describe()
 
 
 @pytest.mark.parametrize(("change", "what"), [
