@@ -243,6 +243,8 @@ class TarFS:
     a layer's whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``)
     hide what lower layers put there, as overlayfs would. Only the files
     ``keep`` names are held in memory; every name is kept, for listings.
+    Bounded (``relock.bounds``): the tars' decompressed bytes and entries all
+    told, and each file held; past a limit ``LimitError``.
     """
 
     def __init__(self, stream: Readable | None = None, keep: tuple[str, ...] = ()) -> None:
@@ -250,6 +252,8 @@ class TarFS:
         self._files: dict[str, bytes] = {}
         self._links: dict[str, str] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
+        self._bytes = 0  # the tars' bytes so far, decompressed
+        self._entries = 0
         if stream is not None:
             self._read(stream, layer=False)
 
@@ -262,8 +266,22 @@ class TarFS:
         mine: set[str] = set()
         import tarfile  # here: a freeze of an engine's image reads folders, not tars
 
+        from relock import bounds
+        from relock.errors import LimitError
+
+        before = self._bytes
         with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
             for member in tar:
+                # A member's bytes are counted (tar.offset is past them) before they are
+                # read or skipped, so a bomb stops at the limit.
+                self._bytes = before + tar.offset
+                self._entries += 1
+                if self._bytes > bounds.LAYER_BYTES:
+                    raise LimitError(bounds.over("the image", "the decompressed size of its layers",
+                                                 bounds.size_text(bounds.LAYER_BYTES)))
+                if self._entries > bounds.LAYER_ENTRIES:
+                    raise LimitError(bounds.over("the image", "the number of its tar entries",
+                                                 f"{bounds.LAYER_ENTRIES} entries"))
                 parts = _parts(member.name)
                 if not parts:
                     continue
@@ -291,9 +309,12 @@ class TarFS:
                     if target in self._files:
                         self._files[name] = self._files[target]
                 elif member.isfile() and (not self._keep or _wanted(name, self._keep)):
+                    if member.size > bounds.LAYER_FILE:
+                        raise LimitError(bounds.over(f"the image's /{name}", "the file",
+                                                     bounds.size_text(bounds.LAYER_FILE)))
                     f = tar.extractfile(member)
                     if f is not None:
-                        self._files[name] = f.read()
+                        self._files[name] = f.read(bounds.LAYER_FILE)
 
     def _remove(self, name: str, mine: set[str]) -> None:
         """Take ``name`` (and all under it) away, but not what this layer put there."""

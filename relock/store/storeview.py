@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
+from relock import bounds
 from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
+from relock.files import TooBigError, read_regular
 from relock.lock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
 from relock.store.store import Store, StoredFile, lock_tag, open_store, read_lock
@@ -71,7 +73,9 @@ class StoreSource:
 def lock_files(store: Store, lock_path: str) -> list[StoredFile]:
     """The files of the lock manifest ``relock vendor`` wrote for the lock at ``lock_path``."""
     try:
-        data = Path(lock_path).read_bytes()
+        data = read_regular(Path(lock_path), bounds.LOCK_FILE)
+    except TooBigError:
+        raise bounds.too_big(lock_path, "the lock file", bounds.LOCK_FILE) from None
     except OSError as e:
         raise StoreError(f"{lock_path}: cannot read: {e.strerror or e}") from None
     tag = lock_tag(data)

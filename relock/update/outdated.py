@@ -92,7 +92,14 @@ def is_security_suite(suite: str) -> bool:
 # -- APT ---------------------------------------------------------------------
 
 def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict[str, bytes]:
-    """The keyring files of this machine that the sources name or apt trusts, by path."""
+    """The keyring files of this machine that the sources name or apt trusts, by path.
+
+    A lock names these paths: each is read only if it is a regular file of at most
+    ``bounds.KEYRING`` bytes (``Signed-By: /dev/zero`` or a FIFO is refused, one
+    line naming it, never read); one that is not there is left out.
+    """
+    from relock import bounds
+    from relock.errors import LimitError
     from relock.upstream.aptsig import keyring_paths
 
     def listdir(path: str) -> list[str] | None:
@@ -103,8 +110,16 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
 
     out = {}
     for p in keyring_paths(sources, listdir):
+        path = root / p.lstrip("/")
         try:
-            out[p] = (root / p.lstrip("/")).read_bytes()
+            out[p] = files.read_regular(path, bounds.KEYRING)
+        except files.TooBigError:
+            raise LimitError(bounds.over(f"{path} (a keyring the lock's Signed-By names)",
+                                         "the file", bounds.size_text(bounds.KEYRING))
+                             ) from None
+        except files.NotRegularFileError:
+            raise RelockError(f"{path} (a keyring the lock's Signed-By names): not a regular "
+                              "file; refused, not read") from None
         except OSError:
             continue
     return out
