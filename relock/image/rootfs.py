@@ -211,6 +211,87 @@ class LayeredFS:
         return None if folder is None else sorted(n for n, e in folder.items() if e[2] == "dir")
 
 
+# Where container engines keep other images' layers and containers' files: never
+# the tree's own software, whatever file system they are on.
+CONTAINER_STORAGE = ("var/lib/docker", "var/lib/containerd", "var/lib/containers")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: spaces and the like are written as octal escapes (``\\040``)."""
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mounts_below(root: str, mountinfo: str) -> list[tuple[str, str]]:
+    """(path inside ``root``, file system type) of each mount strictly below ``root``
+    that /proc/self/mountinfo's text ``mountinfo`` lists; a mount inside another one
+    found is left out (it is skipped with it)."""
+    base = os.path.realpath(root).rstrip("/")
+    found: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "-" not in fields[6:-1]:
+            continue
+        point = _unescape(fields[4])
+        fstype = fields[fields.index("-", 6) + 1]
+        if point == base or not point.startswith(base + "/"):
+            continue
+        found[point[len(base) + 1:]] = fstype
+    out: list[tuple[str, str]] = []
+    for path in sorted(found):
+        if not any(path.startswith(other + "/") for other, _ in out):
+            out.append((path, found[path]))
+    return out
+
+
+class TreeFS(LayeredFS):
+    """A folder tree read as a machine's own files (``relock freeze --rootfs``).
+
+    What is not the tree's own is hidden, never listed or read: other file
+    systems mounted into it (``/proc``, ``/sys``, a disk, a bind mount: those
+    /proc/self/mountinfo lists below the root, and any folder on another device
+    than the root's) and container storage (``CONTAINER_STORAGE``: other images'
+    layers). ``skipped`` says what was, and why, as the walk found it.
+    """
+
+    def __init__(self, root: Path | str, mountinfo: str | None = None) -> None:
+        super().__init__([root])
+        if mountinfo is None:
+            try:
+                with open("/proc/self/mountinfo") as f:
+                    mountinfo = f.read()
+            except OSError:
+                mountinfo = ""
+        self.skipped: dict[str, str] = {}  # path in the tree -> why
+        self._hidden: dict[tuple[str, ...], str] = {
+            tuple(p.split("/")): f"{t} mounted into the tree"
+            for p, t in mounts_below(str(root), mountinfo)}
+        for path in CONTAINER_STORAGE:
+            self._hidden.setdefault(tuple(path.split("/")), "container storage")
+        try:
+            self._dev = os.stat(root).st_dev
+        except OSError:
+            self._dev = -1
+
+    def _merge(self, parts: tuple[str, ...], top: int,
+               stop: int) -> dict[str, tuple[int, int, str]]:
+        merged = super()._merge(parts, top, stop)
+        for name, entry in list(merged.items()):
+            here = (*parts, name)
+            why = self._hidden.get(here)
+            if why is None and entry[2] == "dir":
+                try:
+                    if os.lstat(self._host(0, here)).st_dev != self._dev:
+                        why = "another file system mounted into the tree"
+                except OSError:
+                    continue
+            if why is not None:
+                del merged[name]
+                self.skipped["/" + "/".join(here)] = why
+        return merged
+
+
 def _kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return "link"

@@ -406,12 +406,21 @@ def _note(o: Outdated) -> str:
     return ", ".join(notes)
 
 
+def _none_found(report: Report) -> str:
+    """What an empty report says: "nothing outdated" only when every source was read."""
+    if not report.problems:
+        return "nothing outdated"
+    n = len(report.problems)
+    return (f"no newer version in what could be read, but {n} source{'s' if n > 1 else ''} "
+            "or index could not be read (see above)")
+
+
 def format_text(report: Report, style: Callable[..., str] | None = None) -> str:
     """Aligned columns for a terminal: kind, name, locked, newest, from, notes."""
     from relock.lock.grammar import escape_control
 
     if not report.packages:
-        return "nothing outdated\n"
+        return _none_found(report) + "\n"
     raw = [("", "package", "locked", "newest", "from", "")]
     raw += [(o.kind, o.name, o.locked, o.newest, o.where, _note(o)) for o in report.packages]
     rows = [[escape_control(c) for c in r] for r in raw]
@@ -435,7 +444,8 @@ def format_markdown(report: Report) -> str:
     from relock.lock.diffformat import _md
 
     if not report.packages:
-        return "Nothing outdated.\n"
+        found = _none_found(report)
+        return found[0].upper() + found[1:] + ".\n"
     lines = ["| Kind | Package | Locked | Newest | From | Notes |",
              "| --- | --- | --- | --- | --- | --- |"]
     for o in report.packages:
