@@ -114,11 +114,11 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
         try:
             out[p] = files.read_regular(path, bounds.KEYRING)
         except files.TooBigError:
-            raise LimitError(bounds.over(f"{path} (a keyring the lock's Signed-By names)",
+            raise LimitError(bounds.over(f"{path} (a keyring of the lock's APT sources)",
                                          "the file", bounds.size_text(bounds.KEYRING))
                              ) from None
         except files.NotRegularFileError:
-            raise RelockError(f"{path} (a keyring the lock's Signed-By names): not a regular "
+            raise RelockError(f"{path} (a keyring of the lock's APT sources): not a regular "
                               "file; refused, not read") from None
         except OSError:
             continue
