@@ -58,6 +58,7 @@ LAYER_BYTES = 32 * GiB  # decompressed bytes of all of one image's layers
 LAYER_ENTRIES = 4_000_000  # tar entries of all of one image's layers
 TAR_NAME = 4 * KiB  # bytes of one path in a layer
 IMAGE_ARCHIVE = 32 * GiB  # an image archive spooled to disk (docker save)
+ARCHIVE_ENTRIES = 1_000_000  # entries of an image archive's own tar (not its layers')
 LAYER_FILE = 256 * MiB  # one file of a layer read into memory (dpkg's status, METADATA)
 
 # -- what the builder and the engine write -----------------------------------------

@@ -477,8 +477,9 @@ def _archive(tar: tarfile.TarFile, label: str, limits: Limits) -> ImageLayers:
     members: dict[str, tarfile.TarInfo] = {}
     try:
         for count, member in enumerate(tar):
-            if count >= 1_000_000:
-                raise LayerError(f"{label}: an image archive of over a million entries")
+            if count >= bounds.ARCHIVE_ENTRIES:
+                raise LimitError(bounds.over(label, "the number of the archive's entries",
+                                             f"{bounds.ARCHIVE_ENTRIES} entries"))
             members[_inside(member.name)] = member
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LayerError(f"{label}: not a readable image archive ({e})") from None

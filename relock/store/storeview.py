@@ -150,6 +150,7 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
     from relock.build.view import AptFile, deb_control
 
     held = {f.digest for f in files}
+    sizes = {f.digest: f.size for f in files}
     absent = [p for p in packages if "sha256:" + p.sha256 not in held
               and not store.has("sha256:" + p.sha256)]
     if absent:
@@ -170,23 +171,36 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
             if not there:
                 _missing(store, [what])
         else:
-            path = _from_registry(store, p, what, cache)
+            path = _from_registry(store, p, what, cache, sizes.get(digest))
         return AptFile(p, path, deb_control(path))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, packages))
 
 
-def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> Path:
+def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache,
+                   size: int | None = None) -> Path:
+    """The .deb of ``p`` from a registry store into the cache, hashed; with ``size`` (what
+    the lock's manifest says) not one byte more is taken."""
+    from relock.errors import LimitError
+
     hit = cache.path(p.sha256)
     if hit is not None:
         return hit
     stream = store.open("sha256:" + p.sha256)
     try:
         def chunks() -> Iterator[bytes]:
+            taken = 0
             try:
                 while chunk := stream.read(1 << 16):
+                    taken += len(chunk)
+                    if size is not None and taken > size:
+                        raise LimitError(bounds.over(f"{what} from the store {store.url}",
+                                                     "the .deb",
+                                                     f"the {size} bytes its descriptor says"))
                     yield chunk
+            except LimitError:
+                raise
             except RelockError as e:
                 raise HashMismatchError(f"{what} from the store {store.url}: {e}") from None
         return cache.put_stream(p.sha256, chunks(), f"{what} from the store {store.url}")
