@@ -112,6 +112,11 @@ class DebNotFoundError(ArchiveError):
     """No source has the locked version of a package."""
 
 
+class LimitError(RelockError):
+    """Input is past one of relock's limits (``relock.bounds``, docs/limits.md): too big,
+    too deep, too many pages. The message names the limit and the source."""
+
+
 def one_line(e: BaseException, limit: int = 160) -> str:
     """The first line of ``e``'s message, clipped: enough for a one-line error."""
     lines = str(e).strip().splitlines()

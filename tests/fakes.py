@@ -351,13 +351,14 @@ class FakeRegistry:
             raise ManifestUnknown(f"{self.host}/{repo}:{ref}: no such manifest in the registry")
         return found
 
-    def blob(self, repo: str, digest_: str) -> VerifiedStream:
+    def blob(self, repo: str, digest_: str, size: int | None = None) -> VerifiedStream:
         from relock.upstream.registry import BlobUnknown
 
         if digest_ not in self.blobs:
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest_}")
         self.blob_reads.append(digest_)
-        return VerifiedStream(iter([self.blobs[digest_]]), digest_, f"{self.host}/{repo}")
+        return VerifiedStream(iter([self.blobs[digest_]]), digest_, f"{self.host}/{repo}",
+                              limit=size)
 
     def put_blob(self, data: bytes) -> str:
         from relock.upstream.registry import sha256_digest

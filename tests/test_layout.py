@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relock"
 LAYERS = ("shared", "lock", "upstream", "image", "inventory", "template", "freeze", "build",
           "store", "update", "supply", "cli")
 # The modules of relock/ itself, outside any subpackage.
-SHARED = {"relock", "relock.errors", "relock.files", "relock.progress", "relock.blobs"}
+SHARED = {"relock", "relock.errors", "relock.files", "relock.progress", "relock.blobs",
+          "relock.bounds"}
 
 
 def imports(path: Path) -> set[str]:

@@ -10,6 +10,7 @@ import click
 
 from relock.build.command import RENDERED_NAME
 from relock.cli.common import (
+    PLATFORM,
     build_arg_option,
     build_log,
     build_log_shown,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 @build_arg_option
 @click.option("--force", is_flag=True,
               help="Use the lock even if it was frozen from another version of the template.")
-@click.option("--platform", metavar="OS/ARCH",
+@click.option("--platform", metavar="OS/ARCH", type=PLATFORM,
               help="Render for this platform's part of the lock only, its base pinned by the "
                    "platform's own manifest. [default: every platform the lock holds]")
 def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | None,
@@ -78,7 +79,7 @@ def render_cmd(dockerfile: Path | None, lock_path: Path | None, output: Path | N
 @cli.command("serve")
 @lock_option
 @rebuild_options
-@click.option("--platform", metavar="OS/ARCH",
+@click.option("--platform", metavar="OS/ARCH", type=PLATFORM,
               help="Serve this platform's part of the lock only (for a Dockerfile rendered "
                    "with the same --platform). [default: every platform the lock holds]")
 def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None) -> None:
@@ -104,7 +105,8 @@ def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None)
 @template_option
 @lock_option
 @click.option("-t", "--tag", help="Name the built image.")
-@click.option("--platform", help="Target platform, e.g. linux/amd64.")
+@click.option("--platform", type=PLATFORM, metavar="OS/ARCH",
+              help="Target platform, e.g. linux/amd64.")
 @click.option("--context", type=click.Path(file_okay=False, path_type=Path),
               help="Build context. [default: the template's folder]")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")

@@ -50,6 +50,31 @@ class RelockUsageError(click.UsageError):
         click.echo(f"relock: error: {printable(self.format_message())}{hint}", err=True)
 
 
+class PlatformType(click.ParamType[str]):
+    """A ``--platform`` value: ``os/arch[/variant]`` (``relock.lock.platform.chosen``),
+    comma-separated ones with ``many``; "" or a word that names no platform is refused."""
+
+    name = "platform"
+
+    def __init__(self, many: bool = False) -> None:
+        self.many = many
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        from relock.lock.platform import PlatformError, chosen, chosen_list
+
+        try:
+            if self.many:
+                return ",".join(chosen_list([str(value)]))
+            return chosen(str(value)) or ""
+        except PlatformError as e:
+            self.fail(str(e), param, ctx)
+
+
+PLATFORM = PlatformType()
+PLATFORMS = PlatformType(many=True)
+
+
 def printable(text: str) -> str:
     """``text`` with newlines and other control characters shown as escapes: safe for
     one line of a terminal."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from relock.cli.common import (
+    PLATFORMS,
     build_arg_option,
     cli,
     dockerfile_option,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
                    "APT sources go with apt. The exit code counts only what is compared.")
 @click.option("--stat", is_flag=True, help="Print only the summary counts.")
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+              type=PLATFORMS,
               help="Compare only this platform's part of multi-platform locks (repeatable). "
                    "[default: every platform both sides hold]")
 @dockerfile_option

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from relock.cli.common import cli, lock_option, progress, user_errors
+from relock.cli.common import PLATFORM, cli, lock_option, progress, user_errors
 
 
 @cli.command()
@@ -15,7 +15,7 @@ from relock.cli.common import cli, lock_option, progress, user_errors
               show_default=True, help="pylock: PEP 751, for pip and uv.")
 @click.option("--env", metavar="PATH",
               help="Only this environment (its prefix, /opt/venv). [default: every one]")
-@click.option("--platform", metavar="OS/ARCH",
+@click.option("--platform", metavar="OS/ARCH", type=PLATFORM,
               help="Only this platform's part of a multi-platform lock. [default: every "
                    "platform]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

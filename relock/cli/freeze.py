@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from relock.cli.common import (
+    PLATFORMS,
     build_arg_option,
     cli,
     dockerfile_option,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
               help="Do not record what build stages installed (a pinned build of a "
                    "template whose stages install packages then fails).")
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+              type=PLATFORMS,
               help="The platform IMAGE is for (linux/arm64): its part is added to the lock "
                    "at the output, or replaces that platform's part there; the other "
                    "platforms' parts stay. For an oci:// IMAGE: the platforms of its index "

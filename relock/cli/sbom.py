@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from relock.cli.common import cli, lock_option, user_errors
+from relock.cli.common import PLATFORM, cli, lock_option, user_errors
 
 
 @cli.command()
 @lock_option
 @click.option("--format", "fmt", type=click.Choice(["cyclonedx", "spdx"]), required=True,
               help="cyclonedx: CycloneDX 1.6 JSON; spdx: SPDX 2.3 JSON.")
-@click.option("--platform", metavar="OS/ARCH",
+@click.option("--platform", metavar="OS/ARCH", type=PLATFORM,
               help="Only this platform's part of a multi-platform lock. [default: every "
                    "platform the lock holds]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

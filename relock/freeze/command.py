@@ -83,7 +83,7 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
     from relock.freeze import freeze as fz
     from relock.lock.locate import lock_name
     from relock.lock.lockfile import read, write
-    from relock.lock.platform import spelled
+    from relock.lock.platform import PlatformError, chosen_list
     from relock.lock.reference import is_registry_ref, strip_prefix
     from relock.template import dockerfile as df
 
@@ -92,8 +92,10 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
         raise UsageError("give either IMAGE or --rootfs DIR")
     label = strip_prefix(image) if image else str(rootfs)
     out = request.output or Path("locks") / f"{request.name or lock_name(label)}.lock"
-    chosen = [spelled(p.strip())
-              for text in request.platforms for p in text.split(",") if p.strip()]
+    try:
+        chosen = chosen_list(request.platforms)  # "" is refused, never "every platform"
+    except PlatformError as e:
+        raise UsageError(f"Invalid value for '--platform': {e}") from None
     from_registry = image is not None and is_registry_ref(image)
     if len(chosen) > 1 and not from_registry:
         raise UsageError("an image in the engine is of one platform: give one --platform, "

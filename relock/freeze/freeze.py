@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relock.errors import BaseImageError, ImagePlatformError, RelockError
-from relock.image.rootfs import LayeredFS, RootFS
+from relock.image.rootfs import RootFS, TreeFS
 from relock.inventory import apt, pyenv
 from relock.lock import reference
 from relock.lock.lockfile import (
@@ -259,11 +259,26 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
     """Freeze a plain folder tree (a debootstrap output, an unpacked image)."""
     if not root.is_dir():
         raise RelockError(f"{root}: not a folder")
-    inv = take_inventory(LayeredFS([root]), progress, deb_lists=options.deb_entries)
+    fs = TreeFS(root)
+    inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
     inv = locate_debs(inv, options, progress=progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=str(host()),
                                options=options, progress=progress)
-    return FreezeResult(lock, inv.warnings)
+    return FreezeResult(lock, (*inv.warnings, *skipped_warning(fs.skipped)))
+
+
+def skipped_warning(skipped: Mapping[str, str], shown: int = 8) -> list[str]:
+    """One line naming what a tree freeze left out as not the tree's own, if anything."""
+    if not skipped:
+        return []
+    by_why: dict[str, list[str]] = {}
+    for path, why in sorted(skipped.items()):
+        by_why.setdefault(why, []).append(path)
+    parts = []
+    for why, paths in sorted(by_why.items()):
+        more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+        parts.append(f"{', '.join(paths[:shown])}{more} ({why})")
+    return ["not the tree's own, so not read: " + "; ".join(parts)]
 
 
 def add_platform(part: Lock, platform: str | None, existing: Lock | None) -> Lock:

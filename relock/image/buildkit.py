@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from relock import bounds
 from relock.errors import EngineError, UsageError
 from relock.files import read_regular
 from relock.image.engine import BuildEvent, BuildRequest, Engine, ImageBuilder, ImageInfo
@@ -46,7 +47,7 @@ AUTO = "auto"
 # The name of a loaded image the build was not asked to name (the next such build takes it).
 UNTAGGED = "relock-untagged:latest"
 # A solve status object larger than this is not BuildKit's (bounded reads).
-MAX_STATUS = 8 * 1024 * 1024
+MAX_STATUS = bounds.BUILD_STATUS
 
 
 def docker_cli() -> str | None:
@@ -219,7 +220,7 @@ class Buildx:
 
 
 # An OCI archive's index and manifest are small; a bigger one is not BuildKit's.
-_MAX_OCI_JSON = 4 << 20
+_MAX_OCI_JSON = bounds.OCI_ARCHIVE_JSON
 
 
 def oci_digests(archive: Path) -> tuple[str, str]:

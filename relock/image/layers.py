@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from relock.errors import LayerError
+from relock import bounds
+from relock.errors import LayerError, LimitError
 from relock.image.rootfs import Readable
 from relock.progress import Progress, quiet
 
@@ -45,13 +45,13 @@ MAX_STEP = 4096
 
 @dataclass(frozen=True)
 class Limits:
-    """How much of one image is read before it is refused."""
+    """How much of one image is read before it is refused (``relock.bounds``' values)."""
 
-    max_bytes: int = 32 << 30  # decompressed bytes of all its layers
-    max_entries: int = 4_000_000  # tar entries of all its layers
-    max_name: int = 4096  # bytes of one path
-    max_archive: int = 32 << 30  # an image archive spooled to disk (docker save)
-    max_config: int = 16 << 20  # an image config or manifest
+    max_bytes: int = bounds.LAYER_BYTES  # decompressed bytes of all its layers
+    max_entries: int = bounds.LAYER_ENTRIES  # tar entries of all its layers
+    max_name: int = bounds.TAR_NAME  # bytes of one path
+    max_archive: int = bounds.IMAGE_ARCHIVE  # an image archive spooled to disk (docker save)
+    max_config: int = bounds.CONFIG  # an image config or manifest
 
 
 DEFAULT_LIMITS = Limits()
@@ -198,8 +198,10 @@ def with_steps(layers: ImageLayers, run_command: Callable[[str], str]) -> ImageL
 def parse_json(data: bytes, what: str) -> dict[str, Any]:
     """A JSON object (an image config, a manifest) or a LayerError naming ``what``."""
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        value = bounds.load_json(data)
+    except bounds.JSONTooDeep as e:
+        raise LimitError(f"{what}: {e}; refused") from None
+    except ValueError:
         raise LayerError(f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise LayerError(f"{what} is not a JSON object")
@@ -269,8 +271,8 @@ class _Decompressed:
     def _add(self, data: bytes) -> None:
         self._budget.bytes -= len(data)
         if self._budget.bytes < 0:
-            raise LayerError(f"{self._where}: the image's layers are over "
-                             f"{self._budget.limits.max_bytes >> 20} MB decompressed")
+            raise LimitError(bounds.over(self._where, "the decompressed size of the image's layers",
+                                         bounds.size_text(self._budget.limits.max_bytes)))
         self.digest.update(data)
         self._out, self._pos = self._out[self._pos:] + data, 0
 
@@ -339,7 +341,7 @@ class _Tree:
 def _name(member: tarfile.TarInfo, where: str, limits: Limits) -> str:
     raw = member.name
     if len(raw.encode("utf-8", "surrogateescape")) > limits.max_name:
-        raise LayerError(f"{where}: an entry's name is over {limits.max_name} bytes")
+        raise LimitError(bounds.over(where, "an entry's name", f"{limits.max_name} bytes"))
     parts = [p for p in raw.split("/") if p and p != "."]
     if ".." in parts or "\0" in raw:
         raise LayerError(f"{where}: the entry {raw[:200]!r} reaches outside the image's root")
@@ -354,8 +356,8 @@ def _apply(tree: _Tree, stream: Readable, index: int, where: str, budget: _Budge
             for member in tar:
                 budget.entries -= 1
                 if budget.entries < 0:
-                    raise LayerError(f"{where}: the image's layers have over "
-                                     f"{budget.limits.max_entries} entries")
+                    raise LimitError(bounds.over(where, "the number of the image's tar entries",
+                                                 f"{budget.limits.max_entries} entries"))
                 _member(tree, tar, member, index, where, budget.limits)
     except tarfile.TarError as e:
         raise LayerError(f"{where}: not a readable layer tar ({e})") from None
@@ -475,8 +477,9 @@ def _archive(tar: tarfile.TarFile, label: str, limits: Limits) -> ImageLayers:
     members: dict[str, tarfile.TarInfo] = {}
     try:
         for count, member in enumerate(tar):
-            if count >= 1_000_000:
-                raise LayerError(f"{label}: an image archive of over a million entries")
+            if count >= bounds.ARCHIVE_ENTRIES:
+                raise LimitError(bounds.over(label, "the number of the archive's entries",
+                                             f"{bounds.ARCHIVE_ENTRIES} entries"))
             members[_inside(member.name)] = member
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LayerError(f"{label}: not a readable image archive ({e})") from None
@@ -486,7 +489,8 @@ def _archive(tar: tarfile.TarFile, label: str, limits: Limits) -> ImageLayers:
         if member is None or not (member.isfile() or member.issym() or member.islnk()):
             raise LayerError(f"{label}: the archive has no {what} ({name})")
         if member.size > limits.max_config:
-            raise LayerError(f"{label}: the {what} is over {limits.max_config >> 20} MB")
+            raise LimitError(bounds.over(label, f"the {what}",
+                                         bounds.size_text(limits.max_config)))
         return _extract(tar, member, label).read(limits.max_config + 1)[: limits.max_config]
 
     if "manifest.json" in members:
@@ -533,8 +537,10 @@ def _blob_digest(name: str) -> str:
 
 def _docker_manifest(data: bytes, label: str) -> tuple[str, list[str]]:
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        value = bounds.load_json(data)
+    except bounds.JSONTooDeep as e:
+        raise LimitError(f"{label}: manifest.json: {e}; refused") from None
+    except ValueError:
         raise LayerError(f"{label}: manifest.json is not JSON") from None
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
         raise LayerError(f"{label}: manifest.json must name exactly one image")

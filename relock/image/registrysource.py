@@ -13,11 +13,11 @@ registry mirrors given (the engine's, as the engine itself does) first.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from relock import bounds
 from relock.blobs import BlobCache
 from relock.errors import ImageNotFoundError, ImagePlatformError, RegistryError
 from relock.image.engine import INVENTORY_PATHS, ImageInfo, parse_created
@@ -27,8 +27,6 @@ from relock.lock.platform import Platform, descriptor_text, spelled
 from relock.lock.reference import Reference, parse, strip_prefix
 from relock.upstream import registry as reg
 
-# A config larger than this is not an image config.
-MAX_CONFIG = 16 << 20
 _LAYER_TYPES = (
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -45,7 +43,7 @@ class RegistryReader(Protocol):
 
     def manifest(self, repo: str, ref: str) -> reg.Manifest: ...
 
-    def blob(self, repo: str, digest: str) -> reg.VerifiedStream: ...
+    def blob(self, repo: str, digest: str, size: int | None = None) -> reg.VerifiedStream: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,7 @@ class RegistryImage:
     manifest: str
     layers: tuple[tuple[str, str], ...]  # (media type, digest) of each layer blob, bottom first
     steps: tuple[Layer, ...] = ()  # each layer's diff ID, blob digest and history step
+    sizes: tuple[int, ...] = ()  # each layer blob's size, as the manifest says
 
 
 class RegistrySource:
@@ -134,33 +133,37 @@ class RegistrySource:
         name = f"{client.host}/{r.repo}"
         info = ImageInfo(id=info.id, layers=info.layers, platform=info.platform,
                          created=info.created, repo_digests=(f"{name}@{top.digest}",))
-        image = RegistryImage(info, client.host, r.repo, top.digest, picked, layers, steps)
+        image = RegistryImage(info, client.host, r.repo, top.digest, picked,
+                              tuple((t, d) for t, d, _ in layers), steps,
+                              tuple(n for _, _, n in layers))
         self._held[info.id] = image
         return image
 
     def _config(self, client: RegistryReader, repo: str, manifest: reg.Manifest
-                ) -> tuple[ImageInfo, tuple[tuple[str, str], ...], tuple[Layer, ...]]:
+                ) -> tuple[ImageInfo, tuple[tuple[str, str, int], ...], tuple[Layer, ...]]:
         config = manifest.json().get("config")
         if not isinstance(config, dict):
             raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: an image manifest "
                                 "without a config")
         digest = reg.check_digest(str(config.get("digest", "")), f"{manifest.digest} config")
         where = f"{client.host}/{repo}@{digest}"
-        with client.blob(repo, digest) as stream:
-            data = stream.read(MAX_CONFIG + 1)
-            if len(data) > MAX_CONFIG:
-                raise RegistryError(f"{where}: the image config is over {MAX_CONFIG >> 20} MB")
+        size = _size(config.get("size"), f"{where}: the config's descriptor")
+        if size > bounds.CONFIG:
+            raise bounds.too_big(where, f"the image config ({size} bytes)", bounds.CONFIG)
+        with client.blob(repo, digest, size) as stream:
+            data = stream.read(bounds.CONFIG + 1)
+            if len(data) > bounds.CONFIG:
+                raise bounds.too_big(where, "the image config", bounds.CONFIG)
             stream.read(-1)  # to the end, where the digest is checked
-        try:
-            cfg = json.loads(data)
-        except ValueError:
-            raise RegistryError(f"{where}: the image config is not JSON") from None
-        if not isinstance(cfg, dict):
-            raise RegistryError(f"{where}: the image config is not a JSON object")
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        cfg = reg.json_object(data, f"{where}: the image config")
+        diff_ids = image_diff_ids(cfg, where)
         layers = tuple((str(x.get("mediaType", "")),
-                        reg.check_digest(str(x.get("digest", "")), f"{manifest.digest} layer"))
+                        reg.check_digest(str(x.get("digest", "")), f"{manifest.digest} layer"),
+                        _size(x.get("size"), f"{manifest.digest} layer"))
                        for x in manifest.objects("layers"))
+        if len(layers) != len(manifest.array("layers")):
+            raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: a layer is not a "
+                                "descriptor (a JSON object)")
         if len(layers) != len(diff_ids):
             raise RegistryError(f"{client.host}/{repo}@{manifest.digest}: {len(layers)} layers "
                                 f"but {len(diff_ids)} diff IDs in the config")
@@ -170,7 +173,7 @@ class RegistrySource:
                               arch=str(cfg.get("architecture", "amd64")),
                               variant=str(cfg.get("variant") or "")),
             created=parse_created(str(cfg.get("created") or "")))
-        return info, layers, layers_of(cfg, where, tuple(d for _, d in layers))
+        return info, layers, layers_of(cfg, where, tuple(d for _, d, _ in layers))
 
     # -- ImageSource ----------------------------------------------------------
     def image(self, ref: str) -> ImageInfo:
@@ -228,7 +231,8 @@ class RegistrySource:
         path = self.cache.path(digest.removeprefix("sha256:"))
         if path is None:
             client = self._registry_for(held.host)
-            with client.blob(held.repo, digest) as stream:
+            size = held.sizes[i] if i < len(held.sizes) else None
+            with client.blob(held.repo, digest, size) as stream:
                 path = self.cache.put_stream(digest.removeprefix("sha256:"), _chunks(stream),
                                              f"{held.host}/{held.repo}@{digest}")
         with path.open("rb") as f:
@@ -245,6 +249,30 @@ def _entries(index: reg.Manifest) -> list[tuple[str, str]]:
         out.append((text, reg.check_digest(str(entry.get("digest", "")),
                                            f"{index.digest} {text}")))
     return out
+
+
+def image_diff_ids(cfg: dict[str, object], where: str) -> list[str]:
+    """The layers' diff IDs an image config lists (``rootfs.diff_ids``), checked to be
+    digests; a RegistryError naming ``where`` when the config is not of that shape."""
+    rootfs = cfg.get("rootfs")
+    if rootfs is None:
+        return []
+    if not isinstance(rootfs, dict):
+        raise RegistryError(f"{where}: the image config's 'rootfs' is not an object")
+    diff_ids = rootfs.get("diff_ids")
+    if diff_ids is None:
+        return []
+    if not isinstance(diff_ids, list):
+        raise RegistryError(f"{where}: the image config's 'rootfs.diff_ids' is not a list")
+    return [reg.check_digest(str(d) if isinstance(d, str) else repr(d),
+                             f"{where}: a diff ID") for d in diff_ids]
+
+
+def _size(value: object, where: str) -> int:
+    """A descriptor's ``size``: a byte count, else a RegistryError."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise RegistryError(f"{where}: size {str(value)!r:.40} is not a byte count")
+    return value
 
 
 def _chunks(stream: reg.VerifiedStream) -> Iterator[bytes]:

@@ -211,6 +211,87 @@ class LayeredFS:
         return None if folder is None else sorted(n for n, e in folder.items() if e[2] == "dir")
 
 
+# Where container engines keep other images' layers and containers' files: never
+# the tree's own software, whatever file system they are on.
+CONTAINER_STORAGE = ("var/lib/docker", "var/lib/containerd", "var/lib/containers")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: spaces and the like are written as octal escapes (``\\040``)."""
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mounts_below(root: str, mountinfo: str) -> list[tuple[str, str]]:
+    """(path inside ``root``, file system type) of each mount strictly below ``root``
+    that /proc/self/mountinfo's text ``mountinfo`` lists; a mount inside another one
+    found is left out (it is skipped with it)."""
+    base = os.path.realpath(root).rstrip("/")
+    found: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "-" not in fields[6:-1]:
+            continue
+        point = _unescape(fields[4])
+        fstype = fields[fields.index("-", 6) + 1]
+        if point == base or not point.startswith(base + "/"):
+            continue
+        found[point[len(base) + 1:]] = fstype
+    out: list[tuple[str, str]] = []
+    for path in sorted(found):
+        if not any(path.startswith(other + "/") for other, _ in out):
+            out.append((path, found[path]))
+    return out
+
+
+class TreeFS(LayeredFS):
+    """A folder tree read as a machine's own files (``relock freeze --rootfs``).
+
+    What is not the tree's own is hidden, never listed or read: other file
+    systems mounted into it (``/proc``, ``/sys``, a disk, a bind mount: those
+    /proc/self/mountinfo lists below the root, and any folder on another device
+    than the root's) and container storage (``CONTAINER_STORAGE``: other images'
+    layers). ``skipped`` says what was, and why, as the walk found it.
+    """
+
+    def __init__(self, root: Path | str, mountinfo: str | None = None) -> None:
+        super().__init__([root])
+        if mountinfo is None:
+            try:
+                with open("/proc/self/mountinfo") as f:
+                    mountinfo = f.read()
+            except OSError:
+                mountinfo = ""
+        self.skipped: dict[str, str] = {}  # path in the tree -> why
+        self._hidden: dict[tuple[str, ...], str] = {
+            tuple(p.split("/")): f"{t} mounted into the tree"
+            for p, t in mounts_below(str(root), mountinfo)}
+        for path in CONTAINER_STORAGE:
+            self._hidden.setdefault(tuple(path.split("/")), "container storage")
+        try:
+            self._dev = os.stat(root).st_dev
+        except OSError:
+            self._dev = -1
+
+    def _merge(self, parts: tuple[str, ...], top: int,
+               stop: int) -> dict[str, tuple[int, int, str]]:
+        merged = super()._merge(parts, top, stop)
+        for name, entry in list(merged.items()):
+            here = (*parts, name)
+            why = self._hidden.get(here)
+            if why is None and entry[2] == "dir":
+                try:
+                    if os.lstat(self._host(0, here)).st_dev != self._dev:
+                        why = "another file system mounted into the tree"
+                except OSError:
+                    continue
+            if why is not None:
+                del merged[name]
+                self.skipped["/" + "/".join(here)] = why
+        return merged
+
+
 def _kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return "link"
@@ -243,6 +324,8 @@ class TarFS:
     a layer's whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``)
     hide what lower layers put there, as overlayfs would. Only the files
     ``keep`` names are held in memory; every name is kept, for listings.
+    Bounded (``relock.bounds``): the tars' decompressed bytes and entries all
+    told, and each file held; past a limit ``LimitError``.
     """
 
     def __init__(self, stream: Readable | None = None, keep: tuple[str, ...] = ()) -> None:
@@ -250,6 +333,8 @@ class TarFS:
         self._files: dict[str, bytes] = {}
         self._links: dict[str, str] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
+        self._bytes = 0  # the tars' bytes so far, decompressed
+        self._entries = 0
         if stream is not None:
             self._read(stream, layer=False)
 
@@ -262,8 +347,22 @@ class TarFS:
         mine: set[str] = set()
         import tarfile  # here: a freeze of an engine's image reads folders, not tars
 
+        from relock import bounds
+        from relock.errors import LimitError
+
+        before = self._bytes
         with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
             for member in tar:
+                # A member's bytes are counted (tar.offset is past them) before they are
+                # read or skipped, so a bomb stops at the limit.
+                self._bytes = before + tar.offset
+                self._entries += 1
+                if self._bytes > bounds.LAYER_BYTES:
+                    raise LimitError(bounds.over("the image", "the decompressed size of its layers",
+                                                 bounds.size_text(bounds.LAYER_BYTES)))
+                if self._entries > bounds.LAYER_ENTRIES:
+                    raise LimitError(bounds.over("the image", "the number of its tar entries",
+                                                 f"{bounds.LAYER_ENTRIES} entries"))
                 parts = _parts(member.name)
                 if not parts:
                     continue
@@ -291,9 +390,12 @@ class TarFS:
                     if target in self._files:
                         self._files[name] = self._files[target]
                 elif member.isfile() and (not self._keep or _wanted(name, self._keep)):
+                    if member.size > bounds.LAYER_FILE:
+                        raise LimitError(bounds.over(f"the image's /{name}", "the file",
+                                                     bounds.size_text(bounds.LAYER_FILE)))
                     f = tar.extractfile(member)
                     if f is not None:
-                        self._files[name] = f.read()
+                        self._files[name] = f.read(bounds.LAYER_FILE)
 
     def _remove(self, name: str, mine: set[str]) -> None:
         """Take ``name`` (and all under it) away, but not what this layer put there."""

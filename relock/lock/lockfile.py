@@ -19,12 +19,13 @@ from typing import Any, NamedTuple, TypeVar, get_type_hints
 
 import tomli_w
 
+from relock import bounds
 from relock.errors import LockfileError, PlatformMissingError
 from relock.files import TooBigError, read_regular
 from relock.files import atomic_write_text as atomic_write_text  # the CLI writes with it
 from relock.lock import reference
 from relock.lock.grammar import problem, show
-from relock.lock.platform import spelled
+from relock.lock.platform import canonical
 
 SCHEMA_VERSION = 2
 # Version 1 had one platform per lock; it is still read (as such a lock) and
@@ -191,9 +192,10 @@ class Lock:
     def for_platform(self, platform: str) -> Lock:
         """The single-platform lock of ``platform``'s part.
 
-        ``PlatformMissingError`` if the lock was not frozen for it.
+        ``PlatformMissingError`` if the lock was not frozen for it; ``PlatformError``
+        if ``platform`` names none ("" among them).
         """
-        platform = spelled(platform)
+        platform = canonical(platform)
         if platform not in self.all_platforms:
             have = ", ".join(self.all_platforms) or "none"
             raise PlatformMissingError(
@@ -218,7 +220,7 @@ class Lock:
         platform is asked for."""
         if platform is None and not self.multi:
             return self
-        return self.for_platform(platform or default)
+        return self.for_platform(default if platform is None else platform)
 
     def with_part(self, part: Lock) -> Lock:
         """This lock with ``part`` (a single-platform lock) added or replacing its platform.
@@ -381,7 +383,7 @@ def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
     return (item.platform, item.stage, item.env, item.name)
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
-MAX_BYTES = 64 * 1024 * 1024
+MAX_BYTES = bounds.LOCK_FILE
 
 
 def empty_ok(table: str, key: str) -> bool:

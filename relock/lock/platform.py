@@ -12,7 +12,7 @@ architecture of a platform is here too: one map, not one per caller.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from relock.errors import RelockError
@@ -121,6 +121,21 @@ def parse(text: str) -> Platform:
 def canonical(text: str) -> str:
     """``text``'s platform spelled the one way (``linux/arm64/v8`` -> ``linux/arm64``)."""
     return str(parse(text))
+
+
+def chosen(text: str | None) -> str | None:
+    """A ``--platform`` value spelled the one way, None when none was given.
+
+    An empty value, or one that names no platform, is a ``PlatformError``: it
+    never means "every platform" (``--platform ''`` is refused, not ignored).
+    """
+    return None if text is None else canonical(text.strip())
+
+
+def chosen_list(texts: Sequence[str]) -> list[str]:
+    """Repeated or comma-separated ``--platform`` values, each ``chosen``, in order, once."""
+    out = [canonical(p.strip()) for text in texts for p in text.split(",")]
+    return list(dict.fromkeys(out))
 
 
 def spelled(text: str) -> str:

@@ -51,7 +51,7 @@ def run_vendor(request: VendorRequest, progress: Progress = quiet, warn: Progres
 
     lock_path = default_lock(request.lock_path)
     lock = lockfile.read(lock_path)
-    data = lock_path.read_bytes()
+    data = lockfile.read_text(lock_path).encode("utf-8")  # the bytes just read: bounded
     s = stores.open_store(request.store, create=True)
     mirrors: tuple[str, ...] = ()
     installed: set[tuple[str, str, str]] | None

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
-from relock.errors import RegistryError, StoreError, one_line
+from relock import bounds
+from relock.errors import LimitError, RegistryError, StoreError, one_line
 from relock.files import NotInsideError, Stopped, TooBigError, Tree, check_stopping
 from relock.lock.platform import from_descriptor
 from relock.lock.reference import parse
@@ -104,14 +105,12 @@ class Descriptor:
                    platform=doc.get("platform") or {})
 
 
-def manifest_type(data: bytes, declared: str = "") -> str:
+def manifest_type(data: bytes, declared: str = "", where: str = "a manifest") -> str:
     """The media type of manifest bytes: their ``mediaType``, else what they look like."""
     try:
-        doc = json.loads(data)
-    except ValueError:
-        raise StoreError("a manifest is not JSON") from None
-    if not isinstance(doc, dict):
-        raise StoreError("a manifest is not a JSON object")
+        doc = reg.json_object(data, where)
+    except RegistryError as e:
+        raise StoreError(str(e)) from None
     found = doc.get("mediaType") or declared
     if not found:
         found = reg.OCI_INDEX if "manifests" in doc else reg.OCI_MANIFEST
@@ -224,11 +223,8 @@ def _missing(store: Store, digests: Iterable[str]) -> list[str]:
 
 # -- on disk -------------------------------------------------------------------
 
-# Bounds on what a folder store's files may hold (a registry refuses manifests
-# over 4 MiB; a store's own index grows by some 300 bytes a tag).
-MANIFEST_LIMIT = 4 << 20
-INDEX_LIMIT = 16 << 20
-LAYOUT_LIMIT = 4 << 10
+# What a folder store's files may hold is bounded by relock.bounds: MANIFEST (as a
+# registry's), STORE_INDEX (index.json grows by some 300 bytes a tag), STORE_LAYOUT.
 
 
 class _FileCheck:
@@ -308,9 +304,9 @@ class DirStore:
                 with contextlib.suppress(FileNotFoundError), store._tree.folder(folder):
                     pass
             try:
-                doc = json.loads(store._tree.read(("oci-layout",), LAYOUT_LIMIT))
+                doc = bounds.load_json(store._tree.read(("oci-layout",), bounds.STORE_LAYOUT))
                 version = doc.get("imageLayoutVersion")
-            except (ValueError, AttributeError, RecursionError, TooBigError):
+            except (ValueError, AttributeError, TooBigError):
                 version = None
         if version != LAYOUT_VERSION:
             raise StoreError(f"{root}: unsupported OCI layout version {version!r:.40}")
@@ -404,6 +400,10 @@ class DirStore:
                 for chunk in _chunks(source):
                     check_stopping(str(self.root))
                     h.update(chunk)
+                    if size is not None and written + len(chunk) > size:
+                        # Longer than its descriptor says: not one byte more is written.
+                        raise LimitError(bounds.over(f"{self.root}: {digest}", "the blob",
+                                                     f"the {size} bytes its descriptor says"))
                     out.write(chunk)
                     written += len(chunk)
                 out.flush()
@@ -445,16 +445,17 @@ class DirStore:
             digest, declared = found.digest, found.media_type
         with _as_store_error(self.root):
             try:
-                data = self._tree.read(self._parts(digest), MANIFEST_LIMIT)
+                data = self._tree.read(self._parts(digest), bounds.MANIFEST)
             except FileNotFoundError:
                 raise StoreError(f"{self.root}: no manifest {digest}") from None
             except TooBigError:
-                raise StoreError(f"{self.root}: manifest {digest} is bigger than "
-                                 f"{MANIFEST_LIMIT >> 20} MiB (relock's limit); refused"
-                                 ) from None
+                raise bounds.too_big(f"{self.root}: manifest {digest}", "the manifest",
+                                     bounds.MANIFEST) from None
         if sha256_digest(data) != digest:
             raise StoreError(f"{self.root}: manifest {digest}: {_CHANGED}")
-        return Manifest(media_type=manifest_type(data, declared), data=data, digest=digest)
+        return Manifest(media_type=manifest_type(data, declared,
+                                                 f"{self.root}: manifest {digest}"),
+                        data=data, digest=digest)
 
     def has_manifest(self, digest: str) -> bool:
         return self.intact(digest)
@@ -483,13 +484,14 @@ class DirStore:
         where = f"{self.root}/index.json"
         with _as_store_error(self.root):
             try:
-                doc = json.loads(self._tree.read(("index.json",), INDEX_LIMIT))
+                doc = bounds.load_json(self._tree.read(("index.json",), bounds.STORE_INDEX))
             except FileNotFoundError:
                 raise StoreError(f"{where}: missing; not an OCI image layout") from None
             except TooBigError:
-                raise StoreError(f"{where}: bigger than {INDEX_LIMIT >> 20} MiB "
-                                 "(relock's limit); refused") from None
-            except (ValueError, RecursionError) as e:
+                raise bounds.too_big(where, "the file", bounds.STORE_INDEX) from None
+            except bounds.JSONTooDeep as e:
+                raise LimitError(f"{where}: {e}; refused") from None
+            except ValueError as e:
                 raise StoreError(f"{where}: unreadable: {one_line(e)}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
             raise StoreError(f"{where}: not an OCI image index")
@@ -918,8 +920,14 @@ def read_lock(store: Store, ref: str) -> tuple[bytes, list[StoredFile]]:
         raise StoreError(f"{store.url}: {ref} is not a relock lock manifest")
     _, blobs = children(manifest)
     config, layers = blobs[0], blobs[1:]
+    if config.size > bounds.LOCK_FILE:
+        raise bounds.too_big(f"{store.url}: {ref}", "the lock", bounds.LOCK_FILE)
     with store.open(config.digest) as f:
-        lock_bytes = f.read()
+        lock_bytes = f.read(config.size + 1)
+        if len(lock_bytes) > config.size:
+            raise LimitError(bounds.over(f"{store.url}: {ref}", "the lock",
+                                         f"the {config.size} bytes its descriptor says"))
+        f.read(1)  # its end, where its digest is checked
     files = []
     for d in layers:
         a = d.annotations

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
+from relock import bounds
 from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
+from relock.files import TooBigError, read_regular
 from relock.lock.lockfile import AptPackage, Lock
 from relock.progress import Progress, quiet
 from relock.store.store import Store, StoredFile, lock_tag, open_store, read_lock
@@ -71,7 +73,9 @@ class StoreSource:
 def lock_files(store: Store, lock_path: str) -> list[StoredFile]:
     """The files of the lock manifest ``relock vendor`` wrote for the lock at ``lock_path``."""
     try:
-        data = Path(lock_path).read_bytes()
+        data = read_regular(Path(lock_path), bounds.LOCK_FILE)
+    except TooBigError:
+        raise bounds.too_big(lock_path, "the lock file", bounds.LOCK_FILE) from None
     except OSError as e:
         raise StoreError(f"{lock_path}: cannot read: {e.strerror or e}") from None
     tag = lock_tag(data)
@@ -146,6 +150,7 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
     from relock.build.view import AptFile, deb_control
 
     held = {f.digest for f in files}
+    sizes = {f.digest: f.size for f in files}
     absent = [p for p in packages if "sha256:" + p.sha256 not in held
               and not store.has("sha256:" + p.sha256)]
     if absent:
@@ -166,23 +171,36 @@ def store_debs(store: Store, packages: Sequence[AptPackage], files: Sequence[Sto
             if not there:
                 _missing(store, [what])
         else:
-            path = _from_registry(store, p, what, cache)
+            path = _from_registry(store, p, what, cache, sizes.get(digest))
         return AptFile(p, path, deb_control(path))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, packages))
 
 
-def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache) -> Path:
+def _from_registry(store: Store, p: AptPackage, what: str, cache: BlobCache,
+                   size: int | None = None) -> Path:
+    """The .deb of ``p`` from a registry store into the cache, hashed; with ``size`` (what
+    the lock's manifest says) not one byte more is taken."""
+    from relock.errors import LimitError
+
     hit = cache.path(p.sha256)
     if hit is not None:
         return hit
     stream = store.open("sha256:" + p.sha256)
     try:
         def chunks() -> Iterator[bytes]:
+            taken = 0
             try:
                 while chunk := stream.read(1 << 16):
+                    taken += len(chunk)
+                    if size is not None and taken > size:
+                        raise LimitError(bounds.over(f"{what} from the store {store.url}",
+                                                     "the .deb",
+                                                     f"the {size} bytes its descriptor says"))
                     yield chunk
+            except LimitError:
+                raise
             except RelockError as e:
                 raise HashMismatchError(f"{what} from the store {store.url}: {e}") from None
         return cache.put_stream(p.sha256, chunks(), f"{what} from the store {store.url}")

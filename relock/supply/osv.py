@@ -8,7 +8,6 @@ a record's text never reaches relock's output unchecked.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -16,12 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from relock import bounds
 from relock.errors import RelockError
 from relock.lock.grammar import show
 
 # An OSV record is a few KiB; the biggest ones some hundred.
-MAX_RECORD = 8 * 1024 * 1024
-MAX_RECORDS = 2_000_000
+MAX_RECORD = bounds.OSV_RECORD
+MAX_RECORDS = bounds.OSV_RECORDS
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}")
 _URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]{1,500}")
 
@@ -122,8 +122,8 @@ def _zip(path: Path) -> Iterator[Record]:
 def parse(data: bytes, where: str) -> Record:
     """One record from its JSON bytes; ``OsvError`` naming ``where`` if it is not one."""
     try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
+        doc = bounds.load_json(data)
+    except ValueError as e:
         raise OsvError(f"{where}: not JSON ({show(str(e), 80)})") from None
     if not isinstance(doc, dict):
         raise OsvError(f"{where}: not an OSV record (not a JSON object)")

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
 
+from relock import bounds
 from relock.errors import DockerfileError
 from relock.files import read_regular
 
 BOM = "\ufeff"
 # Far more than any real template; /dev/zero given as -f is refused, not read.
-MAX_BYTES = 16 * 1024 * 1024
+MAX_BYTES = bounds.TEMPLATE
 
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
 

@@ -92,7 +92,14 @@ def is_security_suite(suite: str) -> bool:
 # -- APT ---------------------------------------------------------------------
 
 def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict[str, bytes]:
-    """The keyring files of this machine that the sources name or apt trusts, by path."""
+    """The keyring files of this machine that the sources name or apt trusts, by path.
+
+    A lock names these paths: each is read only if it is a regular file of at most
+    ``bounds.KEYRING`` bytes (``Signed-By: /dev/zero`` or a FIFO is refused, one
+    line naming it, never read); one that is not there is left out.
+    """
+    from relock import bounds
+    from relock.errors import LimitError
     from relock.upstream.aptsig import keyring_paths
 
     def listdir(path: str) -> list[str] | None:
@@ -103,8 +110,16 @@ def local_keyrings(sources: Sequence[AptSource], root: Path = Path("/")) -> dict
 
     out = {}
     for p in keyring_paths(sources, listdir):
+        path = root / p.lstrip("/")
         try:
-            out[p] = (root / p.lstrip("/")).read_bytes()
+            out[p] = files.read_regular(path, bounds.KEYRING)
+        except files.TooBigError:
+            raise LimitError(bounds.over(f"{path} (a keyring of the lock's APT sources)",
+                                         "the file", bounds.size_text(bounds.KEYRING))
+                             ) from None
+        except files.NotRegularFileError:
+            raise RelockError(f"{path} (a keyring of the lock's APT sources): not a regular "
+                              "file; refused, not read") from None
         except OSError:
             continue
     return out
@@ -391,12 +406,21 @@ def _note(o: Outdated) -> str:
     return ", ".join(notes)
 
 
+def _none_found(report: Report) -> str:
+    """What an empty report says: "nothing outdated" only when every source was read."""
+    if not report.problems:
+        return "nothing outdated"
+    n = len(report.problems)
+    return (f"no newer version in what could be read, but {n} source{'s' if n > 1 else ''} "
+            "or index could not be read (see above)")
+
+
 def format_text(report: Report, style: Callable[..., str] | None = None) -> str:
     """Aligned columns for a terminal: kind, name, locked, newest, from, notes."""
     from relock.lock.grammar import escape_control
 
     if not report.packages:
-        return "nothing outdated\n"
+        return _none_found(report) + "\n"
     raw = [("", "package", "locked", "newest", "from", "")]
     raw += [(o.kind, o.name, o.locked, o.newest, o.where, _note(o)) for o in report.packages]
     rows = [[escape_control(c) for c in r] for r in raw]
@@ -420,7 +444,8 @@ def format_markdown(report: Report) -> str:
     from relock.lock.diffformat import _md
 
     if not report.packages:
-        return "Nothing outdated.\n"
+        found = _none_found(report)
+        return found[0].upper() + found[1:] + ".\n"
     lines = ["| Kind | Package | Locked | Newest | From | Notes |",
              "| --- | --- | --- | --- | --- | --- |"]
     for o in report.packages:

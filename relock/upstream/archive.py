@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from relock import bounds
 from relock.blobs import BlobCache
 from relock.errors import ArchiveError, DebNotFoundError, HashMismatchError
 from relock.files import cache_home, write_cache
@@ -139,6 +140,7 @@ class _Dist:
 class _Release:
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     architectures: frozenset[str] = frozenset()
+    components: tuple[str, ...] = ()  # its Components field
     by_hash: bool = False
     # "No-Support-for-Architecture-all: Packages": binary-<arch> lists the
     # arch-all packages too, and apt does not read binary-all.
@@ -308,7 +310,14 @@ class Archive:
         if "all" in release.architectures and arch != "all" and not release.all_in_arch:
             arches.append("all")
         found: dict[Key, DebEntry] = {}
-        for component in dist.components or ("",):
+        lacking = [c for c in dist.components if not dist.flat and not _has_component(release, c)]
+        if lacking:
+            # An archive without what the lock names is not "nothing newer": it is unread.
+            self._warn(f"cannot read the {dist.label} APT source {redact(dist.url(''))}: its "
+                       f"Release has no component {', '.join(lacking)} (it has "
+                       f"{', '.join(release.components) or 'none'})")
+        components = [c for c in dist.components if c not in lacking]
+        for component in components if dist.components else [""]:
             for a in arches:
                 stem = "Packages" if dist.flat else f"{component}/binary-{a}/Packages"
                 try:
@@ -382,7 +391,7 @@ class Archive:
                 if resp.status_code >= 400:
                     problems.append(f"{path}: HTTP {resp.status_code}")
                     continue
-                data = _content(resp)
+                data = _content(resp, bounds.PACKAGES, url)
             finally:
                 http.release(resp)
             expected = release.files.get(path)
@@ -391,7 +400,7 @@ class Archive:
                 problems.append(f"{path}: its sha256 is not the one its Release gives")
                 continue
             try:
-                data = decompress(data, path)
+                data = decompress(data, path, http.redact(url))
             except ValueError as e:
                 problems.append(str(e))
                 continue
@@ -561,7 +570,7 @@ class Archive:
             if resp.status_code >= 400:
                 raise _SourceFailed(f"HTTP {resp.status_code} for {http.redact(url)}")
             # Exact bytes survive the round trip (a signature is checked on them).
-            text = _content(resp).decode("utf-8", "surrogateescape")
+            text = _content(resp, bounds.RELEASE, url).decode("utf-8", "surrogateescape")
             if path is not None:
                 _write_json(path, {"text": text, "etag": resp.headers.get("ETag", ""),
                                    "last_modified": resp.headers.get("Last-Modified", "")})
@@ -658,6 +667,8 @@ def _parse_release(text: str) -> _Release:
                 release.by_hash = value.strip().lower() == "yes"
             elif section == "No-Support-for-Architecture-all":
                 release.all_in_arch = value.strip() == "Packages"
+            elif section == "Components":
+                release.components = tuple(value.split())
             continue
         if section == "SHA256":
             words = line.split()
@@ -697,14 +708,30 @@ def _chunks(resp: Answer, progress: Callable[[int], None] | None) -> Iterator[by
         raise _SourceFailed(_why(e, "the download broke off")) from None
 
 
-def _content(resp: Answer) -> bytes:
-    """The whole body of ``resp``, within its deadline."""
+def _content(resp: Answer, limit: int, url: str) -> bytes:
+    """The whole body of ``resp``, within its deadline, at most ``limit`` bytes (then a
+    ``LimitError`` naming ``url``)."""
     from relock.upstream import http
 
     try:
-        return http.read_body(resp)
+        data = http.read_body(resp, limit)
     except http.Unanswered as e:
         raise _SourceFailed(_why(e, "the answer broke off")) from None
+    if len(data) > limit:
+        raise bounds.too_big(http.redact(url), "the file", limit)
+    return data
+
+
+def _has_component(release: _Release, component: str) -> bool:
+    """Whether the Release serves ``component``: its Components field names it (the
+    last part of it: ``updates/main`` serves ``main``), or, without that field, an
+    index below it is listed (or nothing is: a Release without hashes says nothing)."""
+    if release.components:
+        return component in release.components or any(
+            c.rsplit("/", 1)[-1] == component for c in release.components)
+    if not release.files:
+        return True
+    return any(path.startswith(component + "/") for path in release.files)
 
 
 def _why(e: Unanswered, broke: str = "") -> str:

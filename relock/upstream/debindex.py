@@ -37,28 +37,18 @@ class DebEntry:
     size: int
 
 
-def decompress(data: bytes, name: str) -> bytes:
-    """The bytes of an index named ``name`` (``.xz``, ``.gz``, ``.lz4`` or plain).
+def decompress(data: bytes, name: str, source: str = "") -> bytes:
+    """The bytes of an index named ``name`` (``.xz``, ``.gz``, ``.lz4`` or plain), at
+    most ``bounds.PACKAGES`` of them (then ``LimitError`` naming ``source``).
 
     Raises ValueError when the data is not what its name says.
     """
-    # Imported here: a freeze of an image without APT lists decompresses nothing.
-    import gzip
-    import lzma
-    import zlib
+    from relock import bounds
 
     try:
-        if name.endswith(".xz"):
-            return lzma.decompress(data)
-        if name.endswith(".gz"):
-            return gzip.decompress(data)
-        if name.endswith(".lz4"):
-            import lz4.frame  # Debian's official images keep their lists lz4-compressed
-
-            return bytes(lz4.frame.decompress(data))
-    except (OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError) as e:
+        return bounds.decompress(data, name, bounds.PACKAGES, source or name)
+    except ValueError as e:
         raise ValueError(f"{name}: not a valid compressed index: {e}") from None
-    return data
 
 
 def stanzas_of(data: bytes, names: Collection[str]) -> Iterator[tuple[Key, DebEntry]]:

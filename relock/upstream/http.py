@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from relock import bounds
 from relock.errors import RelockError, one_line
 
 if TYPE_CHECKING:
@@ -376,6 +377,10 @@ _MARKERS = (("Failed to resolve", "failed to resolve"), ("Name or service", "nam
 
 def reason(e: BaseException) -> str:
     """What went wrong, short: urllib3 wraps the cause in layers of reprs."""
+    import requests
+
+    if isinstance(e, requests.TooManyRedirects):
+        return f"more than {bounds.REDIRECTS} redirects (relock's limit, see docs/limits.md)"
     text = str(e)
     for marker, said in _MARKERS:
         if marker in text:
@@ -420,10 +425,17 @@ def _once(session: requests.Session, method: str, url: str, limits: Limits | Non
         answered = True
         if watch is not None:
             watch.answered(resp)
+        resp.relock_watch = watch
         if not stream:
-            _ = resp.content  # read now, under the deadline
+            # Read now, under the deadline, and bounded: an answer read whole is small.
+            body = read_body(resp, bounds.ANSWER)
             if watch is not None:
                 watch.check()
+            if len(body) > bounds.ANSWER:
+                resp.close()
+                raise Unanswered(url, f"the answer is over {bounds.size_text(bounds.ANSWER)} "
+                                 "(relock's limit, see docs/limits.md)", answered=True)
+            resp._content = body
     except (requests.RequestException, HttpTimeoutError) as e:
         if watch is not None:
             close(watch)
@@ -510,6 +522,7 @@ def session() -> requests.Session:
     import requests
 
     s = requests.Session()
+    s.max_redirects = bounds.REDIRECTS
     adapter = _adapter_class()()
     s.mount("http://", adapter)
     s.mount("https://", adapter)

@@ -34,6 +34,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from relock import bounds
 from relock.errors import IndexError_
 from relock.files import cache_home, write_cache
 from relock.lock.grammar import problem, show
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     import requests
 
 # A project page of the biggest projects is a few MiB; far more is not one.
-MAX_PAGE = 128 * 1024 * 1024
+MAX_PAGE = bounds.INDEX_PAGE
 
 _ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
@@ -456,8 +457,8 @@ def _checked_name(name: str) -> str:
 
 def _load_json(body: bytes, where: str) -> object:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return bounds.load_json(body)
+    except ValueError:
         raise IndexError_(f"{where}: the answer is not valid JSON") from None
 
 

@@ -11,7 +11,7 @@ docker-registry 2.8 does) the pusher keeps the list in an image index under
 the tag ``sha256-<hex>`` of the image's digest: the referrers tag schema.
 
 Everything read back is checked: the list is bounded (``Registry.referrers``
-and ``MAX_MANIFEST``), the artifact's manifest is read by its digest (its
+and ``relock.bounds.MANIFEST``), the artifact's manifest is read by its digest (its
 bytes hashed), its ``subject`` must be the image asked about, and its blob
 is read up to a limit and refused if its bytes do not have its digest.
 """
@@ -53,7 +53,7 @@ class ArtifactRegistry(Protocol):
 
     def manifest(self, repo: str, ref: str) -> Manifest: ...
 
-    def blob(self, repo: str, digest: str) -> VerifiedStream: ...
+    def blob(self, repo: str, digest: str, size: int | None = None) -> VerifiedStream: ...
 
     def referrers(self, repo: str, digest: str) -> list[dict[str, object]] | None: ...
 

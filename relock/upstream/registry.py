@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from relock.errors import RegistryError
+from relock import bounds
+from relock.errors import LimitError, RegistryError
 from relock.lock import reference
 
 if TYPE_CHECKING:
@@ -53,13 +54,39 @@ CHUNK = 1 << 20
 # Blobs above this size are uploaded in PATCH chunks of this size.
 UPLOAD_CHUNK = 64 << 20
 TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
-# A manifest, an index or a page of referrers larger than this is refused: the
-# OCI distribution spec's size a registry should accept for a manifest.
-MAX_MANIFEST = 4 << 20
-# Pages of a referrers answer followed (its ``Link`` headers), at most.
-MAX_REFERRER_PAGES = 16
-# Referrers of one image, at most.
-MAX_REFERRERS = 10_000
+# The limits on what a registry sends (manifests, pages, tokens) are relock.bounds'.
+
+
+def json_object(data: bytes, what: str) -> dict[str, object]:
+    """The JSON object ``data`` (a manifest, an index, an answer), nested at most
+    ``bounds.JSON_DEPTH`` deep; a RegistryError (or LimitError) naming ``what``."""
+    try:
+        doc = bounds.load_json(data)
+    except bounds.JSONTooDeep as e:
+        raise LimitError(f"{what}: {e}; refused") from None
+    except ValueError:
+        raise RegistryError(f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return doc
+
+
+def next_link(header: str, url: str) -> str:
+    """The next page a ``Link`` header names (RFC 8288, ``rel="next"``), as an absolute
+    URL against ``url``; "" when it names none."""
+    for part in re.finditer(r"<([^>]*)>((?:\s*;\s*[^;,<]*)*)", header):
+        params = part.group(2).lower()
+        rels = re.findall(r'rel\s*=\s*"?([^";,]*)"?', params)
+        if rels and "next" not in " ".join(rels).split():
+            continue
+        target = str(part.group(1)).strip()
+        if not target:
+            continue
+        try:
+            return str(urllib.parse.urljoin(url, target))
+        except ValueError:
+            return ""
+    return ""
 
 
 def check_digest(value: str, where: str = "digest") -> str:
@@ -126,13 +153,7 @@ class Manifest:
 
     @functools.cached_property
     def _doc(self) -> dict[str, object]:
-        try:
-            doc = json.loads(self.data)
-        except ValueError:
-            raise RegistryError(f"manifest {self.digest} is not JSON") from None
-        if not isinstance(doc, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return doc
+        return json_object(self.data, f"manifest {self.digest}")
 
     def array(self, key: str) -> list[object]:
         """The JSON array ``key`` (``manifests``, ``layers``): [] when absent or null."""
@@ -157,7 +178,8 @@ class VerifiedStream:
     """A blob's bytes as a file-like ``read``; raises at the end if the digest differs."""
 
     def __init__(self, chunks: Iterator[bytes], digest: str, where: str,
-                 size: int | None = None, close: Callable[[], object] | None = None) -> None:
+                 size: int | None = None, close: Callable[[], object] | None = None,
+                 limit: int | None = None) -> None:
         self._chunks = chunks
         self._digest = digest
         self._where = where
@@ -166,6 +188,8 @@ class VerifiedStream:
         self._done = False
         self._close = close
         self.size = size
+        # The bytes its descriptor says it has: one more is refused, not stored.
+        self.limit = limit
         self.read_bytes = 0
 
     def _next(self) -> bool:
@@ -193,6 +217,11 @@ class VerifiedStream:
             return False
         self._hash.update(chunk)
         self.read_bytes += len(chunk)
+        if self.limit is not None and self.read_bytes > self.limit:
+            self.close()
+            self._done = True
+            raise LimitError(bounds.over(self._where, "the blob",
+                                         f"the {self.limit} bytes its descriptor says"))
         self._buf += chunk
         return True
 
@@ -238,9 +267,10 @@ def _docker_login(host: str) -> tuple[str, str] | None:
     return None
 
 
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """A ``WWW-Authenticate`` header's scheme (lower case) and its quoted parameters."""
     scheme, _, rest = header.strip().partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)\s*=\s*"([^"]*)"', rest)}
     return scheme.lower(), params
 
 
@@ -300,7 +330,7 @@ class Registry:
         """Answer a 401's challenge; whether there is something new to try."""
         from relock.upstream import http
 
-        scheme, params = _parse_challenge(challenge)
+        scheme, params = parse_challenge(challenge)
         login = self._login()
         if scheme == "basic":
             if login is None or self._basic:
@@ -322,28 +352,30 @@ class Registry:
         # A token we hold was refused: it has expired; ask for a new one.
         self._tokens.pop(scope, None)
         query = {"service": params.get("service", ""), "scope": scope}
+        where = f"{self.host}: token service {http.redact(params['realm'])}"
         try:
             resp = http.request(self._session(), "GET", params["realm"],
                                 limits=http.Limits.from_env(), retry=self._retry(),
-                                params=query, auth=login, timeout=self.timeout)
-            body = resp.json() if resp.status_code == 200 else {}
+                                stream=True, params=query, auth=login, timeout=self.timeout)
         except http.Unanswered as e:
             if e.expired:
                 raise RegistryError(f"{self.host}: token service: {e}") from None
             raise RegistryError(f"{self.host}: token service unreachable: {e.reason}") from None
-        except ValueError as e:
-            raise RegistryError(f"{self.host}: token service unreachable: "
-                                f"{http.reason(e)}") from None
         if resp.status_code != 200:
+            _release(resp)
             raise RegistryError(
                 f"{self.host}: token service refused {scope!r} (HTTP {resp.status_code}); "
                 "check `docker login` for this registry"
             )
-        found = body if isinstance(body, dict) else {}
+        data = self._small_body(resp, where, "token answer", bounds.TOKEN_ANSWER)
+        try:
+            found = json_object(data, f"{where}: the answer")
+        except RegistryError:
+            found = {}
         token = found.get("token") or found.get("access_token")
-        if not token:
+        if not token or not isinstance(token, str):
             raise RegistryError(f"{self.host}: token service gave no token for {scope!r}")
-        self._tokens[scope] = str(token)
+        self._tokens[scope] = token
         return True
 
     def _retry(self) -> Retry:
@@ -417,28 +449,26 @@ class Registry:
             raise RegistryError(f"{self.host}/{what}: bytes have digest {digest}, not {want}; "
                                 "refused")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        try:
-            declared = json.loads(data).get("mediaType")
-        except (ValueError, AttributeError):
-            raise RegistryError(f"{self.host}/{what}: the manifest is not JSON") from None
-        media_type = declared or media_type
+        declared = json_object(data, f"{self.host}/{what}: the manifest").get("mediaType")
+        media_type = declared if isinstance(declared, str) and declared else media_type
         if media_type not in MANIFEST_TYPES:
             raise RegistryError(f"{self.host}/{what}: unsupported manifest type {media_type!r}")
         return Manifest(media_type=media_type, data=data, digest=digest)
 
-    def _small_body(self, resp: Answer, where: str, what: str) -> bytes:
-        """The body of a streamed answer, at most ``MAX_MANIFEST`` bytes (then refused)."""
+    def _small_body(self, resp: Answer, where: str, what: str,
+                    limit: int = bounds.MANIFEST) -> bytes:
+        """The body of a streamed answer, at most ``limit`` bytes (then refused)."""
         from relock.upstream import http
 
         try:
-            data = http.read_body(resp, MAX_MANIFEST)
+            data = http.read_body(resp, limit)
         except http.Unanswered as e:
             raise RegistryError(f"{where}: {e.expired or e.reason} (the {what} broke off)"
                                 ) from None
         finally:
             http.release(resp)
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(f"{where}: the {what} is over {MAX_MANIFEST >> 20} MiB; refused")
+        if len(data) > limit:
+            raise bounds.too_big(where, f"the {what}", limit)
         return data
 
     def referrers(self, repo: str, digest: str) -> list[dict[str, object]] | None:
@@ -449,7 +479,7 @@ class Registry:
         where = f"{self.host}/{repo}: referrers of {digest[:19]}"
         out: list[dict[str, object]] = []
         seen: set[str] = set()
-        for _ in range(MAX_REFERRER_PAGES):
+        for _ in range(bounds.REFERRER_PAGES):
             seen.add(url)
             resp = self._request("GET", url, repo, stream=True, what="GET referrers",
                                  headers={"Accept": OCI_INDEX})
@@ -468,15 +498,16 @@ class Registry:
             if kind not in ("", OCI_INDEX):
                 raise RegistryError(f"{where}: the answer is not an image index")
             out.extend(entries)
-            if len(out) > MAX_REFERRERS:
-                raise RegistryError(f"{where}: more than {MAX_REFERRERS} referrers; refused")
-            found = re.match(r"<([^>]+)>", link)
-            if not found:
+            if len(out) > bounds.REFERRERS:
+                raise LimitError(bounds.over(where, "the number of referrers",
+                                             str(bounds.REFERRERS)))
+            url = next_link(link, url)
+            if not url:
                 return out
-            url = urllib.parse.urljoin(url, found.group(1))
             if not url.startswith(self.base + "/") or url in seen:
                 raise RegistryError(f"{where}: the answer's next page is elsewhere or again")
-        raise RegistryError(f"{where}: more than {MAX_REFERRER_PAGES} pages; refused")
+        raise LimitError(bounds.over(where, "the number of pages",
+                                     f"{bounds.REFERRER_PAGES} pages"))
 
     def has_manifest(self, repo: str, ref: str) -> bool:
         resp = self._request("HEAD", f"/v2/{repo}/manifests/{ref}", repo,
@@ -485,18 +516,41 @@ class Registry:
         return bool(resp.status_code == 200)
 
     def tags(self, repo: str) -> list[str]:
-        """Every tag of ``repo`` (empty if the repository does not exist)."""
-        out: list[str] = []
-        url = f"/v2/{repo}/tags/list?n=1000"
-        while url:
-            resp = self._request("GET", url, repo, what="list tags")
+        """Every tag of ``repo`` (empty if the repository does not exist).
+
+        The pages its ``Link`` headers name are followed on this registry only,
+        each once, at most ``bounds.TAG_PAGES`` of them, each at most
+        ``bounds.TAG_PAGE`` bytes; a page that names one already read ends it
+        as an error (a loop), not as an endless listing.
+        """
+        where = f"{self.host}/{repo}: tag list"
+        out: set[str] = set()
+        url = f"{self.base}/v2/{repo}/tags/list?n=1000"
+        seen: set[str] = set()
+        for _ in range(bounds.TAG_PAGES):
+            seen.add(url)
+            resp = self._request("GET", url, repo, stream=True, what="list tags")
             if resp.status_code == 404:
-                return []
-            out.extend(resp.json().get("tags") or [])
-            link = resp.headers.get("Link", "")
-            found = re.match(r"<([^>]+)>", link)
-            url = urllib.parse.urljoin(self.base + "/", found.group(1)) if found else ""
-        return sorted(out)
+                _release(resp)
+                if seen == {url}:
+                    return []
+                raise RegistryError(f"{where}: a later page is missing (HTTP 404)")
+            link = str(resp.headers.get("Link", ""))
+            page = json_object(self._small_body(resp, where, "tag list page", bounds.TAG_PAGE),
+                               f"{where}: a page")
+            tags = page.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RegistryError(f"{where}: 'tags' is not a list of names")
+            out.update(tags)
+            url = next_link(link, url)
+            if not url:
+                return sorted(out)
+            if not url.startswith(self.base + "/"):
+                raise RegistryError(f"{where}: the next page is on another host; refused")
+            if url in seen:
+                raise RegistryError(f"{where}: the next page is one already read (a loop); "
+                                    "refused")
+        raise LimitError(bounds.over(where, "the number of pages", f"{bounds.TAG_PAGES} pages"))
 
     def has_blob(self, repo: str, digest: str) -> bool:
         check_digest(digest)
@@ -512,8 +566,9 @@ class Registry:
         size = resp.headers.get("Content-Length", "")
         return int(size) if resp.status_code == 200 and size.isdigit() else None
 
-    def blob(self, repo: str, digest: str) -> VerifiedStream:
-        """A stream of blob ``digest``; it raises at its end if the bytes do not match."""
+    def blob(self, repo: str, digest: str, size: int | None = None) -> VerifiedStream:
+        """A stream of blob ``digest``; it raises at its end if the bytes do not match,
+        and (with ``size``, its descriptor's) as soon as it is longer."""
         check_digest(digest)
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, stream=True,
                              what=f"GET blob {digest[:19]}")
@@ -522,11 +577,15 @@ class Registry:
         if resp.status_code == 404:
             http.release(resp)
             raise BlobUnknown(f"{self.host}/{repo}: no blob {digest}")
-        size = resp.headers.get("Content-Length")
-        return VerifiedStream(http.iter_chunks(resp, CHUNK), digest,
-                              f"{self.host}/{repo}@{digest}",
-                              size=int(size) if size and size.isdigit() else None,
-                              close=lambda: http.release(resp))
+        length = resp.headers.get("Content-Length")
+        declared = int(length) if length and length.isdigit() else None
+        where = f"{self.host}/{repo}@{digest}"
+        if size is not None and declared is not None and declared > size:
+            http.release(resp)
+            raise LimitError(bounds.over(where, f"the blob ({declared} bytes)",
+                                         f"the {size} bytes its descriptor says"))
+        return VerifiedStream(http.iter_chunks(resp, CHUNK), digest, where, size=declared,
+                              close=lambda: http.release(resp), limit=size)
 
     # -- writing ------------------------------------------------------------
     def push_blob(self, repo: str, digest: str, source: Path | BinaryIO, size: int, *,
@@ -648,14 +707,26 @@ def _with_query(url: str, **params: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def _error_detail(resp: requests.Response) -> str:
+def _error_detail(resp: Answer) -> str:
+    """`` (CODE: message)`` of an error answer's body (read at most ``bounds.ERROR_BODY``)."""
+    from relock.upstream import http
+
     try:
-        errors = resp.json().get("errors") or []
+        if getattr(resp, "_content_consumed", False):
+            data = resp.content[:bounds.ERROR_BODY + 1]
+        else:
+            data = http.read_body(resp, bounds.ERROR_BODY)
+    except (http.Unanswered, RuntimeError):
+        return ""
+    if len(data) > bounds.ERROR_BODY:
+        return ""
+    try:
+        errors = bounds.load_json(data).get("errors") or []
     except (ValueError, AttributeError):
         return ""
-    if errors and isinstance(errors[0], dict):
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        return f" ({first.get('code', '')}: {first.get('message', '')})"
+        return http.scrub(f" ({first.get('code', '')}: {first.get('message', '')})"[:200])
     return ""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from relock import bounds
 from relock.upstream import referrers
 from relock.upstream import registry as reg
 from tests.hostile.contract import GOOD, invoke, one_line_error
@@ -108,7 +109,7 @@ def test_an_endless_referrers_answer_is_cut_off(tmp_path: Path,
     with ociregistry.serve(referrers_api=True) as r:
         _, app = ociregistry.base_and_app(r)
         r.routes[f"/v2/team/app/referrers/{app}"] = endless
-        one_line_error(verify(r, app), "the referrers answer is over 4 MiB; refused")
+        one_line_error(verify(r, app), "the referrers answer is over 4 MiB (relock's limit")
 
 
 def test_referrers_pages_without_end_are_refused(tmp_path: Path) -> None:
@@ -126,7 +127,7 @@ def test_referrers_pages_without_end_are_refused(tmp_path: Path) -> None:
             ociregistry.send(h, 200, page, Link=f'<{path}?n={n[0]}>; rel="next"')
 
         r.routes[path] = onward
-        one_line_error(verify(r, app), f"more than {reg.MAX_REFERRER_PAGES} pages")
+        one_line_error(verify(r, app), f"number of pages is over {bounds.REFERRER_PAGES} pages")
 
 
 def test_a_referrers_tag_that_is_no_index_is_refused(attached: tuple[Registry, str]) -> None:
