@@ -45,6 +45,7 @@ class Named:
     parts: tuple[str, ...]  # its path in the context
     line: int  # the 1-based line of the RUN that installs from it
     missing: bool = False  # named, but not found in the context
+    refused: str = ""  # found, but not a regular file (a link): why it is not read
 
     @property
     def path(self) -> str:
@@ -115,11 +116,15 @@ def named(dockerfile: Dockerfile, context: Path) -> list[Named]:
     from relock.files import NotInsideError, Tree
 
     tree = Tree(context)
+    refused: dict[tuple[str, ...], str] = {}
 
     def regular(parts: tuple[str, ...]) -> bool:
         try:
             return bool(parts) and tree.kind(parts) == "file"
-        except (NotInsideError, OSError):
+        except NotInsideError as e:
+            refused.setdefault(parts, f"{e.filename} {e.strerror}")
+            return False
+        except OSError:
             return False
 
     copied = _copied(dockerfile)
@@ -133,8 +138,12 @@ def named(dockerfile: Dockerfile, context: Path) -> list[Named]:
         for name in names:
             direct = [p for p in copied if p and p[-1] == name]
             inside = [(*p, name) for p in copied if not (p and kind_of(p[-1]))]
-            hit = next((p for p in (*direct, *inside) if regular(p)), None)
-            if hit is None:
+            candidates = (*direct, *inside)
+            hit = next((p for p in candidates if regular(p)), None)
+            bad = next((p for p in candidates if p in refused), None)
+            if hit is None and bad is not None:
+                found.setdefault(bad, Named(bad, ins.startline + 1, refused=refused[bad]))
+            elif hit is None:
                 key = (name,)
                 found.setdefault(key, Named(key, ins.startline + 1, missing=True))
             elif hit not in found or found[hit].missing:
@@ -157,6 +166,9 @@ def check(lock: Lock, dockerfile: Dockerfile, context: Path) -> Check:
         head = f"{template} line {n.line} installs from {n.path}"
         if n.missing:
             notes.append(f"{head}, which is not in the build context {context}; not compared")
+            continue
+        if n.refused:
+            warnings.append(f"{head}; not compared: {n.refused}")
             continue
         kind = kind_of(n.parts[-1])
         assert kind is not None
@@ -215,16 +227,21 @@ def compare(plock: PythonLock, part: Lock, on: str = "") -> tuple[str, list[str]
             warnings.append(f"{plock.where}: {name} {d.version}: its file hashes are not "
                             f"those freeze found on the index for {where}")
     compared = sum(1 for name in want if name in have)
-    what = (f"its {len(want)} distributions" if plock.kind == "pylock" else
-            f"the {compared} of its {len(want)} distributions that {where} holds")
-    said = (f"{what} agree with {where}" if not warnings else
-            f"{len(warnings)} disagreements with {where} (warned), of {what}")
+    what = (f"its {_n(len(want), 'distribution')}" if plock.kind == "pylock" else
+            f"the {compared} of its {_n(len(want), 'distribution')} that {where} holds")
+    one = (len(want) if plock.kind == "pylock" else compared) == 1
+    said = (f"{what} {'agrees' if one else 'agree'} with {where}" if not warnings else
+            f"{_n(len(warnings), 'disagreement')} with {where} (warned), of {what}")
     how = ("versions and hashes" if hashed and not unhashed else
            f"versions; hashes of {hashed}, the others have none on one side" if hashed else
            "versions only: no hashes on one side")
     extra = sorted(set(have) - set(want))
     more = f"; {where} also holds {_list(extra)}" if extra and plock.kind == "pylock" else ""
     return f"{said} ({how}){more}", warnings
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _versions(options: Sequence[Pinned]) -> str:

@@ -371,12 +371,12 @@ def _get(d: Mapping[str, Any], kind: type, key: str, where: str, *, required: bo
             raise PythonLockError(f"{where}: missing required value {what!r}")
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise PythonLockError(f"{where}: {what!r} is a {type(value).__name__}, not a "
-                              f"{_KIND_NAMES.get(kind, kind.__name__)}")
+        raise PythonLockError(f"{where}: {what!r} is {_KIND_NAMES.get(type(value), 'a value')}"
+                              f", not {_KIND_NAMES.get(kind, kind.__name__)}")
     return value
 
 
-_KIND_NAMES = {str: "string", dict: "table", list: "array", int: "integer"}
+_KIND_NAMES = {str: "a string", dict: "a table", list: "an array", int: "an integer"}
 
 
 def _list(d: Mapping[str, Any], key: str, item: type, where: str, *, required: bool = False,
@@ -385,7 +385,8 @@ def _list(d: Mapping[str, Any], key: str, item: type, where: str, *, required: b
     what = f"{at}.{key}" if at else key
     for n, v in enumerate(value):
         if not isinstance(v, item):
-            raise PythonLockError(f"{where}: '{what}[{n}]' is a {type(v).__name__}, not a "
+            raise PythonLockError(f"{where}: '{what}[{n}]' is "
+                                  f"{_KIND_NAMES.get(type(v), 'a value')}, not "
                                   f"{_KIND_NAMES.get(item, item.__name__)}")
     return list(value)
 
@@ -427,9 +428,11 @@ def marker_environment(python: str, platform: str) -> dict[str, str]:
     os_name = platform.partition("/")[0]
     if os_name == "linux":
         env.update(sys_platform="linux", platform_system="Linux", os_name="posix")
-    machine = python_machine(platform)
-    if machine:
-        env["platform_machine"] = machine
+        machine = python_machine(platform)
+        if machine:
+            env["platform_machine"] = machine
+    elif os_name == "windows":
+        env.update(sys_platform="win32", platform_system="Windows", os_name="nt")
     return env
 
 
