@@ -217,3 +217,29 @@ def test_a_broken_pylock_is_one_warning_and_the_lock_is_written(
 def test_a_template_naming_no_python_lock_reads_none(tmp_path: Path) -> None:
     template = parse("FROM debian\nCOPY . /app\nRUN pip install -r /app/requirements.txt\n")
     assert installs.named(template, tmp_path) == []
+
+
+def test_each_platform_of_a_lock_is_compared(tmp_path: Path) -> None:
+    import dataclasses
+
+    from relock.lock import lockfile
+
+    small = lockfile.read(Path(__file__).resolve().parent.parent / "golden" / "supply" /
+                          "small.lock")
+    arm = dataclasses.replace(small, platform="linux/arm64", pip=tuple(
+        dataclasses.replace(d, version="3.9") if d.name == "idna" else d for d in small.pip))
+    lock = small.with_part(arm)
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "hand"\n[[packages]]\nname = "idna"\n'
+        'version = "3.10"\nwheels = [{ url = "http://x.test/idna-3.10-py3-none-any.whl", '
+        f'hashes = {{ sha256 = "{"c" * 64}" }} }}]\n')
+    found = installs.check(lock, parse(PYLOCK_TEMPLATE), tmp_path)
+    assert found.notes == (
+        "Dockerfile.in line 4 installs from pylock.toml: its 1 distribution agrees with "
+        "/opt/venv on linux/amd64 (versions and hashes); /opt/venv on linux/amd64 also holds "
+        "requests",
+        "Dockerfile.in line 4 installs from pylock.toml: 1 disagreement with /opt/venv on "
+        "linux/arm64 (warned), of its 1 distribution (versions only: no hashes on one side); "
+        "/opt/venv on linux/arm64 also holds requests")
+    assert found.warnings == ("pylock.toml: idna: it pins 3.10, /opt/venv on linux/arm64 has "
+                              "3.9",)
