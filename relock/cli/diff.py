@@ -45,11 +45,15 @@ if TYPE_CHECKING:
               type=PLATFORMS,
               help="Compare only this platform's part of multi-platform locks (repeatable). "
                    "[default: every platform both sides hold]")
+@click.option("--env", metavar="PATH",
+              help="With a pylock.toml side: the lock's Python environment (its prefix) it "
+                   "is compared with. [default: the one its [tool.relock] names, else the "
+                   "lock's only one]")
 @dockerfile_option
 @build_arg_option
 def diff(old: str, new: str, fmt: str, as_json: bool, files: bool, mtimes: bool,
-         only: tuple[str, ...], stat: bool, platforms: tuple[str, ...], dockerfile: Path,
-         build_args: dict[str, str]) -> None:
+         only: tuple[str, ...], stat: bool, platforms: tuple[str, ...], env: str | None,
+         dockerfile: Path, build_args: dict[str, str]) -> None:
     """Show what changed from OLD to NEW.
 
     Each side is a lock file, a lock at a git revision (REV:PATH, the path
@@ -63,6 +67,11 @@ def diff(old: str, new: str, fmt: str, as_json: bool, files: bool, mtimes: bool,
     Two locks of one platform each, of different platforms (amd64's against
     arm64's), are compared with each other: each one's own architecture's
     packages are paired by name, and the header says so.
+
+    A side that is a PEP 751 pylock.toml (or pylock.NAME.toml) is compared
+    on its Python distributions only, with one environment of one platform
+    of the other side (--env, --platform); a distribution is rebuilt when
+    neither side's file hashes are all among the other's.
 
     With --files, OLD and NEW are images (the engine's, oci:// ones or
     image archives) compared file by file in their merged views (whiteouts
@@ -78,12 +87,13 @@ def diff(old: str, new: str, fmt: str, as_json: bool, files: bool, mtimes: bool,
       relock diff v1.2:locks/sci.lock locks/sci.lock --format markdown
       relock diff locks/sci.lock sci:latest --only pip --stat
       relock diff --files sci:built-here oci://127.0.0.1:5000/sci@sha256:...
+      relock diff locks/sci.lock pylock.toml --platform linux/amd64
     """
     from relock.freeze.command import DiffRequest, run_diff
 
     request = DiffRequest(old=old, new=new, only=only, platforms=platforms,
                           dockerfile=dockerfile, build_args=build_args, files=files,
-                          mtimes=mtimes)
+                          mtimes=mtimes, env=env)
     with user_errors():
         outcome = run_diff(request, progress, warn)
     _print(outcome, "json" if as_json else fmt, stat)

@@ -126,11 +126,26 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
             result = fz.FreezeResult(staged, result.warnings)
     if not from_registry:
         result = _with_platform(result, platform, existing, images)
+    if parsed is not None:
+        result = _python_locks(result, parsed, request.context or dockerfile.parent, progress)
     for line in result.warnings:
         warn(line)
     write(result.lock, out, image=image or f"--rootfs {rootfs}",
           platform="" if from_registry else platform or "")
     return FreezeOutcome(out, result.lock, tuple(result.warnings))
+
+
+def _python_locks(result: FreezeResult, parsed: Dockerfile, context: Path,
+                  progress: Progress) -> FreezeResult:
+    """The pylock.toml or uv.lock the template installs from, held against the image: a
+    note each, a warning per package that disagrees (``relock.freeze.installs``)."""
+    from relock.freeze import freeze as fz
+    from relock.freeze import installs
+
+    found = installs.check(result.lock, parsed, context)
+    for line in found.notes:
+        progress(line)
+    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings))
 
 
 def _freeze_options(request: FreezeRequest) -> FreezeOptions:
@@ -204,6 +219,7 @@ class DiffRequest:
     build_args: Mapping[str, str] = field(default_factory=dict)
     files: bool = False  # two images compared file by file, not as locks
     mtimes: bool = False  # with files: mtimes compared too
+    env: str | None = None  # with a pylock.toml side: the lock's environment it is of
 
 
 @dataclass(frozen=True)
@@ -262,12 +278,36 @@ def run_diff(request: DiffRequest, progress: Progress = quiet, warn: Progress = 
             warn(f"{arg}: {line}")
         sides.append(side)
     a, b = sides
+    if "pylock" in (a.kind, b.kind):
+        return _diff_python(a, b, request, warn)
+    if request.env is not None:
+        raise UsageError("--env picks the environment a pylock.toml side is compared with; "
+                         "neither side is one")
     compare_base = a.has_bases and b.has_bases
     if not compare_base and (not request.only or "base" in request.only):
         warn(f"base images not compared: no {request.dockerfile} for the image side")
     categories = cast("tuple[Category, ...]", request.only) or core.CATEGORIES
     result = core.diff_platforms(a.lock, b.lock, only=categories, compare_base=compare_base,
                                  platforms=request.platforms)
+    return DiffOutcome(a, b, result)
+
+
+def _diff_python(a: Side, b: Side, request: DiffRequest, warn: Progress) -> DiffOutcome:
+    """A lock (or image) and a pylock.toml, or two pylocks: their Python distributions, in
+    one environment of one platform (``relock.freeze.sides.pair_python``)."""
+    from relock.freeze.sides import pair_python
+    from relock.lock import diff as core
+
+    if request.only and "pip" not in request.only:
+        raise UsageError("a pylock.toml side holds Python distributions only: compare them "
+                         "with --only pip, or without --only")
+    a, b = pair_python(a, b, env=request.env, platforms=request.platforms)
+    for side in (a, b):
+        for line in side.warnings:
+            warn(line)
+    pip_only: tuple[Category, ...] = ("pip",)
+    result = core.diff_locks(a.lock, b.lock, only=pip_only, compare_base=False,
+                             hashes="subset")
     return DiffOutcome(a, b, result)
 
 

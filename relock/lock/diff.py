@@ -215,7 +215,8 @@ def compare_pip_versions(old: str, new: str) -> str:
 
 
 def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
-               compare_base: bool = True, native: tuple[str, str] | None = None) -> LockDiff:
+               compare_base: bool = True, native: tuple[str, str] | None = None,
+               hashes: Literal["equal", "subset"] = "equal") -> LockDiff:
     """What differs from ``old`` to ``new``.
 
     ``only`` picks the categories compared; distro, snapshot, platform and
@@ -226,6 +227,9 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
     ``native``, the Debian architectures of two different platforms (old's,
     new's), pairs the APT packages of those architectures by name: their
     ``.deb`` files differ by nature, so only their versions are compared.
+    ``hashes="subset"`` counts a pip distribution ``rebuilt`` only when neither
+    side's file hashes are all among the other's (a pylock lists the files of
+    one platform, a relock lock every file of the version on the index).
     """
     # Build stages' entries feed the locked view; the images compared are final stages.
     old, new = old.final(), new.final()
@@ -256,7 +260,7 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         platform = _value(old.platform, new.platform)
         sources = _diff_sources(old.apt_sources, new.apt_sources)
     if "pip" in only:
-        pip = _diff_pip(old.pip, new.pip)
+        pip = _diff_pip(old.pip, new.pip, subset=hashes == "subset")
         sizes["pip"] = max(len(old.pip), len(new.pip))
         multi_env = len({p.env for p in old.pip} | {p.env for p in new.pip}) > 1
     if "base" in only and compare_base:
@@ -389,7 +393,9 @@ P = TypeVar("P", AptPackage, PipPackage)
 def _diff_packages(old: Iterable[P], new: Iterable[P], key: Callable[[P], tuple[str, str]],
                    compare: Callable[[str, str], str],
                    hashes: Callable[[P], tuple[str, ...]],
-                   swap: bool = False) -> tuple[PackageChange, ...]:
+                   swap: bool = False,
+                   agree: Callable[[tuple[str, ...], tuple[str, ...]], bool] | None = None
+                   ) -> tuple[PackageChange, ...]:
     """Package changes in the order of ``key``: ``(name, where)``, or
     ``(where, name)`` with ``swap``. A package is ``rebuilt`` when both sides
     know its hashes and they differ."""
@@ -407,7 +413,8 @@ def _diff_packages(old: Iterable[P], new: Iterable[P], key: Callable[[P], tuple[
         elif a.version != b.version:
             rows.append(PackageChange(name, where, _kind(compare(a.version, b.version)),
                                       a.version, b.version))
-        elif hashes(a) and hashes(b) and hashes(a) != hashes(b):
+        elif hashes(a) and hashes(b) and (hashes(a) != hashes(b) if agree is None
+                                          else not agree(hashes(a), hashes(b))):
             # Only when both sides know: an image frozen without the index or
             # the archive has no hashes, which is not a difference.
             rows.append(PackageChange(name, where, "rebuilt", a.version, b.version,
@@ -420,13 +427,16 @@ def _diff_apt(old: Iterable[AptPackage], new: Iterable[AptPackage]) -> tuple[Pac
                           lambda p: (f"sha256:{p.sha256}",) if p.sha256 else ())
 
 
-def _diff_pip(old: Iterable[PipPackage], new: Iterable[PipPackage]) -> tuple[PackageChange, ...]:
+def _diff_pip(old: Iterable[PipPackage], new: Iterable[PipPackage],
+              subset: bool = False) -> tuple[PackageChange, ...]:
     from packaging.utils import canonicalize_name
+
+    from relock.lock.pythonlock import hashes_agree
 
     # Locks hold canonical names; a hand-edited one may not.
     return _diff_packages(old, new, lambda p: (p.env, canonicalize_name(p.name)),
                           compare_pip_versions, lambda p: tuple(sorted(set(p.hashes))),
-                          swap=True)
+                          swap=True, agree=hashes_agree if subset else None)
 
 
 def _kind(order: str) -> str:

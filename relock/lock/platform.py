@@ -57,6 +57,13 @@ _DEBIAN_ARCHES = {
 _MACHINES = {"armv7l": "arm/v7", "armv6l": "arm/v6", "armv5tel": "arm/v5",
              "armv5tejl": "arm/v5"}
 
+# Debian's architecture names as Python's ``platform.machine()`` spells them on Linux
+# (the ``platform_machine`` of markers).
+PYTHON_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l",
+                   "armel": "armv5tel", "i386": "i686", "ppc64el": "ppc64le",
+                   "s390x": "s390x", "riscv64": "riscv64", "mips64el": "mips64",
+                   "loong64": "loongarch64"}
+
 _WORD = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -166,6 +173,14 @@ def descriptor_text(value: object) -> str:
 def debian_arch(text: str) -> str:
     """The Debian architecture of the platform ``text`` (``linux/arm/v6`` -> ``armel``)."""
     return parse(text).debian_arch
+
+
+def python_machine(text: str) -> str:
+    """``platform.machine()`` of Python on the platform ``text`` ("" when not known)."""
+    try:
+        return PYTHON_MACHINES.get(debian_arch(text), "")
+    except PlatformError:
+        return ""
 
 
 def of_machine(machine: str) -> Platform:

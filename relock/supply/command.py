@@ -102,11 +102,30 @@ class AuditRequest:
 
     osv: Path
     lock_path: Path | None = None
+    fixes: bool = False  # ask the lock's sources and the index whether each fix is there
+    dockerfile: Path = Path("Dockerfile.in")  # its pip specifiers may hold a fix back
 
 
 def run_audit(request: AuditRequest) -> Report:
-    """The lock's final image against the OSV records at ``osv`` (a folder or a zip)."""
+    """The lock's final image against the OSV records at ``osv`` (a folder or a zip); with
+    ``fixes``, each finding's fix looked up as ``relock outdated`` does."""
     from relock.supply import audit, osv
 
     lock, _, _ = read_lock(request.lock_path)
-    return audit.audit(lock, osv.read_all(request.osv))
+    report = audit.audit(lock, osv.read_all(request.osv))
+    if not request.fixes or not report.findings:
+        return report
+    from relock.update import outdated
+    from relock.upstream.archive import Archive
+    from relock.upstream.archive import default_cache_dir as apt_cache_dir
+
+    index = None
+    if any(f.ecosystem == "PyPI" for f in report.findings):
+        from relock.upstream.index import Index, pip_config
+
+        index = Index(pip_config())
+    return audit.check_fixes(
+        report, lock, archive=Archive(apt_cache_dir()), index=index,
+        template=outdated.template_requirements(request.dockerfile),
+        keyrings=outdated.local_keyrings(lock.apt_sources),
+        pip_cache=outdated.default_cache_dir())

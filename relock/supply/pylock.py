@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 
     from relock.upstream.index import IndexLink, PackageIndex
 
-# Debian's architecture names as Python's platform.machine() spells them on Linux.
-MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l", "armel": "armv5tel",
-            "i386": "i686", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
-            "mips64el": "mips64", "loong64": "loongarch64"}
-
 
 class ExportError(RelockError):
     """A lock cannot be exported: no such environment, or its files are not on the index."""
@@ -68,7 +63,7 @@ def file_name(env: str, platform: str, several_envs: bool, several_platforms: bo
 
 def marker(python: str, platform: str) -> str:
     """The ``environments`` marker of an image's Python and platform."""
-    from relock.lock.platform import debian_arch
+    from relock.lock.platform import python_machine
 
     parts = []
     if python:
@@ -76,7 +71,7 @@ def marker(python: str, platform: str) -> str:
     os_name, _, _ = platform.partition("/")
     if os_name == "linux":
         parts.append("sys_platform == 'linux'")
-    machine = MACHINES.get(debian_arch(platform))
+    machine = python_machine(platform)
     if machine:
         parts.append(f"platform_machine == '{machine}'")
     return " and ".join(parts)

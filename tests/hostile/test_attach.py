@@ -135,3 +135,14 @@ def test_a_referrers_tag_that_is_no_index_is_refused(attached: tuple[Registry, s
     r.put_manifest("team/app", {"schemaVersion": 2, "mediaType": reg.OCI_MANIFEST},
                    referrers.fallback_tag(app))
     one_line_error(verify(r, app), "the referrers tag is not an image index")
+
+
+def test_attach_refuses_a_lock_that_breaks_its_grammar(tmp_path: Path) -> None:
+    with ociregistry.serve() as r:
+        ociregistry.base_and_app(r)
+        lock = tmp_path / "x.lock"
+        lock.write_text(GOOD.replace('name = "bash"', 'name = "bash\\u001b[31m"'))
+        line = one_line_error(invoke("attach", f"oci://{r.host}/team/app:1", "--lock",
+                                     str(lock), "--sbom"), "apt[0].name")
+        assert "\x1b" not in line
+        assert not any(entry.startswith(("PUT", "POST")) for entry in r.log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,146 @@ def test_range_evaluation(version: str, events: list[dict[str, str]], hit: bool,
     r = osv.Range("ECOSYSTEM", tuple(osv.Event(k, v) for e in events for k, v in e.items()))
     found = audit.affected_by(Version(version), r, audit._pep440)
     assert found == (hit, fixed if hit else found[1])
+
+
+# -- whether each fix is in the lock's sources now (--fixes) ----------------------------
+
+def _fakes(template_requests: str = "") -> tuple[Any, Any]:
+    from tests.fakes import FakeArchive, FakeIndex
+
+    archive = FakeArchive()
+    # openssl's fix is in the security suite, for both binaries built from it.
+    archive.add("libssl3t64", "3.5.1-2", "amd64", suite="trixie-security")
+    archive.add("openssl", "3.5.1-2", "amd64", suite="trixie-security")
+    # zlib's fix (1:1.3.dfsg+really1.3.1-2) is later than anything the archive has: its
+    # newest zlib1g is a binNMU of the locked source, below the fix.
+    archive.add("zlib1g", "1:1.3.dfsg+really1.3.1-1+b2", "amd64", suite="trixie")
+    archive.add("bash", "5.2.37-3", "amd64")
+    index = FakeIndex()
+    for filename in ("requests-2.32.3-py3-none-any.whl", "requests-2.32.4-py3-none-any.whl",
+                     "requests-2.33.0-py3-none-any.whl", "idna-3.10-py3-none-any.whl"):
+        index.add(filename.split("-")[0], filename)
+    return archive, index
+
+
+def test_fixes_are_looked_up_as_relock_outdated_sees_the_sources(tmp_path: Path) -> None:
+    lock = lockfile.read(SMALL)
+    report = audit.audit(lock, osv.read_all(write_folder(tmp_path / "osv", RECORDS)))
+    archive, index = _fakes()
+    checked = audit.check_fixes(report, lock, archive=archive, index=index)
+    assert checked.fix_checked
+    got = {(f.package, f.id): (f.fix_available, f.newest, f.update, f.held_back_by)
+           for f in checked.findings}
+    assert got == {
+        ("openssl", "DSA-9001-1"): (True, "3.5.1-2",
+                                    "relock update libssl3t64 openssl (or --security)", ""),
+        ("zlib", "DEBIAN-CVE-2026-0004"): (False, "1:1.3.dfsg+really1.3.1-1+b2", "", ""),
+        ("bash", "DEBIAN-CVE-2026-0002"): (None, "5.2.37-3", "", ""),  # no fix known
+        ("requests", "PYSEC-2026-1"): (True, "2.33.0", "relock update requests", ""),
+        ("requests", "PYSEC-2026-3"): (None, "2.33.0", "", ""),
+        ("idna", "GHSA-dddd-eeee-ffff"): (None, "", "", ""),
+    }
+    # The template holds requests below its fix: not closable by an update now.
+    held = audit.check_fixes(report, lock, archive=archive, index=index,
+                             template={"requests": ["requests<2.32.4"]})
+    f = next(f for f in held.findings if f.id == "PYSEC-2026-1")
+    assert (f.fix_available, f.held_back_by) == (False, "requests<2.32.4")
+    assert audit.fix_text(f) == "2.33.0 is in the sources, held back by requests<2.32.4"
+    # Only the packages found are asked for.
+    assert set(index.asked) == {"requests", "idna"}
+
+
+def test_one_binary_without_the_fix_leaves_it_unavailable(tmp_path: Path) -> None:
+    from tests.fakes import FakeArchive
+
+    lock = lockfile.read(SMALL)
+    report = audit.audit(lock, osv.read_all(write_folder(tmp_path / "osv", RECORDS[:1])))
+    archive = FakeArchive()
+    archive.add("openssl", "3.5.1-2", "amd64", suite="trixie-security")  # libssl3t64 not yet
+    (f,) = audit.check_fixes(report, lock, archive=archive, index=None).findings
+    assert (f.fix_available, f.update) == (False, "")
+    assert audit.fix_text(f) == "not in the sources yet (newest 3.5.1-2)"
+
+
+def test_fixes_against_a_loopback_archive_and_index(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """relock audit --fixes end to end: an APT archive and a package index on loopback."""
+    from relock.lock.lockfile import (
+        AptPackage,
+        AptSource,
+        Distro,
+        Input,
+        Lock,
+        PipPackage,
+        PythonEnv,
+    )
+    from tests.support import aptarchive, simpleindex
+
+    with aptarchive.serve(tmp_path / "apt", suite="trixie") as served:
+        served.publish("20261101T000000Z", [aptarchive.Deb("hello", "1.0-1"),
+                                            aptarchive.Deb("hello", "1.0-2"),
+                                            aptarchive.Deb("libworld1", "2.0-1")])
+        wheels = tmp_path / "wheels"
+        files = [simpleindex.wheel(wheels, "relock-demo-a", v) for v in ("1.0", "1.1")]
+        with simpleindex.serve({"relock-demo-a": files}, tmp_path / "index") as url:
+            monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+            monkeypatch.setenv("PIP_INDEX_URL", url)
+            monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+            source = AptSource("/etc/apt/sources.list.d/t.sources", ("deb",),
+                               (served.live_url,), ("trixie",), ("main",), {"trusted": "yes"})
+            lock = Lock(Input("Dockerfile.in", "a" * 64), Distro("debian", "13", "trixie"),
+                        apt_sources=(source,),
+                        apt=(AptPackage("hello", "1.0-1", "all", source="hellosrc"),
+                             AptPackage("libworld1", "2.0-1", "all", source="world")),
+                        python=(PythonEnv("/opt/venv", "3.13",
+                                          "/opt/venv/lib/python3.13/site-packages"),),
+                        pip=(PipPackage("relock-demo-a", "1.0", "/opt/venv"),))
+            lockfile.write(lock, tmp_path / "x.lock")
+            osv_dir = write_folder(tmp_path / "osv", [
+                record("DEBIAN-CVE-2026-1000", "Debian:13", "hellosrc",
+                       events=[{"introduced": "0"}, {"fixed": "1.0-2"}]),
+                record("DEBIAN-CVE-2026-1001", "Debian:13", "world",
+                       events=[{"introduced": "0"}, {"fixed": "2.0-3"}]),
+                record("PYSEC-2026-1000", "PyPI", "relock_demo_A",
+                       events=[{"introduced": "0"}, {"fixed": "1.1"}])])
+            args = ["audit", "--lock", str(tmp_path / "x.lock"), "--osv", str(osv_dir),
+                    "--fixes", "-f", str(tmp_path / "none")]
+            r = CliRunner().invoke(cli, args, catch_exceptions=False)
+            md = CliRunner().invoke(cli, [*args, "--format", "markdown"],
+                                    catch_exceptions=False)
+            js = CliRunner().invoke(cli, [*args, "--format", "json"], catch_exceptions=False)
+            assert any(p.endswith("/InRelease") or p.endswith("/Release")
+                       for p in served.requests)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.splitlines() == [
+        "Debian:13  hellosrc 1.0-1 [hello]: DEBIAN-CVE-2026-1000, fixed in 1.0-2; in the "
+        "sources now (1.0-2): relock update hello",
+        "Debian:13  world 2.0-1 [libworld1]: DEBIAN-CVE-2026-1001, fixed in 2.0-3; not in "
+        "the sources yet (nothing newer than the lock's)",
+        "PyPI  relock-demo-a 1.0: PYSEC-2026-1000, fixed in 1.1; in the sources now (1.1): "
+        "relock update relock-demo-a",
+        "3 findings in 3 records (0 withdrawn, skipped); matched in Debian:13, PyPI; 2 "
+        "fixable now with relock update"]
+    rows = [line for line in md.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 5 and all(row.count(" | ") == 6 for row in rows)
+    doc = json.loads(js.stdout)
+    assert doc["fix_checked"] is True
+    assert [(f["fix_available"], f["update"]) for f in doc["findings"]] == [
+        (True, "relock update hello"), (False, None), (True, "relock update relock-demo-a")]
+
+
+def test_a_source_that_cannot_be_read_is_a_note(tmp_path: Path) -> None:
+    from tests.fakes import FakeArchive
+
+    class Down(FakeArchive):
+        def candidates(self, *args: Any, **kwargs: Any) -> list[Any]:
+            self.warnings.append("http://127.0.0.1:8/debian: cannot read trixie's InRelease")
+            return []
+
+    lock = lockfile.read(SMALL)
+    report = audit.audit(lock, osv.read_all(write_folder(tmp_path / "osv", RECORDS[:1])))
+    checked = audit.check_fixes(report, lock, archive=Down(), index=None)
+    assert checked.findings[0].fix_available is False
+    assert checked.notes == ("fixes not known: http://127.0.0.1:8/debian: cannot read "
+                             "trixie's InRelease",)
+    assert checked.notes[0] in audit.format_text(checked)
