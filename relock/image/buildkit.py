@@ -219,10 +219,6 @@ class Buildx:
                               f"{words[-1] if words else f'docker load exited {done.returncode}'}")
 
 
-# An OCI archive's index and manifest are small; a bigger one is not BuildKit's.
-_MAX_OCI_JSON = bounds.OCI_ARCHIVE_JSON
-
-
 def oci_digests(archive: Path) -> tuple[str, str]:
     """The config's and the manifest's digest of the one image of an OCI archive that
     BuildKit wrote (``index.json`` naming one manifest)."""
@@ -231,11 +227,12 @@ def oci_digests(archive: Path) -> tuple[str, str]:
     def member(tar: tarfile.TarFile, name: str) -> Any:
         try:
             info = tar.getmember(name)
-            handle = tar.extractfile(info) if info.isfile() and info.size <= _MAX_OCI_JSON \
-                else None
+            # An OCI archive's index and manifest are small; a bigger one is not BuildKit's.
+            limit = bounds.OCI_ARCHIVE_JSON
+            handle = tar.extractfile(info) if info.isfile() and info.size <= limit else None
             if handle is None:
                 raise KeyError(name)
-            return json.loads(handle.read(_MAX_OCI_JSON))
+            return bounds.load_json(handle.read(limit))
         except (KeyError, ValueError, UnicodeDecodeError) as e:
             raise EngineError(f"the OCI archive BuildKit wrote has no readable {name} ({e})"
                               ) from None
@@ -380,7 +377,7 @@ def _read_small(path: Path, limit: int = 1 << 16) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(_read_small(path, MAX_STATUS) or "{}")
+        value = bounds.load_json(_read_small(path, MAX_STATUS) or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
