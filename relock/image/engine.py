@@ -245,16 +245,20 @@ class DockerEngine:
         # Inspect JSON (untyped, as the engine sends it) by image ID, for the
         # layer folders open_rootfs reads.
         self._attrs: dict[str, Mapping[str, Any]] = {}
-        self._containerd: bool | None = None
+        self._engine_info: Mapping[str, Any] | None = None
+
+    def _daemon(self, what: str) -> Mapping[str, Any]:  # Any: the engine's info JSON
+        """The engine's ``/info`` answer, asked once (its store and its mirrors)."""
+        if self._engine_info is None:
+            with _answers(what, self.timeout):
+                info = self.client.info()
+            self._engine_info = info if isinstance(info, dict) else {}
+        return self._engine_info
 
     def containerd_store(self) -> bool:
-        """Whether the engine keeps its images in the containerd image store (asked once)."""
-        if self._containerd is None:
-            with _answers("asked for its image store", self.timeout):
-                info = self.client.info()
-            status = info.get("DriverStatus") if isinstance(info, dict) else None
-            self._containerd = "io.containerd.snapshotter" in json.dumps(status or [])
-        return self._containerd
+        """Whether the engine keeps its images in the containerd image store."""
+        status = self._daemon("asked for its image store").get("DriverStatus")
+        return "io.containerd.snapshotter" in json.dumps(status or [])
 
     def _info(self, image: Any) -> ImageInfo:  # Any: an SDK Image (untyped)
         # An SDK Image (untyped); its attrs are the engine's inspect JSON.
@@ -304,8 +308,7 @@ class DockerEngine:
 
     def registry_mirrors(self) -> list[str]:
         """The engine's ``registry-mirrors`` (URLs), which it asks for Docker Hub names."""
-        with _answers("asked for its registry mirrors", self.timeout):
-            info = self.client.info()
+        info = self._daemon("asked for its registry mirrors")
         return [str(m) for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
 
     def images(self) -> list[ImageInfo]:
