@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from relock.blobs import BlobCache
 from relock.errors import DebNotFoundError, EngineError, ImageNotFoundError, IndexError_
@@ -176,6 +176,7 @@ class FakeEngine(FakeSource):
         self.requests: list[BuildRequest] = []
         self.layered = FakeLayers()
         self.containerd = False
+        self.saved: dict[str, bytes] = {}  # docker save of an image, by the name asked
 
     def registry_mirrors(self) -> list[str]:
         return list(self.mirrors)
@@ -185,6 +186,11 @@ class FakeEngine(FakeSource):
 
     def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         return self.layered.image_layers(ref)
+
+    def image_archive(self, ref: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """``saved[ref]``'s bytes, as ``docker save`` of the image would give them."""
+        self.image(ref)  # ImageNotFoundError as the engine's
+        return contextlib.nullcontext(io.BytesIO(self.saved[ref]))
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         self.requests.append(request)

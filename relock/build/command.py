@@ -14,7 +14,7 @@ is used. Nothing here prints or exits.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from relock.freeze.freeze import FreezeOptions
     from relock.image.engine import Engine, ImageSource
     from relock.image.filediff import FileDifference
+    from relock.image.registrysource import RegistryReader
     from relock.lock.lockfile import ImageDigest, Lock
     from relock.template.dockerfile import Dockerfile
     from relock.upstream.referrers import ArtifactRegistry
@@ -217,6 +218,7 @@ class BuildRequest:
     build_args: Mapping[str, str] = field(default_factory=dict)
     builder: str | None = None  # --builder: auto, buildkit, classic or a buildx builder
     reproducible: bool = False  # --reproducible
+    push: bool = False  # --push: to the registry the tag names, not into the engine
 
 
 @dataclass(frozen=True)
@@ -262,11 +264,15 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     from relock.lock.platform import host
 
     lock_path = default_lock(request.lock_path)
+    lock, parsed, args = load_template(request.dockerfile, lock_path, request.build_args)
+    platforms = build_platforms(request.platform, lock)
+    if request.push or len(platforms) > 1:
+        return _build_index(request, lock_path, lock, parsed, args, platforms, progress, log,
+                            views)
     options = request.flags.options(lock_path, tag=request.tag, platform=request.platform,
                                     nocache=request.no_cache)
     if request.reproducible:
         options = dataclasses.replace(options, reproducible=True)
-    lock, parsed, args = load_template(request.dockerfile, lock_path, request.build_args)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
     lock = by_manifest(lock.part(request.platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
@@ -290,6 +296,114 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     if request.no_verify:
         return VerifyOutcome(image, lock_path, None, reproduced)
     return VerifyOutcome(image, lock_path, verify(client, image, lock, progress), reproduced)
+
+
+EVERY_PLATFORM = "all"  # --platform all: every platform the lock holds
+
+
+def build_platforms(given: str | None, lock: Lock) -> list[str]:
+    """The platforms ``--platform`` names (comma-separated; ``all``: the lock's), each
+    spelled the one way; none given: the host's in a lock of several platforms, else the
+    lock's own. A platform the lock lacks is a ``PlatformMissingError`` naming it."""
+    from relock.lock.platform import chosen_list, host
+
+    if given is None:
+        return [str(host())] if lock.multi else [lock.platform]
+    words = [w.strip() for w in given.split(",")]
+    if EVERY_PLATFORM in words:
+        if words != [EVERY_PLATFORM]:
+            raise UsageError(f"--platform {given}: 'all' names every platform of the lock "
+                             "and goes alone")
+        return list(lock.all_platforms)
+    chosen = chosen_list(words)
+    for platform in chosen:
+        lock.for_platform(platform)  # exit 2 naming it, before any step
+    return chosen
+
+
+def platforms_part(lock: Lock, platforms: list[str]) -> Lock:
+    """What a build of ``platforms`` takes of ``lock``: one platform's part (its base pinned
+    by the platform's own manifest), or the lock of just those platforms (each base by its
+    image index, as ``relock render`` of a lock of several platforms pins it)."""
+    from relock.image.platforms import by_manifest
+
+    if len(platforms) == 1:
+        return by_manifest(lock.part(platforms[0], platforms[0]))
+    if sorted(platforms) == sorted(lock.all_platforms):
+        return lock
+    joined = lock.for_platform(platforms[0])
+    for platform in platforms[1:]:
+        joined = joined.with_part(lock.for_platform(platform))
+    return joined
+
+
+def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Dockerfile,
+                 args: dict[str, str], platforms: list[str], progress: Progress,
+                 log: Progress, views: ViewSources | None) -> VerifyOutcome:
+    """``run_build`` of several platforms in one BuildKit build (an image index), or of one
+    pushed: loaded into the engine (the containerd image store) or pushed to the registry
+    the tag names, then each platform verified against its part of the lock."""
+    from relock.build import rebuild
+    from relock.image import buildkit, engine
+
+    said = ",".join(platforms)
+    if request.reproducible:
+        raise UsageError(f"--reproducible builds one platform's image into the engine; "
+                         f"{'--push' if request.push else f'--platform {said}'} is not "
+                         "reproducible yet: build each platform reproducibly on its own "
+                         "(--platform P --reproducible)")
+    where = push_target(request.tag) if request.push else None
+    part = platforms_part(lock, platforms)
+    ctx = request.context or Path(parsed.path).parent
+    client = engine.connect()
+    builds = buildkit.select(client, request.builder)
+    problem = builds.platforms_problem(len(platforms), request.push)
+    if problem:
+        raise UsageError(f"{'--push' if len(platforms) == 1 else f'--platform {said}'}: "
+                         f"{problem}")
+    if request.push:
+        builds = builds.pushing()
+    options = request.flags.options(lock_path, tag=request.tag, platform=said,
+                                    nocache=request.no_cache)
+    progress(f"building {', '.join(platforms)} in one build with {builds.name}, "
+             + (f"pushed to {where}" if where else "loaded into the engine"))
+    result = rebuild.rebuild(builds, parsed, part, ctx, options, args, log=log,
+                             progress=progress, view=(views or rebuild.Upstream)(options))
+    if where is not None:
+        image = f"oci://{where}@{result.image_id}"
+        progress(f"pushed {image}")
+        if request.no_verify:
+            return VerifyOutcome(image, lock_path, None)
+        return VerifyOutcome(image, lock_path,
+                             verify_index(image, lock, progress, platforms=platforms))
+    image = request.tag or result.image_id
+    progress(f"built {image} ({result.image_id[:19]}), an image of {', '.join(platforms)}")
+    if request.no_verify:
+        return VerifyOutcome(image, lock_path, None)
+    drift = verify_saved(client, image, lock, progress, platforms=platforms)
+    if drift is None:  # a build of one platform loads no index: that platform's image
+        drift = verify(client, image, part, progress)
+    return VerifyOutcome(image, lock_path, drift)
+
+
+def push_target(tag: str | None) -> str:
+    """``HOST[:PORT]/REPO`` of ``--push``'s ``-t``, which must name its registry."""
+    from relock.errors import RegistryError
+    from relock.lock.reference import DOCKER_HUB, parse
+
+    if not tag:
+        raise UsageError("--push needs -t HOST[:PORT]/REPO:TAG, the registry to push to")
+    try:
+        r = parse(tag)
+    except RegistryError as e:
+        raise UsageError(f"--push: -t {e}") from None
+    named = tag.split("/", 1)[0]
+    if "/" not in tag or not ("." in named or ":" in named or named == "localhost") \
+            or r.digest:
+        raise UsageError(f"--push: -t {tag} does not name a registry: give "
+                         f"HOST[:PORT]/REPO:TAG (e.g. {DOCKER_HUB}/you/app:1 or "
+                         "127.0.0.1:5000/app:1)")
+    return f"{r.host}/{r.repo}"
 
 
 def _reproduction(lock_path: Path, part: Lock, digest: tuple[str, str] | None,
@@ -381,7 +495,7 @@ class VerifyRequest:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = quiet, *,
-               connect: Callable[[], ImageSource] | None = None,
+               connect: Callable[[], Engine] | None = None,
                registry_for: Callable[[str], ArtifactRegistry] | None = None) -> VerifyOutcome:
     """Check the image against the lock (``connect``: the engine; the docker one if None).
 
@@ -400,20 +514,21 @@ def run_verify(request: VerifyRequest, progress: Progress = quiet, *,
         from relock.image import engine
 
         connect = engine.connect
-    return VerifyOutcome(request.image, lock_path,
-                         verify(connect(), request.image, lock, progress))
+    source = connect()
+    # An image of several platforms is held whole only by the containerd image store.
+    drift = verify_saved(source, request.image, lock, progress) \
+        if lock.multi and source.containerd_store() else None
+    if drift is None:
+        drift = verify(source, request.image, lock, progress)
+    return VerifyOutcome(request.image, lock_path, drift)
 
 
 def verify_in_registry(request: VerifyRequest, progress: Progress = quiet,
                        registry_for: Callable[[str], ArtifactRegistry] | None = None
                        ) -> VerifyOutcome:
     """``run_verify`` of an ``oci://`` image: every platform of it, read from the registry."""
-    import dataclasses
-
-    from relock.freeze.command import hub_mirrors
-    from relock.image.registrysource import RegistrySource
     from relock.lock import lockfile
-    from relock.lock.reference import DOCKER_HUB, parse, strip_prefix
+    from relock.lock.reference import parse, strip_prefix
     from relock.upstream import registry as reg
 
     clients = registry_for or reg.registry_for
@@ -426,16 +541,61 @@ def verify_in_registry(request: VerifyRequest, progress: Progress = quiet,
         lock, said = lockfile.read(request.lock_path), request.lock_path
     else:
         lock, said = attached_lock(client, r.repo, top.digest, progress)
+    return VerifyOutcome(request.image, said, verify_index(pinned, lock, progress, clients))
+
+
+def verify_index(ref: str, lock: Lock, progress: Progress = quiet,
+                 registry_for: Callable[[str], RegistryReader] | None = None, *,
+                 platforms: Sequence[str] = (),
+                 held: Sequence[str] | None = None) -> tuple[Drift, ...]:
+    """Every platform of the ``oci://`` image ``ref`` (``held``: those of them) against its
+    part of ``lock``, each drift naming its platform when there are several; each of
+    ``platforms`` the image lacks is a drift too (a build of them must give them all)."""
+    from relock.build.verify import Drift
+    from relock.freeze.command import hub_mirrors
+    from relock.image.registrysource import RegistrySource
+    from relock.lock.reference import DOCKER_HUB, parse
+    from relock.upstream import registry as reg
+
+    clients = registry_for or reg.registry_for
     hub = any(parse(b.ref).host == DOCKER_HUB for b in lock.base if b.ref)
     mirrors = hub_mirrors(progress) if hub else []
-    platforms = RegistrySource(mirrors=mirrors, registry_for=clients).platforms(pinned)
+    if held is None:
+        held = RegistrySource(mirrors=mirrors, registry_for=clients).platforms(ref)
     drift: list[Drift] = []
-    for platform in platforms:
+    for platform in held:
+        if len(held) > 1:
+            progress(f"verifying the {platform} image")
         source = RegistrySource(mirrors=mirrors, platform=platform, registry_for=clients)
-        found = verify(source, pinned, lock, progress)
-        drift += [dataclasses.replace(d, name=f"{d.name} [{platform}]") if len(platforms) > 1
+        found = verify(source, ref, lock, progress)
+        drift += [dataclasses.replace(d, name=f"{d.name} [{platform}]") if len(held) > 1
                   else d for d in found]
-    return VerifyOutcome(request.image, said, tuple(drift))
+    drift += [Drift("platform", "image", p, "") for p in platforms if p not in held]
+    return tuple(drift)
+
+
+def verify_saved(engine: Engine, ref: str, lock: Lock, progress: Progress = quiet, *,
+                 platforms: Sequence[str] = ()) -> tuple[Drift, ...] | None:
+    """Every platform the engine holds of ``ref`` against its part of ``lock``, read from
+    ``docker save`` of it (the containerd image store saves an image index whole: each
+    platform's manifest, config and layers), the base images from their registries.
+
+    None when the engine holds one platform's image of ``ref`` and ``platforms`` asks for
+    no more: ``verify`` reads that one from the engine as ever."""
+    from relock.image import ociarchive
+    from relock.upstream import registry as reg
+
+    progress(f"reading each platform's image of {ref[:60]} (docker save)")
+    with engine.image_archive(ref) as saved, ociarchive.reading(saved, ref) as archive:
+        held = archive.platforms()
+        if len(held) < 2 and not set(platforms) - set(held):
+            return None
+
+        def clients(host: str) -> RegistryReader:
+            return archive if host == archive.host else reg.registry_for(host)
+
+        pinned = f"oci://{archive.host}/saved@{archive.top[1]}"
+        return verify_index(pinned, lock, progress, clients, platforms=platforms, held=held)
 
 
 def attached_lock(client: ArtifactRegistry, repo: str, digest: str,

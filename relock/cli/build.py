@@ -10,6 +10,7 @@ import click
 
 from relock.build.command import RENDERED_NAME
 from relock.cli.common import (
+    BUILD_PLATFORMS,
     PLATFORM,
     build_arg_option,
     build_log,
@@ -104,9 +105,14 @@ def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None)
 @cli.command("build")
 @template_option
 @lock_option
-@click.option("-t", "--tag", help="Name the built image.")
-@click.option("--platform", type=PLATFORM, metavar="OS/ARCH",
-              help="Target platform, e.g. linux/amd64.")
+@click.option("-t", "--tag", help="Name the built image (with --push: HOST[:PORT]/REPO:TAG).")
+@click.option("--platform", type=BUILD_PLATFORMS, metavar="OS/ARCH[,...]",
+              help="Target platform(s), e.g. linux/amd64, or linux/amd64,linux/arm64 (one "
+                   "BuildKit build, an image index), or all: every platform the lock holds. "
+                   "[default: this machine's]")
+@click.option("--push", is_flag=True,
+              help="Push the image (an index for several platforms) to the registry -t "
+                   "names instead of loading it into the engine, and verify it there.")
 @click.option("--context", type=click.Path(file_okay=False, path_type=Path),
               help="Build context. [default: the template's folder]")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached layers.")
@@ -120,7 +126,8 @@ def serve_cmd(lock_path: Path | None, flags: RebuildFlags, platform: str | None)
 @rebuild_options
 @build_arg_option
 def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
-              platform: str | None, context: Path | None, no_cache: bool, no_verify: bool,
+              platform: str | None, push: bool, context: Path | None, no_cache: bool,
+              no_verify: bool,
               quiet: bool, reproducible: bool, builder: str | None, flags: RebuildFlags,
               build_args: dict[str, str]) -> None:
     """Rebuild the template pinned to a lock, and verify the image.
@@ -151,9 +158,17 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     later one says "reproduced sha256:..., as LOCK says", or exits 1 naming
     both digests (relock diff --files names the files that differ).
 
+    With several --platform (linux/amd64,linux/arm64, or all), BuildKit builds
+    them in one build into one image index, from the one pinned Dockerfile
+    `relock render` writes: loaded into the engine (which needs the containerd
+    image store), or with --push pushed to the registry -t names; then each
+    platform's image is verified against its part of the lock, a drift naming
+    its platform. A platform the lock lacks is an error before any step.
+
     \b
     Example:
       relock build --lock locks/sci.lock -t sci:pinned
+      relock build --lock locks/sci.lock --platform all --push -t reg.example/sci:1
       relock build --lock locks/sci.lock --builder classic -t sci:pinned
       relock build --lock locks/sci.lock --store ./store -t sci:pinned
       relock build --lock locks/sci.lock --reproducible -t sci:pinned
@@ -163,7 +178,7 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
     request = BuildRequest(dockerfile=dockerfile, lock_path=lock_path, tag=tag,
                            platform=platform, context=context, no_cache=no_cache,
                            no_verify=no_verify, flags=flags, build_args=build_args,
-                           builder=builder, reproducible=reproducible)
+                           builder=builder, reproducible=reproducible, push=push)
     with user_errors(), build_log_shown():
         outcome = run_build(request, progress, log=build_log(quiet),
                             views=store_views(flags.store))

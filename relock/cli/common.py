@@ -56,14 +56,17 @@ class PlatformType(click.ParamType[str]):
 
     name = "platform"
 
-    def __init__(self, many: bool = False) -> None:
+    def __init__(self, many: bool = False, every: str = "") -> None:
         self.many = many
+        self.every = every  # a word naming every platform (``all``), where one is taken
 
     def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> str:
         from relock.lock.platform import PlatformError, chosen, chosen_list
 
         try:
+            if self.every and str(value).strip() == self.every:
+                return self.every
             if self.many:
                 return ",".join(chosen_list([str(value)]))
             return chosen(str(value)) or ""
@@ -73,6 +76,8 @@ class PlatformType(click.ParamType[str]):
 
 PLATFORM = PlatformType()
 PLATFORMS = PlatformType(many=True)
+# relock build's: comma-separated, or ``all`` (relock.build.command.EVERY_PLATFORM).
+BUILD_PLATFORMS = PlatformType(many=True, every="all")
 
 
 def printable(text: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -203,6 +204,10 @@ class Buildx:
                 yield BuildEvent("image", config)
                 return
             image = _read_small(iidfile).strip()
+            if self.push:
+                # What the registry names the image by: its manifest's (an index's) digest.
+                pushed = str(self.metadata.get("containerimage.digest") or "")
+                image = pushed if re.fullmatch(r"sha256:[0-9a-f]{64}", pushed) else image
             if image:
                 yield BuildEvent("image", image)
 
@@ -406,6 +411,36 @@ class WithBuilder:
                     "or name a buildx builder of the docker-container driver with --builder")
         return None
 
+    def platforms_problem(self, count: int, push: bool) -> str | None:
+        """Why this builder cannot build ``count`` platforms into one image (an index), to
+        be pushed (``push``) or loaded into the engine (None: it can)."""
+        if not isinstance(self.builder, Buildx):
+            if count == 1 and not push:
+                return None
+            return (f"{self.name} builds one platform's image at a time and pushes nothing "
+                    "itself: build with BuildKit (--builder buildkit; Debian: apt-get install "
+                    "docker-buildx), or give one --platform per build")
+        if count > 1 and self.builder.builder is None and not self.engine.containerd_store():
+            return ("the engine keeps its images in the overlay2 store, whose BuildKit (the "
+                    "docker driver) cannot build several platforms into one image: turn on "
+                    'the containerd image store ("features": {"containerd-snapshotter": true} '
+                    "in daemon.json), or name a buildx builder of the docker-container driver "
+                    "with --builder and --push the image")
+        if count > 1 and not push and not self.engine.containerd_store():
+            return ("an image of several platforms can be loaded only into an engine with the "
+                    "containerd image store, and this one keeps its images in the overlay2 "
+                    'store: turn it on ("features": {"containerd-snapshotter": true} in '
+                    "daemon.json), or --push the image to a registry (-t HOST/REPO:TAG)")
+        return None
+
+    def pushing(self) -> WithBuilder:
+        """This builder, its images pushed to the registry their tag names (BuildKit only:
+        ``platforms_problem`` says so first)."""
+        if not isinstance(self.builder, Buildx):
+            raise UsageError(f"{self.name} cannot push an image")
+        return WithBuilder(self.engine, dataclasses.replace(self.builder, push=True,
+                                                            metadata={}), self.name)
+
     def image(self, ref: str) -> ImageInfo:
         return self.engine.image(ref)
 
@@ -429,6 +464,9 @@ class WithBuilder:
 
     def image_layers(self, ref: str) -> contextlib.AbstractContextManager[ImageLayers]:
         return self.engine.image_layers(ref)
+
+    def image_archive(self, ref: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self.engine.image_archive(ref)
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         for event in self.builder.build(request):

@@ -163,6 +163,11 @@ class Engine(ImageSource, ImageBuilder, LayerSource, Protocol):
         are manifest digests; its BuildKit can export an image with rewritten timestamps)."""
         ...
 
+    def image_archive(self, ref: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """``docker save`` of ``ref``: a seekable image archive (the containerd image store
+        writes an OCI layout holding every platform it has of the image)."""
+        ...
+
 
 # -- the Docker engine ------------------------------------------------------------
 
@@ -400,20 +405,35 @@ class DockerEngine:
 
     @contextlib.contextmanager
     def _saved(self, ref: str, info: ImageInfo, limits: Limits) -> Iterator[ImageLayers]:
+        with self._spooled(info.id, info.short_id, limits) as spool, \
+                archive_layers(spool, ref, limits) as layers:
+            yield layers
+
+    def image_archive(self, ref: str, limits: Limits = DEFAULT_LIMITS
+                      ) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """``docker save`` of ``ref`` as the engine writes it (the containerd image store:
+        an OCI layout of every platform it holds of the image), spooled to a temporary
+        file; ``ImageNotFoundError`` here if the engine has no such image."""
+        info = self.image(ref)
+        # By name: the containerd store saves the image index a name holds, an ID
+        # one platform's image.
+        return self._spooled(ref, info.short_id, limits)
+
+    @contextlib.contextmanager
+    def _spooled(self, name: str, short: str, limits: Limits) -> Iterator[IO[bytes]]:
         import tempfile
 
         with tempfile.TemporaryFile(prefix="relock-save-") as spool:
             written = 0
-            with _answers(f"saving image {info.short_id}", self.timeout):
-                for chunk in self.client.api.get_image(info.id):
+            with _answers(f"saving image {short}", self.timeout):
+                for chunk in self.client.api.get_image(name):
                     written += len(chunk)
                     if written > limits.max_archive:
-                        raise EngineError(f"image {info.short_id}: docker save gives over "
+                        raise EngineError(f"image {short}: docker save gives over "
                                           f"{limits.max_archive >> 20} MB")
                     spool.write(chunk)
             spool.seek(0)
-            with archive_layers(spool, ref, limits) as layers:
-                yield layers
+            yield spool
 
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         from docker.errors import APIError, DockerException
