@@ -418,6 +418,47 @@ class FakeRegistry:
                                         "manifests": entries}, *tags)
 
 
+def oci_layout(registry: FakeRegistry, repo: str, ref: str, *, leave_out: Collection[str] = (),
+               name: str = "docker.io/library/app:1") -> bytes:
+    """``docker save`` of ``repo:ref`` as the containerd image store writes it: a tar of an
+    OCI layout, ``index.json`` naming the image (an index: every platform's manifest,
+    config and layers under ``blobs/sha256/``), ``leave_out`` digests missing (a platform
+    the engine does not hold), ``manifest.json`` beside it as the engine adds one."""
+    import json
+    import tarfile
+
+    top = registry.manifests[(repo, ref)]
+    files: dict[str, bytes] = {}
+
+    def put(manifest: Manifest) -> None:
+        if manifest.digest in leave_out:
+            return
+        files[f"blobs/sha256/{manifest.digest[7:]}"] = manifest.data
+        doc = manifest.json()
+        for entry in manifest.objects("manifests"):
+            put(registry.manifests[(repo, str(entry["digest"]))])
+        config = doc.get("config")
+        for blob in [config] if isinstance(config, dict) else []:
+            files[f"blobs/sha256/{str(blob['digest'])[7:]}"] = registry.blobs[str(blob["digest"])]
+        for layer in manifest.objects("layers"):
+            files[f"blobs/sha256/{str(layer['digest'])[7:]}"] = registry.blobs[
+                str(layer["digest"])]
+
+    put(top)
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": top.media_type, "digest": top.digest, "size": len(top.data),
+        "annotations": {"io.containerd.image.name": name}}]}).encode()
+    files["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
+    files["manifest.json"] = b"[]"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
 @dataclass(frozen=True)
 class Member:
     """One entry of a layer tar: ``kind`` is file, dir, symlink, hardlink, char or fifo."""

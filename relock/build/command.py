@@ -575,13 +575,16 @@ def verify_index(ref: str, lock: Lock, progress: Progress = quiet,
 
 
 def verify_saved(engine: Engine, ref: str, lock: Lock, progress: Progress = quiet, *,
-                 platforms: Sequence[str] = ()) -> tuple[Drift, ...] | None:
+                 platforms: Sequence[str] = (),
+                 registry_for: Callable[[str], RegistryReader] | None = None
+                 ) -> tuple[Drift, ...] | None:
     """Every platform the engine holds of ``ref`` against its part of ``lock``, read from
     ``docker save`` of it (the containerd image store saves an image index whole: each
     platform's manifest, config and layers), the base images from their registries.
 
     None when the engine holds one platform's image of ``ref`` and ``platforms`` asks for
-    no more: ``verify`` reads that one from the engine as ever."""
+    no more: ``verify`` reads that one from the engine as ever. ``registry_for``: the
+    bases' registries' clients (relock's if None)."""
     from relock.image import ociarchive
     from relock.upstream import registry as reg
 
@@ -592,7 +595,7 @@ def verify_saved(engine: Engine, ref: str, lock: Lock, progress: Progress = quie
             return None
 
         def clients(host: str) -> RegistryReader:
-            return archive if host == archive.host else reg.registry_for(host)
+            return archive if host == archive.host else (registry_for or reg.registry_for)(host)
 
         pinned = f"oci://{archive.host}/saved@{archive.top[1]}"
         return verify_index(pinned, lock, progress, clients, platforms=platforms, held=held)

@@ -14,7 +14,7 @@ import pytest
 
 from relock.errors import EngineError, UsageError
 from relock.image import buildkit
-from relock.image.engine import BuildEvent, BuildRequest
+from relock.image.engine import BuildEvent, BuildRequest, ImageInfo
 from tests.fakes import FakeEngine
 
 
@@ -249,3 +249,62 @@ def test_the_classic_builder_refuses_a_reproducible_build() -> None:
     events = list(DockerEngine(None).build(BuildRequest(dockerfile="Dockerfile",
                                                          source_date_epoch=0)))
     assert [e.kind for e in events] == ["refused"] and "BuildKit" in events[0].text
+
+
+def test_several_platforms_pushed_in_one_build_name_the_index(tmp_path: Path) -> None:
+    index, config = "sha256:" + "2" * 64, "sha256:" + "1" * 64
+    docker = fake_docker(tmp_path, [], image=config)
+    # buildx's metadata of a pushed index: its digest, which the registry names it by.
+    docker.write_text(docker.read_text().replace(
+        f'"containerimage.digest": "{config}"', f'"containerimage.digest": "{index}"'))
+    engine = FakeEngine()
+    engine.containerd = True
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(docker=str(docker)), "BuildKit")
+    events = list(builds.pushing().build(BuildRequest(
+        dockerfile="Dockerfile", context=tmp_path, tag="127.0.0.1:5000/app:1",
+        platform="linux/amd64,linux/arm64")))
+    assert events == [BuildEvent("image", index)]
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert "--push" in argv and "--load" not in argv
+    assert argv[argv.index("-t") + 1] == "127.0.0.1:5000/app:1"
+    # The builder pushing is a copy: the one it came from still loads.
+    assert isinstance(builds.builder, buildkit.Buildx) and builds.builder.loads
+
+
+def test_several_platforms_loaded_go_to_the_engine_by_their_tag(tmp_path: Path) -> None:
+    docker = fake_docker(tmp_path, [])
+    engine = FakeEngine()
+    engine.containerd = True
+    index = ImageInfo("sha256:" + "3" * 64)
+    engine.add(index, "app:multi")
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(docker=str(docker)), "BuildKit")
+    events = list(builds.build(BuildRequest(dockerfile="Dockerfile", context=tmp_path,
+                                            tag="app:multi",
+                                            platform="linux/amd64,linux/arm64")))
+    assert events == [BuildEvent("image", index.id)]  # the engine's ID: the index's digest
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert "--load" in argv and "--push" not in argv
+
+
+def test_which_builder_builds_several_platforms_where() -> None:
+    engine = FakeEngine()  # the overlay2 store
+    classic = buildkit.WithBuilder(engine, engine, "the classic builder")
+    assert classic.platforms_problem(1, False) is None
+    for count, push in ((2, False), (2, True), (1, True)):
+        assert "one platform's image at a time" in (classic.platforms_problem(count, push)
+                                                     or ""), (count, push)
+    with pytest.raises(UsageError, match="cannot push"):
+        classic.pushing()
+    own = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    assert own.platforms_problem(1, True) is None  # one platform's image pushes from overlay2
+    for push in (False, True):
+        assert "docker driver) cannot build several platforms" in (
+            own.platforms_problem(2, push) or "")
+    named = buildkit.WithBuilder(engine, buildkit.Buildx(builder="remote"), "BuildKit")
+    assert named.platforms_problem(2, True) is None
+    assert "loaded only into an engine with the containerd image store" in (
+        named.platforms_problem(2, False) or "")
+    engine.containerd = True
+    assert own.platforms_problem(2, False) is None and own.platforms_problem(2, True) is None
+    assert named.platforms_problem(2, False) is None
