@@ -23,6 +23,7 @@ from relock.errors import UsageError
 from relock.progress import Progress, quiet
 
 if TYPE_CHECKING:
+    from relock.blobs import BlobCache
     from relock.build.rebuild import RebuildOptions, ViewSource
     from relock.build.verify import Drift
     from relock.freeze.command import FreezeOutcome, FreezeRequest
@@ -269,12 +270,13 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     if request.push or len(platforms) > 1:
         return _build_index(request, lock_path, lock, parsed, args, platforms, progress, log,
                             views)
-    options = request.flags.options(lock_path, tag=request.tag, platform=request.platform,
+    platform = None if request.platform is None else platforms[0]  # ``all`` of a lock of one
+    options = request.flags.options(lock_path, tag=request.tag, platform=platform,
                                     nocache=request.no_cache)
     if request.reproducible:
         options = dataclasses.replace(options, reproducible=True)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
-    lock = by_manifest(lock.part(request.platform, str(host())))
+    lock = by_manifest(lock.part(platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
     client = engine.connect()
     builds = buildkit.select(client, request.builder)
@@ -376,7 +378,8 @@ def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Doc
             return VerifyOutcome(image, lock_path, None)
         return VerifyOutcome(image, lock_path,
                              verify_index(image, lock, progress, platforms=platforms))
-    image = request.tag or result.image_id
+    # The engine's name of it: the image index under one name, which docker save keeps whole.
+    image = request.tag or buildkit.UNTAGGED
     progress(f"built {image} ({result.image_id[:19]}), an image of {', '.join(platforms)}")
     if request.no_verify:
         return VerifyOutcome(image, lock_path, None)
@@ -546,11 +549,12 @@ def verify_in_registry(request: VerifyRequest, progress: Progress = quiet,
 
 def verify_index(ref: str, lock: Lock, progress: Progress = quiet,
                  registry_for: Callable[[str], RegistryReader] | None = None, *,
-                 platforms: Sequence[str] = (),
-                 held: Sequence[str] | None = None) -> tuple[Drift, ...]:
+                 platforms: Sequence[str] = (), held: Sequence[str] | None = None,
+                 cache: BlobCache | None = None) -> tuple[Drift, ...]:
     """Every platform of the ``oci://`` image ``ref`` (``held``: those of them) against its
     part of ``lock``, each drift naming its platform when there are several; each of
-    ``platforms`` the image lacks is a drift too (a build of them must give them all)."""
+    ``platforms`` the image lacks is a drift too (a build of them must give them all).
+    ``cache``: where the layers read go (relock's blob cache if None)."""
     from relock.build.verify import Drift
     from relock.freeze.command import hub_mirrors
     from relock.image.registrysource import RegistrySource
@@ -566,7 +570,8 @@ def verify_index(ref: str, lock: Lock, progress: Progress = quiet,
     for platform in held:
         if len(held) > 1:
             progress(f"verifying the {platform} image")
-        source = RegistrySource(mirrors=mirrors, platform=platform, registry_for=clients)
+        source = RegistrySource(mirrors=mirrors, platform=platform, registry_for=clients,
+                                cache=cache)
         found = verify(source, ref, lock, progress)
         drift += [dataclasses.replace(d, name=f"{d.name} [{platform}]") if len(held) > 1
                   else d for d in found]
@@ -585,11 +590,16 @@ def verify_saved(engine: Engine, ref: str, lock: Lock, progress: Progress = quie
     None when the engine holds one platform's image of ``ref`` and ``platforms`` asks for
     no more: ``verify`` reads that one from the engine as ever. ``registry_for``: the
     bases' registries' clients (relock's if None)."""
+    import tempfile
+
+    from relock.blobs import BlobCache
     from relock.image import ociarchive
     from relock.upstream import registry as reg
 
     progress(f"reading each platform's image of {ref[:60]} (docker save)")
-    with engine.image_archive(ref) as saved, ociarchive.reading(saved, ref) as archive:
+    # The layers are the engine's: read from the archive, never kept in relock's cache.
+    with engine.image_archive(ref) as saved, ociarchive.reading(saved, ref) as archive, \
+            tempfile.TemporaryDirectory(prefix="relock-saved-") as tmp:
         held = archive.platforms()
         if len(held) < 2 and not set(platforms) - set(held):
             return None
@@ -598,7 +608,8 @@ def verify_saved(engine: Engine, ref: str, lock: Lock, progress: Progress = quie
             return archive if host == archive.host else (registry_for or reg.registry_for)(host)
 
         pinned = f"oci://{archive.host}/saved@{archive.top[1]}"
-        return verify_index(pinned, lock, progress, clients, platforms=platforms, held=held)
+        return verify_index(pinned, lock, progress, clients, platforms=platforms, held=held,
+                            cache=BlobCache(Path(tmp)))
 
 
 def attached_lock(client: ArtifactRegistry, repo: str, digest: str,

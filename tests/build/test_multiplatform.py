@@ -230,3 +230,100 @@ def test_the_command_line_takes_a_list_all_and_push(monkeypatch: pytest.MonkeyPa
     assert r.exit_code == 0 and seen[-1].platform == "all" and not seen[-1].push
     r = CliRunner().invoke(cli, ["build", "--platform", "linux/amd64,bogus"])
     assert r.exit_code == 2 and "'bogus' is not a platform" in r.stderr
+
+
+class Rebuilt(Exception):
+    """What the stand-in rebuild raises when a test needs nothing after it."""
+
+
+def stub_rebuild(monkeypatch: pytest.MonkeyPatch, image_id: str, seen: list[dict[str, object]],
+                 stop: bool = False) -> None:
+    """``rebuild.rebuild`` replaced: it records what it was handed and names ``image_id``."""
+    from relock.build import rebuild
+
+    def rebuilt(builds: object, df: object, lock: Lock, ctx: Path, options: object,
+                args: object, **kw: object) -> rebuild.RebuildResult:
+        seen.append({"builds": builds, "lock": lock, "options": options})
+        if stop:
+            raise Rebuilt
+        return rebuild.RebuildResult(image_id=image_id, rendered="")
+
+    monkeypatch.setattr(rebuild, "rebuild", rebuilt)
+
+
+def test_a_loaded_build_of_every_platform_is_verified_per_platform(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r, lock = frozen(tmp_path)
+    template, path = tmp_path / "Dockerfile.in", tmp_path / "app.lock"
+    template.write_text(TEMPLATE)
+    lockfile.write(lock, path)
+    engine = saved_engine(r, "app:multi")
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    monkeypatch.setattr("relock.image.engine.connect", lambda *a, **k: engine)
+    monkeypatch.setattr(buildkit, "select", lambda e, choice=None: builds)
+    monkeypatch.setattr("relock.upstream.registry.registry_for", bases(r))
+    seen: list[dict[str, object]] = []
+    stub_rebuild(monkeypatch, r.manifests[("team/app", "1")].digest, seen)
+    said: list[str] = []
+    outcome = command.run_build(BuildRequest(dockerfile=template, lock_path=path,
+                                             platform="all", tag="app:multi"), said.append)
+    assert (outcome.image, outcome.drift) == ("app:multi", ())
+    [call] = seen
+    assert call["lock"] == lockfile.read(path)  # the whole lock: one render for both
+    assert call["builds"] is builds and builds.builder.loads  # type: ignore[attr-defined]
+    assert call["options"].platform == "linux/amd64,linux/arm64"  # type: ignore[attr-defined]
+    assert said[0] == ("building linux/amd64, linux/arm64 in one build with BuildKit, loaded "
+                       "into the engine")
+    assert "verifying the linux/arm64 image" in said
+
+
+def test_a_pushed_build_is_verified_per_platform_in_its_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r, lock = frozen(tmp_path)
+    template, path = tmp_path / "Dockerfile.in", tmp_path / "app.lock"
+    template.write_text(TEMPLATE)
+    lockfile.write(lock, path)
+    engine = FakeEngine()
+    engine.containerd = True
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    monkeypatch.setattr("relock.image.engine.connect", lambda *a, **k: engine)
+    monkeypatch.setattr(buildkit, "select", lambda e, choice=None: builds)
+    monkeypatch.setattr("relock.upstream.registry.registry_for", bases(r))
+    seen: list[dict[str, object]] = []
+    index = r.manifests[("team/app", "1")].digest
+    stub_rebuild(monkeypatch, index, seen)
+    said: list[str] = []
+    outcome = command.run_build(BuildRequest(
+        dockerfile=template, lock_path=path, platform="linux/arm64,linux/amd64", push=True,
+        tag=f"{r.host}/team/app:pinned"), said.append)
+    assert (outcome.image, outcome.drift) == (f"oci://{r.host}/team/app@{index}", ())
+    pushed = seen[0]["builds"]
+    assert isinstance(pushed, buildkit.WithBuilder) and isinstance(
+        pushed.builder, buildkit.Buildx) and pushed.builder.push
+    assert said[0].endswith(f"pushed to {r.host}/team/app")
+    # The same index, pushed for a lock whose arm64 part differs: that platform drifts.
+    apt = tuple(dataclasses.replace(p, version="2.10-6") if p.name == "hello"
+                and p.platform == "linux/arm64" else p for p in lock.apt)
+    lockfile.write(dataclasses.replace(lock, apt=apt), path)
+    outcome = command.run_build(BuildRequest(
+        dockerfile=template, lock_path=path, platform="all", push=True,
+        tag=f"{r.host}/team/app:pinned"))
+    assert [d.describe() for d in outcome.drift or ()] == [
+        "apt hello:arm64 [linux/arm64]: locked 2.10-6, image has 2.10-5+b1"]
+
+
+def test_all_of_a_lock_of_one_platform_is_that_platform_s_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, lock = frozen(tmp_path)
+    template, path = tmp_path / "Dockerfile.in", tmp_path / "arm64.lock"
+    template.write_text(TEMPLATE)
+    lockfile.write(lock.for_platform("linux/arm64"), path)
+    engine = FakeEngine()
+    monkeypatch.setattr("relock.image.engine.connect", lambda *a, **k: engine)
+    monkeypatch.setattr(buildkit, "select", lambda e, choice=None: buildkit.WithBuilder(
+        engine, engine, "the classic builder"))
+    seen: list[dict[str, object]] = []
+    stub_rebuild(monkeypatch, "", seen, stop=True)
+    with pytest.raises(Rebuilt):
+        command.run_build(BuildRequest(dockerfile=template, lock_path=path, platform="all"))
+    assert seen[0]["options"].platform == "linux/arm64"  # type: ignore[attr-defined]
