@@ -249,6 +249,8 @@ class VerifyOutcome:
     lock_path: Path | str  # the lock file, or where the lock attached to the image is
     drift: tuple[Drift, ...] | None
     reproduced: Reproduction | None = None  # of relock build --reproducible
+    # Of a reproducible build of several platforms (or pushed): each platform's.
+    reproduced_each: tuple[Reproduction, ...] = ()
 
 
 def run_build(request: BuildRequest, progress: Progress = quiet,
@@ -349,11 +351,6 @@ def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Doc
     from relock.image import buildkit, engine
 
     said = ",".join(platforms)
-    if request.reproducible:
-        raise UsageError(f"--reproducible builds one platform's image into the engine; "
-                         f"{'--push' if request.push else f'--platform {said}'} is not "
-                         "reproducible yet: build each platform reproducibly on its own "
-                         "(--platform P --reproducible)")
     where = push_target(request.tag) if request.push else None
     part = platforms_part(lock, platforms)
     ctx = request.context or Path(parsed.path).parent
@@ -363,30 +360,69 @@ def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Doc
     if problem:
         raise UsageError(f"{'--push' if len(platforms) == 1 else f'--platform {said}'}: "
                          f"{problem}")
+    if request.reproducible and (problem := builds.reproducible_problem()):
+        raise UsageError(f"--reproducible: {problem}")
     if request.push:
         builds = builds.pushing()
     options = request.flags.options(lock_path, tag=request.tag, platform=said,
                                     nocache=request.no_cache)
+    options = dataclasses.replace(options, reproducible=request.reproducible)
     progress(f"building {', '.join(platforms)} in one build with {builds.name}, "
-             + (f"pushed to {where}" if where else "loaded into the engine"))
+             + (f"pushed to {where}" if where else "loaded into the engine") + (
+                 f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the "
+                 "lock's snapshot time)" if request.reproducible else ""))
     result = rebuild.rebuild(builds, parsed, part, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
+    made: dict[str, tuple[str, str]] = {}
     if where is not None:
         image = f"oci://{where}@{result.image_id}"
         progress(f"pushed {image}")
-        if request.no_verify:
-            return VerifyOutcome(image, lock_path, None)
-        return VerifyOutcome(image, lock_path,
-                             verify_index(image, lock, progress, platforms=platforms))
-    # The engine's name of it: the image index under one name, which docker save keeps whole.
-    image = request.tag or buildkit.UNTAGGED
-    progress(f"built {image} ({result.image_id[:19]}), an image of {', '.join(platforms)}")
+        if request.reproducible:
+            made = made_digests(image, platforms)
+    else:
+        # The engine's name of it: the index under one name, which docker save keeps whole.
+        image = request.tag or buildkit.UNTAGGED
+        progress(f"built {image} ({result.image_id[:19]}), an image of {', '.join(platforms)}")
+        if request.reproducible:
+            made = saved_digests(client, image, platforms)
+    reproduced = tuple(_reproduction(lock_path, lock.for_platform(p) if lock.multi else lock,
+                                     made[p], progress) for p in platforms if p in made)
     if request.no_verify:
-        return VerifyOutcome(image, lock_path, None)
-    drift = verify_saved(client, image, lock, progress, platforms=platforms)
-    if drift is None:  # a build of one platform loads no index: that platform's image
-        drift = verify(client, image, part, progress)
-    return VerifyOutcome(image, lock_path, drift)
+        return VerifyOutcome(image, lock_path, None, reproduced_each=reproduced)
+    if where is not None:
+        drift: tuple[Drift, ...] | None = verify_index(image, lock, progress,
+                                                       platforms=platforms)
+    else:
+        drift = verify_saved(client, image, lock, progress, platforms=platforms)
+        if drift is None:  # a build of one platform loads no index: that platform's image
+            drift = verify(client, image, part, progress)
+    return VerifyOutcome(image, lock_path, drift, reproduced_each=reproduced)
+
+
+def made_digests(ref: str, platforms: Sequence[str],
+                 registry_for: Callable[[str], RegistryReader] | None = None
+                 ) -> dict[str, tuple[str, str]]:
+    """(config, manifest) digests of each platform's image of the ``oci://`` image ``ref``
+    (an index's entries, or the one image), as a reproducible build records them."""
+    from relock.image.registrysource import RegistrySource
+    from relock.upstream import registry as reg
+
+    source = RegistrySource(registry_for=registry_for or reg.registry_for)
+    out = {}
+    for platform in platforms:
+        held = source.resolve(ref, platform)
+        out[platform] = (held.info.id, held.manifest or held.digest)
+    return out
+
+
+def saved_digests(engine: Engine, ref: str, platforms: Sequence[str]
+                  ) -> dict[str, tuple[str, str]]:
+    """``made_digests`` of the image the engine holds as ``ref`` (read from docker save)."""
+    from relock.image import ociarchive
+
+    with engine.image_archive(ref) as saved, ociarchive.reading(saved, ref) as archive:
+        return made_digests(f"oci://{archive.host}/saved@{archive.top[1]}", platforms,
+                            lambda host: archive)
 
 
 def push_target(tag: str | None) -> str:

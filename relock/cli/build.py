@@ -27,7 +27,7 @@ from relock.cli.common import (
 from relock.errors import EXIT_DIFFERS
 
 if TYPE_CHECKING:
-    from relock.build.command import RebuildFlags, VerifyOutcome
+    from relock.build.command import RebuildFlags, Reproduction, VerifyOutcome
 
 
 @cli.command("render")
@@ -192,19 +192,28 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
 
 
 def _reproduced(outcome: VerifyOutcome) -> bool:
-    """Say what a reproducible build gave against the lock; whether it is the same image."""
-    r = outcome.reproduced
-    if r is None:
-        return True
+    """Say what a reproducible build gave against the lock (each platform's image, for a
+    build of several); whether it is the same image (each of them)."""
+    each = (outcome.reproduced,) if outcome.reproduced else outcome.reproduced_each
+    return all([_reproduced_one(outcome, r, len(each) > 1) for r in each])
+
+
+def _reproduced_one(outcome: VerifyOutcome, r: Reproduction, several: bool) -> bool:
     made = f"{r.digest.manifest} (config {r.digest.config})"
+    of = f" for {r.digest.platform}" if several and r.digest.platform else ""
     if r.recorded is None:
-        click.echo(f"recorded {made} in {outcome.lock_path}")
+        click.echo(f"recorded {made}{of} in {outcome.lock_path}")
         return True
     if r.same:
-        click.echo(f"reproduced {r.digest.manifest}, as {outcome.lock_path} says")
+        click.echo(f"reproduced {r.digest.manifest}{of}, as {outcome.lock_path} says")
         return True
-    click.echo(f"not reproduced: {outcome.image} is {made}; {outcome.lock_path} records "
+    image = f"{outcome.image}'s {r.digest.platform} image" if of else outcome.image
+    click.echo(f"not reproduced: {image} is {made}; {outcome.lock_path} records "
                f"{r.recorded.manifest or '-'} (config {r.recorded.config})")
+    if r.differences is None and of:
+        click.echo(f"  (relock diff --files {outcome.image} --platform {r.digest.platform} "
+                   "with the recorded image names the files that differ)")
+        return False
     if r.differences is None:
         click.echo("  (the engine has no image of the recorded digest: relock diff --files "
                    "with one names the files that differ)")

@@ -196,6 +196,13 @@ class Buildx:
                                  f"{status.last_words() or 'no reason given'}")
                 return
             self.metadata = _read_json(metadata)
+            if oci is not None and "," in (request.platform or ""):
+                # An index of several platforms: each platform's digests are read from the
+                # engine after (relock.build.command), the index's ID from the engine.
+                yield BuildEvent("log", "loading the image index into the engine")
+                self._load(oci, env)
+                yield BuildEvent("image", _read_small(iidfile).strip() or UNTAGGED)
+                return
             if oci is not None:
                 config, manifest = oci_digests(oci)
                 yield BuildEvent("log", f"loading the image ({manifest}) into the engine")

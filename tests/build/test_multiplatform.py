@@ -127,7 +127,7 @@ def test_several_platforms_need_a_builder_and_a_store_that_hold_them(
     assert engine.requests == []  # nothing was built
 
 
-def test_reproducible_and_push_refusals_come_before_the_engine(
+def test_push_refusals_come_before_the_engine(
         project: tuple[Path, Path, FakeEngine], monkeypatch: pytest.MonkeyPatch) -> None:
     template, lock, _ = project
 
@@ -135,17 +135,22 @@ def test_reproducible_and_push_refusals_come_before_the_engine(
         raise AssertionError("the engine was asked")
 
     monkeypatch.setattr("relock.image.engine.connect", no_engine)
-    said = refused(template, lock, None, platform="all", reproducible=True)
-    assert said.startswith("--reproducible builds one platform's image into the engine; "
-                           "--platform linux/amd64,linux/arm64 is not reproducible yet")
-    assert "--push is not reproducible yet" in refused(
-        template, lock, None, push=True, tag="127.0.0.1:5000/app:1", reproducible=True)
     assert "does not name a registry" in refused(template, lock, None, platform="all",
                                                  push=True, tag="app:1")
     with pytest.raises(PlatformMissingError, match="no linux/s390x part"):
         command.run_build(BuildRequest(dockerfile=template, lock_path=lock,
                                        platform="linux/amd64,linux/s390x", push=True,
                                        tag="127.0.0.1:5000/app:1"))
+
+
+def test_a_reproducible_push_needs_a_builder_that_can(
+        project: tuple[Path, Path, FakeEngine]) -> None:
+    template, lock, engine = project  # the overlay2 store
+    own = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    said = refused(template, lock, own, platform="linux/arm64", push=True,
+                   tag="127.0.0.1:5000/app:1", reproducible=True)
+    assert said.startswith("--reproducible: the engine keeps its images in the overlay2 store")
+    assert engine.requests == []
 
 
 def saved_engine(r: FakeRegistry, tag: str, **kw: object) -> FakeEngine:
@@ -327,3 +332,86 @@ def test_all_of_a_lock_of_one_platform_is_that_platform_s_build(
     with pytest.raises(Rebuilt):
         command.run_build(BuildRequest(dockerfile=template, lock_path=path, platform="all"))
     assert seen[0]["options"].platform == "linux/arm64"  # type: ignore[attr-defined]
+
+
+def reproducible_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                       ) -> tuple[FakeRegistry, Path, Path, FakeEngine, list[dict[str, object]]]:
+    """The two-platform lock and template on disk, an engine of the containerd store holding
+    the registry's index as ``app:multi``, BuildKit chosen, the rebuild stood in for."""
+    r, lock = frozen(tmp_path)
+    template, path = tmp_path / "Dockerfile.in", tmp_path / "app.lock"
+    template.write_text(TEMPLATE)
+    lockfile.write(dataclasses.replace(lock, snapshot="20261101T000000Z"), path)
+    engine = saved_engine(r, "app:multi")
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(), "BuildKit")
+    monkeypatch.setattr("relock.image.engine.connect", lambda *a, **k: engine)
+    monkeypatch.setattr(buildkit, "select", lambda e, choice=None: builds)
+    monkeypatch.setattr("relock.upstream.registry.registry_for", bases(r))
+    seen: list[dict[str, object]] = []
+    stub_rebuild(monkeypatch, r.manifests[("team/app", "1")].digest, seen)
+    return r, template, path, engine, seen
+
+
+def each_platform_s(r: FakeRegistry) -> dict[str, tuple[str, str]]:
+    """(config, manifest) of each platform's image of ``team/app:1``, from the registry."""
+    out = {}
+    for platform in BOTH:
+        m = r.manifests[("team/app", f"app-{platform[6:]}")]
+        config = m.json()["config"]
+        assert isinstance(config, dict)
+        out[platform] = (str(config["digest"]), m.digest)
+    return out
+
+
+@pytest.mark.parametrize("push", [False, True])
+def test_a_reproducible_build_of_two_platforms_records_and_compares_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, push: bool) -> None:
+    r, template, path, _, seen = reproducible_world(tmp_path, monkeypatch)
+    want = each_platform_s(r)
+    tag = f"{r.host}/team/app:pinned" if push else "app:multi"
+    request = BuildRequest(dockerfile=template, lock_path=path, platform="all", tag=tag,
+                           push=push, reproducible=True)
+    said: list[str] = []
+    first = command.run_build(request, said.append)
+    assert seen[0]["options"].reproducible  # type: ignore[attr-defined]
+    assert "reproducibly (SOURCE_DATE_EPOCH=" in said[0]
+    assert first.drift == () and first.reproduced is None
+    assert [(x.digest.platform, x.digest.config, x.digest.manifest, x.recorded)
+            for x in first.reproduced_each] == [(p, *want[p], None) for p in BOTH]
+    recorded = lockfile.read(path)
+    assert {d.platform: (d.config, d.manifest) for d in recorded.image} == want
+    # The next build gives the same images: reproduced, each; verify takes the recorded
+    # digests for the check.
+    again = command.run_build(request, said.append)
+    assert [x.same for x in again.reproduced_each] == [True, True]
+    assert again.drift == ()
+    assert sum("the image the lock records: nothing more to check" in s for s in said) == 2
+    # A lock recording another arm64 image: that one is not reproduced.
+    other = tuple(dataclasses.replace(d, config="sha256:" + "e" * 64, manifest="sha256:" +
+                                      "f" * 64) if d.platform == "linux/arm64" else d
+                  for d in recorded.image)
+    lockfile.write(dataclasses.replace(recorded, image=other), path)
+    third = command.run_build(request)
+    assert [(x.digest.platform, x.same) for x in third.reproduced_each] == [
+        ("linux/amd64", True), ("linux/arm64", False)]
+
+
+def test_each_platform_s_reproduction_is_said_naming_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from relock.cli import cli
+    from relock.lock.lockfile import ImageDigest
+
+    def made(platform: str, c: str) -> ImageDigest:
+        return ImageDigest(config="sha256:" + c * 64, manifest="sha256:" + c.upper() * 64,
+                           platform=platform)
+
+    amd, arm = made("linux/amd64", "a"), made("linux/arm64", "b")
+    outcome = command.VerifyOutcome("oci://h/app@sha256:x", "app.lock", (), reproduced_each=(
+        command.Reproduction(amd, amd), command.Reproduction(arm, made("linux/arm64", "c"))))
+    monkeypatch.setattr(command, "run_build", lambda *a, **k: outcome)
+    r = CliRunner().invoke(cli, ["build", "--platform", "all", "--reproducible", "-q"])
+    assert r.exit_code == 1, r.output
+    lines = r.stdout.splitlines()
+    assert f"reproduced {amd.manifest} for linux/amd64, as app.lock says" in lines
+    assert any(line.startswith("not reproduced: oci://h/app@sha256:x's linux/arm64 image is "
+                               f"{arm.manifest}") for line in lines)

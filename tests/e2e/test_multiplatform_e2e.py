@@ -119,3 +119,38 @@ def test_one_build_loads_both_platforms_verified_each(lock: Path, template: Path
     if other.exists():
         r = relock("verify", tag, "--lock", other)
         assert r.exit_code == 1 and "[linux/arm64]" in r.stdout, r.output
+
+
+def test_a_reproducible_build_of_both_platforms_records_and_reproduces_each(
+        lock: Path, template: Path, made: list[str]) -> None:
+    """Pushed twice: the first records each platform's digests, the second gives them
+    again; loaded into the engine (an OCI archive, docker load): the same images."""
+    import shutil
+
+    pinned = template.parent / "reproducible.lock"
+    shutil.copyfile(lock, pinned)
+    name = f"{REGISTRY}/relock-test/multiplat"
+    r = relock("build", "-f", template, "--lock", pinned, "--platform", "all", "--push",
+               "--reproducible", "-t", f"{name}:rep-{uuid.uuid4().hex[:8]}", "-q")
+    assert r.exit_code == 0, r.output
+    recorded = {d.platform: (d.config, d.manifest) for d in read(pinned).image}
+    assert sorted(recorded) == sorted(PLATFORMS)
+    for platform in PLATFORMS:
+        assert f"recorded {recorded[platform][1]} (config {recorded[platform][0]}) for " \
+               f"{platform} in {pinned}" in r.stdout, r.stdout
+    r = relock("build", "-f", template, "--lock", pinned, "--platform", "all", "--push",
+               "--reproducible", "-t", f"{name}:rep-{uuid.uuid4().hex[:8]}", "-q")
+    assert r.exit_code == 0, r.output
+    for platform in PLATFORMS:
+        assert f"reproduced {recorded[platform][1]} for {platform}, as {pinned} says" \
+            in r.stdout, r.stdout
+    # Loaded into the engine against a lock of its own: the same images as pushed.
+    loaded = template.parent / "loaded.lock"
+    shutil.copyfile(lock, loaded)
+    tag = f"relock-test-multiplat:rep-{uuid.uuid4().hex[:8]}"
+    made.append(tag)
+    r = relock("build", "-f", template, "--lock", loaded, "--platform", "all",
+               "--reproducible", "-t", tag, "-q")
+    assert r.exit_code == 0, r.output
+    got = {d.platform: (d.config, d.manifest) for d in read(loaded).image}
+    assert got == recorded, (got, recorded)

@@ -308,3 +308,33 @@ def test_which_builder_builds_several_platforms_where() -> None:
     engine.containerd = True
     assert own.platforms_problem(2, False) is None and own.platforms_problem(2, True) is None
     assert named.platforms_problem(2, False) is None
+
+
+def test_a_reproducible_build_of_several_platforms_loads_its_oci_index(tmp_path: Path) -> None:
+    archive = tmp_path / "made.tar"
+    archive.write_bytes(b"an OCI archive of an index")
+    docker = fake_docker(tmp_path, [], image="sha256:" + "4" * 64)
+    text = docker.read_text().replace(
+        'printf \'%s\\n\' "$@" > ', 'if [ "$1" = load ]; then printf \'%s\\n\' "$@" > '
+        f'{tmp_path}/loaded; cp "$4" {tmp_path}/got; exit 0; fi\nprintf \'%s\\n\' "$@" > '
+    ).replace(
+        f"cat {tmp_path / 'status.txt'}",
+        f'for a in "$@"; do case $a in type=oci,dest=*) d=${{a#type=oci,dest=}}; '
+        f'cp {archive} "${{d%%,*}}";; esac; done\ncat {tmp_path / "status.txt"}')
+    docker.write_text(text)
+    engine = FakeEngine()
+    engine.containerd = True
+    engine.add(ImageInfo("sha256:" + "5" * 64), "t:multi")
+    builds = buildkit.WithBuilder(engine, buildkit.Buildx(docker=str(docker)), "BuildKit")
+    events = list(builds.build(BuildRequest(
+        dockerfile="Dockerfile", context=tmp_path, tag="t:multi",
+        platform="linux/amd64,linux/arm64", source_date_epoch=1700000000)))
+    # No digest of one image: each platform's is read from the engine after.
+    assert [e.kind for e in events] == ["log", "image"]
+    assert events[-1] == BuildEvent("image", "sha256:" + "5" * 64)
+    argv = (tmp_path / "argv").read_text().splitlines()
+    output = argv[argv.index("--output") + 1]
+    assert output.startswith("type=oci,dest=") and output.endswith(
+        ",name=t:multi,rewrite-timestamp=true")
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert (tmp_path / "got").read_bytes() == archive.read_bytes()  # the archive loaded
