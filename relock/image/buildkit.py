@@ -136,9 +136,14 @@ class Buildx:
         if self.outputs:
             for output in self.outputs:
                 args += ["--output", output]
+        elif self.push and epoch is not None:
+            # The engine's own exporter unpacks what it pushes, which rewriting timestamps
+            # conflicts with (BuildKit 0.13): an OCI archive, which relock pushes itself.
+            if oci is None:
+                raise UsageError("a reproducible build needs a place for its OCI archive")
+            args += ["--output", f"type=oci,dest={oci},name={name},rewrite-timestamp=true"]
         elif self.push:
-            args += (["--output", f"type=registry,name={name},rewrite-timestamp=true"]
-                     if epoch is not None else ["--push"])
+            args.append("--push")
         elif epoch is not None:
             # The engine's own exporter cannot rewrite timestamps when it unpacks the image
             # (BuildKit 0.13): an OCI archive can, and the engine loads it unchanged.
@@ -167,8 +172,8 @@ class Buildx:
                 context, stdin = "-", request.context_tar
             else:
                 raise UsageError("a build needs a context")
-            oci = Path(tmp, "image.oci.tar") if (
-                request.source_date_epoch is not None and self.loads) else None
+            oci = Path(tmp, "image.oci.tar") if (request.source_date_epoch is not None and (
+                self.loads or self.push)) else None
             argv = self.command(request, dockerfile, context, iidfile, metadata, oci)
             env = {**os.environ, **self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
             try:
@@ -196,6 +201,11 @@ class Buildx:
                                  f"{status.last_words() or 'no reason given'}")
                 return
             self.metadata = _read_json(metadata)
+            if oci is not None and self.push:
+                name = request.tag or ""
+                yield BuildEvent("log", f"pushing the image to {name}")
+                yield BuildEvent("image", push_archive(oci, name))
+                return
             if oci is not None and "," in (request.platform or ""):
                 # An index of several platforms: each platform's digests are read from the
                 # engine after (relock.build.command), the index's ID from the engine.
@@ -229,6 +239,22 @@ class Buildx:
             words = (done.stderr or done.stdout).strip().splitlines()
             raise EngineError(f"the engine did not load the built image: "
                               f"{words[-1] if words else f'docker load exited {done.returncode}'}")
+
+
+def push_archive(archive: Path, name: str) -> str:
+    """The OCI archive a build wrote pushed to the registry ``name`` (``HOST/REPO:TAG``)
+    names, by relock's registry client; the digest the registry names it by."""
+    from relock.image import ociarchive
+    from relock.lock.reference import parse
+    from relock.upstream import registry as reg
+
+    r = parse(name)
+    try:
+        with archive.open("rb") as f, ociarchive.reading(f, "the OCI archive BuildKit wrote"
+                                                         ) as held:
+            return ociarchive.push(held, reg.registry_for(r.host), r.repo, r.tag or "latest")
+    except OSError as e:
+        raise EngineError(f"cannot read the OCI archive BuildKit wrote: {e}") from None
 
 
 def oci_digests(archive: Path) -> tuple[str, str]:

@@ -17,7 +17,7 @@ import contextlib
 import re
 import tarfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, BinaryIO, Protocol
 
 from relock import bounds
 from relock.errors import LayerError, LimitError, RegistryError
@@ -126,8 +126,48 @@ class OciArchive:
         return reg.VerifiedStream(_chunks(handle), digest, f"{self.label} blob {digest}",
                                   size=member.size, limit=size)
 
+    def blob_file(self, digest: str) -> tuple[IO[bytes], int]:
+        """Blob ``digest``'s bytes as stored (unchecked: the registry they go to checks them)
+        and their size."""
+        member = self._members.get(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        handle = self._tar.extractfile(member) if member is not None and member.isfile() \
+            else None
+        if member is None or handle is None:
+            raise reg.BlobUnknown(f"{self.label}: no blob {digest[:80]} in the archive")
+        return handle, member.size
+
     def close(self) -> None:
         self._tar.close()
+
+
+class RegistryWriter(Protocol):
+    """What ``push`` needs of a registry (``relock.upstream.registry.Registry``)."""
+
+    host: str
+
+    def push_blob(self, repo: str, digest: str, source: BinaryIO, size: int) -> str: ...
+
+    def push_manifest(self, repo: str, ref: str, media_type: str, data: bytes) -> str: ...
+
+
+def push(archive: OciArchive, registry: RegistryWriter, repo: str, tag: str) -> str:
+    """The image ``archive`` holds (an index: every platform of it) pushed to ``repo:tag``,
+    blobs first, then each manifest by digest, the index last; its digest."""
+    def put(manifest: reg.Manifest) -> None:
+        for entry in manifest.objects("manifests"):
+            put(archive.manifest(repo, reg.check_digest(str(entry.get("digest", "")),
+                                                        f"{archive.label} index")))
+        config = manifest.json().get("config")
+        blobs = [config] if isinstance(config, dict) else []
+        for blob in [*blobs, *manifest.objects("layers")]:
+            digest = reg.check_digest(str(blob.get("digest", "")), f"{archive.label} blob")
+            handle, size = archive.blob_file(digest)
+            registry.push_blob(repo, digest, handle, size)  # type: ignore[arg-type]
+        registry.push_manifest(repo, manifest.digest, manifest.media_type, manifest.data)
+
+    top = archive.manifest(repo, archive.top[1])
+    put(top)
+    return registry.push_manifest(repo, tag, top.media_type, top.data)
 
 
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:

@@ -338,3 +338,31 @@ def test_a_reproducible_build_of_several_platforms_loads_its_oci_index(tmp_path:
         ",name=t:multi,rewrite-timestamp=true")
     assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert (tmp_path / "got").read_bytes() == archive.read_bytes()  # the archive loaded
+
+
+def test_a_reproducible_push_writes_an_oci_archive_relock_pushes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docker = fake_docker(tmp_path, [])
+    text = docker.read_text().replace(
+        f"cat {tmp_path / 'status.txt'}",
+        'for a in "$@"; do case $a in type=oci,dest=*) d=${a#type=oci,dest=}; '
+        f'echo archive > "${{d%%,*}}";; esac; done\ncat {tmp_path / "status.txt"}')
+    docker.write_text(text)
+    pushed: list[tuple[bytes, str]] = []
+
+    def push_archive(archive: Path, name: str) -> str:
+        pushed.append((archive.read_bytes(), name))
+        return "sha256:" + "6" * 64
+
+    monkeypatch.setattr(buildkit, "push_archive", push_archive)
+    events = list(buildkit.Buildx(docker=str(docker), push=True).build(BuildRequest(
+        dockerfile="Dockerfile", context=tmp_path, tag="127.0.0.1:5000/app:1",
+        platform="linux/amd64,linux/arm64", source_date_epoch=1700000000)))
+    assert events[-1] == BuildEvent("image", "sha256:" + "6" * 64)
+    assert pushed == [(b"archive\n", "127.0.0.1:5000/app:1")]
+    argv = (tmp_path / "argv").read_text().splitlines()
+    # Not the engine's pushing exporter, which unpacks and cannot rewrite timestamps.
+    assert "--push" not in argv and "--load" not in argv
+    output = argv[argv.index("--output") + 1]
+    assert output.startswith("type=oci,dest=") and output.endswith(
+        ",name=127.0.0.1:5000/app:1,rewrite-timestamp=true")

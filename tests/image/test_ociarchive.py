@@ -114,3 +114,44 @@ def test_what_is_not_an_archive_is_one_error() -> None:
     tarfile.open(fileobj=empty, mode="w").close()
     with pytest.raises(LayerError, match=r"the archive has no index\.json"):
         ociarchive.OciArchive(io.BytesIO(empty.getvalue()), "app:1")
+
+
+class Writer:
+    """A registry that keeps what is pushed to it, in order."""
+
+    host = "127.0.0.1:5998"
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, str]] = []
+        self.blobs: dict[str, bytes] = {}
+
+    def push_blob(self, repo: str, digest: str, source: io.BufferedIOBase, size: int) -> str:
+        data = source.read()
+        assert len(data) == size
+        self.blobs[digest] = data
+        self.pushed.append(("blob", digest))
+        return "uploaded"
+
+    def push_manifest(self, repo: str, ref: str, media_type: str, data: bytes) -> str:
+        from relock.upstream.registry import sha256_digest
+
+        self.pushed.append(("manifest", ref))
+        return sha256_digest(data)
+
+
+def test_an_archive_is_pushed_blobs_first_the_index_last() -> None:
+    r, data = saved()
+    top = r.manifests[("team/app", "1")]
+    w = Writer()
+    with ociarchive.reading(io.BytesIO(data), "app:1") as archive:
+        assert ociarchive.push(archive, w, "team/app", "pinned") == top.digest
+    manifests = [ref for kind, ref in w.pushed if kind == "manifest"]
+    assert manifests[-2:] == [top.digest, "pinned"]
+    for platform in ("amd64", "arm64"):
+        m = r.manifests[("team/app", f"app-{platform}")]
+        at = w.pushed.index(("manifest", m.digest))
+        # Every blob the manifest names went before it, with the archive's bytes.
+        for blob in [m.json()["config"], *m.objects("layers")]:
+            assert isinstance(blob, dict)
+            assert w.pushed.index(("blob", str(blob["digest"]))) < at
+            assert w.blobs[str(blob["digest"])] == r.blobs[str(blob["digest"])]
