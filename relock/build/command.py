@@ -265,7 +265,9 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     options = request.flags.options(lock_path, tag=request.tag, platform=request.platform,
                                     nocache=request.no_cache)
     if request.reproducible:
-        options = dataclasses.replace(options, reproducible=True)
+        # Without BuildKit's cache: it keys a COPY by its files' contents, not their times,
+        # so a layer cached from a build of another checkout would carry that one's times.
+        options = dataclasses.replace(options, reproducible=True, nocache=True)
     lock, parsed, args = load_template(request.dockerfile, lock_path, request.build_args)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
     lock = by_manifest(lock.part(request.platform, str(host())))
@@ -276,7 +278,7 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
         raise UsageError(f"--reproducible: {problem}")
     progress(f"building with {builds.name}" + (
         f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the lock's "
-        "snapshot time)" if request.reproducible else ""))
+        "snapshot time, without the build cache)" if request.reproducible else ""))
     result = rebuild.rebuild(builds, parsed, lock, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     image = request.tag or result.image_id
