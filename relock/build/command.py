@@ -276,7 +276,9 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     options = request.flags.options(lock_path, tag=request.tag, platform=platform,
                                     nocache=request.no_cache)
     if request.reproducible:
-        options = dataclasses.replace(options, reproducible=True)
+        # Without BuildKit's cache: it keys a COPY by its files' contents, not their times,
+        # so a layer cached from a build of another checkout would carry that one's times.
+        options = dataclasses.replace(options, reproducible=True, nocache=True)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
     lock = by_manifest(lock.part(platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
@@ -286,7 +288,7 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
         raise UsageError(f"--reproducible: {problem}")
     progress(f"building with {builds.name}" + (
         f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the lock's "
-        "snapshot time)" if request.reproducible else ""))
+        "snapshot time, without the build cache)" if request.reproducible else ""))
     result = rebuild.rebuild(builds, parsed, lock, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     image = request.tag or result.image_id
@@ -366,11 +368,12 @@ def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Doc
         builds = builds.pushing()
     options = request.flags.options(lock_path, tag=request.tag, platform=said,
                                     nocache=request.no_cache)
-    options = dataclasses.replace(options, reproducible=request.reproducible)
+    if request.reproducible:  # without BuildKit's cache, as a build of one platform
+        options = dataclasses.replace(options, reproducible=True, nocache=True)
     progress(f"building {', '.join(platforms)} in one build with {builds.name}, "
              + (f"pushed to {where}" if where else "loaded into the engine") + (
                  f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the "
-                 "lock's snapshot time)" if request.reproducible else ""))
+                 "lock's snapshot time, without the build cache)" if request.reproducible else ""))
     result = rebuild.rebuild(builds, parsed, part, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     made: dict[str, tuple[str, str]] = {}

@@ -153,10 +153,12 @@ def build_cmd(dockerfile: Path | None, lock_path: Path | None, tag: str | None,
 
     With --reproducible, SOURCE_DATE_EPOCH is the lock's snapshot time, every
     timestamp in the image is rewritten to it, and what apt, dpkg and ldconfig
-    write of the moment stays out of the image: two builds of one lock give one
-    image digest. The first such build records the digest in the lock; every
-    later one says "reproduced sha256:..., as LOCK says", or exits 1 naming
-    both digests (relock diff --files names the files that differ).
+    write of the moment stays out of the image; the context is taken with one
+    time and no group write, and the build cache is not used: two builds of
+    one lock give one image digest, on any host. The first such build records
+    the digest in the lock; every later one says "reproduced sha256:..., as
+    LOCK says", or exits 1 naming both digests (relock diff --files names the
+    files that differ).
 
     With several --platform (linux/amd64,linux/arm64, or all), BuildKit builds
     them in one build into one image index, from the one pinned Dockerfile

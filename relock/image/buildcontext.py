@@ -9,7 +9,10 @@ still reads it, because a Dockerfile is read before the ignore rules apply.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,3 +51,45 @@ def pack(context: Path, dockerfile: str, out: BinaryIO,
     except OSError as e:
         raise RelockError(f"cannot pack the build context {context}: {e}") from None
     return DOCKERFILE_NAME
+
+
+def normalized_copy(context: Path, paths: Iterable[str], dest: Path, epoch: int) -> int:
+    """Copy ``paths`` (relative, as ``.dockerignore`` leaves them) of ``context`` into the
+    empty folder ``dest`` as a reproducible build takes them; the number of files copied.
+
+    A checkout's file times are the moment it was made, and its modes the umask of who
+    made it: a ``COPY`` puts both in the image, where ``rewrite-timestamp`` lowers only
+    the times later than SOURCE_DATE_EPOCH. In the copy every time is ``epoch`` and no
+    mode has group or other write; links are copied as links (never followed), folders
+    made, anything else (sockets, devices, pipes) left out as ``git`` would.
+    """
+    made: list[Path] = []
+    files = 0
+    try:
+        for rel in sorted(paths):
+            src, out = context / rel, dest / rel
+            st = os.lstat(src)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            mode = stat.S_IMODE(st.st_mode) & ~0o022
+            if stat.S_ISDIR(st.st_mode):
+                out.mkdir(exist_ok=True)
+                os.chmod(out, mode)
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(src), out)
+            elif stat.S_ISREG(st.st_mode):
+                fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb") as r, open(out, "xb") as w:
+                    shutil.copyfileobj(r, w, 1 << 20)
+                os.chmod(out, mode)
+                files += 1
+            else:
+                continue
+            made.append(out)
+        # Deepest first: setting a file's time leaves its folder's alone.
+        for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            os.utime(path, (epoch, epoch), follow_symlinks=False)
+        os.utime(dest, (epoch, epoch))
+    except OSError as e:
+        raise RelockError(f"cannot copy the build context {context} for a reproducible "
+                          f"build: {e}") from None
+    return files

@@ -37,7 +37,15 @@ from typing import IO, Any
 from relock import bounds
 from relock.errors import EngineError, UsageError
 from relock.files import read_regular
-from relock.image.engine import BuildEvent, BuildRequest, Engine, ImageBuilder, ImageInfo
+from relock.image import buildcontext
+from relock.image.engine import (
+    BuildEvent,
+    BuildRequest,
+    Engine,
+    ImageBuilder,
+    ImageInfo,
+    context_paths,
+)
 from relock.image.layers import ImageLayers
 from relock.image.rootfs import RootFS
 
@@ -166,7 +174,19 @@ class Buildx:
             elif request.context is not None and not Path(dockerfile).is_absolute():
                 # The engine's API takes it in the context; buildx from the working folder.
                 dockerfile = str(request.context / dockerfile)
-            if request.context is not None:
+            if request.context is not None and request.source_date_epoch is not None:
+                # A reproducible build takes the context with its times and modes made the
+                # same on every host (a checkout's are its own).
+                copy = Path(tmp, "context")
+                copy.mkdir()
+                files = buildcontext.normalized_copy(
+                    request.context, context_paths(request.context,
+                                                   buildcontext.ignore_patterns(request.context)),
+                    copy, request.source_date_epoch)
+                yield BuildEvent("log", f"the build context: {files} files, each dated "
+                                 "SOURCE_DATE_EPOCH, without group or other write")
+                context, stdin = str(copy), None
+            elif request.context is not None:
                 context, stdin = str(request.context), None
             elif request.context_tar is not None:
                 context, stdin = "-", request.context_tar

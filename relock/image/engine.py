@@ -511,6 +511,16 @@ def pack_context(context: Path, ignore: list[str], name: str, dockerfile: str,
     tar(str(context), exclude=list(ignore), dockerfile=(name, dockerfile), fileobj=out)
 
 
+def context_paths(context: Path, ignore: list[str]) -> set[str]:
+    """The paths (files and folders, relative) of ``context`` that a build sees: ``ignore``
+    (its ``.dockerignore``) applied by the SDK's matcher, the engine's own rules; links to
+    folders are not followed."""
+    from docker.utils.build import exclude_paths
+
+    # The SDK always keeps the Dockerfile it is told of: a name no context holds.
+    return set(exclude_paths(str(context), list(ignore), dockerfile=".relock.none"))
+
+
 # The engine's inspect JSON comes untyped from the SDK (Mapping[str, Any] below); each
 # value read is checked where it is used.
 def image_info(image_id: str, attrs: Mapping[str, Any]) -> ImageInfo:

@@ -11,6 +11,7 @@ different engines, data roots and caches; the digest comes from the lock, not th
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -51,7 +52,11 @@ def test_the_offline_second_host_builds_the_image_the_lock_records(
 
     first = f"relock-test-repro-first:{uuid.uuid4().hex[:8]}"
     second = f"relock-test-repro-second:{uuid.uuid4().hex[:8]}"
-    built = relock("build", "--lock", lock, "-t", first, "--reproducible", "-q")
+    # One view port for both builds (its address is in every RUN), not relock's default:
+    # another build on this machine may hold that one.
+    port = str(_free_port())
+    built = relock("build", "--lock", lock, "-t", first, "--reproducible", "-q",
+                   "--view-port", port)
     try:
         assert built.exit_code == 0, built.output
         digest = client.images.get(first).id
@@ -61,8 +66,17 @@ def test_the_offline_second_host_builds_the_image_the_lock_records(
 
         # The second host: no index, no archive, no Docker Hub; the store and the lock only.
         host = second_host_containerd
-        there = on_second_host(host, context, tmp_path / "cache2", "build", "--lock", lock,
-                               "--store", store, "-t", second, "--reproducible", "-q")
+        # Another checkout, as another host has: the template and app.txt copied now (their
+        # times are this moment's) and made group-writable (another umask).
+        checkout = tmp_path / "checkout"
+        checkout.mkdir()
+        for name in ("Dockerfile.in", "app.txt"):
+            (checkout / name).write_bytes((context / name).read_bytes())
+            (checkout / name).chmod(0o664)
+        there = on_second_host(host, checkout, tmp_path / "cache2", "build", "--lock", lock,
+                               "-f", checkout / "Dockerfile.in",
+                               "--store", store, "-t", second, "--reproducible", "-q",
+                               "--view-port", port)
         assert there.returncode in (0, 1), there.stdout + there.stderr
         if f"reproduced {digest}, as {lock} says" not in there.stdout:
             why = _file_differences(host, first, second, tmp_path)
@@ -70,7 +84,7 @@ def test_the_offline_second_host_builds_the_image_the_lock_records(
         assert there.returncode == 0, there.stdout + there.stderr
         assert host.client.images.get(second).id == digest
         # verify there: the one comparison.
-        verified = on_second_host(host, context, tmp_path / "cache2", "verify", second,
+        verified = on_second_host(host, checkout, tmp_path / "cache2", "verify", second,
                                   "--lock", lock)
         assert verified.returncode == 0 and "the image the lock records" in verified.stderr
     finally:
@@ -92,3 +106,9 @@ def _file_differences(host: SecondHost, first: str, second: str, tmp_path: Path)
         return f"\n(the second host's image could not be loaded here: {loaded.stderr})"
     diffed = relock("diff", "--files", "--mtimes", first, second)
     return f"\nrelock diff --files --mtimes {first} {second}:\n{diffed.output}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
