@@ -58,6 +58,10 @@ class BaseImageError(RelockError):
     """A base image cannot be pinned to a registry digest."""
 
 
+class FrontendError(BaseImageError):
+    """The frontend a template's ``# syntax=`` line names cannot be pinned to a digest."""
+
+
 class InventoryError(RelockError):
     """An image's files (dpkg database, dist-info, ...) cannot be read."""
 

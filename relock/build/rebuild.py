@@ -250,8 +250,9 @@ def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path,
             source_date_epoch=epoch))
+        args = render.pinned_build_args(lock, build_args)
         result = builder.build(engine, context, None, dockerfile_text=rendered.dockerfile,
-                               tag=options.tag, build_args=dict(build_args),
+                               tag=options.tag, build_args=args,
                                platform=options.platform, nocache=options.nocache, log=log,
                                misses=locked.misses, progress=progress,
                                source_date_epoch=epoch)

@@ -161,7 +161,18 @@ def _freeze_options(request: FreezeRequest) -> FreezeOptions:
         index = Index(pip_config(), default_cache_dir())
     archive = None if request.no_archive else Archive(apt_cache_dir())
     return FreezeOptions(snapshot=request.snapshot, allow_local_base=request.allow_local_base,
-                         index=index, deb_entries=True, archive=archive)
+                         index=index, deb_entries=True, archive=archive,
+                         frontends=frontend_digest)
+
+
+def frontend_digest(ref: str, warn: Progress = quiet) -> str:
+    """The registry digest of the frontend image ``ref`` (a ``# syntax=`` line's): a Docker
+    Hub name through the engine's registry mirrors, as BuildKit pulls it."""
+    from relock.image.registrysource import RegistrySource
+    from relock.lock.reference import DOCKER_HUB, parse
+
+    mirrors = hub_mirrors(warn) if parse(ref).host == DOCKER_HUB else []
+    return RegistrySource(mirrors=mirrors).digest(ref)
 
 
 def _with_platform(result: FreezeResult, platform: str | None, existing: Lock | None,

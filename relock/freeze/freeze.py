@@ -10,13 +10,19 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relock.errors import BaseImageError, ImagePlatformError, RelockError
+from relock.errors import (
+    BaseImageError,
+    FrontendError,
+    ImagePlatformError,
+    RegistryError,
+    RelockError,
+)
 from relock.image.rootfs import RootFS, TreeFS
 from relock.inventory import apt, pyenv
 from relock.lock import reference
@@ -25,6 +31,7 @@ from relock.lock.lockfile import (
     AptSource,
     Base,
     Distro,
+    Frontend,
     Input,
     Lock,
     PipPackage,
@@ -69,6 +76,10 @@ class FreezeOptions:
     # and diff leave it off: they compare versions, and parsing lists is slow.
     deb_entries: bool = False
     archive: AptArchive | None = None
+    # The registry digest of a frontend image reference (``relock.freeze.command`` asks
+    # the registry, Docker Hub names through the engine's mirrors); None: the frontend a
+    # "# syntax=" line names is not recorded.
+    frontends: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +246,7 @@ def _pip_entries(inv: Inventory, index: PackageIndex | None,
 def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
                         bases: tuple[Base, ...], platform: str, options: FreezeOptions,
                         created: datetime | None = None,
-                        progress: Progress = quiet) -> Lock:
+                        progress: Progress = quiet, frontend: Frontend | None = None) -> Lock:
     """Combine an inventory, base pins and index hashes into a lock."""
     snapshot, snapshot_from = _snapshot(options, inv, created)
     return Lock(
@@ -247,6 +258,7 @@ def lock_from_inventory(inv: Inventory, *, dockerfile: Dockerfile | None,
         snapshot=snapshot,
         snapshot_from=snapshot_from,
         base=bases,
+        frontend=frontend,
         apt_sources=inv.sources,
         python=inv.envs,
         apt=inv.apt,
@@ -340,6 +352,47 @@ def pin_bases(source: ImageSource, dockerfile: Dockerfile, allow_local: bool,
     return tuple(bases), warnings
 
 
+def pin_frontend(dockerfile: Dockerfile, resolve: Callable[[str], str] | None
+                 ) -> tuple[Frontend | None, list[str]]:
+    """The frontend the template's build runs, pinned to its registry digest (``resolve``'s).
+
+    That is the image a ``BUILDKIT_SYNTAX`` build argument names (BuildKit takes it before
+    the template's line) if it is one image reference, else the ``# syntax=`` line's; a
+    reference already pinned (``@sha256:``) is taken as it is. None without either, or
+    without ``resolve``.
+    """
+    from relock.template.dockerfile import SYNTAX_ARG
+
+    if resolve is None:
+        return None, []
+    arg = dockerfile.build_args.get(SYNTAX_ARG)
+    if arg is not None:
+        words = arg.split()
+        if len(words) != 1:
+            return None, [f"--build-arg {SYNTAX_ARG}={arg[:80]!r} is not one image reference "
+                          "(frontend options are not pinned): the frontend is not locked"]
+        ref, build_arg = words[0], True
+        what = f"--build-arg {SYNTAX_ARG}={ref}"
+    else:
+        syntax = dockerfile.syntax
+        if syntax is None:
+            return None, []
+        ref, build_arg = syntax.ref, False
+        what = f"{dockerfile.path}:{syntax.line + 1}: # syntax={ref}"
+    try:
+        parsed = reference.parse(ref)
+    except RegistryError as e:
+        raise FrontendError(f"{what}: the frontend is not an image reference ({e})") from None
+    if parsed.digest:
+        return Frontend(ref, parsed.digest, build_arg), []
+    try:
+        digest = resolve(ref)
+    except RelockError as e:
+        raise FrontendError(f"{what}: cannot pin the frontend to its registry digest "
+                            f"({e})") from None
+    return Frontend(ref, digest, build_arg), []
+
+
 def _in_registry(source: ImageSource, ref: str, digests: list[str],
                  warnings: list[str]) -> list[str]:
     """Those of ``digests`` a registry has, where the store names built images by digest too.
@@ -394,15 +447,18 @@ def freeze_image(source: ImageSource, ref: str, dockerfile: Dockerfile | None,
     image = source.image(ref)
     bases: tuple[Base, ...] = ()
     warnings: list[str] = []
+    frontend = None
     if dockerfile is not None:
         bases, warnings = pin_bases(source, dockerfile, options.allow_local_base, built=image)
+        frontend, more = pin_frontend(dockerfile, options.frontends)
+        warnings += more
     progress(f"reading the files of {ref} ({image.short_id})")
     with source.open_rootfs(image) as fs:
         inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
     inv = locate_debs(inv, options, image.created, progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
                                platform=str(image.platform), options=options,
-                               created=image.created, progress=progress)
+                               created=image.created, progress=progress, frontend=frontend)
     return FreezeResult(lock, (*warnings, *inv.warnings))
 
 
@@ -426,6 +482,9 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
                                  f"{', '.join(have) or 'none'})")
     lock = existing if platforms else None
     warnings: list[str] = []
+    frontend = None
+    if dockerfile is not None:
+        frontend, warnings = pin_frontend(dockerfile, options.frontends)
     if dockerfile is not None and stages_to_freeze(dockerfile):
         warnings.append("the build stages are not recorded: a registry holds the final image "
                         "only (a pinned build of a template whose stages install packages then "
@@ -441,7 +500,7 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
         inv = locate_debs(inv, options, image.info.created, progress)
         part = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases, platform=platform,
                                    options=options, created=image.info.created,
-                                   progress=progress)
+                                   progress=progress, frontend=frontend)
         lock = part if lock is None else lock.with_part(part)
         warnings += [w for w in inv.warnings if w not in warnings]
     assert lock is not None

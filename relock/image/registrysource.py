@@ -96,6 +96,11 @@ class RegistrySource:
         raise ImageNotFoundError(f"{strip_prefix(ref)}: not in the registry "
                                  f"({'; '.join(asked)})")
 
+    def digest(self, ref: str) -> str:
+        """The digest ``ref``'s tag names in the first registry that has it (an index's, for
+        a multi-platform image), as a pull would resolve it."""
+        return self._top(ref)[2].digest
+
     def platforms(self, ref: str) -> list[str]:
         """The platforms ``ref`` has an image for (an index's entries, sorted)."""
         client, r, top = self._top(ref)

@@ -17,7 +17,15 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Self, TypeVar, final
 
-from relock.lock.lockfile import AptPackage, AptSource, Base, Distro, Lock, PipPackage
+from relock.lock.lockfile import (
+    AptPackage,
+    AptSource,
+    Base,
+    Distro,
+    Frontend,
+    Lock,
+    PipPackage,
+)
 from relock.lock.platform import debian_arch, spelled
 
 Category = Literal["apt", "pip", "base"]
@@ -264,7 +272,7 @@ def diff_locks(old: Lock, new: Lock, *, only: Collection[Category] = CATEGORIES,
         sizes["pip"] = max(len(old.pip), len(new.pip))
         multi_env = len({p.env for p in old.pip} | {p.env for p in new.pip}) > 1
     if "base" in only and compare_base:
-        base = _diff_base(old.base, new.base)
+        base = _diff_base(old.base, new.base) + _diff_frontend(old.frontend, new.frontend)
         sizes["base"] = max(len(old.base), len(new.base))
     return LockDiff(apt=apt, pip=pip, base=base, distro=distro, snapshot=snapshot,
                     platform=platform, sources=sources, sizes=sizes, multi_arch=multi_arch,
@@ -457,6 +465,26 @@ def _diff_base(old: Iterable[Base], new: Iterable[Base]) -> tuple[BaseChange, ..
         elif a != b:
             rows.append(BaseChange(ref, "changed", a, b))
     return tuple(rows)
+
+
+def frontend_label(frontend: Frontend) -> str:
+    """How a diff names the frontend: ``# syntax=REF``, or ``BUILDKIT_SYNTAX=REF``."""
+    return f"{'BUILDKIT_SYNTAX=' if frontend.build_arg else '# syntax='}{frontend.ref}"
+
+
+def _diff_frontend(old: Frontend | None, new: Frontend | None) -> tuple[BaseChange, ...]:
+    """The frontend's pin, as a base row (``frontend_label`` its ref) when it differs."""
+    if old == new:
+        return ()
+    if old is None:
+        assert new is not None
+        return (BaseChange(frontend_label(new), "added", new=new.digest),)
+    if new is None:
+        return (BaseChange(frontend_label(old), "removed", old=old.digest),)
+    if frontend_label(old) != frontend_label(new):
+        return (BaseChange(frontend_label(old), "removed", old=old.digest),
+                BaseChange(frontend_label(new), "added", new=new.digest))
+    return (BaseChange(frontend_label(new), "changed", old.digest, new.digest),)
 
 
 def _pins(bases: Iterable[Base]) -> dict[tuple[str, int], str]:

@@ -59,6 +59,22 @@ class Distro:
 
 
 @dataclass(frozen=True)
+class Frontend:
+    """The BuildKit frontend image the template's ``# syntax=`` line names (or its
+    ``BUILDKIT_SYNTAX`` build argument, ``build_arg``), pinned to its registry digest: an
+    image index's digest, as a base's (BuildKit runs the build host's platform of it)."""
+
+    ref: str
+    digest: str
+    build_arg: bool = False
+
+    @property
+    def pinned(self) -> str:
+        """``ref@digest``: what the pinned ``# syntax=`` line (or build argument) names."""
+        return reference.split(self.ref).pinned(self.digest)
+
+
+@dataclass(frozen=True)
 class Base:
     """One FROM of Dockerfile.in and the image it is pinned to."""
 
@@ -178,6 +194,9 @@ class Lock:
     platforms: tuple[str, ...] = ()
     # What a reproducible build of the lock gives, per platform (none until one ran).
     image: tuple[ImageDigest, ...] = ()
+    # The frontend a "# syntax=" line names (None: the template names none, or the lock
+    # was frozen by a relock that did not record it); shared by every platform.
+    frontend: Frontend | None = None
 
     @property
     def multi(self) -> bool:
@@ -250,6 +269,7 @@ class Lock:
         snapshots = sorted(parts[q].snapshot for q in ordered if parts[q].snapshot)
         return Lock(
             input=part.input, distro=part.distro, platform="", platforms=tuple(ordered),
+            frontend=part.frontend,
             snapshot=snapshots[-1] if snapshots else "",
             snapshot_from=next((parts[q].snapshot_from for q in ordered
                                 if parts[q].snapshot == (snapshots[-1] if snapshots else "")),
@@ -305,7 +325,7 @@ _E = TypeVar("_E", "Base", "PythonEnv", "AptPackage", "PipPackage", "ImageDigest
 
 # One entry of an array table, and a value of any table of a lock.
 Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage | ImageDigest
-Record = Input | Distro | Entry
+Record = Input | Distro | Frontend | Entry
 _R = TypeVar("_R", bound=Record)
 _E2 = TypeVar("_E2", bound=Entry)
 
@@ -319,6 +339,7 @@ def _source_key(s: AptSource) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
 TABLES: dict[str, type[Record]] = {
     "input": Input,
     "distro": Distro,
+    "frontend": Frontend,
     "base": Base,
     "apt_sources": AptSource,
     "python": PythonEnv,
@@ -340,6 +361,7 @@ GRAMMAR: dict[str, dict[str, str]] = {
               "build_args": "build-arg-name: text"},
     "distro": {"id": "os-release-word", "version_id": "os-release-word",
                "codename": "os-release-word"},
+    "frontend": {"ref": "image-ref", "digest": "sha256-digest"},
     "base": {"ref": "image-ref", "digest": "sha256-digest", "image_id": "sha256-digest",
              "name": "stage-name", "platform": "platform", "manifest": "sha256-digest"},
     "apt_sources": {"file": "abs-path", "types": "apt-type", "uris": "apt-uri",
@@ -413,6 +435,8 @@ def _document(lock: Lock) -> dict[str, object]:
         doc["platform"] = lock.platform
     doc.update(snapshot=lock.snapshot, snapshot_from=lock.snapshot_from,
                input=_table(lock.input), distro=_table(lock.distro))
+    if lock.frontend is not None:
+        doc["frontend"] = _table(lock.frontend)
     for name, items in (("base", lock.base), ("apt_sources", lock.apt_sources),
                         ("python", lock.python), ("apt", lock.apt), ("pip", lock.pip),
                         ("image", lock.image)):
@@ -618,6 +642,10 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
     apt = array("apt", AptPackage)
     pip = array("pip", PipPackage)
     image = array("image", ImageDigest)
+    frontend = None
+    if "frontend" in doc:  # optional: a lock without it (older, or no "# syntax=") reads
+        frontend = _build("frontend", Frontend, doc["frontend"], f"{source}: [frontend]",
+                          version)
     return Lock(
         version=version,
         input=_build("input", Input, doc["input"], f"{source}: [input]", version),
@@ -627,6 +655,7 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
         snapshot=scalars["snapshot"],
         snapshot_from=scalars["snapshot_from"],
         base=base, apt_sources=apt_sources, python=python, apt=apt, pip=pip, image=image,
+        frontend=frontend,
     )
 
 

@@ -24,6 +24,7 @@ from relock.lock.lockfile import (
     Base,
     Distro,
     Entry,
+    Frontend,
     Input,
     Lock,
     PipPackage,
@@ -35,7 +36,7 @@ from relock.lock.lockfile import (
 Key = tuple[Hashable, ...]
 
 # The value of a unit (the snapshot is the pair (snapshot, snapshot_from)).
-Unit = int | str | tuple[str, ...] | Input | Distro | Entry
+Unit = int | str | tuple[str, ...] | Input | Distro | Frontend | Entry
 
 E = TypeVar("E", bound=Entry)
 
@@ -92,6 +93,8 @@ def _units(lock: Lock) -> dict[Key, Unit]:
         ("top", "input"): lock.input,
         ("top", "distro"): lock.distro,
     }
+    if lock.frontend is not None:
+        out[("top", "frontend")] = lock.frontend
     for table, items in _arrays(lock).items():
         for item in items:
             out[(table, *lockfile.identity(item))] = item
@@ -104,9 +107,11 @@ def _lock(units: dict[Key, Unit]) -> Lock:
 
     version, platform, platforms = top("version"), top("platform"), top("platforms")
     snapshot, input_, distro = top("snapshot"), top("input"), top("distro")
+    frontend = units.get(("top", "frontend"))
     if not (isinstance(version, int) and isinstance(platform, str)
             and isinstance(platforms, tuple) and isinstance(snapshot, tuple)
-            and isinstance(input_, Input) and isinstance(distro, Distro)):
+            and isinstance(input_, Input) and isinstance(distro, Distro)
+            and (frontend is None or isinstance(frontend, Frontend))):
         raise AssertionError("a top unit of a lock has the wrong type")  # pragma: no cover
 
     def array(table: str, kind: type[E]) -> tuple[E, ...]:
@@ -120,6 +125,7 @@ def _lock(units: dict[Key, Unit]) -> Lock:
         snapshot_from=snapshot[1],
         input=input_,
         distro=distro,
+        frontend=frontend,
         base=array("base", Base),
         apt_sources=array("apt_sources", AptSource),
         python=array("python", PythonEnv),

@@ -109,18 +109,22 @@ def _missing(store: Store, problems: Sequence[str]) -> None:
 
 def publish_bases(client: Engine, lock: Lock, store: Store,
                   progress: Progress = quiet) -> None:
-    """Put each locked base image where the engine pulls it, from the store, same digest."""
+    """Put each locked base image, and the frontend, where the engine pulls it, from the
+    store, same digest."""
     from relock.lock import reference
     from relock.store.baseimage import publish_base
     from relock.upstream import registry
 
     mirrors: list[str] | None = None
     seen: set[str] = set()
-    for base in lock.base:
-        ref = base.pinned
-        if not base.digest or base.digest in seen:
+    images = [(b.pinned, b.digest, "base") for b in lock.base]
+    if lock.frontend is not None:
+        # BuildKit pulls the frontend as a pull of a base would (through the mirrors).
+        images.append((lock.frontend.pinned, lock.frontend.digest, "frontend"))
+    for ref, digest, what in images:
+        if not digest or digest in seen:
             continue
-        seen.add(base.digest)
+        seen.add(digest)
         try:
             client.image(ref)
             continue  # the engine has it by digest already
@@ -133,14 +137,14 @@ def publish_bases(client: Engine, lock: Lock, store: Store,
             hosts = registry.mirror_hosts(mirrors)
             if not hosts:
                 raise BaseImageError(
-                    f"{ref}: the engine has no registry mirror to publish this base into from "
+                    f"{ref}: the engine has no registry mirror to publish this {what} into from "
                     "the store (it would ask Docker Hub); give it one (registry-mirrors in "
                     "daemon.json) or load the image into the engine")
             host = hosts[0]
         else:
             host = parsed.host
         stats = publish_base(store, parsed.digest, host, parsed.repo)
-        progress(f"published base {ref} from the store into {host}/{parsed.repo} "
+        progress(f"published {what} {ref} from the store into {host}/{parsed.repo} "
                  f"({stats.blobs} blobs, {stats.bytes / 1e6:.1f} MB)")
 
 

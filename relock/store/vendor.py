@@ -8,7 +8,8 @@ go, each checked against the lock's sha256 before it enters:
   itself first, then the snapshot, the image's live sources, the mirrors;
 * every locked Python file that installs on the lock's platform and
   interpreter (``relock.store.wheeltags``), from the configured index;
-* the base images, byte for byte (``relock.store.baseimage.vendor_base``);
+* the base images, byte for byte (``relock.store.baseimage.vendor_base``), and
+  the frontend image a ``# syntax=`` line names, pinned in the lock, beside them;
 
 and then a lock manifest ties them together (``store.put_lock``). What the
 store has is re-hashed and not fetched again; a blob the store holds with
@@ -439,8 +440,12 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     else:
         wheels = []
     bases = _bases(lock, options.allow_missing, report.warnings)
+    images = [b.pinned for b in bases]
+    if lock.frontend is not None and lock.frontend.pinned not in images:
+        images.append(lock.frontend.pinned)
+    frontend = " and the frontend image" if lock.frontend is not None else ""
     progress(f"vendoring {len(debs)} .deb files, {len(wheels)} Python files and "
-             f"{len(bases)} base image(s) into {store.url}")
+             f"{len(bases)} base image(s){frontend} into {store.url}")
 
     jobs = [_deb_job(p, lock, store, archive, options, staging, stop) for p in debs]
     if pip_source is not None:
@@ -448,15 +453,16 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     files = _run(jobs, store, options.workers, report, progress, stop)
 
     refs = []
-    for base in bases:
-        ref = base.pinned
-        # A multi-platform base is kept whole: a registry the build pulls from
-        # takes an image index only with every image it names.
+    for ref in images:
+        # A multi-platform base (or frontend) is kept whole: a registry the build pulls
+        # from takes an image index only with every image it names.
         _, stats = vendor_base(ref, store, mirrors=options.registry_mirrors)
         report.base_blobs += stats.blobs + stats.manifests
         report.base_bytes += stats.bytes
         report.base_skipped += stats.skipped
-        progress(f"base {ref}: {stats.blobs + stats.manifests} blobs "
+        what = "frontend" if lock.frontend is not None and ref == lock.frontend.pinned \
+            else "base"
+        progress(f"{what} {ref}: {stats.blobs + stats.manifests} blobs "
                  f"({stats.bytes / 1e6:.1f} MB) copied, {stats.skipped} already in the store")
         refs.append(ref)
     desc = put_lock(store, lock_bytes, files, bases=refs, tag=options.tag)

@@ -26,6 +26,42 @@ MAX_BYTES = bounds.TEMPLATE
 
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
 
+# The build argument that names the frontend instead of (and before) a "# syntax=" line.
+SYNTAX_ARG = "BUILDKIT_SYNTAX"
+# A parser directive as BuildKit's directive parser reads one (frontend/dockerfile/parser/
+# directives.go): the lines from the top (a "#!" first line skipped), up to the first line
+# that is not one of a known directive.
+_DIRECTIVE = re.compile(r"#[ \t\f\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+?)[ \t\f\r]*")
+DIRECTIVES = ("syntax", "escape", "check")
+
+
+@dataclass(frozen=True)
+class Syntax:
+    """A template's ``# syntax=`` parser directive: the frontend the build runs."""
+
+    line: int  # 0-based line of the template
+    value: str  # the frontend's reference, perhaps followed by words BuildKit passes it
+    start: int  # where ``value`` starts in that line (past a byte order mark)
+
+    @property
+    def ref(self) -> str:
+        """The frontend's image reference: the value up to its first space, as BuildKit."""
+        return self.value.split(" ", 1)[0]
+
+
+def syntax_directive(text: str) -> Syntax | None:
+    """The ``# syntax=`` directive among ``text``'s parser directives, if it has one."""
+    lines = text.split("\n")
+    first = 1 if lines and lines[0].removeprefix(BOM).startswith("#!") else 0
+    for n in range(first, len(lines)):
+        line = lines[n].removeprefix(BOM) if n == 0 else lines[n]
+        m = _DIRECTIVE.fullmatch(line.removesuffix("\r"))
+        if m is None or m.group(1).lower() not in DIRECTIVES:
+            return None
+        if m.group(1).lower() == "syntax":
+            return Syntax(n, m.group(2), m.start(2) + len(lines[n]) - len(line))
+    return None
+
 
 @dataclass(frozen=True)
 class Instruction:
@@ -63,6 +99,11 @@ class Dockerfile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def syntax(self) -> Syntax | None:
+        """Its ``# syntax=`` directive, if any."""
+        return syntax_directive(self.text)
 
     def stage_of_instruction(self) -> list[Stage]:
         """The stage each instruction belongs to (instructions before the first FROM: stage 0)."""

@@ -1,10 +1,12 @@
 """Dockerfile template + lock -> the pinned Dockerfile.
 
 The pinned Dockerfile means and layers exactly what the template does. Only
-two things change:
+these things change:
 
 * every ``FROM`` that names an image names its locked digest
-  (``ref@sha256:...``);
+  (``ref@sha256:...``), and so does a ``# syntax=`` line the lock pins the
+  frontend of (``pinned_build_args`` pins one a ``BUILDKIT_SYNTAX`` build
+  argument names);
 * every ``RUN`` first points APT, pip and uv at relock's *locked view*
   (``relock.build.view``), a server on loopback that offers exactly the locked
   packages, each checked against the lock's sha256. The pointer lives in the
@@ -34,7 +36,7 @@ from shlex import quote
 
 from relock.errors import RenderError, StaleLockError
 from relock.lock.lockfile import Base, Lock
-from relock.template.dockerfile import Dockerfile, Instruction, Stage
+from relock.template.dockerfile import SYNTAX_ARG, Dockerfile, Instruction, Stage
 
 DEFAULT_VIEW_PORT = 7780
 DEFAULT_VIEW_URL = f"http://127.0.0.1:{DEFAULT_VIEW_PORT}"
@@ -92,6 +94,7 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     lines = df.text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
+    _pin_syntax(df, lock, lines, options)
     pieces: list[str] = []
     cursor = 0
     stage_of = df.stage_of_instruction()
@@ -208,6 +211,56 @@ def _with_header(body: str, source: str, lock_path: str) -> str:
 def _comment(text: str) -> str:
     """``text`` made safe for one comment line."""
     return re.sub(r"[\x00-\x1f\x7f]", "?", text)
+
+
+# -- the frontend -------------------------------------------------------------
+
+def _pin_syntax(df: Dockerfile, lock: Lock, lines: list[str], options: RenderOptions) -> None:
+    """Pin the ``# syntax=`` line of ``lines`` (the template's) to the lock's frontend.
+
+    A lock without a frontend leaves the line alone; one whose frontend the template does
+    not name the same way is a ``StaleLockError`` (even with ``--force``: the lock cannot
+    pin another frontend than it recorded).
+    """
+    frontend = lock.frontend
+    if frontend is None:
+        return
+    redo = "re-freeze the image built from this template"
+    if frontend.build_arg:
+        given = df.build_args.get(SYNTAX_ARG, "").strip()
+        if given != frontend.ref:
+            now = f"--build-arg {SYNTAX_ARG}={given}" if given else f"no {SYNTAX_ARG}"
+            raise StaleLockError(
+                f"{options.lock_path} pins the frontend {SYNTAX_ARG}={frontend.ref} names, "
+                f"but this build has {now}; {redo}")
+        return  # pinned_build_args pins it
+    syntax = df.syntax
+    if SYNTAX_ARG in df.build_args:
+        raise StaleLockError(
+            f"{options.lock_path} pins the frontend of {df.path}'s '# syntax=' line "
+            f"({frontend.ref}), but --build-arg {SYNTAX_ARG} names another; {redo}")
+    if syntax is None:
+        raise StaleLockError(
+            f"{options.lock_path} pins the frontend {frontend.ref} of a '# syntax=' line, "
+            f"but {df.path} has none; {redo}")
+    if syntax.ref != frontend.ref:
+        raise StaleLockError(
+            f"{df.path}:{syntax.line + 1}: '# syntax={_comment(syntax.ref)}' names another "
+            f"frontend than {options.lock_path} pins ({frontend.ref}); {redo}")
+    line = lines[syntax.line]
+    lines[syntax.line] = (line[:syntax.start] + frontend.pinned
+                          + line[syntax.start + len(syntax.ref):])
+
+
+def pinned_build_args(lock: Lock, build_args: Mapping[str, str]) -> dict[str, str]:
+    """``build_args`` with the frontend ``BUILDKIT_SYNTAX`` names pinned, where the lock
+    recorded it from that argument (``render`` checks it names the lock's)."""
+    out = dict(build_args)
+    frontend = lock.frontend
+    if frontend is not None and frontend.build_arg and \
+            out.get(SYNTAX_ARG, "").strip() == frontend.ref:
+        out[SYNTAX_ARG] = frontend.pinned
+    return out
 
 
 # -- FROM -------------------------------------------------------------------

@@ -297,3 +297,45 @@ def test_a_changed_blob_is_refused_by_hash(client: Any, vendored: Vendored,
                     vendored.lock_path, "--store", store, "-t", tag, "-q")
     line = assert_stopped_before_the_build(result, client, tag)
     assert named in line and "refused" in line
+
+
+SYNTAX = """\
+# syntax=docker/dockerfile:1
+FROM debian:trixie-slim
+RUN --mount=type=cache,target=/tmp/cache echo offline > /etc/relock-frontend
+"""
+
+
+def test_a_syntax_template_builds_offline_with_the_frontend_from_the_store(
+        offline: Offline, tmp_path: Path) -> None:
+    """The frontend ``# syntax=`` names goes into the store beside the base, and the
+    offline host's BuildKit pulls it, by the lock's digest, from its own registry mirror:
+    it has no other way to get it."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile.in").write_text(SYNTAX)
+    lock_path = tmp_path / "syntax.lock"
+    frozen = relock("freeze", "debian:trixie-slim", "-f", context / "Dockerfile.in",
+                    "-o", lock_path, "--no-index")
+    assert frozen.exit_code == 0, frozen.output
+    frontend = read(lock_path).frontend
+    if frontend is None:
+        pytest.fail("no [frontend] in the lock: is docker/dockerfile:1 in the test bed's "
+                    "registry (scripts/testbed --frontend)?", pytrace=False)
+    store = tmp_path / "store"
+    done = relock("vendor", "--lock", lock_path, "--store", store, "--apt-live")
+    assert done.exit_code == 0, done.output
+    assert f"frontend {frontend.pinned}: " in done.stderr, done.stderr
+    tags = DirStore(store).tags()
+    assert f"base-{frontend.digest.partition(':')[2]}" in tags
+
+    host = offline.host
+    forget_base(host, read(lock_path))
+    tag = f"relock-test-vendor-syntax:{uuid.uuid4().hex[:8]}"
+    offline.made.append(tag)
+    built = on_second_host(host, context, tmp_path / "cache", "build", "--lock", lock_path,
+                           "--store", store, "-t", tag, "--builder", "buildkit", "--no-cache")
+    assert built.returncode == 0, built.stdout + built.stderr[-3000:]
+    assert f"published frontend {frontend.pinned} from the store" in built.stderr
+    assert f"docker.io/{frontend.pinned}" in built.stderr  # what BuildKit ran
+    assert f"{tag} matches {lock_path}" in built.stdout

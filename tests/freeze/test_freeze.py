@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relock.errors import BaseImageError, ImageNotFoundError
-from relock.freeze.freeze import FreezeOptions, freeze_image, pin_bases
+from relock.errors import BaseImageError, FrontendError, ImageNotFoundError
+from relock.freeze.freeze import FreezeOptions, freeze_image, pin_bases, pin_frontend
 from relock.image.engine import ImageInfo
+from relock.lock.lockfile import Frontend
 from relock.lock.platform import Platform
 from relock.template.dockerfile import parse
 from tests.fakes import FakeSource, digest, layers, repo_digest
@@ -145,3 +146,57 @@ def test_freeze_image_takes_platform_and_snapshot_time_from_the_image_facts() ->
     assert (lock.snapshot, lock.snapshot_from) == ("20261102T030405Z", "image-created")
     assert [(p.name, p.version, p.arch) for p in lock.apt] == [("tini", "0.19.0-3", "arm64")]
     assert [b.digest for b in lock.base] == [digest("d")]
+
+
+# -- the frontend a "# syntax=" line names ---------------------------------------------
+
+def test_freeze_records_the_frontend_of_the_syntax_line_by_its_registry_digest() -> None:
+    source = source_with_bases()
+    source.add(ImageInfo("sha256:" + "8" * 64, layers("b", "z")), "app",
+               files={"etc/os-release": b"ID=debian\n"})
+    df = parse("# syntax=docker/dockerfile:1\nFROM debian:trixie-slim\nRUN true\n")
+    asked: list[str] = []
+
+    def registry(ref: str) -> str:
+        asked.append(ref)
+        return digest("f")
+
+    lock = freeze_image(source, "app", df, FreezeOptions(index=None, frontends=registry)).lock
+    assert asked == ["docker/dockerfile:1"]
+    assert lock.frontend == Frontend("docker/dockerfile:1", digest("f"))
+    # Without a syntax line nothing is asked or recorded.
+    plain = parse("FROM debian:trixie-slim\nRUN true\n")
+    assert freeze_image(source, "app", plain,
+                        FreezeOptions(index=None, frontends=registry)).lock.frontend is None
+    assert asked == ["docker/dockerfile:1"]
+
+
+def test_the_build_argument_comes_before_the_syntax_line_and_a_pinned_one_is_kept() -> None:
+    df = parse("# syntax=docker/dockerfile:1\nFROM debian:trixie-slim\n",
+               build_args={"BUILDKIT_SYNTAX": f"me/frontend:2@{digest('e')}"})
+    frontend, warnings = pin_frontend(df, lambda ref: pytest.fail("asked"))  # type: ignore[arg-type,return-value]
+    assert frontend == Frontend(f"me/frontend:2@{digest('e')}", digest("e"), build_arg=True)
+    assert warnings == []
+    options = parse("FROM debian:trixie-slim\n",
+                    build_args={"BUILDKIT_SYNTAX": "docker/dockerfile:1 --opt"})
+    frontend, warnings = pin_frontend(options, lambda ref: digest("f"))
+    assert frontend is None
+    assert "is not one image reference" in warnings[0]
+
+
+def test_a_frontend_no_registry_has_is_one_clear_line() -> None:
+    df = parse("# syntax=docker/dockerfile:9\nFROM debian:trixie-slim\n", "Dockerfile.in")
+
+    def nowhere(ref: str) -> str:
+        raise ImageNotFoundError(f"{ref}: not in the registry (127.0.0.1:5000: no such "
+                                 "manifest)")
+
+    with pytest.raises(FrontendError) as e:
+        pin_frontend(df, nowhere)
+    assert str(e.value) == (
+        "Dockerfile.in:1: # syntax=docker/dockerfile:9: cannot pin the frontend to its registry "
+        "digest (docker/dockerfile:9: not in the registry (127.0.0.1:5000: no such manifest))")
+    assert e.value.exit_code == 2
+    bad = parse("# syntax=Docker/Dockerfile\nFROM debian:trixie-slim\n", "Dockerfile.in")
+    with pytest.raises(FrontendError, match="the frontend is not an image reference"):
+        pin_frontend(bad, nowhere)

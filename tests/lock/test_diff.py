@@ -616,3 +616,22 @@ def test_json_keys_are_documented(two_locks: tuple[str, str]) -> None:
     docs.append(diffformat.to_json(across, a, sides.Side("b", "file", new)))
     produced = set().union(*(_json_keys(doc) for doc in docs))
     assert produced == documented
+
+
+def test_the_frontends_pin_is_a_base_row() -> None:
+    from relock.lock.lockfile import Frontend
+
+    pin = Frontend("docker/dockerfile:1", "sha256:" + sha("e"))
+    old = dataclasses.replace(old_lock(), frontend=pin)
+    moved = dataclasses.replace(old, frontend=dataclasses.replace(pin, digest="sha256:" + sha("f")))
+    assert diff_locks(old, old).identical
+    d = diff_locks(old, moved)
+    assert d.base == (core.BaseChange("# syntax=docker/dockerfile:1", "changed",
+                                      "sha256:" + sha("e"), "sha256:" + sha("f")),)
+    assert not d.identical
+    assert diff_locks(old_lock(), old).base == (
+        core.BaseChange("# syntax=docker/dockerfile:1", "added", "", "sha256:" + sha("e")),)
+    by_arg = dataclasses.replace(old, frontend=dataclasses.replace(pin, build_arg=True))
+    assert [(r.ref, r.change) for r in diff_locks(old, by_arg).base or ()] == [
+        ("# syntax=docker/dockerfile:1", "removed"),
+        ("BUILDKIT_SYNTAX=docker/dockerfile:1", "added")]

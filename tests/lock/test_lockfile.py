@@ -293,3 +293,58 @@ def test_the_inputs_of_a_lock_leave_out_the_image_it_gave() -> None:
     recorded = lockfile.dumps(sample().with_image(
         ImageDigest("sha256:" + "9" * 64, "sha256:" + "8" * 64))).encode()
     assert recorded != plain and lockfile.inputs_text(recorded) == plain
+
+
+# -- [frontend] -------------------------------------------------------------------
+
+FRONTEND = lockfile.Frontend("docker/dockerfile:1", "sha256:" + "f" * 64)
+
+
+def test_a_frontend_round_trips_after_distro() -> None:
+    lock = dataclasses.replace(sample(), frontend=FRONTEND)
+    text = lockfile.dumps(lock)
+    assert lockfile.loads(text) == lock.sorted()
+    assert ('[distro]\nid = "debian"\nversion_id = "13"\ncodename = "trixie"\n\n'
+            '[frontend]\nref = "docker/dockerfile:1"\ndigest = "sha256:' + "f" * 64
+            + '"\nbuild_arg = false\n\n[[base]]') in text
+
+
+def test_a_lock_without_a_frontend_still_reads_and_writes_none() -> None:
+    assert "[frontend]" not in GOOD
+    assert lockfile.loads(GOOD).frontend is None
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[frontend]\nref = "docker/dockerfile:1"\n', "[frontend]: missing key 'digest'"),
+        ('[frontend]\nref = "docker/dockerfile:1"\ndigest = "sha256:1"\n',
+         "[frontend].digest: 'sha256:1' not"),
+        ('[frontend]\nref = "docker/dockerfile:1\\nRUN id"\ndigest = "sha256:' + "f" * 64
+         + '"\n', "[frontend].ref:"),
+        ('[frontend]\nref = "docker/dockerfile:1"\ndigest = "sha256:' + "f" * 64
+         + '"\ncolour = "red"\n', "[frontend]: unknown key 'colour'"),
+        ('[frontend]\nref = "docker/dockerfile:1"\ndigest = "sha256:' + "f" * 64
+         + '"\nbuild_arg = "yes"\n', "[frontend].build_arg: wrong type"),
+        ('frontend = "docker/dockerfile:1"\n', "[frontend]: must be a table"),
+    ],
+)
+def test_the_frontend_table_is_read_strictly(table: str, message: str) -> None:
+    text = GOOD.replace("[[base]]", table + "\n[[base]]", 1)
+    if not table.startswith("["):  # a key, not a table: before the first table
+        text = GOOD.replace("[input]", table + "\n[input]", 1)
+    with pytest.raises(LockfileError) as e:
+        lockfile.loads(text, "locks/x.lock")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_platform_part_added_keeps_the_frontend() -> None:
+    amd = dataclasses.replace(sample(), frontend=FRONTEND)
+    arm = dataclasses.replace(amd, platform="linux/arm64")
+    both = amd.with_part(arm)
+    assert both.frontend == FRONTEND
+    assert both.for_platform("linux/arm64").frontend == FRONTEND
+    assert lockfile.loads(lockfile.dumps(both)).frontend == FRONTEND
+    assert lockfile.Frontend("docker/dockerfile:1", FRONTEND.digest).pinned \
+        == "docker/dockerfile:1@" + FRONTEND.digest
