@@ -2,7 +2,7 @@
 which platforms, which output, the refusals before any step, and the verify of each
 platform of an image index (docker save's, or a registry's).
 
-The evidence on a real engine, registry and qemu is tests/e2e/test_multiplatform_e2e.py.
+The evidence on a real engine, registry and qemu is tests/e2e/test_platforms_e2e.py.
 """
 
 from __future__ import annotations

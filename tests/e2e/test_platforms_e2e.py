@@ -1,5 +1,6 @@
-"""Issue 14 end to end: one lock for linux/amd64 and linux/arm64, a pinned
-arm64 rebuild under emulation (qemu, registered by scripts/testbed), verify.
+"""Issues 14 and 21 end to end: one lock for linux/amd64 and linux/arm64, and one
+pinned build of both (arm64 under emulation: qemu, registered by scripts/testbed),
+pushed and loaded, each platform verified.
 
 Small on purpose: one tiny APT package of every architecture (netbase, all),
 an architecture-specific one (hello), and a venv with one pure wheel (six).
@@ -155,18 +156,65 @@ def test_one_lock_holds_both_platforms(lock: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pinned_arm64_rebuild_verifies(lock: Path, template: Path, made: list[str]) -> None:
+def test_one_build_of_both_platforms_pushed_then_loaded_each_verified_and_reproduced(
+        docker_engine: Any, lock: Path, template: Path, made: list[str]) -> None:
+    """Issue 21's one command for every platform (and 22's digests per platform): one
+    ``relock build --platform all --push --reproducible`` builds the pinned amd64 and
+    arm64 (emulated) images in one BuildKit build, pushes the index, verifies each
+    platform from the registry and records each one's digests; the same build loaded
+    into the engine (the containerd image store) gives those digests again and its
+    image verifies per platform. A lock whose arm64 part differs names linux/arm64."""
+    import dataclasses
+    import shutil
+
+    from relock.image.buildkit import select
+    from relock.image.registrysource import RegistrySource
+
+    problem = select(docker_engine).platforms_problem(2, False)
+    if problem:
+        pytest.skip(f"no multi-platform BuildKit build loaded here: {problem}")
+    pinned = template.parent / "reproducible.lock"
+    shutil.copyfile(lock, pinned)
+    pushed = f"127.0.0.1:5000/relock-test/platforms:pinned-{uuid.uuid4().hex[:8]}"
+    r = relock("build", "-f", template, "--lock", pinned, "--platform", "all", "--push",
+               "--reproducible", "-t", pushed, "-q")
+    assert r.exit_code == 0, r.output
+    assert "in one build with BuildKit" in r.stderr, r.stderr
+    assert f"pushed to {pushed.rsplit(':', 1)[0]}" in r.stderr, r.stderr
+    assert all(f"verifying the {p} image" in r.stderr for p in PLATFORMS), r.stderr
+    assert "matches" in r.stdout
+    recorded = {d.platform: (d.config, d.manifest) for d in read(pinned).image}
+    assert sorted(recorded) == sorted(PLATFORMS)
+    assert len({m for _, m in recorded.values()}) == 2  # two images, not one twice
+    for platform, (config, manifest) in recorded.items():
+        assert f"recorded {manifest} (config {config}) for {platform} in {pinned}" \
+            in r.stdout, r.stdout
+    assert RegistrySource().platforms(f"oci://{pushed}") == sorted(PLATFORMS)
+    # A lock whose arm64 part says another hello: that platform drifts, named.
+    got = read(lock)
+    other = template.parent / "other.lock"
+    write(dataclasses.replace(got, apt=tuple(
+        dataclasses.replace(p, version=p.version + "+other")
+        if p.name == "hello" and p.platform == "linux/arm64" else p for p in got.apt)), other)
+    r = relock("verify", f"oci://{pushed}", "--lock", other)
+    assert r.exit_code == 1, r.output
+    drift = [line for line in r.stdout.splitlines() if line.startswith("  ")]
+    assert drift and all("[linux/arm64]" in line for line in drift), r.stdout
+    assert any(line.strip().startswith("apt hello:") for line in drift), r.stdout
+    # Loaded into the engine: the same two images, and verify reads each of them.
     tag = f"relock-test-platforms:pinned-{uuid.uuid4().hex[:8]}"
     made.append(tag)
-    r = relock("build", "-f", template, "--lock", lock, "--platform", "linux/arm64",
-               "-t", tag, "-q")
+    r = relock("build", "-f", template, "--lock", pinned, "--platform", "all",
+               "--reproducible", "-t", tag, "-q")
     assert r.exit_code == 0, r.output
-    assert "matches" in r.stdout
+    assert "loaded into the engine" in r.stderr, r.stderr
+    for platform, (_, manifest) in recorded.items():
+        assert f"reproduced {manifest} for {platform}, as {pinned} says" in r.stdout, r.stdout
     r = relock("verify", tag, "--lock", lock)
     assert r.exit_code == 0, r.output
-    # The image is arm64's: checked against the arm64 part, not the amd64 one.
-    r = relock("verify", tag, "--lock", lock, "--json")
-    assert r.exit_code == 0 and '"matches": true' in r.stdout
+    assert all(f"verifying the {p} image" in r.stderr for p in PLATFORMS), r.stderr
+    r = relock("verify", tag, "--lock", other)
+    assert r.exit_code == 1 and "[linux/arm64]" in r.stdout, r.output
 
 
 @pytest.mark.slow
