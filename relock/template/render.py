@@ -141,8 +141,9 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False,
     of the architecture dpkg reports in the build, which holds that
     platform's part only. With ``source_date_epoch`` (a reproducible build) the RUN
     has ``SOURCE_DATE_EPOCH`` (Python then compiles ``.pyc`` files checked by hash,
-    not by the source's mtime), and apt's and dpkg's logs and ldconfig's aux-cache
-    (the moment and the host's inode numbers) go to relock's scratch folder, not the image.
+    not by the source's mtime), apt's and dpkg's logs go to relock's scratch folder, not
+    the image, and after each dpkg run ldconfig's aux-cache (the host's inode numbers) is
+    removed and update-alternatives' new log lines are dated the snapshot time.
     """
     if not _VIEW_URL.fullmatch(view_url):
         raise RenderError(f"--view-url {view_url!r} is not an http(s) URL")
@@ -154,14 +155,15 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False,
                 f'Dir::Etc::SourceParts "{SCRATCH}/parts"; '
                 f'Acquire::http::Proxy::{host} "DIRECT";')
     scratch = f"{SCRATCH}/parts"
-    epoch = ""
+    epoch = hook = ""
     if source_date_epoch is not None:
         if not isinstance(source_date_epoch, int) or source_date_epoch < 0:
             raise RenderError(f"SOURCE_DATE_EPOCH {source_date_epoch!r} is not a time")
         scratch += f" {SCRATCH}/log"
         apt_conf += (f' Dir::Log "{SCRATCH}/log"; DPkg::Options:: "--log={SCRATCH}/dpkg.log";'
-                     ' DPkg::Post-Invoke:: "rm -f /var/cache/ldconfig/aux-cache";')
+                     f' DPkg::Post-Invoke:: "sh {SCRATCH}/post-invoke";')
         epoch = f" SOURCE_DATE_EPOCH={source_date_epoch}"
+        hook = f" && echo {quote(_post_invoke(source_date_epoch))} >{SCRATCH}/post-invoke"
     index = f"{url}/pypi/simple/"
     if per_arch:
         # The URL is checked above: nothing in it that double quotes expand.
@@ -172,13 +174,34 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False,
     return (
         f"mkdir -p {scratch}"
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
-        f" && echo {source} >{SCRATCH}/sources.list"
+        f" && echo {source} >{SCRATCH}/sources.list{hook}"
         f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
         f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
         f" UV_INDEX_URL={index}{epoch}"
         f"{_PREFIX_END}"
     )
+
+
+# update-alternatives logs each change with the moment (local time) it ran.
+ALTERNATIVES_LOG = "/var/log/alternatives.log"
+
+
+def _post_invoke(source_date_epoch: int) -> str:
+    """The shell run after each dpkg run of a reproducible build: ldconfig's aux-cache (the
+    host's inode numbers) removed, and each line update-alternatives logged after the
+    lock's snapshot time dated that time instead (the lines the base image brought, older,
+    kept as they are). awk and sed are essential in Debian; the file keeps its inode."""
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(source_date_epoch))
+    log = ALTERNATIVES_LOG
+    program = ('$1 == "update-alternatives" && ($2 " " substr($3, 1, 8)) > t '
+               '{ $0 = "update-alternatives " t ":" substr($0, length($1 " " $2 " " $3) + 1) }'
+               ' { print }')
+    return (f"rm -f /var/cache/ldconfig/aux-cache; if [ -f {log} ]; then "
+            f"awk -v t={quote(when)} {quote(program)} {log} >{SCRATCH}/alternatives.log"
+            f" && cat {SCRATCH}/alternatives.log >{log}; fi")
 
 
 # How the view prefix ends; the RUN's own command follows.

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 TEMPLATE = """\
 FROM debian:trixie-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3-venv \\
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv less \\
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir six markupsafe
 COPY --link app.txt /app/app.txt

@@ -412,6 +412,7 @@ def test_a_reproducible_run_is_dated_and_keeps_the_moment_out_of_the_image() -> 
     # apt's and dpkg's logs go to the scratch folder; ldconfig's aux-cache is not kept.
     assert 'Dir::Log "/dev/shm/relock/log";' in prefix
     assert 'DPkg::Options:: "--log=/dev/shm/relock/dpkg.log";' in prefix
+    assert 'DPkg::Post-Invoke:: "sh /dev/shm/relock/post-invoke";' in prefix
     assert "rm -f /var/cache/ldconfig/aux-cache" in prefix
     assert prefix.startswith("mkdir -p /dev/shm/relock/parts /dev/shm/relock/log && ")
     assert render.template_command(f"{prefix} apt-get install -y tini") == (
@@ -420,6 +421,37 @@ def test_a_reproducible_run_is_dated_and_keeps_the_moment_out_of_the_image() -> 
     assert "SOURCE_DATE_EPOCH" not in plain and "Dir::Log" not in plain
     with pytest.raises(RenderError, match="not a time"):
         render.view_prefix("http://127.0.0.1:7781", source_date_epoch=-1)
+
+
+def test_the_post_invoke_hook_dates_new_alternatives_lines_the_snapshot_time(
+        tmp_path: Path) -> None:
+    """update-alternatives' lines logged during the build get the lock's snapshot time;
+    the base image's own, older, lines stay as they are (run with this host's sh and awk,
+    as the build runs it with the image's)."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("sh") and shutil.which("awk")):
+        pytest.skip("no sh and awk here")
+    (tmp_path / "log").mkdir()
+    log = tmp_path / "log" / "alternatives.log"
+    base = ("update-alternatives 2023-11-01 10:00:00: run with --install /usr/bin/pager "
+            "pager /bin/more 50\n")
+    log.write_text(base
+                   + "update-alternatives 2026-12-03 07:40:12: run with --install /usr/bin/pager "
+                   "pager /usr/bin/less 77\n"
+                   "update-alternatives 2026-12-03 07:40:13: link group pager updated to point "
+                   "to /usr/bin/less\n")
+    inode = log.stat().st_ino
+    script = render._post_invoke(1700000000).replace(render.ALTERNATIVES_LOG, str(log)) \
+        .replace(render.SCRATCH, str(tmp_path)).replace("rm -f /var/cache/ldconfig/aux-cache;", "")
+    subprocess.run(["sh", "-c", script], check=True)
+    assert log.read_text() == (
+        base + "update-alternatives 2023-11-14 22:13:20: run with --install /usr/bin/pager "
+        "pager /usr/bin/less 77\n"
+        "update-alternatives 2023-11-14 22:13:20: link group pager updated to point to "
+        "/usr/bin/less\n")
+    assert log.stat().st_ino == inode
 
 
 # -- the frontend a "# syntax=" line names -------------------------------------------
