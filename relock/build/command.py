@@ -275,10 +275,7 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     platform = None if request.platform is None else platforms[0]  # ``all`` of a lock of one
     options = request.flags.options(lock_path, tag=request.tag, platform=platform,
                                     nocache=request.no_cache)
-    if request.reproducible:
-        # Without BuildKit's cache: it keys a COPY by its files' contents, not their times,
-        # so a layer cached from a build of another checkout would carry that one's times.
-        options = dataclasses.replace(options, reproducible=True, nocache=True)
+    options = _reproducibly(options, request.reproducible)
     # That platform's part (exit 2 naming it if the lock lacks it), before any step.
     lock = by_manifest(lock.part(platform, str(host())))
     ctx = request.context or Path(parsed.path).parent
@@ -286,9 +283,7 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     builds = buildkit.select(client, request.builder)
     if request.reproducible and (problem := builds.reproducible_problem()):
         raise UsageError(f"--reproducible: {problem}")
-    progress(f"building with {builds.name}" + (
-        f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the lock's "
-        "snapshot time, without the build cache)" if request.reproducible else ""))
+    progress(f"building with {builds.name}" + _how(lock, request.reproducible))
     result = rebuild.rebuild(builds, parsed, lock, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     image = request.tag or result.image_id
@@ -302,6 +297,22 @@ def run_build(request: BuildRequest, progress: Progress = quiet,
     if request.no_verify:
         return VerifyOutcome(image, lock_path, None, reproduced)
     return VerifyOutcome(image, lock_path, verify(client, image, lock, progress), reproduced)
+
+
+def _reproducibly(options: RebuildOptions, reproducible: bool) -> RebuildOptions:
+    """``options`` of a reproducible build: without BuildKit's cache, which keys a COPY by
+    its files' contents, not their times (a layer cached from a build of another checkout
+    would carry that one's times)."""
+    return dataclasses.replace(options, reproducible=True, nocache=True) if reproducible \
+        else options
+
+
+def _how(lock: Lock, reproducible: bool) -> str:
+    """What the build's first progress line adds of a reproducible build."""
+    from relock.build import rebuild
+
+    return (f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the "
+            "lock's snapshot time, without the build cache)") if reproducible else ""
 
 
 EVERY_PLATFORM = "all"  # --platform all: every platform the lock holds
@@ -368,12 +379,10 @@ def _build_index(request: BuildRequest, lock_path: Path, lock: Lock, parsed: Doc
         builds = builds.pushing()
     options = request.flags.options(lock_path, tag=request.tag, platform=said,
                                     nocache=request.no_cache)
-    if request.reproducible:  # without BuildKit's cache, as a build of one platform
-        options = dataclasses.replace(options, reproducible=True, nocache=True)
+    options = _reproducibly(options, request.reproducible)
     progress(f"building {', '.join(platforms)} in one build with {builds.name}, "
-             + (f"pushed to {where}" if where else "loaded into the engine") + (
-                 f", reproducibly (SOURCE_DATE_EPOCH={rebuild.source_date_epoch(lock)}, the "
-                 "lock's snapshot time, without the build cache)" if request.reproducible else ""))
+             + (f"pushed to {where}" if where else "loaded into the engine")
+             + _how(lock, request.reproducible))
     result = rebuild.rebuild(builds, parsed, part, ctx, options, args, log=log,
                              progress=progress, view=(views or rebuild.Upstream)(options))
     made: dict[str, tuple[str, str]] = {}

@@ -440,9 +440,9 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     else:
         wheels = []
     bases = _bases(lock, options.allow_missing, report.warnings)
-    images = [b.pinned for b in bases]
-    if lock.frontend is not None and lock.frontend.pinned not in images:
-        images.append(lock.frontend.pinned)
+    images = [(b.pinned, "base") for b in bases]
+    if lock.frontend is not None and lock.frontend.pinned not in {r for r, _ in images}:
+        images.append((lock.frontend.pinned, "frontend"))
     frontend = " and the frontend image" if lock.frontend is not None else ""
     progress(f"vendoring {len(debs)} .deb files, {len(wheels)} Python files and "
              f"{len(bases)} base image(s){frontend} into {store.url}")
@@ -453,15 +453,13 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     files = _run(jobs, store, options.workers, report, progress, stop)
 
     refs = []
-    for ref in images:
+    for ref, what in images:
         # A multi-platform base (or frontend) is kept whole: a registry the build pulls
         # from takes an image index only with every image it names.
         _, stats = vendor_base(ref, store, mirrors=options.registry_mirrors)
         report.base_blobs += stats.blobs + stats.manifests
         report.base_bytes += stats.bytes
         report.base_skipped += stats.skipped
-        what = "frontend" if lock.frontend is not None and ref == lock.frontend.pinned \
-            else "base"
         progress(f"{what} {ref}: {stats.blobs + stats.manifests} blobs "
                  f"({stats.bytes / 1e6:.1f} MB) copied, {stats.skipped} already in the store")
         refs.append(ref)

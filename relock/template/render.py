@@ -191,7 +191,7 @@ def _post_invoke(source_date_epoch: int) -> str:
     """The shell run after each dpkg run of a reproducible build: ldconfig's aux-cache (the
     host's inode numbers) removed, and each line update-alternatives logged after the
     lock's snapshot time dated that time instead (the lines the base image brought, older,
-    kept as they are). awk and sed are essential in Debian; the file keeps its inode."""
+    kept as they are). awk is a required package of Debian; the file keeps its inode."""
     import time
 
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(source_date_epoch))
