@@ -183,6 +183,33 @@ def _build_requirement(requirement: str, before: str) -> str:
             "built from it, so that the view serves them, or install the package from a wheel")
 
 
+def _last_step(log: str) -> str:
+    """The RUN step the log names last, as the template has it ("" when none)."""
+    for line in reversed(log.splitlines()):
+        step = _user_step(line.strip())
+        if re.match(r"(Step \d+/\d+ : |#\d+ \[[^\]]*\] )RUN ", step):
+            return re.sub(r"^#\d+ ", "", step)[:160]
+    return ""
+
+
+def _foreign(url: str, step: str) -> str:
+    """The line for a URL the view does not serve, asked for by ``step``."""
+    from relock.build.view import _dist_name
+
+    where = f" (asked for by {step})" if step else ""
+    name = _dist_name(url.rsplit("/", 1)[-1].split("?", 1)[0])
+    if name is not None:
+        help = ("a file of a package the lock holds in another version or build, or of one "
+                "it lacks: the template or a tool's lock it installs from (uv.lock, "
+                "Pipfile.lock, poetry.lock, a requirements file) names other files than the "
+                "frozen image had; re-freeze the image built from the current files")
+    else:
+        help = ("relock locks APT and Python packages, not plain downloads (curl, wget, "
+                "ADD of a URL): put the file in the build context and COPY it, or install it "
+                "from a package")
+    return f"{url} is not in the lock{where}: the locked view serves only the lock's files; {help}"
+
+
 def explain_failure(log: str, misses: Misses | None = None) -> str | None:
     """One line for a known build failure in ``log``, or None.
 
@@ -191,16 +218,17 @@ def explain_failure(log: str, misses: Misses | None = None) -> str | None:
     """
     if misses is not None and misses.mismatches:
         return f"{misses.mismatches[0]}: the file changed upstream; refusing to install it"
-    if misses is not None and misses.foreign and "Tunnel connection failed: 403" in log:
-        return (f"the build asked for {misses.foreign[0]}, which the locked view cannot "
-                "answer (relock does not intercept https): the template or a file it installs "
-                "from names that index (--index-url in a requirements file, the sources of "
-                "Pipfile.lock or uv.lock). An option the template names can be dropped (the "
-                "view serves the lock's files from the index pip is configured with here); a "
-                "tool's own lock that names an https source (pipenv install --deploy, uv "
-                "sync --frozen) cannot be built pinned yet")
     if misses is not None and misses.upstream:
         return f"the locked view could not reach upstream: {misses.upstream[0]}"
+    if misses is not None and misses.foreign:
+        return _foreign(misses.foreign[0], _last_step(log))
+    if misses is not None and misses.untrusted:
+        return (f"{_last_step(log) or 'a step'} did not trust the locked view's certificate "
+                f"for {misses.untrusted[0]}: every RUN trusts it through SSL_CERT_FILE, "
+                "PIP_CERT, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, which the step's tool does "
+                "not read or the step sets itself (or the image lacks /usr/lib/apt/apt-helper,"
+                " which fetches the certificate); let the tool take its authorities from "
+                "those variables")
     build_deps = re.search(_PIP_BUILD_DEPS, log)
     m = re.search(_PIP_NO_VERSION, log)
     if m and build_deps:

@@ -9,6 +9,14 @@ During ``relock build`` (and ``relock serve``) this module serves on loopback
                                         what ``dpkg --print-architecture`` says)
     /pypi/simple/<name>/                PEP 503 pages listing only locked files
     /pypi/files/<sha256>/<filename>     each file checked against the lock
+    /relock/ca.pem                      the certificate of the view's authority
+
+and, as every RUN's proxy, any other URL a tool carries (``uv.lock``'s, an https
+``--index-url``, ``pip install https://.../x.whl``), http or https: an index page is
+answered with the view's, a file named like a locked distribution file with that
+file (checked by sha256), anything else with 404, remembered for the error message.
+https is answered by ending the TLS in the view, with a certificate of an authority
+made for this view alone (``relock.build.authority``).
 
 The pinned Dockerfile (``relock.template.render``) points every RUN's apt, pip and uv
 here, so the installs stay as written and can only see what the lock holds.
@@ -31,6 +39,7 @@ import http.server
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import urllib.parse
@@ -42,6 +51,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from packaging.utils import canonicalize_name
 
+from relock.build.authority import Authority, AuthorityError
 from relock.errors import HashMismatchError, RelockError
 from relock.lock.lockfile import AptPackage, Lock
 
@@ -138,6 +148,7 @@ class Misses:
     mismatches: list[str] = field(default_factory=list)
     upstream: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_pip(self, name: str) -> None:
@@ -155,6 +166,10 @@ class Misses:
     def add_foreign(self, url: str) -> None:
         with self.lock:
             self.foreign.append(url)
+
+    def add_untrusted(self, text: str) -> None:
+        with self.lock:
+            self.untrusted.append(text)
 
 
 # -- the APT side ------------------------------------------------------------------
@@ -254,6 +269,7 @@ class LockedView:
         self.cache_dir = cache_dir
         self.misses = Misses()
         self.base_url = ""  # set while served: file links point back at the view
+        self.authority: Authority | None = None  # made while served: the view's https
         self._pages: dict[str, list[PipFile]] = {}
         self._files: dict[str, PipFile] = {}
         self._lock = threading.Lock()
@@ -290,6 +306,7 @@ class LockedView:
             raise ViewError(f"cannot serve the locked view on {host}:{port}: "
                             f"{e.strerror or e}") from None
         self.base_url = server.url
+        self.authority = Authority()
         thread = threading.Thread(target=server.serve_forever, name="relock-view", daemon=True)
         thread.start()
         try:
@@ -298,6 +315,8 @@ class LockedView:
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
+            self.authority.close()
+            self.authority = None
 
 
 class ViewServer(http.server.ThreadingHTTPServer):
@@ -337,11 +356,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    # The origin of a request that came through a CONNECT tunnel ("https://host");
+    # empty for the requests the view gets directly or as an http proxy.
+    origin = ""
+
     def do_GET(self) -> None:
-        # pip reaches the view as its proxy (PIP_PROXY), so requests may name
-        # any index (`pip install --index-url http://other/simple ...`): every
-        # index is answered with the locked view's pages and files.
+        # Every RUN has the view as its proxy, so requests may name any index or file
+        # (`pip install --index-url http://other/simple ...`, uv.lock's URLs): every
+        # index is answered with the locked view's pages, every file from the lock.
         url = urllib.parse.urlsplit(self.path)
+        full = f"{self.origin}{self.path}" if self.origin else self.path
+        own = not self.origin and (not url.netloc or self._is_view(url.netloc))
         parts = [p for p in urllib.parse.unquote(url.path).split("/") if p and p != "."]
         try:
             if parts[:1] == ["apt"]:
@@ -350,18 +375,78 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._pip_file(parts[-2], parts[-1])
             elif "simple" in parts:
                 self._simple(parts[parts.index("simple") + 1:])
+            elif own and parts == ["relock", "ca.pem"] and self.server.view.authority:
+                self._send(200, self.server.view.authority.cert_pem, "application/x-pem-file")
+            elif parts and _dist_name(parts[-1]) is not None:
+                self._by_filename(parts[-1], full)
             else:
-                if url.netloc:
-                    self.server.view.misses.add_foreign(self.path)
-                self._send(404, b"relock's locked view does not serve this\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+                if not own:
+                    self.server.view.misses.add_foreign(full)
+                self._send(404, f"{full} is not in the lock\n".encode())
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    def _is_view(self, netloc: str) -> bool:
+        return f"http://{netloc}" == self.server.url
 
     def do_CONNECT(self) -> None:
-        # An https index named in the template itself: relock cannot answer for
-        # it, and lets no bytes through that it has not checked.
-        self.server.view.misses.add_foreign(f"https://{self.path}")
-        self._send(403, b"relock: only the lock's packages are served during a pinned build\n")
+        # An https URL a tool carries: the view ends the TLS with its own authority's
+        # certificate for that host and answers from the lock; no byte goes upstream.
+        view = self.server.view
+        host, _, port = self.path.rpartition(":")
+        if view.authority is None or not host or not port.isdigit():
+            view.misses.add_foreign(f"https://{self.path}")
+            self._send(403, b"relock: only the lock's packages are served during a pinned "
+                            b"build\n")
+            return
+        try:
+            context = view.authority.context_for(host)
+        except AuthorityError as e:
+            view.misses.add_foreign(f"https://{self.path}/")
+            self._send(502, f"{e}\n".encode())
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        origin = "https://" + (host if port == "443" else self.path)
+        try:
+            tls = context.wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            view.misses.add_untrusted(f"{origin}/ ({reason})")
+            return
+        try:
+            _TunnelHandler(tls, self.client_address, self.server, origin)
+        except ssl.SSLError as e:  # TLS 1.3: the client's alert comes after the handshake
+            view.misses.add_untrusted(f"{origin}/ ({e.reason or e})")
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def _by_filename(self, filename: str, full: str) -> None:
+        """A distribution file asked for by a URL the lock does not know (uv.lock's, a
+        ``pip install https://...``): the locked file of that name, if there is one."""
+        view = self.server.view
+        name = _dist_name(filename)
+        assert name is not None
+        try:
+            files = view.pip_files(name)
+        except HashMismatchError as e:
+            view.misses.add_mismatch(str(e))
+            self._send(502, f"{e}\n".encode())
+            return
+        except RelockError as e:
+            view.misses.add_upstream(str(e))
+            self._send(502, f"{e}\n".encode())
+            return
+        found = next((f for f in files or () if f.filename == filename), None)
+        if found is None:
+            view.misses.add_foreign(full)
+            self._send(404, f"{full} is not in the lock\n".encode())
+            return
+        self._pip_file(found.sha256, found.filename)
 
     # -- APT ----------------------------------------------------------------
     def _apt(self, parts: list[str]) -> None:
@@ -523,6 +608,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Location", location)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+class _TunnelHandler(_Handler):
+    """The requests inside one CONNECT tunnel, the TLS ended by the view."""
+
+    def __init__(self, request: ssl.SSLSocket, client_address: tuple[str, int],
+                 server: ViewServer, origin: str) -> None:
+        self.origin = origin
+        super().__init__(request, client_address, server)
+
+
+def _dist_name(filename: str) -> str | None:
+    """The normalised project name of a wheel or sdist file name, else None."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return None
 
 
 def _page(title: str, body: str) -> bytes:

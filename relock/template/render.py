@@ -171,16 +171,37 @@ def view_prefix(view_url: str, served: str = "", per_arch: bool = False,
                   '$(dpkg --print-architecture 2>/dev/null || echo none)/ ./"')
     else:
         source = quote(f"deb [trusted=yes] {url}/apt/ ./")
+    ca = f"{SCRATCH}/ca.pem"
+    # The view's certificate (never its key), fetched by APT's own helper (in every
+    # Debian image) onto the step's /dev/shm: no layer keeps it. Without it, https
+    # fails in the step and the view names the host.
+    fetch = (f" && {{ APT_CONFIG={SCRATCH}/apt.conf {APT_HELPER} -o APT::Sandbox::User=root"
+             f" download-file {url}/relock/ca.pem {ca} >/dev/null 2>&1 || :; }}")
+    proxies = " ".join(f"{v}={url}" for v in _PROXY_VARS)
+    trust = " ".join(f"{v}={ca}" for v in _CA_VARS)
     return (
         f"mkdir -p {scratch}"
         f" && echo {quote(apt_conf)} >{SCRATCH}/apt.conf"
-        f" && echo {source} >{SCRATCH}/sources.list{hook}"
+        f" && echo {source} >{SCRATCH}/sources.list{hook}{fetch}"
         f" && export RELOCK_VIEW={served or '-'} APT_CONFIG={SCRATCH}/apt.conf"
         f" PIP_INDEX_URL={index}"
         f" PIP_EXTRA_INDEX_URL= PIP_PROXY={url} PIP_DISABLE_PIP_VERSION_CHECK=1"
-        f" UV_INDEX_URL={index}{epoch}"
+        f" UV_INDEX_URL={index} {proxies} no_proxy= NO_PROXY= {trust}"
+        f"{epoch}"
         f"{_PREFIX_END}"
     )
+
+
+APT_HELPER = "/usr/lib/apt/apt-helper"
+# Every tool's proxy settings: each RUN reaches the view for http and https alike.
+_PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+               "ALL_PROXY")
+# Every tool's bundle of trusted authorities (OpenSSL's and uv's, pip's, requests',
+# curl's, git's, Node's): the view's authority only, so https reaches nothing else.
+# (uv 0.13, the tests', reads SSL_CERT_FILE by itself and calls UV_NATIVE_TLS
+# deprecated; a uv that needs it takes it from the template.)
+_CA_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS")
 
 
 # update-alternatives logs each change with the moment (local time) it ran.
@@ -211,8 +232,10 @@ _PREFIX_END = " || exit 1;"
 def template_command(command: str) -> str:
     """The template's own command of a RUN command ``view_prefix`` was put before (as
     an engine echoes it in a build's log); any other command as it is."""
-    if command.startswith(f"mkdir -p {SCRATCH}/") and _PREFIX_END in command:
-        return command.split(_PREFIX_END, 1)[1].strip()
+    # BuildKit echoes a RUN's --mount flags before its command, the prefix after them.
+    start = command.find(f"mkdir -p {SCRATCH}/")
+    if start >= 0 and _PREFIX_END in command[start:]:
+        return command[:start] + command[start:].split(_PREFIX_END, 1)[1].strip()
     return command
 
 

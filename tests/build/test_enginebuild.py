@@ -164,11 +164,32 @@ def test_a_package_the_lock_lacks_altogether_is_not_called_another_version() -> 
         "click is not in the lock: the frozen image did not have it installed")
 
 
-def test_an_https_index_names_where_it_may_come_from() -> None:
+def test_a_url_the_view_does_not_serve_is_named_with_its_step() -> None:
+    """Every RUN has the view as its proxy: an unlocked URL is named, with the RUN that
+    asked for it and what would help (a plain download is not a package: COPY it)."""
+    log = ("#9 [app 3/4] RUN mkdir -p /dev/shm/relock/parts && echo x || exit 1; "
+           "curl -fsSL https://files.test/data/model.bin -o /opt/model.bin\n"
+           "#9 0.412 curl: (22) The requested URL returned error: 404\n")
     misses = Misses()
-    misses.add_foreign("https://pkgs.test:443")
-    line = explain_failure("ProxyError: Tunnel connection failed: 403 Forbidden", misses)
+    misses.add_foreign("https://files.test/data/model.bin")
+    line = explain_failure(log, misses)
+    assert line == (
+        "https://files.test/data/model.bin is not in the lock (asked for by [app 3/4] RUN "
+        "curl -fsSL https://files.test/data/model.bin -o /opt/model.bin): the locked view "
+        "serves only the lock's files; relock locks APT and Python packages, not plain "
+        "downloads (curl, wget, ADD of a URL): put the file in the build context and COPY "
+        "it, or install it from a package")
+    wheel = Misses()
+    wheel.add_foreign("https://files.test/packages/six-1.17.0-py2.py3-none-any.whl")
+    line = explain_failure("Step 4/5 : RUN uv sync --frozen\nerror: 404\n", wheel)
+    assert line is not None and "(asked for by Step 4/5 : RUN uv sync --frozen)" in line
+    assert "uv.lock" in line and "re-freeze" in line
+
+
+def test_a_step_that_does_not_trust_the_view_names_the_variables() -> None:
+    misses = Misses()
+    misses.add_untrusted("https://files.test/ (TLSV1_ALERT_UNKNOWN_CA)")
+    line = explain_failure("#5 [2/3] RUN ./fetch\n", misses)
     assert line is not None and line.startswith(
-        "the build asked for https://pkgs.test:443, which the locked view cannot answer")
-    assert "Pipfile.lock" in line and "pipenv install --deploy" in line
-    assert "cannot be built pinned yet" in line
+        "[2/3] RUN ./fetch did not trust the locked view's certificate for https://files.test/")
+    assert "SSL_CERT_FILE" in line

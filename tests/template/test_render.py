@@ -146,6 +146,10 @@ def test_the_template_command_is_read_back_from_a_prefixed_run(per_arch: bool) -
         "pip install -r requirements.txt")
     assert render.template_command("make || exit 1; make install") == (
         "make || exit 1; make install")  # not relock's prefix: as it is
+    # BuildKit echoes the RUN's flags first: they stay, the prefix goes.
+    flags = "--mount=type=cache,target=/root/.cache/uv "
+    assert render.template_command(f"{flags}{prefix} uv sync --frozen") == (
+        f"{flags}uv sync --frozen")
 
 
 @pytest.mark.parametrize("url", ["ftp://x/", "http://x/ && rm -rf /", "http://a'b/",

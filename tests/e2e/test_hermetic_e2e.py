@@ -1,0 +1,301 @@
+"""Pinned builds that reach nothing but the locked view, whatever URL a tool carries
+(issue 23).
+
+An "upstream" on loopback serves a PEP 503 index and its files over https (an authority
+of the test's own, which only the raw build is told to trust) and counts every request.
+A template as projects write it installs from there with ``uv sync --frozen`` (the URLs
+are uv.lock's) and with pip from a hashed requirements file that names the https index
+itself. relock's own index (PIP_INDEX_URL) is another server of the same files, so the
+upstream hears only what the build steps ask for directly.
+
+Raw build, freeze, pinned build (the upstream counts zero), verify and diff exit 0, the
+pinned image's listing equal to the raw one's (no certificate, no configuration of the
+view); ``relock vendor`` and the pinned build again on the offline second host from the
+store. A step that downloads a file the lock does not hold fails naming its URL and step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import http.server
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relock.build.authority import Authority
+from relock.lock.lockfile import read
+from tests.conftest import SecondHost
+from tests.e2e.pyindex import publish_wheel, pypiserver
+from tests.e2e.test_build_faults import assert_clean_failure, copy_out, relock
+from tests.e2e.test_vendor_e2e import forget_base, on_second_host
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+TEMPLATE = """\
+FROM debian:trixie-slim
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv \\
+ && rm -rf /var/lib/apt/lists/*
+COPY uv /usr/local/bin/uv
+WORKDIR /app
+COPY pyproject.toml uv.lock requirements.txt ./
+# The raw build is given the upstream's authority (--build-arg SSL_CERT_FILE=...).
+ARG SSL_CERT_FILE
+RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
+    --mount=type=cache,target=/root/.cache/uv \\
+    UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-install-project \\
+    --python /usr/bin/python3
+RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
+    python3 -m venv /opt/tools \\
+ && PIP_CERT=$SSL_CERT_FILE /opt/tools/bin/pip install --no-cache-dir --require-hashes \\
+    -r requirements.txt
+"""
+
+# A plain download: not a package, so not in the lock.
+DOWNLOAD = """\
+RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
+    python3 -c "import urllib.request as u; u.urlopen('{url}').read()"
+"""
+
+
+@dataclass
+class Upstream:
+    """The loopback https upstream: its base URL and the requests it heard."""
+
+    url: str
+    ca: bytes
+    heard: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def https_upstream(folder: Path) -> Iterator[Upstream]:
+    authority = Authority()
+    context = authority.context_for("localhost")  # pip refuses an IP with check_hostname
+    found: list[Upstream] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            found[0].heard.append(f"{self.path} {self.headers.get('User-Agent', '')}")
+            parts = [p for p in self.path.split("/") if p]
+            body, code = b"not here\n", 404
+            if parts[:1] == ["simple"] and len(parts) == 2:
+                rows = "".join(
+                    f'<a href="/files/{html.escape(w.name)}#sha256='
+                    f'{hashlib.sha256(w.read_bytes()).hexdigest()}">{html.escape(w.name)}</a>\n'
+                    for w in sorted(folder.glob("*.whl"))
+                    if w.name.split("-")[0].replace("_", "-") == parts[1])
+                body, code = f"<html><body>\n{rows}</body></html>\n".encode(), 200
+            elif parts[:1] == ["files"] and len(parts) == 2 and (folder / parts[1]).is_file():
+                body, code = (folder / parts[1]).read_bytes(), 200
+            elif parts[:1] == ["data"]:
+                body, code = b"a plain file\n", 200
+            self.send_response(code)
+            self.send_header("Content-Type", "text/html" if parts[:1] == ["simple"]
+                             else "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    found.append(Upstream(f"https://localhost:{server.server_address[1]}",
+                          authority.cert_pem))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield found[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+        authority.close()
+
+
+@dataclass
+class World:
+    root: Path
+    context: Path
+    upstream: Upstream
+    index: str
+    made: list[str]
+
+    def env(self) -> dict[str, str | None]:
+        return {"PIP_INDEX_URL": self.index, "PIP_CONFIG_FILE": os.devnull,
+                "XDG_CACHE_HOME": str(self.root / "cache")}
+
+    def tag(self, name: str) -> str:
+        tag = f"relock-test-hermetic-{name}:{uuid.uuid4().hex[:8]}"
+        self.made.append(tag)
+        return tag
+
+
+def wheel_sha(folder: Path, name: str) -> str:
+    return hashlib.sha256(next(folder.glob(f"{name}-*.whl")).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    import docker
+
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    root = tmp_path_factory.mktemp("hermetic")
+    packages = root / "packages"
+    publish_wheel(packages, "hx-a", "1.0", requires=["hx-b"])
+    publish_wheel(packages, "hx-b", "1.0")
+    publish_wheel(packages, "hx-tool", "1.0")
+    # The venv's pip comes from the image's ensurepip wheel: relock's index has it too.
+    probe = f"relock-test-hermetic-probe:{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "buildx", "build", "--network", "host", "--load", "-t", probe,
+                    "-"], input="FROM debian:trixie-slim\nRUN apt-get update && apt-get "
+                    "install -y --no-install-recommends python3-venv\n", text=True,
+                    check=True, capture_output=True)
+    copy_out(client, probe, "/usr/share/python-wheels", ".whl", packages)
+    client.images.remove(probe, force=True)
+    with https_upstream(packages) as upstream, pypiserver(packages) as index:
+        context = root / "ctx"
+        context.mkdir()
+        shutil.copy(uv, context / "uv")
+        (context / "upstream-ca.pem").write_bytes(upstream.ca)
+        (context / "Dockerfile.in").write_text(TEMPLATE)
+        (context / "pyproject.toml").write_text(
+            '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.11"\n'
+            'dependencies = ["hx-a"]\n\n[tool.uv]\npackage = false\n')
+        locked = subprocess.run(
+            [uv, "lock", "--index-url", f"{upstream.url}/simple/"], cwd=context,
+            env={**os.environ, "SSL_CERT_FILE": str(context / "upstream-ca.pem"),
+                 "UV_CACHE_DIR": str(root / "uv-cache")},
+            capture_output=True, text=True, check=False)
+        assert locked.returncode == 0, locked.stderr
+        assert f"{upstream.url}/files/hx_a-1.0-py3-none-any.whl" in \
+            (context / "uv.lock").read_text()
+        (context / "requirements.txt").write_text(
+            f"--index-url {upstream.url}/simple/\n"
+            f"hx-tool==1.0 --hash=sha256:{wheel_sha(packages, 'hx_tool')}\n")
+        made: list[str] = []
+        yield World(root, context, upstream, index, made)
+        for tag in made:
+            with contextlib.suppress(docker.errors.DockerException):
+                client.images.remove(tag, force=True)
+
+
+def raw_build(world: World, name: str, template: Path) -> str:
+    tag = world.tag(name)
+    done = subprocess.run(
+        ["docker", "buildx", "build", "--network", "host", "--load", "-t", tag,
+         "--build-arg", "SSL_CERT_FILE=/run/upstream-ca.pem", "-f", str(template),
+         str(world.context)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tag
+
+
+def listing(client: Any, image: str) -> dict[str, str]:
+    """Every path of ``image``'s file system, with its size and link target."""
+    container = client.containers.create(image, command=["true"], entrypoint=[],
+                                         network_mode="none")
+    try:
+        data = io.BytesIO(b"".join(container.export()))
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=data) as tar:
+        return {m.name: f"{m.type!r} {m.size} {m.linkname}" for m in tar.getmembers()}
+
+
+@dataclass
+class Built:
+    raw: str
+    pinned: str
+    lock: Path
+
+
+@pytest.fixture(scope="module")
+def built(world: World, client: Any) -> Built:
+    template = world.context / "Dockerfile.in"
+    raw = raw_build(world, "raw", template)
+    assert any("hx_a" in h for h in world.upstream.heard), world.upstream.heard
+    lock = world.root / "app.lock"
+    frozen = relock("freeze", raw, "-f", template, "-o", lock, env=world.env())
+    assert frozen.exit_code == 0, frozen.output
+    text = lock.read_text()
+    for name in ("hx-a", "hx-b", "hx-tool"):
+        assert f'name = "{name}"' in text, name
+
+    world.upstream.heard.clear()
+    pinned = world.tag("pinned")
+    done = relock("build", "-f", template, "--lock", lock, "-t", pinned, "--builder",
+                  "buildkit", "--no-cache", env=world.env())
+    assert done.exit_code == 0, done.output
+    assert f"{pinned} matches" in done.output
+    # Every request of the pinned build's steps went to the view, none upstream.
+    assert world.upstream.heard == []
+    return Built(raw, pinned, lock)
+
+
+def test_uv_lock_and_an_https_index_are_answered_by_the_view(world: World, built: Built,
+                                                             client: Any) -> None:
+    verified = relock("verify", built.pinned, "--lock", built.lock, env=world.env())
+    assert verified.exit_code == 0, verified.output
+    diffed = relock("diff", built.raw, built.pinned, env=world.env())
+    assert diffed.exit_code == 0, diffed.output
+    got = client.containers.run(built.pinned, ["/app/.venv/bin/python", "-c",
+                                "import hx_a, hx_b; print('ok')"],
+                                remove=True, network_mode="none")
+    assert got.strip() == b"ok"
+
+
+def test_the_pinned_image_holds_no_trace_of_the_view(built: Built, client: Any) -> None:
+    raw, pinned = listing(client, built.raw), listing(client, built.pinned)
+    only = (sorted(set(raw) - set(pinned))[:10], sorted(set(pinned) - set(raw))[:10])
+    assert only == ([], []), only
+    assert not [p for p in pinned if p.startswith(("dev/shm/", "etc/ssl/certs/relock"))]
+    assert [p for p in pinned if "relock" in p.lower()] == []
+
+
+def test_an_unlocked_download_fails_naming_its_url_and_step(world: World,
+                                                            built: Built) -> None:
+    url = f"{world.upstream.url}/data/model.bin"
+    template = world.context / "download.Dockerfile.in"
+    template.write_text(TEMPLATE + DOWNLOAD.format(url=url))
+    world.upstream.heard.clear()
+    failed = relock("build", "-f", template, "--lock", built.lock, "-q", "--force",
+                    "-t", world.tag("download"), "--builder", "buildkit", env=world.env())
+    line = assert_clean_failure(failed, 1)
+    assert f"{url} is not in the lock (asked for by " in line, line
+    assert "urllib.request" in line and "COPY it" in line, line
+    assert world.upstream.heard == []
+
+
+def test_the_pinned_build_again_on_the_offline_host_from_the_store(
+        world: World, built: Built, second_host: SecondHost) -> None:
+    store = world.root / "store"
+    done = relock("vendor", "--lock", built.lock, "--store", store, "--apt-live",
+                  env=world.env())
+    assert done.exit_code == 0, done.output
+    forget_base(second_host, read(built.lock))
+    tag = f"relock-test-hermetic-offline:{uuid.uuid4().hex[:8]}"
+    try:
+        again = on_second_host(second_host, world.context, world.root / "cache2", "build",
+                               "-f", world.context / "Dockerfile.in", "--lock", built.lock,
+                               "--store", store, "-t", tag, "-q", "--builder", "buildkit",
+                               "--no-cache")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{tag} matches {built.lock}" in again.stdout
+    finally:
+        with contextlib.suppress(Exception):
+            second_host.client.images.remove(tag, force=True)
