@@ -8,7 +8,7 @@ of the wheel it came from (``pip install --require-hashes`` checked it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from relock.errors import EngineError
@@ -57,8 +57,11 @@ def compare(locked: Lock, found: Lock) -> list[Drift]:
     """
     from relock.lock.diff import diff_locks
 
-    # Build stages' entries are for the locked view; the image holds the final stage.
-    result = diff_locks(locked.final(), found.final(), only=("apt", "pip"), compare_base=False)
+    # Build stages' entries are for the locked view; the image holds the final stage, and
+    # not the build requirements of the project's own package (pip threw them away).
+    installed = replace(locked, pip=tuple(p for p in locked.pip if p.kind != "build"))
+    result = diff_locks(installed.final(), found.final(), only=("apt", "pip"),
+                        compare_base=False)
     drift: list[Drift] = []
     for label, value in (("distro", result.distro), ("platform", result.platform)):
         if value is not None:

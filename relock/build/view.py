@@ -261,6 +261,8 @@ class LockedView:
                 self.arch_meta[arch] = _apt_meta(mine, pip.for_platform(platform))
         self.locked: dict[str, dict[str, frozenset[str]]] = {}
         for p in (pip.pip if pip is not None else ()):
+            if p.kind == "context":  # built from the context in the build, not served
+                continue
             name = str(canonicalize_name(p.name))
             hashes = frozenset(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:"))
             versions = self.locked.setdefault(name, {})

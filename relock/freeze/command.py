@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from relock.lock.diff import Category, LockDiff
     from relock.lock.lockfile import Lock
     from relock.template.dockerfile import Dockerfile
+    from relock.upstream.index import PackageIndex
 
 
 class StageFreezer(Protocol):
@@ -128,6 +129,8 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
         result = _with_platform(result, platform, existing, images)
     if parsed is not None:
         result = _python_locks(result, parsed, request.context or dockerfile.parent, progress)
+    result = _own_packages(result, request.context or dockerfile.parent, options.index,
+                           progress)
     for line in result.warnings:
         warn(line)
     write(result.lock, out, image=image or f"--rootfs {rootfs}",
@@ -146,6 +149,37 @@ def _python_locks(result: FreezeResult, parsed: Dockerfile, context: Path,
     for line in found.notes:
         progress(line)
     return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings))
+
+
+def _own_packages(result: FreezeResult, context: Path, index: PackageIndex | None,
+                  progress: Progress) -> FreezeResult:
+    """The build requirements of the project's own packages (``pip install .``), resolved
+    against the configured index (``relock.freeze.ownpackage``)."""
+    from relock.freeze import freeze as fz
+    from relock.freeze import ownpackage
+
+    own = [p for p in result.lock.pip if p.kind == "context"]
+    names = ", ".join(sorted({p.name for p in own}))
+    if index is None:
+        if not own:
+            return result
+        return fz.FreezeResult(result.lock, (*result.warnings,
+            f"{names}: built from the build context; with --no-index their build "
+            "requirements are not resolved, and a pinned build fails naming them"))
+    from relock.files import cache_home
+
+    sdists = ownpackage.sdist_requirements(result.lock, index, cache_home())
+    if not own and not sdists:
+        return result
+    what = [f"{names} (built from the build context)"] if own else []
+    if sdists:
+        what.append("the distributions pip built from an sdist")
+    progress(f"resolving the build requirements of {' and '.join(what)}")
+    lock, warnings = ownpackage.add_build_requirements(result.lock, context,
+                                                       index.config.urls, sdists=sdists)
+    added = sum(1 for p in lock.pip if p.kind == "build")
+    progress(f"build requirements: {added} distributions locked")
+    return fz.FreezeResult(lock, (*result.warnings, *warnings))
 
 
 def _freeze_options(request: FreezeRequest) -> FreezeOptions:

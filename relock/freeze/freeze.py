@@ -229,8 +229,10 @@ def _snapshot(options: FreezeOptions, inv: Inventory,
 def _pip_entries(inv: Inventory, index: PackageIndex | None,
                  progress: Progress) -> tuple[PipPackage, ...]:
     hashes: dict[tuple[str, str], tuple[str, ...]] = {}
-    if index is not None and inv.dists:
-        wanted = {(d.name, d.version) for d in inv.dists}
+    # The project's own packages (installed from a folder) are on no index: the hash of
+    # what was built stands for them (relock.freeze.ownpackage).
+    wanted = {(d.name, d.version) for d in inv.dists if not d.local_dir}
+    if index is not None and wanted:
         progress(f"asking the package index for hashes of {len(wanted)} distributions")
         hits, asked = index.cache_hits, index.requests_made
         hashes = index.hashes_many(wanted)
@@ -239,6 +241,10 @@ def _pip_entries(inv: Inventory, index: PackageIndex | None,
     return tuple(
         PipPackage(name=d.name, version=d.version, env=d.env, requested=d.requested,
                    hashes=hashes.get((d.name, d.version), ()))
+        if not d.local_dir else
+        PipPackage(name=d.name, version=d.version, env=d.env, requested=d.requested,
+                   hashes=(f"sha256:{d.record_sha256}",) if d.record_sha256 else (),
+                   kind="context")
         for d in inv.dists
     )
 

@@ -7,6 +7,7 @@ REQUESTED) under ``lib/python3*/site-packages`` or ``dist-packages``, and
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from typing import NamedTuple
@@ -49,6 +50,10 @@ class Distribution(NamedTuple):
     path: str
     installer: str
     requested: bool
+    # Installed from a folder (``pip install .``, ``pip install -e .``): that folder, as
+    # direct_url.json names it, and the sha256 of the RECORD pip wrote (what was built).
+    local_dir: str = ""
+    record_sha256: str = ""
 
 
 def find_site_dirs(fs: RootFS) -> list[str]:
@@ -123,6 +128,12 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
         if "INSTALLER" in inside:
             installer = (fs.read_bytes(posixpath.join(path, "INSTALLER")) or b"").decode(
                 "utf-8", "replace").strip()
+        local_dir = record = ""
+        if "direct_url.json" in inside:
+            local_dir = _local_dir(fs.read_bytes(posixpath.join(path, "direct_url.json")))
+        if local_dir and "RECORD" in inside:
+            data = fs.read_bytes(posixpath.join(path, "RECORD")) or b""
+            record = hashlib.sha256(data).hexdigest()
         out.append(
             Distribution(
                 name=canonical_name(dist_name),
@@ -131,9 +142,36 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
                 path=path,
                 installer=installer,
                 requested="REQUESTED" in inside,
+                local_dir=local_dir,
+                record_sha256=record,
             )
         )
     return out
+
+
+# direct_url.json is a few hundred bytes (PEP 610); anything far longer is not one.
+_DIRECT_URL_MAX = 64 * 1024
+
+
+def _local_dir(data: bytes | None) -> str:
+    """The folder a distribution was installed from, per its direct_url.json (PEP 610):
+    a ``file://`` URL with ``dir_info``; "" for anything else (an archive, VCS, bad JSON)."""
+    import json
+    import urllib.parse
+
+    if not data or len(data) > _DIRECT_URL_MAX:
+        return ""
+    try:
+        info = json.loads(data)
+    except ValueError:
+        return ""
+    if not isinstance(info, dict) or not isinstance(info.get("dir_info"), dict):
+        return ""
+    url = info.get("url")
+    if not isinstance(url, str) or not url.startswith("file://"):
+        return ""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return path if path.startswith("/") and "\x00" not in path else ""
 
 
 def canonical_name(name: str) -> str:

@@ -442,7 +442,9 @@ def _diff_pip(old: Iterable[PipPackage], new: Iterable[PipPackage],
     from relock.lock.pythonlock import hashes_agree
 
     # Locks hold canonical names; a hand-edited one may not.
-    return _diff_packages(old, new, lambda p: (p.env, canonicalize_name(p.name)),
+    # A build requirement (not installed) is its own row beside an installed namesake.
+    return _diff_packages(old, new, lambda p: (p.env + (" (build)" if p.kind == "build" else ""),
+                                               canonicalize_name(p.name)),
                           compare_pip_versions, lambda p: tuple(sorted(set(p.hashes))),
                           swap=True, agree=hashes_agree if subset else None)
 

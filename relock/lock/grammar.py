@@ -183,6 +183,8 @@ _GRAMMARS = [
     Grammar("platform", "`os/arch[/variant]`, lower-case letters, digits and `_`",
             _pattern(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", "os/arch[/variant]")),
     Grammar("snapshot-id", "`YYYYMMDDTHHMMSSZ`, a real UTC date and time", _snapshot),
+    Grammar("pip-kind", "one of `context`, `build`",
+            _pattern("context|build", "context or build")),
     Grammar("snapshot-from", "one of `release-date`, `image-created`, `user`",
             _pattern("release-date|image-created|user", "release-date, image-created or user")),
     Grammar("text", "any text without control characters, newlines or bidi overrides",

@@ -157,6 +157,11 @@ class PipPackage:
     hashes: tuple[str, ...] = ()
     stage: str = ""
     platform: str = ""
+    # "" installed from the package index; "context" the project's own, built from the
+    # build context (``pip install .``: ``hashes`` is the sha256 of its RECORD, what was
+    # built); "build" not installed at all, a build requirement pip fetches into its
+    # isolated build environment to build a "context" one (``hashes`` as the index's).
+    kind: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -374,7 +379,8 @@ GRAMMAR: dict[str, dict[str, str]] = {
             "sha256": "sha256-hex", "filename": "archive-path", "stage": "stage",
             "platform": "platform"},
     "pip": {"name": "pep503-name", "version": "pep440-version", "env": "abs-path",
-            "hashes": "sha256-digest", "stage": "stage", "platform": "platform"},
+            "hashes": "sha256-digest", "stage": "stage", "platform": "platform",
+            "kind": "pip-kind"},
     "image": {"config": "sha256-digest", "manifest": "sha256-digest", "platform": "platform"},
 }
 
@@ -402,7 +408,8 @@ def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
         return (item.platform, item.stage, item.name, item.arch)
     if isinstance(item, ImageDigest):
         return (item.platform,)
-    return (item.platform, item.stage, item.env, item.name)
+    # A build requirement may share its name with an installed distribution.
+    return (item.platform, item.stage, item.env, item.name, item.kind == "build")
 
 # A lock is a few MiB at most; anything far bigger is not one (or /dev/zero).
 MAX_BYTES = bounds.LOCK_FILE

@@ -95,7 +95,8 @@ def check_complete(store: Store, files: Sequence[StoredFile], lock: Lock) -> Non
     stored = {(str(canonicalize_name(f.name)), f.version) for f in files
               if f.kind in ("wheel", "sdist")}
     problems += sorted({f"{p.name} {p.version} (no file vendored)" for p in lock.pip
-                        if (str(canonicalize_name(p.name)), p.version) not in stored})
+                        if p.kind != "context"
+                        and (str(canonicalize_name(p.name)), p.version) not in stored})
     if problems:
         _missing(store, problems)
 

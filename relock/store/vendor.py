@@ -135,6 +135,8 @@ def _pip_wanted(lock: Lock) -> dict[tuple[str, str], tuple[frozenset[str], list[
     """(name, version) -> (locked sha256s, environments it is installed in)."""
     out: dict[tuple[str, str], tuple[frozenset[str], list[str]]] = {}
     for p in lock.pip:
+        if p.kind == "context":  # the project's own: built from the context, on no index
+            continue
         key = (str(canonicalize_name(p.name)), p.version)
         hashes = frozenset(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:"))
         old_hashes, envs = out.get(key, (frozenset(), []))

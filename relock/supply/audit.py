@@ -169,7 +169,8 @@ def audit(lock: Lock, records: Iterable[Record]) -> Report:
             names.add(p.name)
             plats.add(plat)
         for d in part.pip:
-            dists.setdefault((d.name, d.version), set()).add(d.env)
+            if d.kind != "context":  # the project's own is on no index (another's name)
+                dists.setdefault((d.name, d.version), set()).add(d.env)
     by_source: dict[str, list[str]] = {}
     for name, version in sources:
         by_source.setdefault(name, []).append(version)

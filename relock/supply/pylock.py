@@ -86,7 +86,7 @@ def export(lock: Lock, index: PackageIndex, *, env: str | None = None,
     out = []
     for plat, environment in chosen:
         part = lock.for_platform(plat).final()
-        dists = [d for d in part.pip if d.env == environment.prefix]
+        dists = [d for d in part.pip if d.env == environment.prefix and d.kind != "build"]
         text = document(environment, plat, dists, index)
         out.append(Exported(environment.prefix, plat,
                             file_name(environment.prefix, plat, several_envs, several_platforms),

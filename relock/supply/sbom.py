@@ -214,7 +214,7 @@ def _part_items(part: Lock, distro: str, release: str, root: str,
                         properties=(*plat_prop, ("relock:python:site", env.site),
                                     ("relock:python:venv", "true" if env.venv else "false"))))
         for d in part.pip:
-            if d.env != env.prefix:
+            if d.env != env.prefix or d.kind == "build":  # build requirements: not installed
                 continue
             out.append(Item(ref=_id(*tag, "pypi", env.prefix, d.name), kind="pypi",
                             name=d.name, version=d.version, purl=purl("pypi", d.name, d.version),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from relock.errors import EXIT_DIFFERS, RelockError
+from relock.freeze.ownpackage import parse_compiled
 from relock.lock.lockfile import AptPackage, Lock, PipPackage
 from relock.progress import Progress, quiet
 from relock.update.outdated import Outdated, Report
@@ -146,29 +146,6 @@ def apt_moves(lock: Lock, chosen: Sequence[Outdated], archive: AptArchive | None
 
 
 # -- pip ---------------------------------------------------------------------
-
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)")
-_HASH = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
-
-
-def parse_compiled(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """pip-compile's output: normalised name -> (version, sorted sha256 hashes)."""
-    out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        m = _PIN.match(line)
-        if m:
-            current = str(canonicalize_name(m.group(1)))
-            out[current] = (m.group(3), ())
-        if current:
-            hashes = _HASH.findall(line)
-            if hashes:
-                version, have = out[current]
-                out[current] = (version, tuple(sorted({*have, *hashes})))
-    return out
-
 
 def compile_env(lock: Lock, env: str, upgrades: Mapping[str, str],
                 template: Mapping[str, list[str]], index_urls: Sequence[str],
