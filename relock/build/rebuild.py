@@ -250,6 +250,8 @@ def rebuild(engine: Engine, df: Dockerfile, lock: Lock, context: Path,
         rendered = render.render(df, lock, render.RenderOptions(
             view_url=server.url, force=options.force, lock_path=options.lock_path,
             source_date_epoch=epoch))
+        for note in rendered.notes:
+            progress(note)
         args = render.pinned_build_args(lock, build_args)
         result = builder.build(engine, context, None, dockerfile_text=rendered.dockerfile,
                                tag=options.tag, build_args=args,

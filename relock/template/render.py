@@ -110,6 +110,8 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
             continue
         if ins.instruction == "SHELL":
             shell_of[stage.index] = _shell_words(ins, df.path)
+        if ins.instruction == "ADD":
+            notes += _add_notes(ins, df.path)
         if ins.instruction != "RUN":
             pieces.append(original)
             continue
@@ -118,6 +120,17 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     pieces.append("".join(lines[cursor:]))
     return Rendered(dockerfile=_with_header("".join(pieces), df.path, options.lock_path),
                     notes=tuple(notes))
+
+
+def _add_notes(ins: Instruction, path: str) -> list[str]:
+    """A line for each URL an ``ADD`` fetches: the engine fetches it itself, outside every
+    RUN, so the locked view never sees it and the lock does not hold it."""
+    words = [w for w in ins.value.split() if not w.startswith("--")]
+    urls = [w for w in words[:-1] if re.match(r"(https?|git)://|git@", w)]
+    return [f"{_comment(path)}:{ins.startline + 1}: ADD {_comment(u)[:200]} is fetched by the "
+            "engine itself, not through the locked view: the pinned build reaches that host "
+            "(an offline host cannot build it) and the lock does not hold the file; put it "
+            "in the build context and COPY it" for u in urls]
 
 
 def view_id(lock: Lock) -> str:

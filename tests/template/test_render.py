@@ -352,6 +352,19 @@ def test_every_run_form_keeps_its_flags_and_its_command_sees_the_view(
     assert _run_like_buildkit(command, docs, tmp_path) == SHOWN
 
 
+def test_an_add_of_a_url_is_named_as_outside_the_view() -> None:
+    template = ("FROM debian:bookworm-slim\n"
+                "ADD --checksum=sha256:" + "a" * 64 + " https://files.test/tool.tgz /opt/\n"
+                "ADD app.tar.gz /srv/\n"
+                "ADD git@git.test:org/repo.git /src\n")
+    notes = render.render(dockerfile.parse(template), lock_for("system"),
+                          render.RenderOptions(force=True)).notes
+    assert [n.split(" is fetched")[0] for n in notes] == [
+        "Dockerfile.in:2: ADD https://files.test/tool.tgz",
+        "Dockerfile.in:4: ADD git@git.test:org/repo.git"]
+    assert all("not through the locked view" in n and "COPY it" in n for n in notes)
+
+
 def test_flags_on_continuation_lines_with_the_backtick_escape() -> None:
     template = ("# escape=`\nFROM debian:bookworm-slim\n"
                 "RUN --mount=type=secret,id=a `\n    --network=none `\n    make\n")
