@@ -177,10 +177,13 @@ def _build_requirement(requirement: str, before: str) -> str:
     found = re.findall(_PIP_BUILDING, before)
     what = found[-1] if found else "a package"
     return (f"{requirement} is not in the lock: pip needs it to build {what} from source, "
-            "and a freeze from the image alone does not see build requirements (they are "
-            f"not installed in the image); install them in the image first (pip install "
-            f"'{requirement}' in the template, before that step) and re-freeze the image "
-            "built from it, so that the view serves them, or install the package from a wheel")
+            "and it is not among the lock's build requirements (freeze locks the "
+            "[build-system] requires of the project's own package, found in the build "
+            "context by its name, and of each version the index has as an sdist only; what "
+            "a backend asks for while it builds is not seen): re-freeze with --context set "
+            f"to the build context if {what} is the project's own, else list "
+            f"'{requirement}' in its [build-system] requires and re-freeze, or install "
+            f"{what} from a wheel")
 
 
 def _last_step(log: str) -> str:

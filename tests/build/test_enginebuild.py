@@ -135,8 +135,9 @@ def test_a_build_requirement_is_named_as_such_not_as_something_to_re_freeze() ->
     assert line is not None
     assert line.startswith("setuptools>=40.8.0 is not in the lock: pip needs it to build "
                            "legacy-thing-0.3.tar.gz from source")
-    assert "does not see build requirements" in line
-    assert "pip install 'setuptools>=40.8.0' in the template" in line
+    assert "not among the lock's build requirements" in line
+    assert "re-freeze with --context" in line
+    assert "list 'setuptools>=40.8.0' in its [build-system] requires" in line
     assert "another version" not in line
     # The view's own account of the miss says the same.
     misses = Misses()
