@@ -141,14 +141,16 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
 def _python_locks(result: FreezeResult, parsed: Dockerfile, context: Path,
                   progress: Progress) -> FreezeResult:
     """The pylock.toml or uv.lock the template installs from, held against the image: a
-    note each, a warning per package that disagrees (``relock.freeze.installs``)."""
+    note each, a warning per package that disagrees (``relock.freeze.installs``); and a
+    warning per plain download of the template (``relock.freeze.downloads``)."""
+    from relock.freeze import downloads, installs
     from relock.freeze import freeze as fz
-    from relock.freeze import installs
 
     found = installs.check(result.lock, parsed, context)
     for line in found.notes:
         progress(line)
-    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings))
+    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings,
+                                         *downloads.warnings(parsed)))
 
 
 def _own_packages(result: FreezeResult, context: Path, index: PackageIndex | None,

@@ -53,6 +53,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock requirements.txt ./
 # The raw build is given the upstream's authority (--build-arg SSL_CERT_FILE=...).
 ARG SSL_CERT_FILE
+ARG UPSTREAM
 RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
     --mount=type=cache,target=/root/.cache/uv \\
     UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-install-project \\
@@ -61,6 +62,10 @@ RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
     python3 -m venv /opt/tools \\
  && PIP_CERT=$SSL_CERT_FILE /opt/tools/bin/pip install --no-cache-dir --require-hashes \\
     -r requirements.txt
+# A wheel by its https URL (direct_url.json names it; the index has it too).
+RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
+    PIP_CERT=$SSL_CERT_FILE /opt/tools/bin/pip install --no-cache-dir \\
+    "$UPSTREAM/files/hx_c-1.0-py3-none-any.whl"
 """
 
 # A plain download: not a package, so not in the lock.
@@ -160,6 +165,7 @@ def world(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
     publish_wheel(packages, "hx-a", "1.0", requires=["hx-b"])
     publish_wheel(packages, "hx-b", "1.0")
     publish_wheel(packages, "hx-tool", "1.0")
+    publish_wheel(packages, "hx-c", "1.0")
     # The venv's pip comes from the image's ensurepip wheel: relock's index has it too.
     probe = f"relock-test-hermetic-probe:{uuid.uuid4().hex[:8]}"
     subprocess.run(["docker", "buildx", "build", "--network", "host", "--load", "-t", probe,
@@ -199,7 +205,8 @@ def raw_build(world: World, name: str, template: Path) -> str:
     tag = world.tag(name)
     done = subprocess.run(
         ["docker", "buildx", "build", "--network", "host", "--load", "-t", tag,
-         "--build-arg", "SSL_CERT_FILE=/run/upstream-ca.pem", "-f", str(template),
+         "--build-arg", "SSL_CERT_FILE=/run/upstream-ca.pem", "--build-arg",
+         f"UPSTREAM={world.upstream.url}", "-f", str(template),
          str(world.context)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return tag
@@ -233,13 +240,14 @@ def built(world: World, client: Any) -> Built:
     frozen = relock("freeze", raw, "-f", template, "-o", lock, env=world.env())
     assert frozen.exit_code == 0, frozen.output
     text = lock.read_text()
-    for name in ("hx-a", "hx-b", "hx-tool"):
+    for name in ("hx-a", "hx-b", "hx-tool", "hx-c"):
         assert f'name = "{name}"' in text, name
 
     world.upstream.heard.clear()
     pinned = world.tag("pinned")
     done = relock("build", "-f", template, "--lock", lock, "-t", pinned, "--builder",
-                  "buildkit", "--no-cache", env=world.env())
+                  "buildkit", "--no-cache", "--build-arg", f"UPSTREAM={world.upstream.url}",
+                  env=world.env())
     assert done.exit_code == 0, done.output
     assert f"{pinned} matches" in done.output
     # Every request of the pinned build's steps went to the view, none upstream.
@@ -274,7 +282,8 @@ def test_an_unlocked_download_fails_naming_its_url_and_step(world: World,
     template.write_text(TEMPLATE + DOWNLOAD.format(url=url))
     world.upstream.heard.clear()
     failed = relock("build", "-f", template, "--lock", built.lock, "-q", "--force",
-                    "-t", world.tag("download"), "--builder", "buildkit", env=world.env())
+                    "-t", world.tag("download"), "--builder", "buildkit", "--build-arg",
+                    f"UPSTREAM={world.upstream.url}", env=world.env())
     line = assert_clean_failure(failed, 1)
     assert f"{url} is not in the lock (asked for by " in line, line
     assert "urllib.request" in line and "COPY it" in line, line
@@ -293,7 +302,7 @@ def test_the_pinned_build_again_on_the_offline_host_from_the_store(
         again = on_second_host(second_host, world.context, world.root / "cache2", "build",
                                "-f", world.context / "Dockerfile.in", "--lock", built.lock,
                                "--store", store, "-t", tag, "-q", "--builder", "buildkit",
-                               "--no-cache")
+                               "--no-cache", "--build-arg", f"UPSTREAM={world.upstream.url}")
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"{tag} matches {built.lock}" in again.stdout
     finally:
