@@ -52,6 +52,11 @@ PACKAGES = 512 * MiB  # a Packages index, as fetched and decompressed
 
 # -- the Python package index ------------------------------------------------------
 INDEX_PAGE = 128 * MiB  # a project page (the biggest projects' are a few MiB)
+SDIST = 64 * MiB  # an sdist read for its [build-system] (pip built it; no wheel on the index)
+PROJECT_FILE = 1 * MiB  # a pyproject.toml or setup.cfg, of the build context or in an sdist
+PROJECT_SEARCH_DEPTH = 4  # folders below the build context searched for a project's file
+PROJECT_SEARCH_ENTRIES = 5000  # files seen in that search
+DIRECT_URL = 64 * KiB  # an installed distribution's direct_url.json (PEP 610: some 100 bytes)
 
 # -- images: layers, archives, configs -----------------------------------------------
 LAYER_BYTES = 32 * GiB  # decompressed bytes of all of one image's layers

@@ -528,6 +528,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _relay(self, file: PipFile, stream: BinaryIO, length: int | None) -> None:
         """Stream ``file`` to the client, checking it; a mismatch cuts the connection."""
         view = self.server.view
+        if self.command == "HEAD":  # uv asks so before a range request: no body
+            with stream:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+            return
         digest = hashlib.sha256()
         tmp = None
         if view.cache_dir is not None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from relock import bounds
 from relock.errors import RelockError
 from relock.lock.lockfile import Lock, PipPackage
 
@@ -43,10 +44,6 @@ Run = Callable[..., "subprocess.CompletedProcess[str]"]
 
 # PEP 517's fallback for a project without [build-system] (pip's too).
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
-# How far into the context a project's pyproject.toml is looked for, and how much of it.
-_MAX_DEPTH = 4
-_MAX_FILES = 5000
-_MAX_TOML = 1 << 20
 _SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"}
 
 
@@ -70,9 +67,9 @@ def projects(context: Path) -> Iterator[Project]:
     for folder, dirs, files in os.walk(context, followlinks=False):
         depth = len(Path(folder).relative_to(context).parts)
         dirs[:] = sorted(d for d in dirs if d not in _SKIP and not d.startswith(".")
-                         and depth < _MAX_DEPTH)
+                         and depth < bounds.PROJECT_SEARCH_DEPTH)
         seen += len(files)
-        if seen > _MAX_FILES:
+        if seen > bounds.PROJECT_SEARCH_ENTRIES:
             return
         found = _project(Path(folder), set(files))
         if found is not None:
@@ -100,7 +97,7 @@ def _project(folder: Path, files: set[str]) -> Project | None:
         path = folder / "setup.cfg"
         parser = configparser.ConfigParser(interpolation=None)
         try:
-            if not path.is_symlink() and path.stat().st_size <= _MAX_TOML:
+            if not path.is_symlink() and path.stat().st_size <= bounds.PROJECT_FILE:
                 parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
                 name = parser.get("metadata", "name", fallback="")
         except (OSError, configparser.Error):
@@ -118,7 +115,7 @@ def _toml(path: Path) -> dict[str, object] | None:
     import tomli
 
     try:
-        if path.is_symlink() or path.stat().st_size > _MAX_TOML:
+        if path.is_symlink() or path.stat().st_size > bounds.PROJECT_FILE:
             return None
         doc = tomli.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
@@ -219,10 +216,6 @@ def parse_compiled(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
-# An sdist to read [build-system] from: more than this is not read.
-_MAX_SDIST = 64 << 20
-
-
 def sdist_requires(index: PackageIndex, name: str, version: str,
                    hashes: Sequence[str]) -> tuple[str, ...] | None:
     """The ``[build-system] requires`` of ``name`` ``version``'s sdist on ``index``, when
@@ -243,17 +236,17 @@ def sdist_requires(index: PackageIndex, name: str, version: str,
         return None
     stream, _ = index.open(sdist.url)
     with stream:
-        data = stream.read(_MAX_SDIST + 1)
-    if len(data) > _MAX_SDIST:
-        raise OwnPackageError(f"{sdist.filename}: an sdist over {_MAX_SDIST >> 20} MiB; its "
-                              "build requirements are not read")
+        data = stream.read(bounds.SDIST + 1)
+    if len(data) > bounds.SDIST:
+        raise bounds.too_big(sdist.filename, "the sdist", bounds.SDIST)
     if hashlib.sha256(data).hexdigest() != sdist.sha256:
         raise OwnPackageError(f"{sdist.filename} from the index does not match the lock")
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             member = next((m for m in tar if m.isfile() and m.name.count("/") == 1
-                           and m.name.endswith("/pyproject.toml")
-                           and m.size <= _MAX_TOML), None)
+                           and m.name.endswith("/pyproject.toml")), None)
+            if member is not None and member.size > bounds.PROJECT_FILE:
+                raise bounds.too_big(sdist.filename, "its pyproject.toml", bounds.PROJECT_FILE)
             handle = tar.extractfile(member) if member is not None else None
             text = handle.read() if handle is not None else None
     except (tarfile.TarError, OSError, EOFError):

@@ -12,6 +12,7 @@ import posixpath
 import re
 from typing import NamedTuple
 
+from relock import bounds
 from relock.image.rootfs import RootFS
 from relock.inventory.apt import dpkg_owned_paths
 from relock.lock.lockfile import PythonEnv
@@ -149,17 +150,13 @@ def distributions(fs: RootFS, site: str, env: str) -> list[Distribution]:
     return out
 
 
-# direct_url.json is a few hundred bytes (PEP 610); anything far longer is not one.
-_DIRECT_URL_MAX = 64 * 1024
-
-
 def _local_dir(data: bytes | None) -> str:
     """The folder a distribution was installed from, per its direct_url.json (PEP 610):
     a ``file://`` URL with ``dir_info``; "" for anything else (an archive, VCS, bad JSON)."""
     import json
     import urllib.parse
 
-    if not data or len(data) > _DIRECT_URL_MAX:
+    if not data or len(data) > bounds.DIRECT_URL:
         return ""
     try:
         info = json.loads(data)

@@ -104,3 +104,12 @@ def test_the_certificate_is_of_the_host_asked_for_and_signed_by_the_view(served)
         assert other.authority is not None and view.authority is not None
         assert other.authority.cert_pem != view.authority.cert_pem
     assert other.authority is None  # forgotten when the view stops
+
+
+def test_a_head_of_a_locked_file_has_no_body(served) -> None:
+    _view, proxy, ca, _index = served
+    got = requests.head(f"{FILES}/packages/{WHEEL}", proxies={"https": proxy},
+                        verify=str(ca), timeout=10)
+    assert got.status_code == 200 and got.headers["Content-Length"] == str(len(DATA))
+    # The connection is still good for the next request.
+    assert through(f"{FILES}/packages/{WHEEL}", proxy, ca).content == DATA
