@@ -127,3 +127,17 @@ def test_drift_lines_escape_what_the_image_says() -> None:
         *LOCKED.apt, AptPackage("evil\x1b[2J", "1.0\nRUN id", "amd64")))
     [line] = [d.describe() for d in compare(LOCKED, found)]
     assert "\x1b" not in line and "\n" not in line and "\\x1b[2J" in line
+
+
+def test_build_requirements_are_not_looked_for_in_the_image() -> None:
+    """pip threw its build environment away: a lock's ``kind = "build"`` entries are not
+    drift; the project's own package (``kind = "context"``) is compared by version."""
+    own = PipPackage("myapp", "3.1.1", "/opt/venv", kind="context")
+    locked = dataclasses.replace(LOCKED, pip=(
+        *LOCKED.pip, own,
+        PipPackage("setuptools", "80.9.0", "/opt/venv", kind="build")))
+    found = dataclasses.replace(LOCKED, pip=(*LOCKED.pip, own))
+    assert compare(locked, found) == []
+    older = dataclasses.replace(found, pip=(*LOCKED.pip, dataclasses.replace(own, version="3.1.0")))
+    assert [d.describe() for d in compare(locked, older)] == [
+        "pip myapp (/opt/venv): locked 3.1.1, image has 3.1.0"]

@@ -220,3 +220,14 @@ def test_image_of_header() -> None:
     assert sbom.image_of_header(
         "# Remake it with: relock freeze oci://127.0.0.1:5000/x:1 -o l\n") == (
         "127.0.0.1:5000/x:1")
+
+
+def test_build_requirements_are_not_components_of_the_image() -> None:
+    """They were only in pip's build environment; the project's own package is."""
+    lock = lockfile.read(SMALL)
+    env = lock.python[0].prefix
+    more = dataclasses.replace(lock, pip=(
+        *lock.pip, lockfile.PipPackage("myapp", "3.1.1", env, kind="context"),
+        lockfile.PipPackage("hatchling", "1.27.0", env, kind="build")))
+    names = {i.name for i in sbom.inventory(more).items}
+    assert "myapp" in names and "hatchling" not in names
