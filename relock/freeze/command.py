@@ -158,7 +158,6 @@ def _own_packages(result: FreezeResult, context: Path, index: PackageIndex | Non
     """The build requirements of the project's own packages (``pip install .``), resolved
     against the configured index (``relock.freeze.ownpackage``)."""
     from relock.freeze import freeze as fz
-    from relock.freeze import ownpackage
 
     own = [p for p in result.lock.pip if p.kind == "context"]
     names = ", ".join(sorted({p.name for p in own}))
@@ -169,6 +168,7 @@ def _own_packages(result: FreezeResult, context: Path, index: PackageIndex | Non
             f"{names}: built from the build context; with --no-index their build "
             "requirements are not resolved, and a pinned build fails naming them"))
     from relock.files import cache_home
+    from relock.freeze import ownpackage
 
     sdists = ownpackage.sdist_requirements(result.lock, index, cache_home())
     if not own and not sdists:

@@ -18,13 +18,10 @@ build's pip, and nothing else.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -169,6 +166,8 @@ def resolve(requires: Sequence[str], index_urls: Sequence[str],
             run: Run = subprocess.run) -> dict[str, tuple[str, tuple[str, ...]]]:
     """``requires`` and their dependencies pinned by pip-compile, each with every file's
     hash on the index: normalised name -> (version, hashes)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="relock-build-reqs-") as tmp:
         folder = Path(tmp)
         (folder / "requirements.in").write_text("".join(f"{r}\n" for r in requires))
@@ -221,6 +220,9 @@ def sdist_requires(index: PackageIndex, name: str, version: str,
     """The ``[build-system] requires`` of ``name`` ``version``'s sdist on ``index``, when
     that version has no wheel at all there (pip built it from the sdist); None when it
     has a wheel or no sdist of the locked hashes. The sdist is read, never unpacked."""
+    import io
+    import tarfile
+
     from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
     locked = {h.split(":", 1)[1] for h in hashes if h.startswith("sha256:")}
