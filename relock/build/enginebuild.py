@@ -197,10 +197,10 @@ def _last_step(log: str) -> str:
 
 def _foreign(url: str, step: str) -> str:
     """The line for a URL the view does not serve, asked for by ``step``."""
-    from relock.build.view import _dist_name
+    from relock.build.view import dist_name
 
     where = f" (asked for by {step})" if step else ""
-    name = _dist_name(url.rsplit("/", 1)[-1].split("?", 1)[0])
+    name = dist_name(url.rsplit("/", 1)[-1].split("?", 1)[0])
     if name is not None:
         help = ("a file of a package the lock holds in another version or build, or of one "
                 "it lacks: the template or a tool's lock it installs from (uv.lock, "

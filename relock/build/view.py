@@ -379,7 +379,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._simple(parts[parts.index("simple") + 1:])
             elif own and parts == ["relock", "ca.pem"] and self.server.view.authority:
                 self._send(200, self.server.view.authority.cert_pem, "application/x-pem-file")
-            elif parts and _dist_name(parts[-1]) is not None:
+            elif parts and dist_name(parts[-1]) is not None:
                 self._by_filename(parts[-1], full)
             else:
                 if not own:
@@ -427,21 +427,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 tls.close()
 
+    def _locked_files(self, name: str) -> tuple[bool, list[PipFile] | None]:
+        """``view.pip_files(name)``; (True, None) when it failed and a 502 was sent."""
+        try:
+            return False, self.server.view.pip_files(name)
+        except RelockError as e:
+            self._failed(e)
+        return True, None
+
+    def _failed(self, e: RelockError) -> None:
+        """A 502 for files the view could not get: other bytes than locked, or upstream
+        (or the store) not answering; remembered for the error message."""
+        if isinstance(e, HashMismatchError):
+            self.server.view.misses.add_mismatch(str(e))
+        else:
+            self.server.view.misses.add_upstream(str(e))
+        self._send(502, f"{e}\n".encode())
+
     def _by_filename(self, filename: str, full: str) -> None:
         """A distribution file asked for by a URL the lock does not know (uv.lock's, a
         ``pip install https://...``): the locked file of that name, if there is one."""
         view = self.server.view
-        name = _dist_name(filename)
+        name = dist_name(filename)
         assert name is not None
-        try:
-            files = view.pip_files(name)
-        except HashMismatchError as e:
-            view.misses.add_mismatch(str(e))
-            self._send(502, f"{e}\n".encode())
-            return
-        except RelockError as e:
-            view.misses.add_upstream(str(e))
-            self._send(502, f"{e}\n".encode())
+        answered, files = self._locked_files(name)
+        if answered:
             return
         found = next((f for f in files or () if f.filename == filename), None)
         if found is None:
@@ -478,15 +488,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if parts[0] != name:
             self._redirect(f"/pypi/simple/{name}/")
             return
-        try:
-            files = view.pip_files(name)
-        except HashMismatchError as e:
-            view.misses.add_mismatch(str(e))
-            self._send(502, f"{e}\n".encode())
-            return
-        except RelockError as e:
-            view.misses.add_upstream(str(e))
-            self._send(502, f"{e}\n".encode())
+        answered, files = self._locked_files(name)
+        if answered:
             return
         if files is None:
             view.misses.add_pip(name)
@@ -515,13 +518,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         assert view.source is not None
         try:
             stream, length = view.source.open(found)
-        except HashMismatchError as e:  # a store's file checked before it is relayed
-            view.misses.add_mismatch(str(e))
-            self._send(502, f"{e}\n".encode())
-            return
-        except RelockError as e:
-            view.misses.add_upstream(str(e))
-            self._send(502, f"{e}\n".encode())
+        except RelockError as e:  # a store's file is checked before it is relayed
+            self._failed(e)
             return
         self._relay(found, stream, length)
 
@@ -629,7 +627,7 @@ class _TunnelHandler(_Handler):
         super().__init__(request, client_address, server)
 
 
-def _dist_name(filename: str) -> str | None:
+def dist_name(filename: str) -> str | None:
     """The normalised project name of a wheel or sdist file name, else None."""
     from packaging.utils import (
         InvalidSdistFilename,

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 
-from relock.template.dockerfile import Dockerfile
+from relock.template.dockerfile import Dockerfile, add_urls
 
 # A URL a curl or wget command of one shell command fetches (up to ; & | or a newline).
 _FETCH = re.compile(r"(?<![\w-])(?:curl|wget)\b[^;&|\n]*?(https?://[^\s'\"`;&|)]+)")
-_URL = re.compile(r"(?:https?|git)://\S+|git@\S+")
 
 
 def plain_downloads(dockerfile: Dockerfile) -> list[tuple[int, str, str]]:
@@ -30,8 +29,7 @@ def plain_downloads(dockerfile: Dockerfile) -> list[tuple[int, str, str]]:
                 out += [(ins.startline + 1, "RUN", u) for u in re.findall(
                     r"https?://[^\s'\"`;&|)]+", rest)]
         elif ins.instruction == "ADD":
-            words = [w for w in ins.value.split() if not w.startswith("--")]
-            out += [(ins.startline + 1, "ADD", w) for w in words[:-1] if _URL.fullmatch(w)]
+            out += [(ins.startline + 1, "ADD", u) for u in add_urls(ins)]
     return out
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +30,10 @@ from packaging.utils import canonicalize_name
 from relock import bounds
 from relock.errors import RelockError
 from relock.lock.lockfile import Lock, PipPackage
+from relock.upstream.pipcompile import Run, parse_compiled, pip_compile, resolver_words
 
 if TYPE_CHECKING:
     from relock.upstream.index import PackageIndex
-
-# How pip-compile is started: ``subprocess.run`` (its keywords), or a test's stand-in.
-Run = Callable[..., "subprocess.CompletedProcess[str]"]
 
 # PEP 517's fallback for a project without [build-system] (pip's too).
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
@@ -171,48 +167,14 @@ def resolve(requires: Sequence[str], index_urls: Sequence[str],
     with tempfile.TemporaryDirectory(prefix="relock-build-reqs-") as tmp:
         folder = Path(tmp)
         (folder / "requirements.in").write_text("".join(f"{r}\n" for r in requires))
-        args = [sys.executable, "-m", "piptools", "compile", "--quiet", "--no-header",
-                "--no-annotate", "--generate-hashes", "--allow-unsafe", "--no-emit-index-url",
-                "--strip-extras", "--output-file", "requirements.txt"]
-        for i, url in enumerate(index_urls):
-            args += ["--index-url" if i == 0 else "--extra-index-url", url]
-        args.append("requirements.in")
-        env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-               "CUSTOM_COMPILE_COMMAND": "relock freeze"}
         try:
-            proc = run(args, cwd=folder, capture_output=True, text=True, env=env, timeout=600)
+            proc = pip_compile(folder, index_urls, "relock freeze", run=run)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise OwnPackageError(f"pip-compile could not run: {e}") from None
         if proc.returncode != 0:
-            words = [ln.strip() for ln in proc.stderr.splitlines()
-                     if ln.strip() and not ln.startswith(("WARNING", "Traceback", "  File"))]
-            said = " ".join(words[-4:])[:400] or "pip-compile failed"
             raise OwnPackageError(f"cannot resolve the build requirements "
-                                  f"{', '.join(requires)}: {said}")
+                                  f"{', '.join(requires)}: {resolver_words(proc.stderr)}")
         return parse_compiled((folder / "requirements.txt").read_text())
-
-
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)")
-_HASH = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
-
-
-def parse_compiled(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """pip-compile's output: normalised name -> (version, sorted sha256 hashes)."""
-    out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        m = _PIN.match(line)
-        if m:
-            current = str(canonicalize_name(m.group(1)))
-            out[current] = (m.group(3), ())
-        if current:
-            hashes = _HASH.findall(line)
-            if hashes:
-                version, have = out[current]
-                out[current] = (version, tuple(sorted({*have, *hashes})))
-    return out
 
 
 def sdist_requires(index: PackageIndex, name: str, version: str,

@@ -127,6 +127,16 @@ class Dockerfile:
 
 # -- naming stages -------------------------------------------------------------
 
+def add_urls(ins: Instruction) -> list[str]:
+    """The URLs an ``ADD`` instruction fetches (http, https, git): its sources that are
+    URLs, the last word being the destination."""
+    words = [w for w in ins.value.split() if not w.startswith("--")]
+    return [w for w in words[:-1] if _ADD_URL.match(w)]
+
+
+_ADD_URL = re.compile(r"(?:https?|git)://|git@")
+
+
 def stage_label(stage: Stage) -> str:
     """How the lock names a stage: its name, else its 0-based index."""
     return stage.name or str(stage.index)

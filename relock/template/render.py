@@ -36,7 +36,7 @@ from shlex import quote
 
 from relock.errors import RenderError, StaleLockError
 from relock.lock.lockfile import Base, Lock
-from relock.template.dockerfile import SYNTAX_ARG, Dockerfile, Instruction, Stage
+from relock.template.dockerfile import SYNTAX_ARG, Dockerfile, Instruction, Stage, add_urls
 
 DEFAULT_VIEW_PORT = 7780
 DEFAULT_VIEW_URL = f"http://127.0.0.1:{DEFAULT_VIEW_PORT}"
@@ -125,12 +125,10 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
 def _add_notes(ins: Instruction, path: str) -> list[str]:
     """A line for each URL an ``ADD`` fetches: the engine fetches it itself, outside every
     RUN, so the locked view never sees it and the lock does not hold it."""
-    words = [w for w in ins.value.split() if not w.startswith("--")]
-    urls = [w for w in words[:-1] if re.match(r"(https?|git)://|git@", w)]
     return [f"{_comment(path)}:{ins.startline + 1}: ADD {_comment(u)[:200]} is fetched by the "
             "engine itself, not through the locked view: the pinned build reaches that host "
             "(an offline host cannot build it) and the lock does not hold the file; put it "
-            "in the build context and COPY it" for u in urls]
+            "in the build context and COPY it" for u in add_urls(ins)]
 
 
 def view_id(lock: Lock) -> str:

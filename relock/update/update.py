@@ -21,11 +21,10 @@ pip-tools' preferences instead; every move is listed in the plan with why.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,10 +32,10 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from relock.errors import EXIT_DIFFERS, RelockError
-from relock.freeze.ownpackage import parse_compiled
 from relock.lock.lockfile import AptPackage, Lock, PipPackage
 from relock.progress import Progress, quiet
 from relock.update.outdated import Outdated, Report
+from relock.upstream.pipcompile import Run, parse_compiled, pip_compile, resolver_words
 
 if TYPE_CHECKING:
     from relock.build.rebuild import RebuildOptions
@@ -44,10 +43,6 @@ if TYPE_CHECKING:
     from relock.template.dockerfile import Dockerfile
     from relock.upstream.archive import AptArchive
     from relock.upstream.index import PackageIndex
-
-# How pip-compile is started: ``subprocess.run`` (its keywords), or a test's stand-in.
-Run = Callable[..., "subprocess.CompletedProcess[str]"]
-
 
 class UpdateError(RelockError):
     """An update cannot be planned, resolved or built."""
@@ -163,29 +158,13 @@ def compile_env(lock: Lock, env: str, upgrades: Mapping[str, str],
         # The existing output: pip-compile keeps each of these pins it can.
         (folder / "requirements.txt").write_text(
             "".join(f"{p.name}=={p.version}\n" for p in sorted(dists, key=lambda p: p.name)))
-        args = [sys.executable, "-m", "piptools", "compile", "--quiet", "--no-header",
-                "--no-annotate", "--generate-hashes", "--allow-unsafe", "--no-emit-index-url",
-                "--strip-extras", "--output-file", "requirements.txt"]
-        for i, url in enumerate(index_urls):
-            args += ["--index-url" if i == 0 else "--extra-index-url", url]
-        for name, version in sorted(upgrades.items()):
-            args += ["--upgrade-package", f"{name}=={version}"]
-        args.append("requirements.in")
-        env_vars = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                    "CUSTOM_COMPILE_COMMAND": "relock update"}
-        proc = run(args, cwd=folder, capture_output=True, text=True, env=env_vars,
-                   timeout=600)
+        upgrade = [a for name, version in sorted(upgrades.items())
+                   for a in ("--upgrade-package", f"{name}=={version}")]
+        proc = pip_compile(folder, index_urls, "relock update", upgrade, run)
         if proc.returncode != 0:
             raise UpdateError(f"pip cannot resolve the update of {', '.join(sorted(upgrades))} "
-                              f"in {env}: {_resolver_words(proc.stderr)}")
+                              f"in {env}: {resolver_words(proc.stderr)}")
         return parse_compiled((folder / "requirements.txt").read_text())
-
-
-def _resolver_words(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    keep = [ln for ln in lines if not ln.startswith(("WARNING", "Traceback", "File "))]
-    text = " ".join(keep[-6:]) if keep else "pip-compile failed"
-    return text if len(text) <= 600 else text[:597] + "..."
 
 
 def pip_moves(lock: Lock, chosen: Sequence[Outdated], template: Mapping[str, list[str]],

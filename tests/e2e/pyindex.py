@@ -83,3 +83,18 @@ def pypiserver(folder: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def image_pip_wheels(client: object, folder: Path, tag: str) -> None:
+    """The wheels ``python3 -m venv`` of debian:trixie-slim installs (its ensurepip's,
+    from python3-venv) copied into ``folder``: relock's index must have the venv's pip."""
+    from tests.e2e.test_build_faults import copy_out
+
+    subprocess.run(["docker", "buildx", "build", "--network", "host", "--load", "-t", tag,
+                    "-"], input="FROM debian:trixie-slim\nRUN apt-get update && apt-get "
+                    "install -y --no-install-recommends python3-venv\n", text=True,
+                    check=True, capture_output=True)
+    try:
+        copy_out(client, tag, "/usr/share/python-wheels", ".whl", folder)
+    finally:
+        client.images.remove(tag, force=True)  # type: ignore[attr-defined]

@@ -36,11 +36,10 @@ from typing import Any
 import pytest
 
 from relock.build.authority import Authority
-from relock.lock.lockfile import read
 from tests.conftest import SecondHost
-from tests.e2e.pyindex import publish_wheel, pypiserver
-from tests.e2e.test_build_faults import assert_clean_failure, copy_out, relock
-from tests.e2e.test_vendor_e2e import forget_base, on_second_host
+from tests.e2e.pyindex import image_pip_wheels, publish_wheel, pypiserver
+from tests.e2e.test_build_faults import assert_clean_failure, relock
+from tests.e2e.test_vendor_e2e import vendor_and_build_offline
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -167,13 +166,7 @@ def world(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
     publish_wheel(packages, "hx-tool", "1.0")
     publish_wheel(packages, "hx-c", "1.0")
     # The venv's pip comes from the image's ensurepip wheel: relock's index has it too.
-    probe = f"relock-test-hermetic-probe:{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "buildx", "build", "--network", "host", "--load", "-t", probe,
-                    "-"], input="FROM debian:trixie-slim\nRUN apt-get update && apt-get "
-                    "install -y --no-install-recommends python3-venv\n", text=True,
-                    check=True, capture_output=True)
-    copy_out(client, probe, "/usr/share/python-wheels", ".whl", packages)
-    client.images.remove(probe, force=True)
+    image_pip_wheels(client, packages, f"relock-test-hermetic-probe:{uuid.uuid4().hex[:8]}")
     with https_upstream(packages) as upstream, pypiserver(packages) as index:
         context = root / "ctx"
         context.mkdir()
@@ -292,19 +285,6 @@ def test_an_unlocked_download_fails_naming_its_url_and_step(world: World,
 
 def test_the_pinned_build_again_on_the_offline_host_from_the_store(
         world: World, built: Built, second_host: SecondHost) -> None:
-    store = world.root / "store"
-    done = relock("vendor", "--lock", built.lock, "--store", store, "--apt-live",
-                  env=world.env())
-    assert done.exit_code == 0, done.output
-    forget_base(second_host, read(built.lock))
-    tag = f"relock-test-hermetic-offline:{uuid.uuid4().hex[:8]}"
-    try:
-        again = on_second_host(second_host, world.context, world.root / "cache2", "build",
-                               "-f", world.context / "Dockerfile.in", "--lock", built.lock,
-                               "--store", store, "-t", tag, "-q", "--builder", "buildkit",
-                               "--no-cache", "--build-arg", f"UPSTREAM={world.upstream.url}")
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert f"{tag} matches {built.lock}" in again.stdout
-    finally:
-        with contextlib.suppress(Exception):
-            second_host.client.images.remove(tag, force=True)
+    vendor_and_build_offline(second_host, world.context, built.lock, world.root, world.env(),
+                             "--builder", "buildkit", "--build-arg",
+                             f"UPSTREAM={world.upstream.url}")

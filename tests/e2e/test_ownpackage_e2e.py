@@ -29,9 +29,9 @@ import pytest
 
 from relock.lock.lockfile import read
 from tests.conftest import SecondHost
-from tests.e2e.pyindex import publish_wheel, pypiserver
-from tests.e2e.test_build_faults import copy_out, relock
-from tests.e2e.test_vendor_e2e import forget_base, on_second_host
+from tests.e2e.pyindex import image_pip_wheels, publish_wheel, pypiserver
+from tests.e2e.test_build_faults import relock
+from tests.e2e.test_vendor_e2e import vendor_and_build_offline
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -107,13 +107,7 @@ def world(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
                           "--only-binary=:all:", "--dest", str(packages), "setuptools",
                           "hatchling"], capture_output=True, text=True, check=False)
     assert got.returncode == 0, got.stderr[-2000:]
-    probe = f"relock-test-ownpkg-probe:{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "buildx", "build", "--network", "host", "--load", "-t", probe,
-                    "-"], input="FROM debian:trixie-slim\nRUN apt-get update && apt-get "
-                    "install -y --no-install-recommends python3-venv\n", text=True,
-                    check=True, capture_output=True)
-    copy_out(client, probe, "/usr/share/python-wheels", ".whl", packages)
-    client.images.remove(probe, force=True)
+    image_pip_wheels(client, packages, f"relock-test-ownpkg-probe:{uuid.uuid4().hex[:8]}")
     context = root / "ctx"
     for name, (pyproject, module) in PROJECTS.items():
         (context / name / module).parent.mkdir(parents=True)
@@ -170,19 +164,5 @@ def test_the_pinned_build_builds_them_from_the_view(world: World, client: Any) -
 
 def test_the_pinned_build_again_on_the_offline_host_from_the_store(
         world: World, second_host: SecondHost) -> None:
-    store = world.root / "store"
-    done = relock("vendor", "--lock", world.lock, "--store", store, "--apt-live",
-                  env=world.env())
-    assert done.exit_code == 0, done.output
-    forget_base(second_host, read(world.lock))
-    tag = f"relock-test-ownpkg-offline:{uuid.uuid4().hex[:8]}"
-    try:
-        again = on_second_host(second_host, world.context, world.root / "cache2", "build",
-                               "-f", world.context / "Dockerfile.in", "--lock", world.lock,
-                               "--store", store, "-t", tag, "-q", "--no-cache",
-                               "--build-arg", f"INDEX={world.index}")
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert f"{tag} matches {world.lock}" in again.stdout
-    finally:
-        with contextlib.suppress(Exception):
-            second_host.client.images.remove(tag, force=True)
+    vendor_and_build_offline(second_host, world.context, world.lock, world.root, world.env(),
+                             "--build-arg", f"INDEX={world.index}")

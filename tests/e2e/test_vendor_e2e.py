@@ -66,6 +66,30 @@ def on_second_host(host: SecondHost, cwd: Path, cache: Path, *args: object
                           check=False, timeout=900)
 
 
+def vendor_and_build_offline(host: SecondHost, context: Path, lock_path: Path, root: Path,
+                             env: dict[str, str | None], *flags: str) -> None:
+    """``relock vendor`` of ``lock_path`` here into a folder store, then ``relock build
+    --store`` of ``context/Dockerfile.in`` on the offline second host (its base forgotten
+    there first): exit 0, and the image verified against the lock."""
+    from tests.e2e.test_build_faults import relock as relock_with_env
+
+    store = root / "store"
+    done = relock_with_env("vendor", "--lock", lock_path, "--store", store, "--apt-live",
+                           env=env)
+    assert done.exit_code == 0, done.output
+    forget_base(host, read(lock_path))
+    tag = f"relock-test-offline:{uuid.uuid4().hex[:8]}"
+    try:
+        again = on_second_host(host, context, root / "cache2", "build", "-f",
+                               context / "Dockerfile.in", "--lock", lock_path, "--store",
+                               store, "-t", tag, "-q", "--no-cache", *flags)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{tag} matches {lock_path}" in again.stdout
+    finally:
+        with contextlib.suppress(Exception):
+            host.client.images.remove(tag, force=True)
+
+
 @dataclass
 class Vendored:
     context: Path
