@@ -58,6 +58,10 @@ PROJECT_SEARCH_DEPTH = 4  # folders below the build context searched for a proje
 PROJECT_SEARCH_ENTRIES = 5000  # files seen in that search
 DIRECT_URL = 64 * KiB  # an installed distribution's direct_url.json (PEP 610: some 100 bytes)
 
+# -- plain downloads ------------------------------------------------------------------
+DOWNLOAD = 4 * GiB  # one file a template downloads by URL (curl, wget, ADD), as fetched
+DOWNLOADS = 256  # plain downloads of one template that a freeze locks
+
 # -- images: layers, archives, configs -----------------------------------------------
 LAYER_BYTES = 32 * GiB  # decompressed bytes of all of one image's layers
 LAYER_ENTRIES = 4_000_000  # tar entries of all of one image's layers

@@ -198,12 +198,13 @@ def prepare_view(lock: Lock, installed: set[tuple[str, str, str]], options: Rebu
     ``archive`` and ``index`` default to the lock's sources (``upstream_archive``)
     and the configured Python index (``pip_source``).
     """
-    from relock.build.view import LockedView
+    from relock.build.view import LockedView, UpstreamDownloads
 
     debs = fetch_debs(lock, needed_debs(lock, installed), options, progress,
                       upstream_archive(options) if archive is None else archive)
     source = pip_source() if index is None else IndexSource(index)
-    return LockedView(debs, lock, source, cache_dir=_pip_cache(options))
+    return LockedView(debs, lock, source, cache_dir=_pip_cache(options),
+                      downloads=UpstreamDownloads(_pip_cache(options)))
 
 
 class ViewSource(Protocol):

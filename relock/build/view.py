@@ -10,11 +10,14 @@ During ``relock build`` (and ``relock serve``) this module serves on loopback
     /pypi/simple/<name>/                PEP 503 pages listing only locked files
     /pypi/files/<sha256>/<filename>     each file checked against the lock
     /relock/ca.pem                      the certificate of the view's authority
+    /relock/download/<sha256>/<name>    a plain download of the lock (``[[download]]``),
+                                        where render points an ``ADD`` of its URL
 
 and, as every RUN's proxy, any other URL a tool carries (``uv.lock``'s, an https
 ``--index-url``, ``pip install https://.../x.whl``), http or https: an index page is
 answered with the view's, a file named like a locked distribution file with that
-file (checked by sha256), anything else with 404, remembered for the error message.
+file (checked by sha256), the URL of a locked plain download with its file (checked by
+sha256 before a byte is sent), anything else with 404, remembered for the error message.
 https is answered by ending the TLS in the view, with a certificate of an authority
 made for this view alone (``relock.build.authority``).
 
@@ -47,13 +50,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, BinaryIO, Protocol
 
 from packaging.utils import canonicalize_name
 
 from relock.build.authority import Authority, AuthorityError
 from relock.errors import HashMismatchError, RelockError
-from relock.lock.lockfile import AptPackage, Lock
+from relock.lock.lockfile import AptPackage, Download, Lock
 
 if TYPE_CHECKING:
     from relock.upstream.index import PackageIndex
@@ -138,6 +141,46 @@ class IndexSource:
 
     def open(self, file: PipFile) -> tuple[BinaryIO, int | None]:
         return self.index.open(file.url)
+
+
+class DownloadSource(Protocol):
+    """Where the bytes of the lock's plain downloads come from (upstream, a store)."""
+
+    def open(self, download: Download) -> tuple[IO[bytes], int]:
+        """The file, already checked against ``download.sha256``; RelockError if not."""
+        ...
+
+
+class UpstreamDownloads:
+    """Each plain download from the blob cache (a freeze put the image's file there), else
+    from its URL, checked whole before the view sends a byte of it."""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        from relock.blobs import BlobCache
+
+        self.cache = BlobCache(cache_dir)
+
+    def open(self, download: Download) -> tuple[IO[bytes], int]:
+        from relock.upstream.download import fetch_checked
+
+        path = fetch_checked(download.url, download.sha256, self.cache)
+        return path.open("rb"), path.stat().st_size
+
+
+def url_key(url: str) -> str:
+    """``url`` as the view matches it: scheme and host in lower case, no default port."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
 
 
 @dataclass
@@ -241,8 +284,13 @@ class LockedView:
     """The lock's packages, ready to be served."""
 
     def __init__(self, apt: Iterable[AptFile], pip: Lock | None, source: PipSource | None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None,
+                 downloads: DownloadSource | None = None) -> None:
         self.apt = {f.url_path: f for f in apt}
+        # The lock's plain downloads, by URL and by sha256, and where their bytes come from.
+        self.downloads = {url_key(d.url): d for d in (pip.download if pip else ())}
+        self.download_by_sha = {d.sha256: d for d in self.downloads.values()}
+        self.download_source = downloads
         self.apt_meta = _apt_meta(self.apt.values(), pip)
         # A lock of several platforms: one flat repository per platform's
         # architecture too, so that each build sees its own part only (an
@@ -369,9 +417,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         full = f"{self.origin}{self.path}" if self.origin else self.path
         own = not self.origin and (not url.netloc or self._is_view(url.netloc))
+        view = self.server.view
         parts = [p for p in urllib.parse.unquote(url.path).split("/") if p and p != "."]
         try:
-            if parts[:1] == ["apt"]:
+            download = view.downloads.get(url_key(full)) if not own else None
+            if download is not None:
+                self._download(download)
+            elif own and len(parts) == 4 and parts[:2] == ["relock", "download"]:
+                found = view.download_by_sha.get(parts[2])
+                if found is None:
+                    self._send(404, b"not in the lock\n")
+                else:
+                    self._download(found)
+            elif parts[:1] == ["apt"]:
                 self._apt(parts[1:])
             elif len(parts) >= 3 and parts[-3] == "files" and "pypi" in parts[:-3]:
                 self._pip_file(parts[-2], parts[-1])
@@ -459,6 +517,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, f"{full} is not in the lock\n".encode())
             return
         self._pip_file(found.sha256, found.filename)
+
+    def _download(self, download: Download) -> None:
+        """A plain download of the lock: its file, checked before it is sent."""
+        source = self.server.view.download_source
+        if source is None:
+            self._failed(RelockError(f"{download.url}: no source of the lock's plain "
+                                     "downloads"))
+            return
+        try:
+            stream, size = source.open(download)
+        except RelockError as e:
+            self._failed(e)
+            return
+        with stream:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            if self.command != "HEAD":
+                shutil.copyfileobj(stream, self.wfile, 1 << 16)
 
     # -- APT ----------------------------------------------------------------
     def _apt(self, parts: list[str]) -> None:

@@ -129,6 +129,7 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
         result = _with_platform(result, platform, existing, images)
     if parsed is not None:
         result = _python_locks(result, parsed, request.context or dockerfile.parent, progress)
+        result = _plain_downloads(result, parsed, platform, request.no_index, progress)
     result = _own_packages(result, request.context or dockerfile.parent, options.index,
                            progress)
     for line in result.warnings:
@@ -141,16 +142,40 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
 def _python_locks(result: FreezeResult, parsed: Dockerfile, context: Path,
                   progress: Progress) -> FreezeResult:
     """The pylock.toml or uv.lock the template installs from, held against the image: a
-    note each, a warning per package that disagrees (``relock.freeze.installs``); and a
-    warning per plain download of the template (``relock.freeze.downloads``)."""
-    from relock.freeze import downloads, installs
+    note each, a warning per package that disagrees (``relock.freeze.installs``)."""
     from relock.freeze import freeze as fz
+    from relock.freeze import installs
 
     found = installs.check(result.lock, parsed, context)
     for line in found.notes:
         progress(line)
-    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings,
-                                         *downloads.warnings(parsed)))
+    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings))
+
+
+def _plain_downloads(result: FreezeResult, parsed: Dockerfile, platform: str | None,
+                     no_index: bool, progress: Progress) -> FreezeResult:
+    """A ``[[download]]`` entry per plain download of the template: the image's file, else
+    what the URL gives now (``relock.freeze.downloads``)."""
+    from relock.freeze import downloads
+    from relock.freeze import freeze as fz
+
+    fetch = None
+    if not no_index:
+        from relock.blobs import BlobCache
+        from relock.upstream.download import fetch as fetch_url
+
+        cache = BlobCache()
+
+        def fetch(url: str) -> tuple[str, int]:
+            progress(f"fetching {url[:200]} (a plain download the image does not keep)")
+            return fetch_url(url, cache)
+
+    held = {d.url: d for d in result.lock.download}
+    lock, found = downloads.lock_downloads(result.lock, parsed, held, fetch,
+                                           platform or result.lock.platform or "linux/amd64")
+    for line in found.notes:
+        progress(line)
+    return fz.FreezeResult(lock, (*result.warnings, *found.warnings))
 
 
 def _own_packages(result: FreezeResult, context: Path, index: PackageIndex | None,

@@ -1,44 +1,120 @@
-"""Plain downloads a template makes: files fetched by URL that no lock holds.
+"""Plain downloads in the lock: a ``[[download]]`` entry per URL the template fetches.
 
-A ``RUN curl -fsSL https://...`` or ``wget https://...``, or an ``ADD https://...``,
-puts a file in the image that is neither an APT nor a Python package: the image's
-files do not say where it came from, so a freeze cannot lock it, and the pinned build
-fails naming the URL (the locked view serves only the lock's files; an ``ADD`` the
-engine fetches itself). Freeze says so up front, one warning per URL, with what helps.
+A ``RUN curl -fsSL https://... -o /opt/x``, a ``wget``, or an ``ADD https://... /opt/``
+puts a file in the image that no index describes (``relock.template.fetches`` finds
+them). Freeze locks each one (URL, sha256, size), the bytes taken, in this order, from:
+
+1. the image: where the template says the file goes, the file there is the download
+   (``path`` records where);
+2. the URL itself, at freeze time, when the image does not hold it there (``curl ... |
+   tar x``, a file removed later): the lock then holds what the URL gives now, and a
+   warning says so.
+
+The bytes go into relock's blob cache, so the pinned build's view serves them from
+there, and ``relock vendor`` into the store. A URL whose ``$VARIABLE`` no ``ARG``,
+``ENV`` or build argument gives, or that no source answers, is a warning naming it:
+the pinned build then fails naming the URL.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from relock.template.dockerfile import Dockerfile, add_urls
+from relock import bounds
+from relock.lock.grammar import problem
+from relock.lock.lockfile import Download, Lock
+from relock.template.dockerfile import Dockerfile
+from relock.template.fetches import plain_downloads
 
-# A URL a curl or wget command of one shell command fetches (up to ; & | or a newline).
-_FETCH = re.compile(r"(?<![\w-])(?:curl|wget)\b[^;&|\n]*?(https?://[^\s'\"`;&|)]+)")
+if TYPE_CHECKING:
+    from relock.blobs import BlobCache
+    from relock.image.rootfs import RootFS
 
 
-def plain_downloads(dockerfile: Dockerfile) -> list[tuple[int, str, str]]:
-    """(1-based line, instruction, URL) of each plain download of ``dockerfile``."""
-    out: list[tuple[int, str, str]] = []
-    for ins in dockerfile.instructions:
-        if ins.instruction == "RUN":
-            for m in _FETCH.finditer(ins.value):
-                out.append((ins.startline + 1, "RUN", m.group(1)))
-                # Further URLs of the same curl command (curl -O A -O B).
-                rest = ins.value[m.end():].split(";", 1)[0].split("&&", 1)[0]
-                out += [(ins.startline + 1, "RUN", u) for u in re.findall(
-                    r"https?://[^\s'\"`;&|)]+", rest)]
-        elif ins.instruction == "ADD":
-            out += [(ins.startline + 1, "ADD", u) for u in add_urls(ins)]
+# -- the lock's entries -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Found:
+    """The downloads locked, and what the user should hear."""
+
+    downloads: tuple[Download, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def from_image(dockerfile: Dockerfile, fs: RootFS, cache: BlobCache,
+               platform: str = "linux/amd64") -> dict[str, Download]:
+    """The final stage's downloads whose files the image holds where the template puts them;
+    their bytes into ``cache``."""
+    final = dockerfile.stages[-1].index
+    out: dict[str, Download] = {}
+    for d in plain_downloads(dockerfile, platform):
+        if d.stage != final or not d.path or d.unresolved or d.url in out or problem(
+                "download-url", d.url):
+            continue
+        data = fs.read_bytes(d.path)
+        if data is None:
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        cache.put_stream(sha, [data], f"the image's {d.path}")
+        out[d.url] = Download(d.url, sha, len(data), d.path)
     return out
 
 
-def warnings(dockerfile: Dockerfile) -> list[str]:
-    """One line per plain download: the lock will not hold it, and what helps."""
-    from pathlib import Path
-
+def lock_downloads(lock: Lock, dockerfile: Dockerfile, held: Mapping[str, Download],
+                   fetch: Callable[[str], tuple[str, int]] | None,
+                   platform: str = "linux/amd64") -> tuple[Lock, Found]:
+    """``lock`` with a ``[[download]]`` entry per plain download of ``dockerfile``: the
+    image's file where ``held`` has it, else the URL's answer by ``fetch`` (None: none
+    fetched, ``--no-index``)."""
     name = Path(dockerfile.path).name
-    return [f"{name} line {line} downloads {url[:200]} ({what}): relock locks APT and "
-            "Python packages, not plain downloads, and a pinned build fails naming the URL "
-            "(or, for ADD, needs that host); put the file in the build context and COPY it"
-            for line, what, url in plain_downloads(dockerfile)]
+    entries: dict[str, Download] = {}
+    warnings: list[str] = []
+    notes: list[str] = []
+    for d in plain_downloads(dockerfile, platform):
+        at = f"{name} line {d.line} ({d.instruction})"
+        if d.url in entries:
+            continue
+        if d.unresolved:
+            warnings.append(f"{at} downloads {d.url[:200]}: no ARG, ENV or build argument "
+                            f"gives ${d.unresolved}, so the lock cannot hold it and a pinned "
+                            "build fails naming the URL; give it a default or --build-arg")
+            continue
+        bad = problem("download-url", d.url)
+        if bad:
+            warnings.append(f"{at} downloads {d.url[:200]}: the URL is {bad}; not locked")
+            continue
+        if len(entries) >= bounds.DOWNLOADS:
+            limit = bounds.over(name, "the number of plain downloads", str(bounds.DOWNLOADS))
+            warnings.append(limit.replace("; refused", f"; {d.url[:200]} not locked"))
+            continue
+        if d.url in held:
+            entries[d.url] = held[d.url]
+            notes.append(f"{at} downloads {d.url[:200]}: locked from the image's {d.path}")
+            continue
+        if fetch is None:
+            warnings.append(f"{at} downloads {d.url[:200]}: the image does not keep it where "
+                            "the template says, and with --no-index freeze fetches nothing; "
+                            "not locked, a pinned build fails naming the URL")
+            continue
+        from relock.errors import RelockError
+
+        try:
+            sha, size = fetch(d.url)
+        except RelockError as e:
+            warnings.append(f"{at} downloads {d.url[:200]}: not locked, the URL did not "
+                            f"answer with its file ({e}); a pinned build fails naming it")
+            continue
+        entries[d.url] = Download(d.url, sha, size)
+        where = f" at {d.path}" if d.path else ""
+        warnings.append(f"{at} downloads {d.url[:200]}: the image does not keep it{where}, so "
+                        "the lock holds what the URL gives now (sha256 "
+                        f"{sha[:16]}...); if the file has changed since the image was built, "
+                        "the pinned image differs from it")
+    kept = {d.url: d for d in lock.download if d.url not in entries}
+    return replace(lock, download=tuple({**kept, **entries}.values())), Found(
+        tuple(entries.values()), tuple(warnings), tuple(notes))

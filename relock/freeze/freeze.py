@@ -31,6 +31,7 @@ from relock.lock.lockfile import (
     AptSource,
     Base,
     Distro,
+    Download,
     Frontend,
     Input,
     Lock,
@@ -459,12 +460,20 @@ def freeze_image(source: ImageSource, ref: str, dockerfile: Dockerfile | None,
         frontend, more = pin_frontend(dockerfile, options.frontends)
         warnings += more
     progress(f"reading the files of {ref} ({image.short_id})")
+    held: dict[str, Download] = {}
     with source.open_rootfs(image) as fs:
         inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
+        if dockerfile is not None:
+            from relock.blobs import BlobCache
+            from relock.freeze.downloads import from_image
+
+            held = from_image(dockerfile, fs, BlobCache(), str(image.platform))
     inv = locate_debs(inv, options, image.created, progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
                                platform=str(image.platform), options=options,
                                created=image.created, progress=progress, frontend=frontend)
+    # The plain downloads whose files the image holds; relock.freeze.command adds the rest.
+    lock = dataclasses.replace(lock, download=tuple(held.values()))
     return FreezeResult(lock, (*warnings, *inv.warnings))
 
 

@@ -137,6 +137,25 @@ def _uri(value: str) -> str:
     return ""
 
 
+def _download_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return "not an http:// or https:// URL"
+    if len(value) > 2048:
+        return "longer than 2048 characters"
+    if not _URI_BODY.fullmatch(rest):
+        return "not a URL (white space, quotes, $ or other unsafe characters)"
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError as e:
+        return f"not a URL ({e})"
+    if not parts.hostname:
+        return "not a URL (no host)"
+    if "@" in parts.netloc:
+        return "has credentials (user:password@)"
+    return ""
+
+
 def _snapshot(value: str) -> str:
     from datetime import datetime
 
@@ -199,6 +218,9 @@ _GRAMMARS = [
     Grammar("apt-uri", f"`scheme:rest` with scheme one of {', '.join(URI_SCHEMES)}; rest of "
             "RFC 3986 characters other than quotes, `\\`, `$`, braces and white space; no "
             "`user:password@`", _uri),
+    Grammar("download-url", "an `http://` or `https://` URL with a host, at most 2048 "
+            "characters of RFC 3986 other than quotes, `\\`, `$`, braces and white space; no "
+            "`user:password@`", _download_url),
     Grammar("apt-suite", "letters, digits, `._/+~-` and the variable `$(ARCH)`",
             _pattern(_SUITE_CHARS, "a suite or component")),
     Grammar("apt-option-key", "a letter or digit, then letters, digits and `._-`, "

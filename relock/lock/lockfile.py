@@ -169,6 +169,20 @@ class PipPackage:
 
 
 @dataclass(frozen=True)
+class Download:
+    """A plain file the template fetches by URL (``curl``, ``wget``, ``ADD https://...``):
+    neither an APT nor a Python package. Shared by every platform of a lock."""
+
+    url: str
+    sha256: str
+    size: int
+    # Where the template puts it in the image, when the template says and the image
+    # holds it there (the lock's bytes were read from that file); empty when freeze
+    # fetched the URL itself (the file is piped on, or gone from the image).
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class ImageDigest:
     """The image a reproducible pinned build gives (``relock build --reproducible``): its
     config's digest (the image ID of the overlay2 store) and its manifest's (the image ID
@@ -202,6 +216,8 @@ class Lock:
     # The frontend a "# syntax=" line names (None: the template names none, or the lock
     # was frozen by a relock that did not record it); shared by every platform.
     frontend: Frontend | None = None
+    # Plain downloads of the template, by URL (shared by every platform).
+    download: tuple[Download, ...] = ()
 
     @property
     def multi(self) -> bool:
@@ -271,6 +287,7 @@ class Lock:
 
         ordered = sorted(parts)
         sources = {_source_key(s): s for q in ordered for s in parts[q].apt_sources}
+        downloads = {d.url: d for q in ordered for d in parts[q].download}
         snapshots = sorted(parts[q].snapshot for q in ordered if parts[q].snapshot)
         return Lock(
             input=part.input, distro=part.distro, platform="", platforms=tuple(ordered),
@@ -285,6 +302,7 @@ class Lock:
             apt=tuple(e for q in ordered for e in tag(parts[q].apt, q)),
             pip=tuple(e for q in ordered for e in tag(parts[q].pip, q)),
             image=tuple(e for q in ordered for e in tag(parts[q].image, q)),
+            download=tuple(downloads.values()),
             version=SCHEMA_VERSION,
         )
 
@@ -323,13 +341,14 @@ class Lock:
                 for p in sorted(self.pip, key=identity)
             ),
             image=tuple(sorted(self.image, key=lambda d: d.platform)),
+            download=tuple(sorted(self.download, key=lambda d: d.url)),
         )
 
 
 _E = TypeVar("_E", "Base", "PythonEnv", "AptPackage", "PipPackage", "ImageDigest")
 
 # One entry of an array table, and a value of any table of a lock.
-Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage | ImageDigest
+Entry = Base | AptSource | PythonEnv | AptPackage | PipPackage | ImageDigest | Download
 Record = Input | Distro | Frontend | Entry
 _R = TypeVar("_R", bound=Record)
 _E2 = TypeVar("_E2", bound=Entry)
@@ -351,6 +370,7 @@ TABLES: dict[str, type[Record]] = {
     "apt": AptPackage,
     "pip": PipPackage,
     "image": ImageDigest,
+    "download": Download,
 }
 _TABLE_OF: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 
@@ -382,6 +402,7 @@ GRAMMAR: dict[str, dict[str, str]] = {
             "hashes": "sha256-digest", "stage": "stage", "platform": "platform",
             "kind": "pip-kind"},
     "image": {"config": "sha256-digest", "manifest": "sha256-digest", "platform": "platform"},
+    "download": {"url": "download-url", "sha256": "sha256-hex", "path": "abs-path"},
 }
 
 # Required keys whose value may still be empty: a lock of a folder tree
@@ -408,6 +429,8 @@ def identity(item: Entry) -> tuple[str | int | tuple[str, ...], ...]:
         return (item.platform, item.stage, item.name, item.arch)
     if isinstance(item, ImageDigest):
         return (item.platform,)
+    if isinstance(item, Download):
+        return (item.url,)
     # A build requirement may share its name with an installed distribution.
     return (item.platform, item.stage, item.env, item.name, item.kind == "build")
 
@@ -446,7 +469,7 @@ def _document(lock: Lock) -> dict[str, object]:
         doc["frontend"] = _table(lock.frontend)
     for name, items in (("base", lock.base), ("apt_sources", lock.apt_sources),
                         ("python", lock.python), ("apt", lock.apt), ("pip", lock.pip),
-                        ("image", lock.image)):
+                        ("image", lock.image), ("download", lock.download)):
         doc[name] = [_table(item) for item in items]
     return doc
 
@@ -649,6 +672,7 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
     apt = array("apt", AptPackage)
     pip = array("pip", PipPackage)
     image = array("image", ImageDigest)
+    download = array("download", Download)
     frontend = None
     if "frontend" in doc:  # optional: a lock without it (older, or no "# syntax=") reads
         frontend = _build("frontend", Frontend, doc["frontend"], f"{source}: [frontend]",
@@ -662,7 +686,7 @@ def from_document(doc: Mapping[str, object], source: str) -> Lock:
         snapshot=scalars["snapshot"],
         snapshot_from=scalars["snapshot_from"],
         base=base, apt_sources=apt_sources, python=python, apt=apt, pip=pip, image=image,
-        frontend=frontend,
+        frontend=frontend, download=download,
     )
 
 
@@ -675,7 +699,7 @@ def _platforms_known(table: str, items: Sequence[Entry], platforms: tuple[str, .
                      source: str) -> None:
     """In a multi-platform lock every entry names one of its platforms; else none does."""
     for i, item in enumerate(items):
-        if isinstance(item, AptSource):  # the sources are the platforms' common ones
+        if isinstance(item, AptSource | Download):  # the platforms' common ones
             return
         if platforms and item.platform not in platforms:
             raise LockfileError(

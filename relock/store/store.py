@@ -54,6 +54,7 @@ FILE_TYPES = {
     "deb": "application/vnd.debian.binary-package",
     "wheel": "application/vnd.relock.python.wheel.v1",
     "sdist": "application/vnd.relock.python.sdist.v1",
+    "download": "application/vnd.relock.download.v1",  # a plain download: name is its URL
 }
 # Tags must be valid in a registry too, so that a layout can be pushed as is.
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -848,7 +849,7 @@ def copy_store(src: Store, dst: Store, names: Iterable[str] | None = None) -> Co
 class StoredFile:
     """One file a lock names, as kept in a store."""
 
-    kind: str  # deb, wheel or sdist
+    kind: str  # deb, wheel, sdist or download
     name: str
     version: str
     filename: str

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
@@ -26,7 +26,7 @@ from relock import bounds
 from relock.blobs import BlobCache
 from relock.errors import BaseImageError, HashMismatchError, RelockError, StoreError
 from relock.files import TooBigError, read_regular
-from relock.lock.lockfile import AptPackage, Lock
+from relock.lock.lockfile import AptPackage, Download, Lock
 from relock.progress import Progress, quiet
 from relock.store.store import Store, StoredFile, lock_tag, open_store, read_lock
 
@@ -70,6 +70,22 @@ class StoreSource:
             raise HashMismatchError(f"{file.filename} in the store: {e}") from None
 
 
+class StoreDownloads:
+    """The lock's plain downloads from the store, as the view's ``DownloadSource``."""
+
+    def __init__(self, store: Store, files: Sequence[StoredFile]) -> None:
+        self.store = store
+        self.sizes = {f.digest: f.size for f in files if f.kind == "download"}
+
+    def open(self, download: Download) -> tuple[IO[bytes], int]:
+        digest = "sha256:" + download.sha256
+        size = self.sizes.get(digest, download.size)
+        try:
+            return self.store.open_checked(digest, size), size
+        except StoreError as e:
+            raise HashMismatchError(f"{download.url} in the store: {e}") from None
+
+
 def lock_files(store: Store, lock_path: str) -> list[StoredFile]:
     """The files of the lock manifest ``relock vendor`` wrote for the lock at ``lock_path``."""
     try:
@@ -97,6 +113,9 @@ def check_complete(store: Store, files: Sequence[StoredFile], lock: Lock) -> Non
     problems += sorted({f"{p.name} {p.version} (no file vendored)" for p in lock.pip
                         if p.kind != "context"
                         and (str(canonicalize_name(p.name)), p.version) not in stored})
+    vendored = {f.digest for f in files if f.kind == "download"}
+    problems += [f"{d.url[:200]} (a plain download, not vendored)" for d in lock.download
+                 if "sha256:" + d.sha256 not in vendored]
     if problems:
         _missing(store, problems)
 
@@ -235,7 +254,8 @@ def prepare(client: Engine, lock: Lock, lock_path: str, where: str,
     size = sum(f.path.stat().st_size for f in debs)
     progress(f"{len(debs)} .deb files ({size / 1e6:.1f} MB) from the store, checked against "
              "the lock")
-    return LockedView(debs, lock, StoreSource(store, files), cache_dir=None)
+    return LockedView(debs, lock, StoreSource(store, files), cache_dir=None,
+                      downloads=StoreDownloads(store, files))
 
 
 @dataclass(frozen=True)

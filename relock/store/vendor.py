@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import posixpath
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 from relock.blobs import BlobCache
 from relock.errors import HashMismatchError, RelockError, StoreError
-from relock.lock.lockfile import AptPackage, Base, Lock
+from relock.lock.lockfile import AptPackage, Base, Download, Lock
 from relock.progress import Progress, quiet
 from relock.store.store import Store, StoredFile
 
@@ -339,6 +341,25 @@ def _pip_job(f: PipFile, store: Store, source: PipSource, staging: BlobCache,
     return _Job(stored, f"{f.name} {f.version} ({f.filename})", fetch)
 
 
+def _download_job(d: Download, store: Store, staging: BlobCache,
+                  stop: threading.Event) -> _Job:
+    from relock.upstream.download import fetch_checked
+
+    name = posixpath.basename(urllib.parse.urlsplit(d.url).path) or "download"
+    stored = StoredFile(kind="download", name=d.url, version="", filename=name,
+                        digest="sha256:" + d.sha256, size=0)
+
+    def fetch() -> str:
+        hit = staging.path(d.sha256)
+        where = "local cache"
+        if hit is None:
+            hit, where = fetch_checked(d.url, d.sha256, staging), "its URL"
+        put_chunks(store, d.sha256, until(stop, _file_chunks(hit)), d.url, staging)
+        return where
+
+    return _Job(stored, f"{d.url} (a plain download)", fetch)
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 16):
@@ -446,12 +467,14 @@ def vendor(lock: Lock, lock_bytes: bytes, store: Store, options: VendorOptions,
     if lock.frontend is not None and lock.frontend.pinned not in {r for r, _ in images}:
         images.append((lock.frontend.pinned, "frontend"))
     frontend = " and the frontend image" if lock.frontend is not None else ""
-    progress(f"vendoring {len(debs)} .deb files, {len(wheels)} Python files and "
+    plain = f", {len(lock.download)} plain downloads" if lock.download else ""
+    progress(f"vendoring {len(debs)} .deb files, {len(wheels)} Python files{plain} and "
              f"{len(bases)} base image(s){frontend} into {store.url}")
 
     jobs = [_deb_job(p, lock, store, archive, options, staging, stop) for p in debs]
     if pip_source is not None:
         jobs += [_pip_job(f, store, pip_source, staging, stop) for f in wheels]
+    jobs += [_download_job(d, store, staging, stop) for d in lock.download]
     files = _run(jobs, store, options.workers, report, progress, stop)
 
     refs = []

@@ -28,6 +28,7 @@ for byte.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from shlex import quote
 from relock.errors import RenderError, StaleLockError
 from relock.lock.lockfile import Base, Lock
 from relock.template.dockerfile import SYNTAX_ARG, Dockerfile, Instruction, Stage, add_urls
+from relock.template.fetches import PlainDownload, plain_downloads
 
 DEFAULT_VIEW_PORT = 7780
 DEFAULT_VIEW_URL = f"http://127.0.0.1:{DEFAULT_VIEW_PORT}"
@@ -99,6 +101,10 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
     cursor = 0
     stage_of = df.stage_of_instruction()
     shell_of: dict[int, list[str]] = {}
+    adds: dict[int, list[PlainDownload]] = {}
+    for d in plain_downloads(df, lock.platform or "linux/amd64"):
+        if d.instruction == "ADD":
+            adds.setdefault(d.line, []).append(d)
     for n, ins in enumerate(df.instructions):
         pieces.append("".join(lines[cursor:ins.startline]))
         cursor = ins.endline + 1
@@ -111,7 +117,9 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
         if ins.instruction == "SHELL":
             shell_of[stage.index] = _shell_words(ins, df.path)
         if ins.instruction == "ADD":
-            notes += _add_notes(ins, df.path)
+            original, more = _pin_add(original, ins, adds.get(ins.startline + 1, []), lock,
+                                      options.view_url, df.path)
+            notes += more
         if ins.instruction != "RUN":
             pieces.append(original)
             continue
@@ -122,13 +130,31 @@ def render(df: Dockerfile, lock: Lock, options: RenderOptions | None = None) -> 
                     notes=tuple(notes))
 
 
-def _add_notes(ins: Instruction, path: str) -> list[str]:
-    """A line for each URL an ``ADD`` fetches: the engine fetches it itself, outside every
-    RUN, so the locked view never sees it and the lock does not hold it."""
-    return [f"{_comment(path)}:{ins.startline + 1}: ADD {_comment(u)[:200]} is fetched by the "
-            "engine itself, not through the locked view: the pinned build reaches that host "
-            "(an offline host cannot build it) and the lock does not hold the file; put it "
-            "in the build context and COPY it" for u in add_urls(ins)]
+def _pin_add(original: str, ins: Instruction, found: list[PlainDownload], lock: Lock,
+             view_url: str, path: str) -> tuple[str, list[str]]:
+    """An ``ADD`` of a URL the lock holds reads it from the view (the engine fetches an
+    ``ADD``'s URL itself, outside every RUN's proxy): the same name, the locked bytes. A
+    line for each URL, locked or not."""
+    locked = {d.url: d for d in lock.download}
+    notes = []
+    by_word = {d.written: d for d in found}
+    for url in add_urls(ins):
+        d = by_word.get(url)
+        entry = locked.get(d.url) if d is not None else None
+        where = f"{_comment(path)}:{ins.startline + 1}: ADD {_comment(url)[:200]}"
+        if entry is None:
+            notes.append(f"{where} is not in the lock: the engine fetches it itself, so the "
+                         "pinned build reaches that host (an offline host cannot build it); "
+                         "re-freeze an image built from this template to lock it, or put the "
+                         "file in the build context and COPY it")
+            continue
+        name = posixpath.basename(urllib.parse.urlsplit(entry.url).path) or "download"
+        served = (f"{view_url.rstrip('/')}/relock/download/{entry.sha256}/"
+                  f"{urllib.parse.quote(name)}")
+        original = re.sub(rf"(?<=\s){re.escape(url)}(?=\s)", served.replace("\\", "\\\\"),
+                          original, count=1)
+        notes.append(f"{where}: from the locked view (sha256 {entry.sha256[:16]}...)")
+    return original, notes
 
 
 def view_id(lock: Lock) -> str:
@@ -140,6 +166,8 @@ def view_id(lock: Lock) -> str:
         h.update(f"apt {a.name} {a.version} {a.arch} {a.sha256}\n".encode())
     for p in sorted(lock.pip, key=lambda p: (p.name, p.version)):
         h.update(f"pip {p.name} {p.version} {' '.join(sorted(p.hashes))}\n".encode())
+    for d in sorted(lock.download, key=lambda d: d.url):  # none: the digest as before
+        h.update(f"download {d.url} {d.sha256}\n".encode())
     return h.hexdigest()[:16]
 
 
