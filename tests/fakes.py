@@ -135,7 +135,7 @@ class FakeSource:
         return self.add(found)
 
     @contextlib.contextmanager
-    def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()) -> Iterator[RootFS]:
         yield MemFS(self.files.get(image.id, {}))
 
     def registry_has(self, ref: str) -> bool | None:

@@ -28,8 +28,8 @@ def test_docs_limits_lists_every_limit_with_its_value() -> None:
     rows = dict(re.findall(r"^\| `([A-Z_0-9]+)` \| ([^|]+) \|", text, re.MULTILINE))
     assert set(rows) == set(limits())
     for name, value in limits().items():
-        shown = str(value) if name.endswith(("DEPTH", "PAGES", "REDIRECTS", "REFERRERS",
-                                             "ENTRIES", "RECORDS")) else bounds.size_text(value)
+        counts = ("DEPTH", "PAGES", "REDIRECTS", "REFERRERS", "ENTRIES", "RECORDS", "DOWNLOADS")
+        shown = str(value) if name.endswith(counts) else bounds.size_text(value)
         assert rows[name].strip() == shown, name
 
 

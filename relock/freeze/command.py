@@ -16,6 +16,7 @@ given, a misused command line is a ``UsageError``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def run_freeze(request: FreezeRequest, progress: Progress = quiet, warn: Progres
         if not request.final_only and stages is not None:
             staged = stages(images, parsed, request.context or dockerfile.parent,
                             result.lock, options, progress)
-            result = fz.FreezeResult(staged, result.warnings)
+            result = dataclasses.replace(result, lock=staged)
     if not from_registry:
         result = _with_platform(result, platform, existing, images)
     if parsed is not None:
@@ -143,13 +144,12 @@ def _python_locks(result: FreezeResult, parsed: Dockerfile, context: Path,
                   progress: Progress) -> FreezeResult:
     """The pylock.toml or uv.lock the template installs from, held against the image: a
     note each, a warning per package that disagrees (``relock.freeze.installs``)."""
-    from relock.freeze import freeze as fz
     from relock.freeze import installs
 
     found = installs.check(result.lock, parsed, context)
     for line in found.notes:
         progress(line)
-    return fz.FreezeResult(result.lock, (*result.warnings, *found.warnings))
+    return dataclasses.replace(result, warnings=(*result.warnings, *found.warnings))
 
 
 def _plain_downloads(result: FreezeResult, parsed: Dockerfile, platform: str | None,
@@ -170,7 +170,7 @@ def _plain_downloads(result: FreezeResult, parsed: Dockerfile, platform: str | N
             progress(f"fetching {url[:200]} (a plain download the image does not keep)")
             return fetch_url(url, cache)
 
-    held = {d.url: d for d in result.lock.download}
+    held = {d.url: d for d in result.held}
     lock, found = downloads.lock_downloads(result.lock, parsed, held, fetch,
                                            platform or result.lock.platform or "linux/amd64")
     for line in found.notes:
@@ -249,8 +249,8 @@ def _with_platform(result: FreezeResult, platform: str | None, existing: Lock | 
         # The engine's mirrors: only an engine client can ask for them.
         mirrors = sdk_engine(images).registry_mirrors() if images is not None else []
         part, more = with_manifests(part, platform, mirrors=mirrors)
-    return fz.FreezeResult(fz.add_platform(part, platform, existing),
-                           (*result.warnings, *more))
+    return dataclasses.replace(result, lock=fz.add_platform(part, platform, existing),
+                               warnings=(*result.warnings, *more))
 
 
 def registry_source(parsed: Dockerfile | None, warn: Progress = quiet) -> RegistrySource:

@@ -28,7 +28,7 @@ from relock import bounds
 from relock.lock.grammar import problem
 from relock.lock.lockfile import Download, Lock
 from relock.template.dockerfile import Dockerfile
-from relock.template.fetches import plain_downloads
+from relock.template.fetches import PlainDownload, plain_downloads
 
 if TYPE_CHECKING:
     from relock.blobs import BlobCache
@@ -46,17 +46,35 @@ class Found:
     notes: tuple[str, ...] = ()
 
 
+def _in_image(dockerfile: Dockerfile, platform: str) -> list[PlainDownload]:
+    """The final stage's downloads that say where the file goes."""
+    final = dockerfile.stages[-1].index
+    return [d for d in plain_downloads(dockerfile, platform)
+            if d.stage == final and d.path and not d.unresolved
+            and not problem("download-url", d.url)]
+
+
+def image_paths(dockerfile: Dockerfile, platform: str = "linux/amd64") -> tuple[str, ...]:
+    """Where the template puts its downloads in the image (no leading slash): the files an
+    image source must keep readable for ``from_image``."""
+    return tuple(sorted({d.path.lstrip("/") for d in _in_image(dockerfile, platform)}))
+
+
 def from_image(dockerfile: Dockerfile, fs: RootFS, cache: BlobCache,
                platform: str = "linux/amd64") -> dict[str, Download]:
     """The final stage's downloads whose files the image holds where the template puts them;
-    their bytes into ``cache``."""
-    final = dockerfile.stages[-1].index
+    their bytes into ``cache``. A file too big to read here (``bounds.LAYER_FILE``) is left
+    to the URL."""
+    from relock.errors import LimitError
+
     out: dict[str, Download] = {}
-    for d in plain_downloads(dockerfile, platform):
-        if d.stage != final or not d.path or d.unresolved or d.url in out or problem(
-                "download-url", d.url):
+    for d in _in_image(dockerfile, platform):
+        if d.url in out:
             continue
-        data = fs.read_bytes(d.path)
+        try:
+            data = fs.read_bytes(d.path)
+        except LimitError:
+            continue
         if data is None:
             continue
         sha = hashlib.sha256(data).hexdigest()
@@ -115,6 +133,10 @@ def lock_downloads(lock: Lock, dockerfile: Dockerfile, held: Mapping[str, Downlo
                         "the lock holds what the URL gives now (sha256 "
                         f"{sha[:16]}...); if the file has changed since the image was built, "
                         "the pinned image differs from it")
-    kept = {d.url: d for d in lock.download if d.url not in entries}
+    # An entry of the lock's other platforms stays when the template still names it for
+    # one of them; what no platform's build fetches any more goes.
+    others = {d.url for p in lock.all_platforms if p and p != platform
+              for d in plain_downloads(dockerfile, p)}
+    kept = {d.url: d for d in lock.download if d.url not in entries and d.url in others}
     return replace(lock, download=tuple({**kept, **entries}.values())), Found(
         tuple(entries.values()), tuple(warnings), tuple(notes))

@@ -89,6 +89,9 @@ class FreezeResult:
 
     lock: Lock
     warnings: tuple[str, ...]
+    # The plain downloads whose files the image holds where the template puts them
+    # (``relock.freeze.downloads.from_image``); the command adds them and the rest.
+    held: tuple[Download, ...] = ()
 
 
 def os_release(fs: RootFS) -> Distro | None:
@@ -283,7 +286,14 @@ def freeze_rootfs(root: Path, dockerfile: Dockerfile | None, options: FreezeOpti
     inv = locate_debs(inv, options, progress=progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=(), platform=str(host()),
                                options=options, progress=progress)
-    return FreezeResult(lock, (*inv.warnings, *skipped_warning(fs.skipped)))
+    held: dict[str, Download] = {}
+    if dockerfile is not None:
+        from relock.blobs import BlobCache
+        from relock.freeze.downloads import from_image
+
+        held = from_image(dockerfile, fs, BlobCache(), str(host()))
+    return FreezeResult(lock, (*inv.warnings, *skipped_warning(fs.skipped)),
+                        tuple(held.values()))
 
 
 def skipped_warning(skipped: Mapping[str, str], shown: int = 8) -> list[str]:
@@ -461,20 +471,20 @@ def freeze_image(source: ImageSource, ref: str, dockerfile: Dockerfile | None,
         warnings += more
     progress(f"reading the files of {ref} ({image.short_id})")
     held: dict[str, Download] = {}
-    with source.open_rootfs(image) as fs:
+    from relock.freeze.downloads import from_image, image_paths
+
+    also = image_paths(dockerfile, str(image.platform)) if dockerfile is not None else ()
+    with source.open_rootfs(image, also) as fs:
         inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
         if dockerfile is not None:
             from relock.blobs import BlobCache
-            from relock.freeze.downloads import from_image
 
             held = from_image(dockerfile, fs, BlobCache(), str(image.platform))
     inv = locate_debs(inv, options, image.created, progress)
     lock = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases,
                                platform=str(image.platform), options=options,
                                created=image.created, progress=progress, frontend=frontend)
-    # The plain downloads whose files the image holds; relock.freeze.command adds the rest.
-    lock = dataclasses.replace(lock, download=tuple(held.values()))
-    return FreezeResult(lock, (*warnings, *inv.warnings))
+    return FreezeResult(lock, (*warnings, *inv.warnings), tuple(held.values()))
 
 
 def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None,
@@ -504,14 +514,23 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
         warnings.append("the build stages are not recorded: a registry holds the final image "
                         "only (a pinned build of a template whose stages install packages then "
                         "fails); freeze the image from the engine that built it for them")
+    from relock.freeze.downloads import from_image, image_paths
+
+    held: dict[str, Download] = {}
     for platform in chosen:
         image = source.resolve(ref, platform)
         bases: tuple[Base, ...] = ()
+        also: tuple[str, ...] = ()
         if dockerfile is not None:
             bases = registry_bases(source, dockerfile, image.info, platform)
+            also = image_paths(dockerfile, platform)
         progress(f"reading the files of {ref} for {platform} ({image.info.short_id})")
-        with source.open_rootfs(image.info) as fs:
+        with source.open_rootfs(image.info, also) as fs:
             inv = take_inventory(fs, progress, deb_lists=options.deb_entries)
+            if dockerfile is not None:
+                from relock.blobs import BlobCache
+
+                held.update(from_image(dockerfile, fs, BlobCache(), platform))
         inv = locate_debs(inv, options, image.info.created, progress)
         part = lock_from_inventory(inv, dockerfile=dockerfile, bases=bases, platform=platform,
                                    options=options, created=image.info.created,
@@ -519,7 +538,7 @@ def freeze_index(source: RegistrySource, ref: str, dockerfile: Dockerfile | None
         lock = part if lock is None else lock.with_part(part)
         warnings += [w for w in inv.warnings if w not in warnings]
     assert lock is not None
-    return FreezeResult(lock, tuple(warnings))
+    return FreezeResult(lock, tuple(warnings), tuple(held.values()))
 
 
 def registry_bases(source: RegistrySource, dockerfile: Dockerfile, built: ImageInfo,

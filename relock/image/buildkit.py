@@ -503,8 +503,9 @@ class WithBuilder:
     def pull(self, ref: str) -> ImageInfo:
         return self.engine.pull(ref)
 
-    def open_rootfs(self, image: ImageInfo) -> contextlib.AbstractContextManager[RootFS]:
-        return self.engine.open_rootfs(image)
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()
+                    ) -> contextlib.AbstractContextManager[RootFS]:
+        return self.engine.open_rootfs(image, also)
 
     def registry_mirrors(self) -> list[str]:
         return self.engine.registry_mirrors()

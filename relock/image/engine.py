@@ -97,8 +97,10 @@ class ImageSource(Protocol):
         """Fetch ``ref`` (e.g. a digest reference) into the source and return it."""
         ...
 
-    def open_rootfs(self, image: ImageInfo) -> contextlib.AbstractContextManager[RootFS]:
-        """A read-only view of ``image``'s files while the context lasts."""
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()
+                    ) -> contextlib.AbstractContextManager[RootFS]:
+        """A read-only view of ``image``'s files while the context lasts: the inventory's
+        files readable, and those under ``also`` (paths in the image, no leading slash)."""
         ...
 
     def registry_has(self, ref: str) -> bool | None:
@@ -355,8 +357,7 @@ class DockerEngine:
             return self._info(self.client.images.get(f"{repo}{sep}{tag}"))
 
     @contextlib.contextmanager
-    def open_rootfs(self, image: ImageInfo, keep: tuple[str, ...] = INVENTORY_PATHS
-                    ) -> Iterator[RootFS]:
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()) -> Iterator[RootFS]:
         """A read-only view of an image's files; nothing in the image is run.
 
         On a local engine whose overlay2 layers this process can read, the
@@ -380,7 +381,7 @@ class DockerEngine:
                 container = self.client.containers.create(
                     image.id, command=["/relock-never-runs"], entrypoint=[], network_mode="none")
                 stream = _ChunkReader(container.export())
-                yield TarFS(stream, keep)
+                yield TarFS(stream, INVENTORY_PATHS, also)
         except (KeyError, TypeError) as e:  # an answer without the fields the API promises
             raise EngineError(
                 f"cannot read the files of image {image.short_id}: the engine answered "

@@ -32,7 +32,6 @@ from typing import Any
 from relock.errors import OutputError
 from relock.files import atomic_write_text, cache_home
 from relock.image.engine import (
-    INVENTORY_PATHS,
     DockerEngine,
     ImageInfo,
     ImageSource,
@@ -199,14 +198,13 @@ class EngineFiles:
         return self.engine().registry_has(ref)
 
     @contextlib.contextmanager
-    def open_rootfs(self, image: ImageInfo, keep: tuple[str, ...] = INVENTORY_PATHS
-                    ) -> Iterator[RootFS]:
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()) -> Iterator[RootFS]:
         """The image's overlay2 layer folders read in place, else the SDK's way."""
         dirs = self._layer_dirs(image)
         if dirs is not None:
             yield LayeredFS(dirs)
             return
-        with self.engine().open_rootfs(image, keep) as fs:
+        with self.engine().open_rootfs(image, also) as fs:
             yield fs
 
 

@@ -197,10 +197,11 @@ class RegistrySource:
         return True  # its images' digests are the registry's own
 
     @contextlib.contextmanager
-    def open_rootfs(self, image: ImageInfo) -> Iterator[RootFS]:
-        """The files the inventory reads, from the layer blobs (cached by digest)."""
+    def open_rootfs(self, image: ImageInfo, also: tuple[str, ...] = ()) -> Iterator[RootFS]:
+        """The files the inventory reads and those under ``also``, from the layer blobs
+        (cached by digest)."""
         held = self._holding(image.id)
-        fs = TarFS(keep=INVENTORY_PATHS)
+        fs = TarFS(keep=INVENTORY_PATHS, also=also)
         for i in range(len(held.layers)):
             with self._layer(held, i) as f:
                 try:

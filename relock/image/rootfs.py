@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
+from relock import bounds
+
 _MAX_LINKS = 40
 
 
@@ -185,9 +187,12 @@ class LayeredFS:
             return None
         try:
             with open(self._host(entry[0], parts), "rb") as f:
-                return f.read()
+                data = f.read(bounds.LAYER_FILE + 1)
         except OSError:
             return None
+        if len(data) > bounds.LAYER_FILE:
+            raise _too_big(path)
+        return data
 
     def is_dir(self, path: str) -> bool:
         parts = self._resolve(path)
@@ -323,14 +328,18 @@ class TarFS:
     Or over an image's layer tars, applied bottom first with ``add_layer``:
     a layer's whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``)
     hide what lower layers put there, as overlayfs would. Only the files
-    ``keep`` names are held in memory; every name is kept, for listings.
+    ``keep`` names (prefixes and parts of names) or ``also`` names whole are held
+    in memory; every name is kept, for listings.
     Bounded (``relock.bounds``): the tars' decompressed bytes and entries all
     told, and each file held; past a limit ``LimitError``.
     """
 
-    def __init__(self, stream: Readable | None = None, keep: tuple[str, ...] = ()) -> None:
+    def __init__(self, stream: Readable | None = None, keep: tuple[str, ...] = (),
+                 also: Iterable[str] = ()) -> None:
         self._keep = keep
+        self._also = {"/".join(_parts(p)) for p in also}  # whole names, not prefixes
         self._files: dict[str, bytes] = {}
+        self._big: set[str] = set()  # kept files over bounds.LAYER_FILE: refused when read
         self._links: dict[str, str] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
         self._bytes = 0  # the tars' bytes so far, decompressed
@@ -347,7 +356,6 @@ class TarFS:
         mine: set[str] = set()
         import tarfile  # here: a freeze of an engine's image reads folders, not tars
 
-        from relock import bounds
         from relock.errors import LimitError
 
         before = self._bytes
@@ -389,10 +397,15 @@ class TarFS:
                     target = "/".join(_parts(member.linkname))
                     if target in self._files:
                         self._files[name] = self._files[target]
-                elif member.isfile() and (not self._keep or _wanted(name, self._keep)):
+                        if target in self._big:
+                            self._big.add(name)
+                elif member.isfile() and (not self._keep or _wanted(name, self._keep)
+                                          or name in self._also):
+                    self._big.discard(name)
                     if member.size > bounds.LAYER_FILE:
-                        raise LimitError(bounds.over(f"the image's /{name}", "the file",
-                                                     bounds.size_text(bounds.LAYER_FILE)))
+                        self._files[name] = b""
+                        self._big.add(name)
+                        continue
                     f = tar.extractfile(member)
                     if f is not None:
                         self._files[name] = f.read(bounds.LAYER_FILE)
@@ -404,6 +417,7 @@ class TarFS:
         for child in sorted(self._dirs.get(name, ())):
             self._remove(f"{name}/{child}", mine)
         self._files.pop(name, None)
+        self._big.discard(name)
         self._links.pop(name, None)
         if self._dirs.get(name):  # a folder still holding this layer's own entries
             return
@@ -428,6 +442,8 @@ class TarFS:
 
     def read_bytes(self, path: str) -> bytes | None:
         key = self._resolve(path)
+        if key is not None and key in self._big:
+            raise _too_big(path)
         return None if key is None else self._files.get(key)
 
     def listdir(self, path: str) -> list[str] | None:
@@ -453,6 +469,13 @@ class TarFS:
         if parent is None:
             return False
         return "/".join([*_parts(parent), posixpath.basename(path)]) in self._links
+
+
+def _too_big(path: str) -> Exception:
+    from relock.errors import LimitError
+
+    return LimitError(bounds.over(f"the image's /{'/'.join(_parts(path))}", "the file",
+                                  bounds.size_text(bounds.LAYER_FILE)))
 
 
 def _wanted(name: str, keep: tuple[str, ...]) -> bool:

@@ -126,14 +126,23 @@ def _uri(value: str) -> str:
     scheme, sep, rest = value.partition(":")
     if not sep or scheme not in URI_SCHEMES:
         return f"not an APT URI (scheme must be one of {', '.join(URI_SCHEMES)})"
-    if not _URI_BODY.fullmatch(rest):
-        return "not an APT URI (white space, quotes or other unsafe characters)"
+    return _url_shape(value, rest, "an APT URI", "white space, quotes or other unsafe characters",
+                      "has credentials (user:password@); keep them in apt's auth.conf")
+
+
+def _url_shape(value: str, body: str, what: str, unsafe: str, credentials: str,
+               host: bool = False) -> str:
+    """What is wrong with the URL ``value`` past its scheme (``body``), or ""."""
+    if not _URI_BODY.fullmatch(body):
+        return f"not {what} ({unsafe})"
     try:
         parts = urllib.parse.urlsplit(value)
     except ValueError as e:
-        return f"not an APT URI ({e})"
+        return f"not {what} ({e})"
+    if host and not parts.hostname:
+        return f"not {what} (no host)"
     if "@" in parts.netloc:
-        return "has credentials (user:password@); keep them in apt's auth.conf"
+        return credentials
     return ""
 
 
@@ -143,17 +152,8 @@ def _download_url(value: str) -> str:
         return "not an http:// or https:// URL"
     if len(value) > 2048:
         return "longer than 2048 characters"
-    if not _URI_BODY.fullmatch(rest):
-        return "not a URL (white space, quotes, $ or other unsafe characters)"
-    try:
-        parts = urllib.parse.urlsplit(value)
-    except ValueError as e:
-        return f"not a URL ({e})"
-    if not parts.hostname:
-        return "not a URL (no host)"
-    if "@" in parts.netloc:
-        return "has credentials (user:password@)"
-    return ""
+    return _url_shape(value, rest, "a URL", "white space, quotes, $ or other unsafe characters",
+                      "has credentials (user:password@)", host=True)
 
 
 def _snapshot(value: str) -> str:

@@ -174,7 +174,7 @@ def run_fetches(command: str, workdir: str) -> list[tuple[str, str]]:
     tokens = _tokens(command)
     while tokens and tokens[0].startswith("--"):  # RUN's own flags (--mount=..., --network=...)
         tokens = tokens[1:]
-    for words, after in _commands(tokens):
+    for words, _after in _commands(tokens):
         words, redirect = _redirect(words)
         while words and (("=" in words[0] and not words[0].startswith(("-", "=")))
                          or words[0] in ("sudo", "exec", "command", "env", "time")):
@@ -193,8 +193,7 @@ def run_fetches(command: str, workdir: str) -> list[tuple[str, str]]:
             continue
         if len(found) == 1 and not found[0][1] and redirect:
             found = [(found[0][0], _join(cwd, redirect))]
-        if after in ("|", "|&"):  # the output goes on to the next command
-            found = [(url, path if path != "-" else "") for url, path in found]
+        # Output to stdout ("" or "-") is piped on or printed: no file in the image.
         out += [(url, "" if path == "-" else path) for url, path in found]
     return out
 

@@ -11,7 +11,9 @@ upstream hears only what the build steps ask for directly.
 Raw build, freeze, pinned build (the upstream counts zero), verify and diff exit 0, the
 pinned image's listing equal to the raw one's (no certificate, no configuration of the
 view); ``relock vendor`` and the pinned build again on the offline second host from the
-store. A step that downloads a file the lock does not hold fails naming its URL and step.
+store. Plain downloads (``curl -o``, a piped ``curl``, ``ADD`` of a URL) are locked and
+served by the view too. A step that downloads a file the lock does not hold fails naming
+its URL and step.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 TEMPLATE = """\
 FROM debian:trixie-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3-venv \\
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv curl \\
  && rm -rf /var/lib/apt/lists/*
 COPY uv /usr/local/bin/uv
 WORKDIR /app
@@ -67,7 +69,18 @@ RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
     "$UPSTREAM/files/hx_c-1.0-py3-none-any.whl"
 """
 
-# A plain download: not a package, so not in the lock.
+# Plain downloads: one the image keeps (locked from its file), one piped on (freeze
+# fetches it). In the raw build curl trusts the upstream's authority, in the pinned one
+# the view's (the prefix sets SSL_CERT_FILE). An ADD of a URL is fetched by the engine
+# itself, which trusts no authority of the test's: that upstream is plain http.
+CURLS = """\
+RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
+    CURL_CA_BUNDLE=$SSL_CERT_FILE curl -fsSL -o /opt/model.bin {url}/data/model.bin \\
+ && CURL_CA_BUNDLE=$SSL_CERT_FILE curl -fsSL {url}/data/tool.txt | tr a-z A-Z > /opt/tool.txt
+ADD {http}/data/asset.txt /opt/asset.txt
+"""
+
+# A plain download the lock does not hold.
 DOWNLOAD = """\
 RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
     python3 -c "import urllib.request as u; u.urlopen('{url}').read()"
@@ -80,6 +93,7 @@ class Upstream:
 
     url: str
     ca: bytes
+    http: str = ""  # the same answers over plain http
     heard: list[str] = field(default_factory=list)
 
 
@@ -120,15 +134,17 @@ def https_upstream(folder: Path) -> Iterator[Upstream]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
+    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     found.append(Upstream(f"https://localhost:{server.server_address[1]}",
-                          authority.cert_pem))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+                          authority.cert_pem, f"http://127.0.0.1:{plain.server_address[1]}"))
+    for s in (server, plain):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
     try:
         yield found[0]
     finally:
-        server.shutdown()
-        server.server_close()
+        for s in (server, plain):
+            s.shutdown()
+            s.server_close()
         authority.close()
 
 
@@ -142,7 +158,9 @@ class World:
 
     def env(self) -> dict[str, str | None]:
         return {"PIP_INDEX_URL": self.index, "PIP_CONFIG_FILE": os.devnull,
-                "XDG_CACHE_HOME": str(self.root / "cache")}
+                "XDG_CACHE_HOME": str(self.root / "cache"),
+                # freeze fetches a piped download from the upstream itself
+                "REQUESTS_CA_BUNDLE": str(self.context / "upstream-ca.pem")}
 
     def tag(self, name: str) -> str:
         tag = f"relock-test-hermetic-{name}:{uuid.uuid4().hex[:8]}"
@@ -172,7 +190,8 @@ def world(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
         context.mkdir()
         shutil.copy(uv, context / "uv")
         (context / "upstream-ca.pem").write_bytes(upstream.ca)
-        (context / "Dockerfile.in").write_text(TEMPLATE)
+        (context / "Dockerfile.in").write_text(TEMPLATE + CURLS.format(
+            url=upstream.url, http=upstream.http))
         (context / "pyproject.toml").write_text(
             '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.11"\n'
             'dependencies = ["hx-a"]\n\n[tool.uv]\npackage = false\n')
@@ -235,6 +254,13 @@ def built(world: World, client: Any) -> Built:
     text = lock.read_text()
     for name in ("hx-a", "hx-b", "hx-tool", "hx-c"):
         assert f'name = "{name}"' in text, name
+    plain = hashlib.sha256(b"a plain file\n").hexdigest()
+    assert f'url = "{world.upstream.url}/data/model.bin"\nsha256 = "{plain}"\nsize = 13\n' \
+        'path = "/opt/model.bin"' in text, text
+    assert f'url = "{world.upstream.url}/data/tool.txt"\nsha256 = "{plain}"' in text, text
+    assert f'url = "{world.upstream.http}/data/asset.txt"\nsha256 = "{plain}"\nsize = 13\n' \
+        'path = "/opt/asset.txt"' in text, text
+    assert "the lock holds what the URL gives now" in frozen.output, frozen.output
 
     world.upstream.heard.clear()
     pinned = world.tag("pinned")
@@ -258,6 +284,10 @@ def test_uv_lock_and_an_https_index_are_answered_by_the_view(world: World, built
                                 "import hx_a, hx_b; print('ok')"],
                                 remove=True, network_mode="none")
     assert got.strip() == b"ok"
+    got = client.containers.run(built.pinned, ["cat", "/opt/model.bin", "/opt/tool.txt",
+                                               "/opt/asset.txt"],
+                                remove=True, network_mode="none")
+    assert got == b"a plain file\nA PLAIN FILE\na plain file\n"
 
 
 def test_the_pinned_image_holds_no_trace_of_the_view(built: Built, client: Any) -> None:
@@ -270,7 +300,7 @@ def test_the_pinned_image_holds_no_trace_of_the_view(built: Built, client: Any) 
 
 def test_an_unlocked_download_fails_naming_its_url_and_step(world: World,
                                                             built: Built) -> None:
-    url = f"{world.upstream.url}/data/model.bin"
+    url = f"{world.upstream.url}/data/other.bin"
     template = world.context / "download.Dockerfile.in"
     template.write_text(TEMPLATE + DOWNLOAD.format(url=url))
     world.upstream.heard.clear()

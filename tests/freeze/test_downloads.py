@@ -119,3 +119,39 @@ def test_render_points_a_locked_add_at_the_view_and_names_the_rest() -> None:
     notes = "\n".join(rendered.notes)
     assert "f.whl: from the locked view" in notes
     assert "g.bin is not in the lock" in notes
+
+
+def test_a_refreeze_of_one_platform_keeps_the_others_urls_and_drops_stale_ones() -> None:
+    arm = "https://files.test/1.2/tool-arm64.tgz"
+    old = "https://files.test/gone.bin"
+    lock = Lock(input=Input("Dockerfile.in", ""), distro=Distro(id="debian"), platform="",
+                platforms=("linux/amd64", "linux/arm64"),
+                download=(Download(arm, "1" * 64, 1), Download(old, "2" * 64, 2)))
+    out, _ = lock_downloads(lock, parsed(), {}, lambda url: ("3" * 64, 3), "linux/amd64")
+    urls = {d.url for d in out.download}
+    assert arm in urls and "https://files.test/1.2/tool-amd64.tgz" in urls
+    assert old not in urls
+
+
+def test_an_image_source_keeps_the_download_paths_readable(tmp_path: Path) -> None:
+    import io
+
+    from relock import bounds
+    from relock.freeze.downloads import image_paths
+    from relock.image.rootfs import TarFS
+    from tests.fakes import layer_tar
+
+    paths = image_paths(parsed())
+    assert "opt/tool.tgz" in paths and "x1" in paths and all(not p.startswith("/")
+                                                              for p in paths)
+    layer, _ = layer_tar({"opt/tool.tgz": b"tool", "x1": b"o" * 3000, "opt/other": b"no"})
+    fs = TarFS(io.BytesIO(layer), keep=("etc/os-release",), also=paths)
+    assert fs.read_bytes("/opt/tool.tgz") == b"tool"
+    assert fs.read_bytes("/opt/other") is None  # listed, not held
+    old, bounds.LAYER_FILE = bounds.LAYER_FILE, 1000
+    try:
+        fs = TarFS(io.BytesIO(layer), keep=("etc/",), also=paths)  # over the limit: refused
+        held = from_image(parsed(), fs, BlobCache(tmp_path))
+    finally:
+        bounds.LAYER_FILE = old
+    assert set(held) == {"https://files.test/1.2/tool-amd64.tgz"}

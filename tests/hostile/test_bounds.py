@@ -210,8 +210,8 @@ def read_files(host: str, repo: str, cache: Path) -> None:
     """What a freeze of ``oci://HOST/REPO:1`` reads of its layers (their kept files)."""
     src = RegistrySource(cache=BlobCache(cache))
     image = src.resolve(f"oci://{host}/{repo}:1")
-    with src.open_rootfs(image.info):
-        pass
+    with src.open_rootfs(image.info) as fs:
+        fs.read_bytes("/var/lib/dpkg/status")
 
 
 def _config(layers: list[bytes]) -> bytes:

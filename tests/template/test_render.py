@@ -359,10 +359,10 @@ def test_an_add_of_a_url_is_named_as_outside_the_view() -> None:
                 "ADD git@git.test:org/repo.git /src\n")
     notes = render.render(dockerfile.parse(template), lock_for("system"),
                           render.RenderOptions(force=True)).notes
-    assert [n.split(" is fetched")[0] for n in notes] == [
+    assert [n.split(" is not in the lock")[0] for n in notes] == [
         "Dockerfile.in:2: ADD https://files.test/tool.tgz",
         "Dockerfile.in:4: ADD git@git.test:org/repo.git"]
-    assert all("not through the locked view" in n and "COPY it" in n for n in notes)
+    assert all("offline host cannot build it" in n and "COPY it" in n for n in notes)
 
 
 def test_flags_on_continuation_lines_with_the_backtick_escape() -> None:
