@@ -25,9 +25,11 @@ import http.server
 import io
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -37,7 +39,6 @@ from typing import Any
 
 import pytest
 
-from relock.build.authority import Authority
 from tests.conftest import SecondHost
 from tests.e2e.pyindex import image_pip_wheels, publish_wheel, pypiserver
 from tests.e2e.test_build_faults import assert_clean_failure, relock
@@ -72,13 +73,62 @@ RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
 # Plain downloads: one the image keeps (locked from its file), one piped on (freeze
 # fetches it). In the raw build curl trusts the upstream's authority, in the pinned one
 # the view's (the prefix sets SSL_CERT_FILE). An ADD of a URL is fetched by the engine
-# itself, which trusts no authority of the test's: that upstream is plain http.
+# itself: over https (the test bed's dockerd trusts the upstream's authority) and http.
 CURLS = """\
 RUN --mount=type=bind,source=upstream-ca.pem,target=/run/upstream-ca.pem \\
     CURL_CA_BUNDLE=$SSL_CERT_FILE curl -fsSL -o /opt/model.bin {url}/data/model.bin \\
  && CURL_CA_BUNDLE=$SSL_CERT_FILE curl -fsSL {url}/data/tool.txt | tr a-z A-Z > /opt/tool.txt
+ADD {url}/data/added.bin /opt/
 ADD {http}/data/asset.txt /opt/asset.txt
 """
+
+# The test bed's authority for these upstreams (scripts/testbed makes it; its dockerd
+# trusts it, so BuildKit's own ADD of an https URL reaches them).
+TESTBED_CA = Path("/var/lib/relock-testbed/upstream-ca")
+
+
+def upstream_authority(folder: Path) -> tuple[ssl.SSLContext, bytes]:
+    """A server context for ``localhost`` signed by the test bed's upstream authority, and
+    that authority's certificate."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    try:
+        ca_pem = (TESTBED_CA / "trusted" / "ca.pem").read_bytes()
+        ca_key = serialization.load_pem_private_key((TESTBED_CA / "ca.key").read_bytes(), None)
+    except OSError as e:
+        pytest.fail(f"the test bed's upstream authority is missing ({e}): run scripts/testbed")
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            # Python 3.13's strict verification asks for the issuer's key identifier
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca.public_key()), critical=False)  # type: ignore[arg-type]
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    (folder / "leaf.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "leaf.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "leaf.pem", folder / "leaf.key")
+    return context, ca_pem
 
 # A plain download the lock does not hold.
 DOWNLOAD = """\
@@ -99,8 +149,9 @@ class Upstream:
 
 @contextlib.contextmanager
 def https_upstream(folder: Path) -> Iterator[Upstream]:
-    authority = Authority()
-    context = authority.context_for("localhost")  # pip refuses an IP with check_hostname
+    keys = Path(tempfile.mkdtemp(prefix="relock-test-upstream-"))
+    # for "localhost": pip refuses an IP with check_hostname
+    context, ca_pem = upstream_authority(keys)
     found: list[Upstream] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -136,7 +187,7 @@ def https_upstream(folder: Path) -> Iterator[Upstream]:
     server.socket = context.wrap_socket(server.socket, server_side=True)
     plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     found.append(Upstream(f"https://localhost:{server.server_address[1]}",
-                          authority.cert_pem, f"http://127.0.0.1:{plain.server_address[1]}"))
+                          ca_pem, f"http://127.0.0.1:{plain.server_address[1]}"))
     for s in (server, plain):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     try:
@@ -145,7 +196,7 @@ def https_upstream(folder: Path) -> Iterator[Upstream]:
         for s in (server, plain):
             s.shutdown()
             s.server_close()
-        authority.close()
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 @dataclass
@@ -258,6 +309,8 @@ def built(world: World, client: Any) -> Built:
     assert f'url = "{world.upstream.url}/data/model.bin"\nsha256 = "{plain}"\nsize = 13\n' \
         'path = "/opt/model.bin"' in text, text
     assert f'url = "{world.upstream.url}/data/tool.txt"\nsha256 = "{plain}"' in text, text
+    assert f'url = "{world.upstream.url}/data/added.bin"\nsha256 = "{plain}"\nsize = 13\n' \
+        'path = "/opt/added.bin"' in text, text
     assert f'url = "{world.upstream.http}/data/asset.txt"\nsha256 = "{plain}"\nsize = 13\n' \
         'path = "/opt/asset.txt"' in text, text
     assert "the lock holds what the URL gives now" in frozen.output, frozen.output
@@ -285,9 +338,9 @@ def test_uv_lock_and_an_https_index_are_answered_by_the_view(world: World, built
                                 remove=True, network_mode="none")
     assert got.strip() == b"ok"
     got = client.containers.run(built.pinned, ["cat", "/opt/model.bin", "/opt/tool.txt",
-                                               "/opt/asset.txt"],
+                                               "/opt/added.bin", "/opt/asset.txt"],
                                 remove=True, network_mode="none")
-    assert got == b"a plain file\nA PLAIN FILE\na plain file\n"
+    assert got == b"a plain file\nA PLAIN FILE\na plain file\na plain file\n"
 
 
 def test_the_pinned_image_holds_no_trace_of_the_view(built: Built, client: Any) -> None:
